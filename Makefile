@@ -1,0 +1,26 @@
+# Two set-up commands, each enough on a fresh machine:  make demo  (the main job)  and  make test.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test bench install clean
+
+$(BIN)/rnnlab: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q torch==2.13.0        # the CPU build; a bare `torch` would pull a CUDA build
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+install: $(BIN)/rnnlab
+
+demo: install
+	$(BIN)/rnnlab demo
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python benchmarks/layers.py
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,44 @@
+"""Helpers for the parity tests: a torch.nn module and its rnnlab twin with the same weights, and random inputs."""
+
+from __future__ import annotations
+
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from rnnlab import nn as rnn
+
+DTYPE = torch.float64
+MODES = ("RNN_TANH", "RNN_RELU", "LSTM", "GRU")
+
+
+def module_kwargs(mode: str) -> tuple[str, dict]:
+    if mode.startswith("RNN"):
+        return "RNN", {"nonlinearity": "tanh" if mode == "RNN_TANH" else "relu"}
+    return mode, {}
+
+
+def make_pair(mode: str, input_size: int, hidden_size: int, impl: str = "ours", **options):
+    """(torch.nn module, rnnlab module) with identical float64 parameters."""
+    name, extra = module_kwargs(mode)
+    reference = getattr(torch.nn, name)(input_size, hidden_size, dtype=DTYPE, **extra, **options)
+    ours = getattr(rnn, name)(input_size, hidden_size, dtype=DTYPE, impl=impl, **extra, **options)
+    ours.load_state_dict(reference.state_dict())
+    return reference, ours
+
+
+def random_lengths(generator: torch.Generator, batch: int, max_len: int) -> torch.Tensor:
+    """Unsorted lengths in [1, max_len] with at least one full-length sequence."""
+    lengths = torch.randint(1, max_len + 1, (batch,), generator=generator)
+    lengths[torch.randint(0, batch, (1,), generator=generator)] = max_len
+    return lengths
+
+
+def pack(x: torch.Tensor, lengths: torch.Tensor, batch_first: bool):
+    return pack_padded_sequence(x, lengths, batch_first=batch_first, enforce_sorted=False)
+
+
+def flat(result) -> list[torch.Tensor]:
+    """(output, h_n) or (output, (h_n, c_n)) -> [output, h_n(, c_n)], packed output unwrapped to its data."""
+    output, state = result
+    output = output.data if hasattr(output, "batch_sizes") else output
+    return [output, *(state if isinstance(state, tuple) else (state,))]
