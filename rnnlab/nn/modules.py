@@ -135,7 +135,8 @@ class RNNBase(nn.Module):
         if self.uses_native():
             output, *final = self._forward_native(data, batch_sizes, states)
         else:
-            output, *final = self._forward_ours(data, batch_sizes, sorted_indices, unsorted_indices, states)
+            output, *final = self._forward_ours(data, batch_sizes, sorted_indices, unsorted_indices, states,
+                                                unbatched)
 
         if unsorted_indices is not None:
             final = [state.index_select(1, unsorted_indices) for state in final]
@@ -192,7 +193,8 @@ class RNNBase(nn.Module):
             return kernel(data, hx, *common, self.batch_first)
         return kernel(data, batch_sizes, hx, *common)
 
-    def _forward_ours(self, data: Tensor, batch_sizes, sorted_indices, unsorted_indices, states: tuple):
+    def _forward_ours(self, data: Tensor, batch_sizes, sorted_indices, unsorted_indices, states: tuple,
+                      unbatched: bool):
         """Our engine, layer by layer and direction by direction, on packed rows (N, ·)."""
         if batch_sizes is None:  # padded (T, B, D) or (B, T, D): a packed batch whose sizes never shrink
             time_major = data.transpose(0, 1) if self.batch_first else data  # (T, B, D)
@@ -222,7 +224,7 @@ class RNNBase(nn.Module):
                 rows = F.dropout(rows, self.dropout, training=True)
 
         if recorded:
-            self._publish(recorded, data, batch_sizes, sorted_indices, unsorted_indices)
+            self._publish(recorded, data, batch_sizes, sorted_indices, unsorted_indices, unbatched)
         if batch_sizes is None:
             output = rows.reshape(steps, batch, -1)  # (T, B, dirs*P)
             output = output.transpose(0, 1) if self.batch_first else output
@@ -231,12 +233,15 @@ class RNNBase(nn.Module):
         final = [torch.stack(h_n)] + ([torch.stack(c_n)] if c0 is not None else [])
         return (output, *final)
 
-    def _publish(self, recorded: dict, data: Tensor, batch_sizes, sorted_indices, unsorted_indices) -> None:
+    def _publish(self, recorded: dict, data: Tensor, batch_sizes, sorted_indices, unsorted_indices,
+                 unbatched: bool) -> None:
         """Hand recorded internals to the active inspect() traces, in the layout of this call's output."""
-        def to_layout(rows: Tensor) -> Tensor:  # (N, H) -> (T, B, H) or (B, T, H)
+        def to_layout(rows: Tensor) -> Tensor:  # (N, H) -> (T, B, H), (B, T, H) or (T, H)
             if batch_sizes is None:
                 steps = data.size(1 if self.batch_first else 0)
-                time_major = rows.reshape(steps, -1, rows.shape[-1])
+                time_major = rows.reshape(steps, -1, rows.shape[-1])  # (T, B, H)
+                if unbatched:
+                    return time_major.squeeze(1)
                 return time_major.transpose(0, 1) if self.batch_first else time_major
             packed = PackedSequence(rows, batch_sizes, sorted_indices, unsorted_indices)
             return pad_packed_sequence(packed, batch_first=self.batch_first)[0]
@@ -322,10 +327,6 @@ class RNN(RNNBase):
         self.nonlinearity = nonlinearity
         super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size, hidden_size,
                          num_layers, bias, batch_first, dropout, bidirectional, 0, device, dtype, impl=impl)
-
-    def extra_repr(self) -> str:
-        s = super().extra_repr()
-        return s + ", nonlinearity='relu'" if self.nonlinearity == "relu" else s
 
 
 class LSTM(RNNBase):
