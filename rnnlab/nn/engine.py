@@ -50,6 +50,7 @@ class RecurrentLayer(torch.autograd.Function):
         batch_sizes list of ints, rows per step
         reverse     run from the last step to the first (the backward direction of a bidirectional layer)
         recorder    None, or a list that receives a dict of per-step internals (packed rows)
+        keep        keep what backward needs (False for inference: nothing is kept)
         x           (N, D)        inputs of all steps
         h0          (B, P)        initial hidden state, P = proj_size or hidden_size
         c0          (B, H) | None initial cell state (LSTM)
@@ -59,7 +60,7 @@ class RecurrentLayer(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, cell, batch_sizes, reverse, recorder, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr):
+    def forward(ctx, cell, batch_sizes, reverse, recorder, keep, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr):
         rows_per_step = step_rows(batch_sizes, reverse)
         x_proj = _linear(x, w_ih, b_ih)  # (N, G*H)   input projection of every step at once
         out = x.new_empty(x.shape[0], h0.shape[1])  # (N, P)
@@ -70,18 +71,20 @@ class RecurrentLayer(torch.autograd.Function):
         for start, size in rows_per_step:
             rows = slice(start, start + size)
             h_prev = h[:size]  # (B_t, P)
-            h_prev_all[rows] = h_prev
+            if keep:
+                h_prev_all[rows] = h_prev
             h_proj = _linear(h_prev, w_hh, b_hh)  # (B_t, G*H)
             c_prev = c[:size] if c is not None else None  # (B_t, H) | None
             m, c_new, saved = cell.forward(x_proj[rows], h_proj, h_prev, c_prev)  # m: (B_t, H)
             h_new = m @ w_hr.t() if w_hr is not None else m  # (B_t, P)
-            if w_hr is not None:
+            if w_hr is not None and keep:
                 m_all[rows] = m
             out[rows] = h_new
             h = _replace_head(h, h_new)
             if c is not None:
                 c = _replace_head(c, c_new)
-            saved_per_step.append(saved)
+            if keep:
+                saved_per_step.append(saved)
 
         if recorder is not None:
             recorder.append(_gather_internals(cell, saved_per_step, rows_per_step, out))
@@ -118,14 +121,14 @@ class RecurrentLayer(torch.autograd.Function):
             if dc is not None:
                 dc = _replace_head(dc, dc_prev)
 
-        needs = ctx.needs_input_grad  # (cell, batch_sizes, reverse, recorder, x, h0, c0, w_ih, w_hh, ...)
-        dx = d_x_proj_all @ w_ih if needs[4] else None  # (N, D)
+        needs = ctx.needs_input_grad  # (cell, batch_sizes, reverse, recorder, keep, x, h0, c0, w_ih, ...)
+        dx = d_x_proj_all @ w_ih if needs[5] else None  # (N, D)
         dw_ih = d_x_proj_all.t() @ x  # (G*H, D)
         dw_hh = d_h_proj_all.t() @ h_prev_all  # (G*H, P)
         db_ih = d_x_proj_all.sum(0) if ctx.has_bias else None  # (G*H,)
         db_hh = d_h_proj_all.sum(0) if ctx.has_bias else None  # (G*H,)
         dw_hr = dh_all.t() @ m_all if w_hr is not None else None  # (P, H)
-        return None, None, None, None, dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh, dw_hr
+        return None, None, None, None, None, dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh, dw_hr
 
 
 def _gather_internals(cell, saved_per_step, rows_per_step, out: Tensor) -> dict[str, Tensor]:
@@ -140,4 +143,7 @@ def _gather_internals(cell, saved_per_step, rows_per_step, out: Tensor) -> dict[
 
 def run_layer(cell, batch_sizes, reverse, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, recorder=None):
     """Differentiable call of ``RecurrentLayer``: returns (out (N, P), h_n (B, P), c_n (B, H) | None)."""
-    return RecurrentLayer.apply(cell, batch_sizes, reverse, recorder, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr)
+    tensors = (x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr)
+    needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+    keep = recorder is not None or needs_grad
+    return RecurrentLayer.apply(cell, batch_sizes, reverse, recorder, keep, *tensors)

@@ -1,0 +1,80 @@
+"""Speed of rnnlab.nn (our engine, impl="ours") against torch.nn, for RNN, LSTM and GRU.
+
+For each shape (T, B, D, H) = (steps, batch, input size, hidden size) it times a training step
+(forward + backward of output.sum()) and inference (forward under no_grad), alternating torch.nn and
+ours within every repeat so that both see the same machine load, and reports the median of the repeats
+and the ratio torch.nn / ours (above 1: ours is faster).
+
+    python benchmarks/layers.py [--repeats 7] [--modes RNN,LSTM,GRU] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from rnnlab import nn as rnn
+
+SHAPES = [(14, 1, 10, 10), (20, 1, 1, 32), (7, 500, 5, 10), (28, 128, 28, 128), (50, 64, 128, 256),
+          (100, 32, 65, 512)]
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def measure(mode: str, shape: tuple, repeats: int) -> dict:
+    steps, batch, features, hidden = shape
+    torch.manual_seed(0)
+    reference = getattr(torch.nn, mode)(features, hidden)
+    ours = getattr(rnn, mode)(features, hidden, impl="ours")
+    ours.load_state_dict(reference.state_dict())
+    x = torch.randn(steps, batch, features)
+
+    def train(module):
+        module.zero_grad(set_to_none=True)
+        module(x)[0].sum().backward()
+
+    def infer(module):
+        with torch.no_grad():
+            module(x)
+
+    # a budget-aware repeat count: tiny shapes are repeated more inside one timing
+    inner = max(1, int(0.02 / max(_timed(lambda: train(reference)), 1e-6)))
+    times = {(task, name): [] for task in ("train", "infer") for name in ("torch", "ours")}
+    for task, run in (("train", train), ("infer", infer)):
+        for module in (reference, ours):  # warm-up
+            run(module)
+        for _ in range(repeats):
+            for name, module in (("torch", reference), ("ours", ours)):
+                times[task, name].append(_timed(lambda: [run(module) for _ in range(inner)]) / inner)
+    return {key: statistics.median(values) for key, values in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--modes", default="RNN,LSTM,GRU")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, CPU, median of {args.repeats}")
+    print("| layer | T, B, D, H | train torch.nn | train ours | torch/ours | infer torch.nn | infer ours | torch/ours |")
+    print("|---|---|---|---|---|---|---|---|")
+    for mode in args.modes.split(","):
+        for shape in SHAPES:
+            t = measure(mode, shape, args.repeats)
+            print(f"| {mode} | {', '.join(map(str, shape))} | {t['train', 'torch'] * 1e3:.2f} ms | "
+                  f"{t['train', 'ours'] * 1e3:.2f} ms | {t['train', 'torch'] / t['train', 'ours']:.2f} | "
+                  f"{t['infer', 'torch'] * 1e3:.2f} ms | {t['infer', 'ours'] * 1e3:.2f} ms | "
+                  f"{t['infer', 'torch'] / t['infer', 'ours']:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
