@@ -1,0 +1,117 @@
+"""Checkpoints: safetensors for tensors, JSON for everything else; written atomically, loaded without code.
+
+A checkpoint is a folder ``<run>/checkpoint/`` of three files:
+
+    model.safetensors     the model's weights
+    training.safetensors  optimizer state and random-number-generator states (to resume exactly)
+    state.json            task, configuration, vocabulary or scalers, step, metrics
+
+It is written into ``checkpoint.tmp/`` and then swapped in with two renames, so that a crash or kill
+at any moment leaves either the previous complete checkpoint or the new complete one, never a mix
+(if the kill lands between the two renames, the previous one is found as ``checkpoint.old/``).
+Loading reads tensors with safetensors and the rest with ``json``: nothing in a checkpoint can run code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .errors import UserError
+
+FILES = ("model.safetensors", "training.safetensors", "state.json")
+
+
+@dataclass
+class Checkpoint:
+    state: dict  # JSON: {"task": ..., "config": ..., "step": ..., ...}
+    weights: dict[str, torch.Tensor]
+    training: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def _write_file(path: Path, write) -> None:
+    write(path)
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def save(run_dir: str | Path, checkpoint: Checkpoint) -> Path:
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    final, tmp, old = run_dir / "checkpoint", run_dir / "checkpoint.tmp", run_dir / "checkpoint.old"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    weights = {name: t.detach().cpu().contiguous() for name, t in checkpoint.weights.items()}
+    training = {name: t.detach().cpu().contiguous() for name, t in checkpoint.training.items()}
+    _write_file(tmp / "model.safetensors", lambda p: save_file(weights, str(p)))
+    _write_file(tmp / "training.safetensors", lambda p: save_file(training, str(p)))
+    _write_file(tmp / "state.json", lambda p: p.write_text(json.dumps(checkpoint.state, indent=1)))
+    if final.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(final, old)
+    os.rename(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def find(path: str | Path) -> Path | None:
+    """The checkpoint folder for a run folder (or a checkpoint folder itself); None if there is none."""
+    path = Path(path)
+    for candidate in (path / "checkpoint", path / "checkpoint.old", path):
+        if (candidate / "state.json").exists():
+            return candidate
+    return None
+
+
+def load(path: str | Path, task: str | None = None, with_training: bool = False) -> Checkpoint:
+    """Read a checkpoint; a missing, truncated or foreign one is a UserError naming the file."""
+    folder = find(path)
+    if folder is None:
+        raise UserError(f"no checkpoint in {path} (expected {Path(path) / 'checkpoint' / 'state.json'})")
+    state_file = folder / "state.json"
+    try:
+        state = json.loads(state_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"checkpoint file {state_file} is damaged: {err}") from None
+    if not isinstance(state, dict) or "task" not in state:
+        raise UserError(f"checkpoint file {state_file} is not an rnnlab checkpoint")
+    if task is not None and state["task"] != task:
+        raise UserError(f"checkpoint {folder} belongs to task '{state['task']}', not '{task}'")
+    names = ("model.safetensors", "training.safetensors") if with_training else ("model.safetensors",)
+    tensors = []
+    for name in names:
+        try:
+            tensors.append(load_file(str(folder / name)))
+        except FileNotFoundError:
+            raise UserError(f"checkpoint file {folder / name} is missing") from None
+        except (SafetensorError, OSError, ValueError) as err:
+            raise UserError(f"checkpoint file {folder / name} is damaged or truncated ({err})") from None
+    return Checkpoint(state, tensors[0], tensors[1] if with_training else {})
+
+
+def load_weights(model: torch.nn.Module, weights: dict, source: str | Path) -> None:
+    """``model.load_state_dict`` with a one-line UserError when the shapes or names do not fit."""
+    expected = model.state_dict()
+    for name, tensor in weights.items():
+        if name in expected and expected[name].shape != tensor.shape:
+            raise UserError(f"checkpoint {source} does not fit the model: {name} has shape "
+                            f"{tuple(tensor.shape)}, the model expects {tuple(expected[name].shape)}")
+    missing, unexpected = set(expected) - set(weights), set(weights) - set(expected)
+    if missing or unexpected:
+        raise UserError(f"checkpoint {source} does not fit the model: missing {sorted(missing)[:3]}, "
+                        f"unexpected {sorted(unexpected)[:3]}")
+    model.load_state_dict(weights)
+
+
+def write_json_atomic(path: str | Path, data: dict) -> None:
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
