@@ -6,6 +6,7 @@ A user mistake (a ``UserError``) is printed as one line on stderr, exit status 2
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from .errors import UserError
@@ -25,11 +26,12 @@ def _train_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--patience", type=int, help="stop after this many validations without improvement")
     group.add_argument("--seed", type=int)
     group.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    group.add_argument("--precision", choices=["fp32", "bf16", "auto"], help="bf16: autocast the training forward")
     group.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
 
 
 TRAIN_KEYS = ("steps", "minutes", "batch_size", "lr", "weight_decay", "clip", "eval_every", "checkpoint_every",
-              "patience", "seed", "device")
+              "patience", "seed", "device", "precision")
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
@@ -67,7 +69,57 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest (0: all)")
     sample.add_argument("--greedy", action="store_true", help="always take the likeliest character")
     sample.add_argument("--seed", type=int)
+
+    forecast = commands.add_parser("forecast", help="time-series forecasting").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    train = forecast.add_parser("train", help="train on a CSV (default: a generated sine wave)")
+    train.add_argument("--csv", help="CSV file with a header line")
+    train.add_argument("--target", help="column to forecast (default: the last numeric column)")
+    train.add_argument("--features", help="comma-separated input columns (default: every numeric column)")
+    dates = train.add_mutually_exclusive_group()
+    dates.add_argument("--date-col", help="date column: rows are sorted by it")
+    dates.add_argument("--newest-first", action="store_true", help="rows run from newest to oldest")
+    train.add_argument("--missing", choices=["error", "ffill", "drop"], default="error",
+                       help="empty or NaN cells: stop with an error (default), carry the last value, drop the row")
+    train.add_argument("--window", type=int, default=7, help="rows the model reads (default 7)")
+    train.add_argument("--horizon", type=int, default=1, help="values it predicts ahead (default 1)")
+    train.add_argument("--test-frac", type=float, default=0.2, help="last fraction of rows for testing")
+    train.add_argument("--val-frac", type=float, default=0.15, help="fraction of the rest for validation")
+    train.add_argument("--season", type=int, help="season length of the seasonal-naive baseline (default 7)")
+    train.add_argument("--out", default="runs/forecast", help="run folder (default runs/forecast)")
+    _model_options(train)
+    _train_options(train)
+    predict = forecast.add_parser("predict", help="print the next values after the end of a CSV")
+    predict.add_argument("--model", required=True, help="run folder of a trained forecaster")
+    predict.add_argument("--csv", required=True, help="CSV with the columns the model was trained on")
+
+    classify = commands.add_parser("classify", help="sequence classification").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    train = classify.add_parser("train", help="train on MNIST-format IDX files, an .npz, or built-in digits")
+    _classify_data(train)
+    train.add_argument("--bidirectional", action="store_true")
+    train.add_argument("--val-frac", type=float, default=0.1, help="fraction of training sequences held out")
+    train.add_argument("--shift", type=int, help="random image shifts in pixels (default 2; 1 for 8x8; 0 off)")
+    train.add_argument("--label-smoothing", type=float, default=0.1)
+    train.add_argument("--out", default="runs/classify", help="run folder (default runs/classify)")
+    _model_options(train)
+    _train_options(train)
+    evaluate = classify.add_parser("evaluate", help="test metrics of a trained classifier, as JSON on stdout")
+    evaluate.add_argument("--model", required=True, help="run folder of a trained classifier")
+    _classify_data(evaluate)
     return parser
+
+
+def _classify_data(parser: argparse.ArgumentParser) -> None:
+    data = parser.add_mutually_exclusive_group()
+    data.add_argument("--idx-dir", help="folder of MNIST-format files (*-images-idx3-ubyte[.gz], *-labels-...)")
+    data.add_argument("--npz", help=".npz with x (n, T, F), y (n,) and optionally x_test, y_test")
+    parser.add_argument("--train-prefix", help="training files' prefix (default: train, or the one present)")
+    parser.add_argument("--test-prefix", help="test files' prefix (default t10k)")
+
+
+def _model_kwargs(args) -> dict:
+    return {"arch": args.arch, "hidden": args.hidden, "layers": args.layers, "dropout": args.dropout}
 
 
 def _train_kwargs(args) -> dict:
@@ -92,6 +144,28 @@ def run(args) -> None:
         else:
             print(charlm.sample(args.model, args.prime, args.length, args.temperature, args.top_k, args.greedy,
                                 args.seed))
+    elif args.command == "forecast":
+        from .tasks import forecast
+        if args.action == "train":
+            features = [name.strip() for name in args.features.split(",")] if args.features else None
+            model = {k: v for k, v in _model_kwargs(args).items() if v is not None}
+            _print_metrics(forecast.train(args.csv, args.target, features, args.date_col, args.newest_first,
+                                          args.missing, args.window, args.horizon, args.test_frac, args.val_frac,
+                                          args.season, args.out, resume=args.resume, **model, **_train_kwargs(args)))
+        else:
+            for step, value in enumerate(forecast.predict(args.model, args.csv), start=1):
+                print(f"t+{step},{value:.6g}")
+    elif args.command == "classify":
+        from .tasks import classify
+        if args.action == "train":
+            model = {k: v for k, v in _model_kwargs(args).items() if v is not None}
+            _print_metrics(classify.train(args.idx_dir, args.npz, args.train_prefix, args.test_prefix or "t10k",
+                                          bidirectional=args.bidirectional, val_frac=args.val_frac, shift=args.shift,
+                                          label_smoothing=args.label_smoothing, out=args.out, resume=args.resume,
+                                          **model, **_train_kwargs(args)))
+        else:
+            metrics = classify.evaluate(args.model, args.idx_dir, args.npz, args.train_prefix, args.test_prefix)
+            print(json.dumps(metrics))
 
 
 def main(argv: list[str] | None = None) -> int:

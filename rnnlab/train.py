@@ -40,6 +40,7 @@ class TrainConfig:
     restore_best: bool = False  # end with the weights of the best validation loss
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | mps
+    precision: str = "fp32"  # fp32 | bf16 (autocast for the training forward) | auto (bf16 where it is fast)
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
@@ -52,6 +53,8 @@ class TrainConfig:
                 raise UserError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
         if self.lr <= 0 or self.minutes < 0:
             raise UserError("--lr must be > 0 and --minutes >= 0")
+        if self.precision not in ("fp32", "bf16", "auto"):
+            raise UserError(f"--precision must be fp32, bf16 or auto, got '{self.precision}'")
 
 
 class Task(Protocol):
@@ -84,6 +87,20 @@ def pick_device(name: str) -> torch.device:
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def use_bf16(precision: str, device: torch.device) -> bool:
+    """bf16 autocast: when asked for, or with "auto" where the hardware runs it fast."""
+    if precision != "auto":
+        return precision == "bf16"
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return False
 
 
 def learning_rate(config: TrainConfig, progress: float) -> float:
@@ -137,6 +154,7 @@ def fit(task: Task, config: TrainConfig, out_dir: str | Path, resume: bool = Fal
     config.check()
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     device = pick_device(config.device)
     torch.manual_seed(config.seed)
     data_rng = torch.Generator().manual_seed(config.seed)
@@ -161,6 +179,7 @@ def fit(task: Task, config: TrainConfig, out_dir: str | Path, resume: bool = Fal
         weights = {k: v for k, v in model.state_dict().items()}
         checkpoint.save(out_dir, Checkpoint(state, weights, _training_tensors(optimizer, data_rng, best)))
 
+    bf16 = use_bf16(config.precision, device)
     progress, started, last = Progress(config.steps), time.perf_counter(), {}
     budget = config.minutes * 60
     while run["step"] < config.steps:
@@ -172,7 +191,9 @@ def fit(task: Task, config: TrainConfig, out_dir: str | Path, resume: bool = Fal
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, fraction)
         model.train()
-        loss = task.loss(model, task.batch(data_rng, config.batch_size, device))
+        batch = task.batch(data_rng, config.batch_size, device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = task.loss(model, batch).float()
         if not torch.isfinite(loss):
             raise UserError(f"the loss became {loss.item()} at step {run['step'] + 1}; stopped. The last good "
                             f"checkpoint is in {out_dir / 'checkpoint'} (try a lower --lr)")

@@ -1,0 +1,135 @@
+"""Labelled sequences for classification: MNIST-format IDX files, ``.npz`` files, and scikit-learn's digits.
+
+Images are read row by row: an (H, W) image is a sequence of H steps of W features.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+
+IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+@dataclass
+class Sequences:
+    x: np.ndarray  # (n, T, F) float32
+    y: np.ndarray  # (n,) int64
+    image: bool = False  # rows of an image: small random shifts are a fair augmentation
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """An IDX file (gzip-compressed or raw) as an array; a wrong magic number or a short file is a UserError."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"IDX file not found: {path}") from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as err:
+            raise UserError(f"{path} is a damaged or truncated gzip file ({err})") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_TYPES or not 1 <= raw[3] <= 4:
+        raise UserError(f"{path} is not an IDX file: magic number {raw[:4].hex() or '(none)'}, expected "
+                        "0000 followed by a type byte (08 for unsigned bytes) and a dimension count")
+    dims = raw[3]
+    header = 4 + 4 * dims
+    if len(raw) < header:
+        raise UserError(f"{path} is truncated: {len(raw)} bytes, the header alone needs {header}")
+    shape = tuple(int.from_bytes(raw[4 + 4 * k: 8 + 4 * k], "big") for k in range(dims))
+    dtype = np.dtype(IDX_TYPES[raw[2]])
+    expected = header + int(np.prod(shape)) * dtype.itemsize
+    if len(raw) != expected:
+        raise UserError(f"{path} is {'truncated' if len(raw) < expected else 'too long'}: {len(raw)} bytes, "
+                        f"shape {shape} needs {expected}")
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+
+
+def _find(folder: Path, prefix: str, kind: str) -> Path:
+    for name in (f"{prefix}-{kind}", f"{prefix}-{kind}.gz"):
+        if (folder / name).exists():
+            return folder / name
+    raise UserError(f"no {prefix}-{kind}[.gz] in {folder}")
+
+
+def _prefixes(folder: Path) -> list[str]:
+    return sorted(p.name.split("-images-idx3-ubyte")[0] for p in folder.glob("*-images-idx3-ubyte*"))
+
+
+def read_idx_pair(folder: str | Path, prefix: str) -> Sequences:
+    folder = Path(folder)
+    images = read_idx(_find(folder, prefix, "images-idx3-ubyte"))
+    labels = read_idx(_find(folder, prefix, "labels-idx1-ubyte"))
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise UserError(f"{folder}/{prefix}-*: {images.shape} images do not match {labels.shape} labels")
+    return Sequences((images.astype(np.float32) / 255.0), labels.astype(np.int64), image=True)
+
+
+def read_idx_dir(folder: str | Path, train_prefix: str | None = None, test_prefix: str = "t10k"):
+    """(train, test) from an MNIST-format folder; the training prefix defaults to the one that is there."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"--idx-dir {folder} is not a folder")
+    if train_prefix is None:
+        others = [p for p in _prefixes(folder) if p != test_prefix]
+        if not others:
+            raise UserError(f"no training images (*-images-idx3-ubyte[.gz]) in {folder}")
+        train_prefix = "train" if "train" in others else others[0]
+    return read_idx_pair(folder, train_prefix), read_idx_pair(folder, test_prefix)
+
+
+def read_npz(path: str | Path, test_frac: float = 0.2, seed: int = 0):
+    """(train, test) from an .npz with arrays x (n, T[, F]) and y (n,), and optionally x_test, y_test.
+
+    Without x_test, a random ``test_frac`` of the sequences (fixed by ``seed``) is the test part.
+    Read with allow_pickle=False: an .npz cannot run code.
+    """
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except FileNotFoundError:
+        raise UserError(f"npz file not found: {path}") from None
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
+        raise UserError(f"{path} is not a readable .npz file ({err})") from None
+    for name in ("x", "y"):
+        if name not in arrays:
+            raise UserError(f"{path} has no array '{name}' (it has: {', '.join(arrays) or 'nothing'})")
+
+    def sequences(x: np.ndarray, y: np.ndarray, label: str) -> Sequences:
+        if x.ndim == 2:
+            x = x[:, :, None]
+        if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
+            raise UserError(f"{path}: {label} must be x (n, T, F) or (n, T) and y (n,), got {x.shape} and {y.shape}")
+        if not np.issubdtype(y.dtype, np.integer) or (y < 0).any():
+            raise UserError(f"{path}: labels in y must be integers >= 0")
+        if not np.isfinite(x).all():
+            raise UserError(f"{path}: {label} holds NaN or infinite values")
+        return Sequences(x.astype(np.float32), y.astype(np.int64))
+
+    train = sequences(arrays["x"], arrays["y"], "x, y")
+    if "x_test" in arrays and "y_test" in arrays:
+        return train, sequences(arrays["x_test"], arrays["y_test"], "x_test, y_test")
+    order = np.random.default_rng(seed).permutation(len(train.y))
+    n_test = max(1, int(len(order) * test_frac))
+    pick = lambda rows: Sequences(train.x[rows], train.y[rows])  # noqa: E731
+    return pick(order[n_test:]), pick(order[:n_test])
+
+
+def digits(test_frac: float = 0.2, seed: int = 0):
+    """The built-in default: scikit-learn's 1,797 8x8 digits (shipped with the package), 8 steps x 8 features."""
+    from sklearn.datasets import load_digits
+    data = load_digits()
+    x = (data.images / 16.0).astype(np.float32)  # (n, 8, 8)
+    order = np.random.default_rng(seed).permutation(len(x))
+    n_test = int(len(x) * test_frac)
+    test, train = order[:n_test], order[n_test:]
+    return (Sequences(x[train], data.target[train].astype(np.int64), image=True),
+            Sequences(x[test], data.target[test].astype(np.int64), image=True))

@@ -1,0 +1,47 @@
+"""PNG plots of results (matplotlib, without a display)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def forecast_plot(path: Path, actual: np.ndarray, predicted: np.ndarray, baseline: np.ndarray, title: str) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(10, 4))
+    ax.plot(actual, label="actual", color="black", linewidth=1.2)
+    ax.plot(predicted, label="rnnlab", color="tab:blue", linewidth=1)
+    ax.plot(baseline, label="persistence", color="tab:orange", linewidth=1, linestyle="--")
+    ax.set_title(title)
+    ax.set_xlabel("test window")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def confusion_plot(path: Path, matrix: np.ndarray, labels: list[str], title: str) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 5))
+    image = ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if matrix[i, j] > matrix.max() / 2 else "black")
+    fig.colorbar(image)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
