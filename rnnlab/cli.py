@@ -12,6 +12,13 @@ import sys
 from .errors import UserError
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (not the whole usage text) and exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _train_options(parser: argparse.ArgumentParser) -> None:
     """Flags of the shared training loop (``rnnlab.train.TrainConfig``); unset ones take the task's defaults."""
     group = parser.add_argument_group("training")
@@ -43,7 +50,7 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rnnlab", description="Recurrent neural networks from first principles.")
+    parser = Parser(prog="rnnlab", description="Recurrent neural networks from first principles.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser("demo", help="the main job: every task on built-in data, about a minute",

@@ -158,7 +158,11 @@ def fit(task: Task, config: TrainConfig, out_dir: str | Path, resume: bool = Fal
     device = pick_device(config.device)
     torch.manual_seed(config.seed)
     data_rng = torch.Generator().manual_seed(config.seed)
-    model = task.model.to(device)
+    model = task.model
+    for module in model.modules():  # initial weights from the seed, whatever ran before
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+    model = model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     run = {"step": 0, "seconds": 0.0, "best_val": math.inf, "bad_evals": 0, "history": [], "stopped": ""}
     best = None

@@ -35,12 +35,18 @@ LARGE = dict(arch="lstm", hidden=512, layers=1, embed=64, seq_len=100, dropout=0
 
 def stream_loss(model: SequenceModel, ids: torch.Tensor, device, limit: int | None = None, streams: int = 32,
                 segment: int = 256) -> float:
-    """Mean next-character loss over ``ids`` read as ``streams`` parallel streams, state carried along."""
-    ids = ids[: limit + 1] if limit else ids
+    """Mean next-character loss over ``ids`` read as ``streams`` parallel streams, state carried along.
+
+    With ``limit``, about ``limit`` characters are scored: the streams then start at evenly spaced places,
+    so that the sample covers the whole of ``ids``.
+    """
     streams = max(1, min(streams, (len(ids) - 1) // 8))
     length = (len(ids) - 1) // streams
-    inputs = ids[: streams * length].reshape(streams, length).to(device)  # (S, L)
-    targets = ids[1: streams * length + 1].reshape(streams, length).to(device)  # (S, L)
+    if limit and limit < len(ids) - 1:
+        length = max(1, limit // streams)
+    starts = torch.linspace(0, len(ids) - 1 - length, streams).long()  # (S,)
+    rows = starts[:, None] + torch.arange(length)  # (S, L)
+    inputs, targets = ids[rows].to(device), ids[rows + 1].to(device)  # (S, L), (S, L)
     total, state = 0.0, None
     for start in range(0, length, segment):
         logits, state = model(inputs[:, start:start + segment], state)  # (S, l, V)

@@ -1,0 +1,134 @@
+"""Forecasting: the sine wave, CSV handling and its errors, drift, baselines, and the stock data set."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rnnlab.data.series import read_csv, sine_wave
+from rnnlab.errors import UserError
+from rnnlab.tasks import forecast
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+STOCK = SHARED / "stock" / "data-02-stock_daily.csv"
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def series_csv(path: Path, rows: int = 200, constant: bool = False) -> Path:
+    t = np.arange(rows)
+    lines = ["date,price,volume,flag"]
+    for k in t:
+        lines.append(f"2020-01-{1 + k % 28:02d}T{k // 28:02d}:00,{100 + 10 * np.sin(k / 5) + k / 10:.4f},"
+                     f"{1000 + (k * 37) % 100},{1 if constant else k % 2}")
+    return write(path, "\n".join(lines) + "\n")
+
+
+def test_sine_next_step_mse_is_below_1e_4(tmp_path):
+    metrics = forecast.train(out=str(tmp_path / "sine"))
+    assert metrics["mse"] <= 1e-4
+    assert metrics["test"]["rmse"] < metrics["naive"]["rmse"] / 10
+    written = json.loads((tmp_path / "sine" / "metrics.json").read_text())
+    for part in ("test", "naive", "seasonal_naive"):
+        assert {"rmse", "mae", "mape"} <= set(written[part])
+    assert (tmp_path / "sine" / "forecast.png").stat().st_size > 1000
+
+
+def test_stock_close_is_no_worse_than_persistence(tmp_path):
+    metrics = forecast.train(str(STOCK), target="Close", newest_first=True, window=7, test_frac=0.3,
+                             out=str(tmp_path / "stock"))
+    assert metrics["test"]["rmse"] <= metrics["naive"]["rmse"]
+    assert metrics["test_windows"] == 220
+
+
+def test_drifting_series_stays_sensible(tmp_path):
+    metrics = forecast.train(out=str(tmp_path / "walk"), builtin="random_walk", steps=300)
+    assert metrics["test"]["rmse"] <= 1.05 * metrics["naive"]["rmse"]  # a levels model is many times worse
+    assert metrics["test"]["mape"] < 5
+
+
+def test_scalers_are_fitted_on_the_training_part_only(tmp_path):
+    values = np.concatenate([np.linspace(1, 2, 100), np.linspace(2, 400, 100)])[:, None]
+    from rnnlab.data.series import Series
+    series = Series(values, ["x"], "x")
+    model = forecast.ModelConfig(input_size=1, hidden=4)
+    task = forecast.ForecastTask(series, 5, 1, 0.2, 0.15, 7, model, {})
+    train_rows = int(round(int(round(200 * 0.8)) * 0.85))
+    expected = np.diff(np.log(values[:train_rows, 0])).std()
+    assert task.scaler.kinds == ["log"] and task.scaler.scales[0] == pytest.approx(expected)
+
+
+def test_multi_step_horizon_and_predict(tmp_path):
+    csv = series_csv(tmp_path / "s.csv", constant=True)  # "flag" is constant: scaling must not break
+    metrics = forecast.train(str(csv), target="price", date_col="date", horizon=3, window=10,
+                             out=str(tmp_path / "run"), steps=200)
+    assert len(metrics["test"]["rmse_per_step"]) == 3 and np.isfinite(metrics["test"]["rmse"])
+    result = subprocess.run([sys.executable, "-m", "rnnlab.cli", "forecast", "predict", "--model",
+                             str(tmp_path / "run"), "--csv", str(csv)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split(",")[0] for line in lines] == ["t+1", "t+2", "t+3"]
+    assert all(80 < float(line.split(",")[1]) < 160 for line in lines)
+
+
+def test_csv_reading_orders_rows(tmp_path):
+    csv = write(tmp_path / "d.csv", "# day,value\n2021-01-03,3\n2021-01-01,1\n2021-01-02,2\n")
+    assert read_csv(csv, "value", date_col="day").values[:, 0].tolist() == [1, 2, 3]
+    assert read_csv(csv, "value", newest_first=True).values[:, 0].tolist() == [2, 1, 3]
+    stock = read_csv(STOCK, "Close", newest_first=True)
+    assert stock.columns == ["Open", "High", "Low", "Volume", "Close"] and len(stock.values) == 732
+    assert stock.values[-1, 4] == pytest.approx(831.659973)  # the file's first row is the newest
+
+
+def test_missing_values(tmp_path):
+    csv = write(tmp_path / "m.csv", "a,b\n1,2\n3,\n5,6\n7,nan\n")
+    with pytest.raises(UserError, match=r"m.csv, line 3, column 'b': missing value \(2 in all\)"):
+        read_csv(csv, "b")
+    assert read_csv(csv, "b", missing="ffill").values[:, 1].tolist() == [2, 2, 6, 6]
+    assert read_csv(csv, "b", missing="drop").values[:, 0].tolist() == [1, 5]
+
+
+@pytest.mark.parametrize("content,kwargs,message", [
+    ("a,b\n1,2\n", dict(target="c"), "column 'c' not in"),
+    ("a,b\n1,2\n3,x\n", dict(target="b"), "line 3, column 'b': 'x' is not a number"),
+    ("a,b\n1,2\n3\n", dict(target="b"), "line 3: 1 cells, the header has 2"),
+    ("", dict(target="b"), "is empty"),
+    ("a,b\n", dict(target="b"), "no rows"),
+    ("d,b\n2020-01-01,1\nyesterday,2\n", dict(target="b", date_col="d"), "line 3, column 'd': 'yesterday' is not a date"),
+])
+def test_csv_errors_say_where(tmp_path, content, kwargs, message):
+    with pytest.raises(UserError, match=message):
+        read_csv(write(tmp_path / "bad.csv", content), **kwargs)
+
+
+def test_size_errors(tmp_path):
+    short = series_csv(tmp_path / "short.csv", rows=12)
+    with pytest.raises(UserError, match="too few"):
+        forecast.train(str(short), target="price", out=str(tmp_path / "r"))
+    with pytest.raises(UserError, match="longer than the series"):
+        forecast.train(str(short), target="price", window=50, out=str(tmp_path / "r"))
+    for bad in (dict(window=0), dict(horizon=-1), dict(test_frac=1.5)):
+        with pytest.raises(UserError):
+            forecast.train(out=str(tmp_path / "r"), **bad)
+    with pytest.raises(UserError, match="CSV file not found"):
+        forecast.train("nowhere.csv", out=str(tmp_path / "r"))
+
+
+def test_baselines_are_what_they_say():
+    series = sine_wave(300)
+    task = forecast.ForecastTask(series, 7, 2, 0.2, 0.15, 10, forecast.ModelConfig(input_size=1, hidden=4,
+                                                                                    output_size=2), {})
+    ends = task.ends["test"]
+    guesses = task.baselines(ends)
+    values = series.values[:, 0]
+    assert np.allclose(guesses["naive"], values[ends][:, None])
+    assert np.allclose(guesses["seasonal_naive"][:, 0], values[ends + 1 - 10])
+    assert np.allclose(guesses["seasonal_naive"][:, 1], values[ends + 2 - 10])

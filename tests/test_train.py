@@ -1,0 +1,188 @@
+"""The training loop and checkpoints: exact resume, atomic writes, safe loading, NaN stops, early stopping."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+
+import pytest
+import torch
+
+from rnnlab import checkpoint
+from rnnlab.errors import UserError
+from rnnlab.tasks import charlm, classify
+from rnnlab.train import TrainConfig, fit
+
+TEXT = "".join(f"line {k}: the quick brown fox jumps over the lazy dog {k * k % 97}\n" for k in range(120))
+
+
+def _weights(run_dir):
+    return checkpoint.load(run_dir).weights
+
+
+def _same_weights(a, b):
+    wa, wb = _weights(a), _weights(b)
+    return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def kill_at_step(monkeypatch, task_class, step):
+    """Make training die (like a kill) when it asks for the batch of ``step``."""
+    real_batch, calls = task_class.batch, []
+
+    def batch(self, *args):
+        calls.append(1)
+        if len(calls) == step:
+            raise KeyboardInterrupt
+        return real_batch(self, *args)
+
+    monkeypatch.setattr(task_class, "batch", batch)
+    return lambda: monkeypatch.setattr(task_class, "batch", real_batch)
+
+
+def test_charlm_killed_and_resumed_ends_with_the_same_weights(tmp_path, monkeypatch):
+    options = dict(text=TEXT, hidden=32, embed=8, layers=2, dropout=0.3, seq_len=20, batch_size=8,
+                   eval_every=5, checkpoint_every=5, lr=1e-2, steps=20)
+    charlm.train(out=str(tmp_path / "straight"), **options)
+    undo = kill_at_step(monkeypatch, charlm.CharLMTask, 13)
+    with pytest.raises(KeyboardInterrupt):
+        charlm.train(out=str(tmp_path / "killed"), **options)
+    undo()
+    assert checkpoint.load(tmp_path / "killed").state["run"]["step"] == 10  # the last periodic checkpoint
+    metrics = charlm.train(out=str(tmp_path / "killed"), resume=True, **options)
+    assert metrics["steps"] == 20
+    assert _same_weights(tmp_path / "straight", tmp_path / "killed")
+
+
+def test_classify_resume_with_augmentation_is_exact(tmp_path, monkeypatch):
+    options = dict(hidden=16, layers=1, batch_size=32, eval_every=4, checkpoint_every=4, steps=12)
+    classify.train(out=str(tmp_path / "a"), **options)
+    undo = kill_at_step(monkeypatch, classify.ClassifyTask, 10)
+    with pytest.raises(KeyboardInterrupt):
+        classify.train(out=str(tmp_path / "b"), **options)
+    undo()
+    classify.train(out=str(tmp_path / "b"), resume=True, **options)
+    assert _same_weights(tmp_path / "a", tmp_path / "b")
+
+
+def test_steps_extend_a_finished_run(tmp_path):
+    first = charlm.train(text="hihello", out=str(tmp_path / "run"), steps=20)
+    more = charlm.train(text="hihello", out=str(tmp_path / "run"), steps=40, resume=True)
+    assert (first["steps"], more["steps"]) == (20, 40)
+    assert checkpoint.load(tmp_path / "run").state["run"]["step"] == 40
+
+
+def test_resume_past_the_last_step_does_nothing(tmp_path):
+    out = str(tmp_path / "run")
+    first = charlm.train(text="hihello", out=out, steps=30)
+    before = (tmp_path / "run" / "checkpoint" / "model.safetensors").read_bytes()
+    again = charlm.train(text="hihello", out=out, steps=30, resume=True)
+    assert again["steps"] == first["steps"] == 30
+    assert (tmp_path / "run" / "checkpoint" / "model.safetensors").read_bytes() == before
+
+
+def test_resume_without_a_checkpoint_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="no checkpoint"):
+        charlm.train(text="hihello", out=str(tmp_path / "none"), resume=True)
+
+
+class ExplodingTask:
+    """A tiny regression whose loss turns NaN at a chosen step."""
+
+    name = "exploding"
+
+    def __init__(self, nan_at: int) -> None:
+        self.model, self.calls, self.nan_at = torch.nn.Linear(2, 1), 0, nan_at
+
+    def batch(self, generator, size, device):
+        return torch.randn(size, 2, generator=generator)
+
+    def loss(self, model, batch):
+        self.calls += 1
+        loss = model(batch).pow(2).mean()
+        return loss * float("nan") if self.calls == self.nan_at else loss
+
+    def evaluate(self, model, device):
+        return {"val_loss": 0.0}
+
+    def report(self, model, device, out_dir):
+        return {}
+
+    def state(self):
+        return {}
+
+
+def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path):
+    with pytest.raises(UserError, match=r"loss became nan at step 5.*last good checkpoint"):
+        fit(ExplodingTask(nan_at=5), TrainConfig(steps=10, checkpoint_every=2, eval_every=2), tmp_path)
+    saved = checkpoint.load(tmp_path, "exploding")
+    assert saved.state["run"]["step"] == 4
+    assert all(torch.isfinite(t).all() for t in saved.weights.values())
+
+
+def test_early_stopping_and_best_weights(tmp_path):
+    task = ExplodingTask(nan_at=-1)
+    metrics = fit(task, TrainConfig(steps=100, eval_every=1, patience=3), tmp_path)
+    assert metrics["steps"] == 4  # val_loss 0.0 never improves after the first evaluation
+
+
+def test_checkpoint_swap_is_atomic(tmp_path, monkeypatch):
+    state = {"task": "t", "step": 1}
+    checkpoint.save(tmp_path, checkpoint.Checkpoint(state, {"w": torch.ones(2)}))
+    real_rename, calls = os.rename, []
+
+    def dying_rename(src, dst):  # the kill lands between moving the old checkpoint away and the new one in
+        calls.append((src, dst))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", dying_rename)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save(tmp_path, checkpoint.Checkpoint({"task": "t", "step": 2}, {"w": torch.zeros(2)}))
+    monkeypatch.setattr(os, "rename", real_rename)
+    loaded = checkpoint.load(tmp_path)  # the previous complete checkpoint, never a mix
+    assert loaded.state["step"] == 1 and torch.equal(loaded.weights["w"], torch.ones(2))
+    checkpoint.save(tmp_path, checkpoint.Checkpoint({"task": "t", "step": 3}, {"w": torch.zeros(2)}))
+    assert checkpoint.load(tmp_path).state["step"] == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]
+
+
+def test_damaged_and_foreign_checkpoints_are_refused(tmp_path):
+    checkpoint.save(tmp_path, checkpoint.Checkpoint({"task": "charlm"}, {"w": torch.ones(1000)}))
+    with pytest.raises(UserError, match="belongs to task 'charlm', not 'forecast'"):
+        checkpoint.load(tmp_path, "forecast")
+    weights = tmp_path / "checkpoint" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    with pytest.raises(UserError, match="damaged or truncated"):
+        checkpoint.load(tmp_path)
+    (tmp_path / "checkpoint" / "state.json").write_text("{not json")
+    with pytest.raises(UserError, match="damaged"):
+        checkpoint.load(tmp_path)
+
+
+class Payload:
+    def __reduce__(self):
+        return (os.system, ("touch PWNED",))
+
+
+def test_a_malicious_pickle_checkpoint_runs_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "evil" / "checkpoint"
+    folder.mkdir(parents=True)
+    (folder / "state.json").write_text(json.dumps({"task": "charlm", "model": {}, "vocab": ["a"]}))
+    (folder / "model.safetensors").write_bytes(pickle.dumps(Payload()))
+    torch.save({"w": Payload()}, folder / "model.pt")
+    with pytest.raises(UserError, match="damaged or truncated"):
+        charlm.sample(tmp_path / "evil", prime="a", length=3)
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_checkpoint_with_mismatched_shapes_is_refused(tmp_path):
+    charlm.train(text="hihello", out=str(tmp_path / "run"), steps=5)
+    state_file = tmp_path / "run" / "checkpoint" / "state.json"
+    state = json.loads(state_file.read_text())
+    state["model"]["hidden"] = 65
+    state_file.write_text(json.dumps(state))
+    with pytest.raises(UserError, match="does not fit the model"):
+        charlm.sample(tmp_path / "run", length=3)
