@@ -113,17 +113,15 @@ def learning_rate(config: TrainConfig, progress: float) -> float:
 
 
 class Progress:
-    """One line on stderr: redrawn in place on a terminal, printed at each evaluation otherwise."""
+    """A line on stderr at each evaluation: a bar of the run's progress (steps or time), loss and metrics."""
 
     def __init__(self, total: int) -> None:
-        self.total, self.tty = total, sys.stderr.isatty()
+        self.total = total
 
-    def show(self, step: int, values: dict, final: bool = False) -> None:
-        done = int(24 * step / self.total)
-        bar = "#" * done + "." * (24 - done)
+    def show(self, step: int, fraction: float, values: dict) -> None:
+        done = int(24 * min(1.0, fraction))
         text = " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())
-        print(f"\r[{bar}] {step}/{self.total} {text}", end="\n" if final or not self.tty else "", file=sys.stderr,
-              flush=True)
+        print(f"[{'#' * done}{'.' * (24 - done)}] {step}/{self.total} {text}", file=sys.stderr, flush=True)
 
 
 def _training_tensors(optimizer, data_rng, best) -> dict[str, Tensor]:
@@ -171,9 +169,13 @@ def fit(task: Task, config: TrainConfig, out_dir: str | Path, resume: bool = Fal
         checkpoint.load_weights(model, saved.weights, out_dir)
         best = _restore_training(optimizer, data_rng, saved.training)
         run.update(saved.state["run"])
+        if run["stopped"].startswith("time budget"):
+            run["stopped"] = ""  # a larger --minutes continues it
         log(f"resuming {out_dir} at step {run['step']}")
-        if run["step"] >= config.steps or run["stopped"]:
-            log(f"nothing to do: the run already ended at step {run['step']} ({run['stopped'] or 'steps reached'})")
+        out_of_time = config.minutes and run["seconds"] >= config.minutes * 60
+        if run["step"] >= config.steps or run["stopped"] or out_of_time:
+            reason = run["stopped"] or ("time budget reached" if out_of_time else "steps reached")
+            log(f"nothing to do: the run already ended at step {run['step']} ({reason})")
             return saved.state.get("metrics", {})
 
     def save(metrics: dict | None = None) -> None:
@@ -214,7 +216,8 @@ def fit(task: Task, config: TrainConfig, out_dir: str | Path, resume: bool = Fal
             started = time.perf_counter()
             last.update(_evaluate(task, model, device))
             run["history"].append({"step": step, "train_loss": last["loss"], **last})
-            progress.show(step, {"loss": last["loss"], **last, "s": round(run["seconds"], 1)})
+            done = max(step / config.steps, run["seconds"] / budget if budget else 0.0)
+            progress.show(step, done, {"loss": last["loss"], **last, "s": round(run["seconds"], 1)})
             if last["val_loss"] < run["best_val"]:
                 run["best_val"], run["bad_evals"] = last["val_loss"], 0
                 if config.restore_best:
