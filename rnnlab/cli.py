@@ -31,6 +31,7 @@ def _train_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--eval-every", type=int, help="steps between validations")
     group.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
     group.add_argument("--patience", type=int, help="stop after this many validations without improvement")
+    group.add_argument("--ema", type=float, help="keep and use a moving average of the weights (decay, e.g. 0.999)")
     group.add_argument("--seed", type=int)
     group.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     group.add_argument("--precision", choices=["fp32", "bf16", "auto"], help="bf16: autocast the training forward")
@@ -38,7 +39,7 @@ def _train_options(parser: argparse.ArgumentParser) -> None:
 
 
 TRAIN_KEYS = ("steps", "minutes", "batch_size", "lr", "weight_decay", "clip", "eval_every", "checkpoint_every",
-              "patience", "seed", "device", "precision")
+              "patience", "ema", "seed", "device", "precision")
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:

@@ -38,6 +38,7 @@ class TrainConfig:
     checkpoint_every: int = 500
     patience: int = 0  # > 0: stop after this many evaluations without a better validation loss
     restore_best: bool = False  # end with the weights of the best validation loss
+    ema: float = 0.0  # > 0: evaluate and keep an exponential moving average of the weights with this decay
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | mps
     precision: str = "fp32"  # fp32 | bf16 (autocast for the training forward) | auto (bf16 where it is fast)
@@ -124,8 +125,36 @@ class Progress:
         print(f"[{'#' * done}{'.' * (24 - done)}] {step}/{self.total} {text}", file=sys.stderr, flush=True)
 
 
-def _training_tensors(optimizer, data_rng, best) -> dict[str, Tensor]:
+class WeightAverage:
+    """Exponential moving average of a model's floating-point weights (Polyak averaging).
+
+    The decay ramps up as min(decay, (1 + step) / (10 + step)), so early averages are not stuck at the
+    initial weights. ``swapped_in`` puts the average into the model for evaluation and takes it out again.
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.average = {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+
+    def update(self, model: nn.Module, step: int) -> None:
+        weight = 1 - min(self.decay, (1 + step) / (10 + step))
+        current = model.state_dict()
+        for name, average in self.average.items():
+            average.lerp_(current[name].detach(), weight)
+
+    def swap(self, model: nn.Module) -> None:
+        """Exchange the model's weights and the average (twice = unchanged)."""
+        current = model.state_dict()
+        for name, average in self.average.items():
+            kept = current[name].detach().clone()
+            current[name].copy_(average)
+            average.copy_(kept)
+
+
+def _training_tensors(optimizer, data_rng, best, ema) -> dict[str, Tensor]:
     tensors = {"rng.data": data_rng.get_state(), "rng.torch": torch.get_rng_state()}
+    if ema is not None:
+        tensors.update({f"ema.{name}": tensor for name, tensor in ema.average.items()})
     for index, param_state in optimizer.state_dict()["state"].items():
         for key, value in param_state.items():
             tensors[f"optim.{index}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
@@ -134,7 +163,10 @@ def _training_tensors(optimizer, data_rng, best) -> dict[str, Tensor]:
     return tensors
 
 
-def _restore_training(optimizer, data_rng, tensors: dict) -> dict | None:
+def _restore_training(optimizer, data_rng, tensors: dict, ema) -> dict | None:
+    if ema is not None:
+        for name, average in ema.average.items():
+            average.copy_(tensors[f"ema.{name}"])
     data_rng.set_state(tensors["rng.data"])
     torch.set_rng_state(tensors["rng.torch"])
     state = optimizer.state_dict()
@@ -164,11 +196,15 @@ def fit(task: Task, config: TrainConfig, out_dir: str | Path, resume: bool = Fal
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     run = {"step": 0, "seconds": 0.0, "best_val": math.inf, "bad_evals": 0, "history": [], "stopped": ""}
     best = None
+    ema = WeightAverage(model, config.ema) if config.ema else None
     if resume:
         saved = checkpoint.load(out_dir, task.name, with_training=True)
         checkpoint.load_weights(model, saved.weights, out_dir)
-        best = _restore_training(optimizer, data_rng, saved.training)
+        best = _restore_training(optimizer, data_rng, saved.training, ema)
         run.update(saved.state["run"])
+        if ema is not None and run.get("averaged"):
+            ema.swap(model)  # the run ended holding the average: continue from the raw weights
+            run["averaged"] = False
         if run["stopped"].startswith("time budget"):
             run["stopped"] = ""  # a larger --minutes continues it
         log(f"resuming {out_dir} at step {run['step']}")
@@ -183,7 +219,7 @@ def fit(task: Task, config: TrainConfig, out_dir: str | Path, resume: bool = Fal
         if metrics is not None:
             state["metrics"] = metrics
         weights = {k: v for k, v in model.state_dict().items()}
-        checkpoint.save(out_dir, Checkpoint(state, weights, _training_tensors(optimizer, data_rng, best)))
+        checkpoint.save(out_dir, Checkpoint(state, weights, _training_tensors(optimizer, data_rng, best, ema)))
 
     bf16 = use_bf16(config.precision, device)
     progress, started, last = Progress(config.steps), time.perf_counter(), {}
@@ -208,13 +244,15 @@ def fit(task: Task, config: TrainConfig, out_dir: str | Path, resume: bool = Fal
         if config.clip:
             nn.utils.clip_grad_norm_(model.parameters(), config.clip)
         optimizer.step()
+        if ema is not None:
+            ema.update(model, run["step"])
         run["step"] += 1
         last["loss"] = loss.item()
         step = run["step"]
         if step % config.eval_every == 0 or step == config.steps:
             run["seconds"] += time.perf_counter() - started
             started = time.perf_counter()
-            last.update(_evaluate(task, model, device))
+            last.update(_evaluate(task, model, device, ema))
             run["history"].append({"step": step, "train_loss": last["loss"], **last})
             done = max(step / config.steps, run["seconds"] / budget if budget else 0.0)
             progress.show(step, done, {"loss": last["loss"], **last, "s": round(run["seconds"], 1)})
@@ -222,6 +260,8 @@ def fit(task: Task, config: TrainConfig, out_dir: str | Path, resume: bool = Fal
                 run["best_val"], run["bad_evals"] = last["val_loss"], 0
                 if config.restore_best:
                     best = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    if ema is not None:
+                        best.update({k: v.clone() for k, v in ema.average.items()})
             else:
                 run["bad_evals"] += 1
                 if config.patience and run["bad_evals"] >= config.patience:
@@ -235,6 +275,9 @@ def fit(task: Task, config: TrainConfig, out_dir: str | Path, resume: bool = Fal
         log(f"stopped at step {run['step']}: {run['stopped']}")
     if best is not None:
         model.load_state_dict(best)
+    elif ema is not None:
+        ema.swap(model)  # the run ends with the averaged weights (a later --resume swaps them back)
+        run["averaged"] = True
     model.eval()
     with torch.no_grad():
         metrics = {"steps": run["step"], "seconds": round(run["seconds"], 3), **task.report(model, device, out_dir)}
@@ -243,7 +286,12 @@ def fit(task: Task, config: TrainConfig, out_dir: str | Path, resume: bool = Fal
     return metrics
 
 
-def _evaluate(task: Task, model: nn.Module, device: torch.device) -> dict:
+def _evaluate(task: Task, model: nn.Module, device: torch.device, ema: WeightAverage | None = None) -> dict:
     model.eval()
+    if ema is not None:
+        ema.swap(model)
     with torch.no_grad():
-        return {k: float(v) for k, v in task.evaluate(model, device).items()}
+        metrics = {k: float(v) for k, v in task.evaluate(model, device).items()}
+    if ema is not None:
+        ema.swap(model)
+    return metrics

@@ -65,6 +65,22 @@ def test_classify_resume_with_augmentation_is_exact(tmp_path, monkeypatch):
     assert _same_weights(tmp_path / "a", tmp_path / "b")
 
 
+def test_weight_average_resumes_exactly_and_extends(tmp_path, monkeypatch):
+    options = dict(hidden=16, layers=1, batch_size=32, eval_every=4, checkpoint_every=4, ema=0.9)
+    classify.train(out=str(tmp_path / "a"), steps=8, **options)  # ends holding the average
+    straight = classify.train(out=str(tmp_path / "a"), steps=12, resume=True, **options)
+    undo = kill_at_step(monkeypatch, classify.ClassifyTask, 6)
+    with pytest.raises(KeyboardInterrupt):
+        classify.train(out=str(tmp_path / "b"), steps=8, **options)
+    undo()
+    classify.train(out=str(tmp_path / "b"), steps=8, resume=True, **options)
+    resumed = classify.train(out=str(tmp_path / "b"), steps=12, resume=True, **options)
+    assert _same_weights(tmp_path / "a", tmp_path / "b")
+    assert resumed["test_accuracy"] == straight["test_accuracy"]
+    final = checkpoint.load(tmp_path / "a", with_training=True)  # model: the average; ema.*: the raw weights
+    assert any(not torch.equal(final.weights[k], final.training[f"ema.{k}"]) for k in final.weights)
+
+
 def test_steps_extend_a_finished_run(tmp_path):
     first = charlm.train(text="hihello", out=str(tmp_path / "run"), steps=20)
     more = charlm.train(text="hihello", out=str(tmp_path / "run"), steps=40, resume=True)
