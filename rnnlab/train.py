@@ -69,7 +69,7 @@ class Task(Protocol):
         """The training loss of a batch (a scalar)."""
 
     def evaluate(self, model: nn.Module, device: torch.device) -> dict:
-        """Validation metrics, at least {"val_loss": float}; called in eval mode under no_grad."""
+        """Metrics shown at each evaluation; "val_loss", when present, drives early stopping and best weights."""
 
     def state(self) -> dict:
         """What it takes to rebuild the task's model and data handling: JSON only."""
@@ -256,7 +256,9 @@ def fit(task: Task, config: TrainConfig, out_dir: str | Path, resume: bool = Fal
             run["history"].append({"step": step, "train_loss": last["loss"], **last})
             done = max(step / config.steps, run["seconds"] / budget if budget else 0.0)
             progress.show(step, done, {"loss": last["loss"], **last, "s": round(run["seconds"], 1)})
-            if last["val_loss"] < run["best_val"]:
+            if "val_loss" not in last:
+                pass  # no validation part: nothing to stop early on
+            elif last["val_loss"] < run["best_val"]:
                 run["best_val"], run["bad_evals"] = last["val_loss"], 0
                 if config.restore_best:
                     best = {k: v.detach().clone() for k, v in model.state_dict().items()}

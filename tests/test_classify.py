@@ -112,6 +112,12 @@ def test_npz_sequences(tmp_path):
     assert metrics["test_accuracy"] >= 0.85
 
 
+def test_training_without_a_validation_part(tmp_path):
+    metrics = classify.train(out=str(tmp_path / "run"), steps=20, hidden=16, layers=1, val_frac=0.0, eval_every=10)
+    assert metrics["val_sequences"] == 0 and "val_loss" not in metrics
+    assert 0 <= metrics["train_eval_accuracy"] <= 1 and metrics["train_sequences"] == 1438
+
+
 def test_npz_errors(tmp_path):
     np.savez(tmp_path / "nox.npz", y=np.zeros(3))
     np.savez(tmp_path / "shape.npz", x=np.zeros((3, 2, 2, 2)), y=np.zeros(3, dtype=int))

@@ -1,8 +1,8 @@
 """Sequence classification: read a sequence step by step (an image row by row), predict its label.
 
-The default recipe, tuned on MNIST read as 28 rows of 28 pixels: a 2-layer GRU of 128 units, AdamW with a
-one-cycle schedule (30 % warm-up, cosine down to 1 %), label smoothing 0.1, and -- for images -- random
-shifts of up to 2 pixels (1 on 8x8 digits) as augmentation. 10 % of the training set is held out for
+The default recipe, tuned on MNIST read as 28 rows of 28 pixels: a 2-layer GRU of 128 units with dropout
+0.2, AdamW with a one-cycle schedule (peak 6e-3, 30 % warm-up, cosine down to 1 %), label smoothing 0.1,
+and -- for images -- random shifts of up to 2 pixels (1 on 8x8 digits) as augmentation. 10 % of the training set is held out for
 validation. Test metrics: accuracy, accuracy per class, the confusion matrix (and its PNG).
 """
 
@@ -20,7 +20,7 @@ from ..errors import UserError
 from ..models import ModelConfig, SequenceModel
 from ..train import TrainConfig, fit
 
-DEFAULT_TRAIN = dict(steps=2000, batch_size=128, lr=3e-3, weight_decay=1e-4, warmup=0.3, final_lr=0.01,
+DEFAULT_TRAIN = dict(steps=2000, batch_size=128, lr=6e-3, weight_decay=1e-4, warmup=0.3, final_lr=0.01,
                      eval_every=100, checkpoint_every=500)
 CHUNK = 2000  # sequences per forward pass when evaluating
 
@@ -78,10 +78,12 @@ class ClassifyTask:
         return torch.cat([model(x[k:k + CHUNK].to(device))[0].cpu() for k in range(0, len(x), CHUNK)])
 
     def evaluate(self, model, device):
-        part = "val" if len(self.y["val"]) else "train"
-        scores = self.predict(model, self.x[part], device)
-        return {"val_loss": F.cross_entropy(scores, self.y[part]).item(),
-                "val_accuracy": (scores.argmax(1) == self.y[part]).float().mean().item()}
+        """Loss and accuracy on the validation part, or (without one) on the first 1,000 training sequences."""
+        part, prefix = ("val", "val") if len(self.y["val"]) else ("train", "train_eval")
+        x, y = self.x[part][:1000 if part == "train" else None], self.y[part][:1000 if part == "train" else None]
+        scores = self.predict(model, x, device)
+        return {f"{prefix}_loss": F.cross_entropy(scores, y).item(),
+                f"{prefix}_accuracy": (scores.argmax(1) == y).float().mean().item()}
 
     def report(self, model, device, out_dir):
         metrics = test_metrics(self.predict(model, self.x["test"], device), self.y["test"], self.config.output_size)
@@ -122,7 +124,7 @@ def load_data(idx_dir: str | None = None, npz: str | None = None, train_prefix: 
 
 
 def train(idx_dir: str | None = None, npz: str | None = None, train_prefix: str | None = None,
-          test_prefix: str = "t10k", arch: str = "gru", hidden: int = 128, layers: int = 2, dropout: float = 0.0,
+          test_prefix: str = "t10k", arch: str = "gru", hidden: int = 128, layers: int = 2, dropout: float = 0.2,
           bidirectional: bool = False, val_frac: float = 0.1, shift: int | None = None,
           label_smoothing: float = 0.1, out: str = "runs/classify", resume: bool = False, **train_options) -> dict:
     """Train a sequence classifier (default data: scikit-learn's digits); returns the metrics."""
