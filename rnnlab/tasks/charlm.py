@@ -28,9 +28,9 @@ TRAIN_REPORT_CHARS = 100_000  # training characters scored for the final train_l
 
 SMALL = dict(arch="lstm", hidden=64, layers=1, embed=16, seq_len=256, dropout=0.0, val_frac=0.0,
              train=dict(steps=150, batch_size=8, lr=1e-2, warmup=0.0, eval_every=50, checkpoint_every=150))
-LARGE = dict(arch="lstm", hidden=512, layers=1, embed=64, seq_len=100, dropout=0.2, val_frac=0.1,
-             train=dict(steps=20_000, batch_size=64, lr=3e-3, weight_decay=0.05, warmup=0.02, eval_every=200,
-                        checkpoint_every=500, precision="auto"))
+LARGE = dict(arch="lstm", hidden=512, layers=1, embed=64, seq_len=200, dropout=0.2, val_frac=0.1,
+             train=dict(steps=20_000, batch_size=32, lr=3e-3, weight_decay=0.05, warmup=0.02, eval_every=200,
+                        checkpoint_every=500, precision="auto", ema=0.995))
 
 
 def stream_loss(model: SequenceModel, ids: torch.Tensor, device, limit: int | None = None, streams: int = 32,
