@@ -11,12 +11,13 @@ folder under --out. Prints a Markdown table.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
 from rnnlab.tasks import charlm, classify, forecast
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = Path(os.environ.get("RNNLAB_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 def sine(out: Path) -> tuple:

@@ -15,8 +15,9 @@ import torch
 from rnnlab.data.sequences import read_idx, read_idx_dir, read_npz
 from rnnlab.errors import UserError
 from rnnlab.tasks import classify
+from shared_data import SHARED
 
-MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+MNIST = SHARED / "mnist"
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

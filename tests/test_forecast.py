@@ -13,8 +13,8 @@ import pytest
 from rnnlab.data.series import read_csv, sine_wave
 from rnnlab.errors import UserError
 from rnnlab.tasks import forecast
+from shared_data import SHARED
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 STOCK = SHARED / "stock" / "data-02-stock_daily.csv"
 
 
