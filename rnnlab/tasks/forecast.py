@@ -16,7 +16,6 @@ Honest by construction:
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
