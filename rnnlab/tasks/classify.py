@@ -73,20 +73,16 @@ class ClassifyTask:
         x, y = batch
         return F.cross_entropy(model(x)[0], y, label_smoothing=self.label_smoothing)
 
-    def predict(self, model, x: torch.Tensor, device) -> torch.Tensor:
-        """Class scores (n, classes), computed in chunks."""
-        return torch.cat([model(x[k:k + CHUNK].to(device))[0].cpu() for k in range(0, len(x), CHUNK)])
-
     def evaluate(self, model, device):
         """Loss and accuracy on the validation part, or (without one) on the first 1,000 training sequences."""
         part, prefix = ("val", "val") if len(self.y["val"]) else ("train", "train_eval")
         x, y = self.x[part][:1000 if part == "train" else None], self.y[part][:1000 if part == "train" else None]
-        scores = self.predict(model, x, device)
+        scores = predict_scores(model, x, device)
         return {f"{prefix}_loss": F.cross_entropy(scores, y).item(),
                 f"{prefix}_accuracy": (scores.argmax(1) == y).float().mean().item()}
 
     def report(self, model, device, out_dir):
-        metrics = test_metrics(self.predict(model, self.x["test"], device), self.y["test"], self.config.output_size)
+        metrics = test_metrics(predict_scores(model, self.x["test"], device), self.y["test"], self.config.output_size)
         from ..plots import confusion_plot
         confusion_plot(Path(out_dir) / "confusion.png", np.array(metrics["confusion_matrix"]),
                        [str(k) for k in range(self.config.output_size)],
@@ -97,6 +93,11 @@ class ClassifyTask:
     def state(self):
         return {"model": self.config.to_dict(), "norm": self.norm, "shift": self.shift, "val_frac": self.val_frac,
                 "label_smoothing": self.label_smoothing, "source": self.source}
+
+
+def predict_scores(model, x: torch.Tensor, device) -> torch.Tensor:
+    """Class scores (n, classes), computed in chunks of CHUNK sequences."""
+    return torch.cat([model(x[k:k + CHUNK].to(device))[0].cpu() for k in range(0, len(x), CHUNK)])
 
 
 def test_metrics(scores: torch.Tensor, labels: torch.Tensor, classes: int) -> dict:
@@ -156,9 +157,8 @@ def evaluate(model_dir: str | Path, idx_dir: str | None = None, npz: str | None 
     checkpoint.load_weights(model, saved.weights, model_dir)
     norm = state["norm"]
     x = torch.tensor((test.x - np.asarray(norm[0])) / np.asarray(norm[1]), dtype=torch.float32)
-    model.eval()
     with torch.no_grad():
-        scores = torch.cat([model(x[k:k + CHUNK])[0] for k in range(0, len(x), CHUNK)])
+        scores = predict_scores(model.eval(), x, "cpu")
     if int(test.y.max()) >= config.output_size:
         raise UserError(f"the data has label {int(test.y.max())}; the model knows {config.output_size} classes")
     return test_metrics(scores, torch.tensor(test.y), config.output_size)
