@@ -68,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--embed", type=int, help="character embedding size")
     train.add_argument("--seq-len", type=int, help="characters per training sequence")
     train.add_argument("--val-frac", type=float, help="last fraction of the text held out (default 0.1)")
+    train.add_argument("--weight-drop", type=float,
+                       help="DropConnect on the hidden-to-hidden weights while training (AWD-LSTM), e.g. 0.25")
+    train.add_argument("--stateful", action=argparse.BooleanOptionalAction,
+                       help="carry each stream's state from one batch to the next (truncated BPTT; default: on "
+                            "for texts of 5,000 characters or more)")
     _train_options(train)
     sample = charlm.add_parser("sample", help="generate text; prints the prime and what follows, nothing else")
     sample.add_argument("--model", required=True, help="run folder of a trained model")
@@ -148,6 +153,7 @@ def run(args) -> None:
         if args.action == "train":
             _print_metrics(charlm.train(args.text_file, args.out, args.arch, args.hidden, args.layers, args.embed,
                                         args.seq_len, args.dropout, args.val_frac, args.encoding, args.resume,
+                                        stateful=args.stateful, weight_drop=args.weight_drop,
                                         **_train_kwargs(args)))
         else:
             print(charlm.sample(args.model, args.prime, args.length, args.temperature, args.top_k, args.greedy,

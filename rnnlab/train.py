@@ -77,6 +77,10 @@ class Task(Protocol):
     def report(self, model: nn.Module, device: torch.device, out_dir: Path) -> dict:
         """Final metrics (written to metrics.json) and plots (written into out_dir); eval mode, no_grad."""
 
+    # Optional, for tasks that keep training state between batches (e.g. hidden states carried from one
+    # batch to the next): carry_tensors() -> dict[str, Tensor], saved with the checkpoint, and
+    # restore_carry(tensors), called on --resume, so that a resumed run continues exactly.
+
 
 def pick_device(name: str) -> torch.device:
     if name != "auto":
@@ -151,8 +155,10 @@ class WeightAverage:
             average.copy_(kept)
 
 
-def _training_tensors(optimizer, data_rng, best, ema) -> dict[str, Tensor]:
+def _training_tensors(task, optimizer, data_rng, best, ema) -> dict[str, Tensor]:
     tensors = {"rng.data": data_rng.get_state(), "rng.torch": torch.get_rng_state()}
+    if hasattr(task, "carry_tensors"):
+        tensors.update({f"carry.{name}": tensor for name, tensor in task.carry_tensors().items()})
     if ema is not None:
         tensors.update({f"ema.{name}": tensor for name, tensor in ema.average.items()})
     for index, param_state in optimizer.state_dict()["state"].items():
@@ -163,7 +169,9 @@ def _training_tensors(optimizer, data_rng, best, ema) -> dict[str, Tensor]:
     return tensors
 
 
-def _restore_training(optimizer, data_rng, tensors: dict, ema) -> dict | None:
+def _restore_training(task, optimizer, data_rng, tensors: dict, ema) -> dict | None:
+    if hasattr(task, "restore_carry"):
+        task.restore_carry({name[6:]: t for name, t in tensors.items() if name.startswith("carry.")})
     if ema is not None:
         for name, average in ema.average.items():
             average.copy_(tensors[f"ema.{name}"])
@@ -200,7 +208,7 @@ def fit(task: Task, config: TrainConfig, out_dir: str | Path, resume: bool = Fal
     if resume:
         saved = checkpoint.load(out_dir, task.name, with_training=True)
         checkpoint.load_weights(model, saved.weights, out_dir)
-        best = _restore_training(optimizer, data_rng, saved.training, ema)
+        best = _restore_training(task, optimizer, data_rng, saved.training, ema)
         run.update(saved.state["run"])
         if ema is not None and run.get("averaged"):
             ema.swap(model)  # the run ended holding the average: continue from the raw weights
@@ -219,7 +227,7 @@ def fit(task: Task, config: TrainConfig, out_dir: str | Path, resume: bool = Fal
         if metrics is not None:
             state["metrics"] = metrics
         weights = {k: v for k, v in model.state_dict().items()}
-        checkpoint.save(out_dir, Checkpoint(state, weights, _training_tensors(optimizer, data_rng, best, ema)))
+        checkpoint.save(out_dir, Checkpoint(state, weights, _training_tensors(task, optimizer, data_rng, best, ema)))
 
     bf16 = use_bf16(config.precision, device)
     progress, started, last = Progress(config.steps), time.perf_counter(), {}

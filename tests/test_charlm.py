@@ -7,8 +7,11 @@ import subprocess
 import sys
 
 import pytest
+import torch
+import torch.nn.functional as F
 
 from rnnlab.errors import UserError
+from rnnlab.models import ModelConfig
 from rnnlab.tasks import charlm
 
 
@@ -82,3 +85,64 @@ def test_bad_text_files_give_one_clear_line(tmp_path):
     assert ok.returncode == 0, ok.stderr
     unknown = rnnlab("charlm", "sample", "--model", tmp_path / "l1", "--prime", "Z")
     assert unknown.returncode == 2 and "not in the model's vocabulary: 'Z'" in unknown.stderr
+
+
+def _stateful_task(text, seq_len=10, dropout=0.0):
+    config = ModelConfig(arch="lstm", input_size=8, hidden=16, dropout=dropout, output_size=len(set(text)),
+                         vocab_size=len(set(text)), readout="steps")
+    return charlm.CharLMTask(text, config, seq_len=seq_len, val_frac=0.1, stateful=True)
+
+
+BEER = "".join(f"{k} bottles of beer on the wall, {k} bottles of beer.\n" for k in range(120))
+
+
+def test_stateful_streams_read_on_where_the_last_window_ended():
+    task = _stateful_task(BEER)
+    generator = torch.Generator().manual_seed(0)
+    first_inputs, first_targets = task.batch(generator, 4, "cpu")
+    second_inputs, _ = task.batch(generator, 4, "cpu")
+    assert torch.equal(second_inputs[:, 0], first_targets[:, -1])
+    both = torch.cat([first_inputs, second_inputs], dim=1)  # (4, 2T)
+    text_ids = task.train_ids
+    for row in both:
+        found = [s for s in range(len(text_ids) - 20) if torch.equal(text_ids[s:s + 20], row)]
+        assert found, "each stream reads one contiguous piece of the text"
+
+
+def test_stateful_loss_carries_the_state_exactly():
+    """Two consecutive windows scored one after the other = the model run over both at once."""
+    task = _stateful_task(BEER)
+    model = task.model.eval()
+    generator = torch.Generator().manual_seed(1)
+    first = task.batch(generator, 3, "cpu")
+    with torch.no_grad():
+        task.loss(model, first)
+        second = task.batch(generator, 3, "cpu")
+        carried = task.loss(model, second)
+        inputs = torch.cat([first[0], second[0]], dim=1)  # (3, 2T)
+        logits, _ = model(inputs)  # (3, 2T, V)
+        whole = F.cross_entropy(logits[:, 10:].flatten(0, 1), second[1].flatten())
+        cold = F.cross_entropy(model(second[0])[0].flatten(0, 1), second[1].flatten())
+    assert torch.allclose(carried, whole, atol=1e-6)
+    assert not torch.allclose(carried, cold, atol=1e-4)  # the carried state makes a difference
+
+
+def test_stateful_stream_that_runs_out_of_text_starts_over_cold():
+    text = "".join(chr(97 + (k * 7) % 26) for k in range(5_100))
+    task = _stateful_task(text, seq_len=500)
+    model = task.model.eval()
+    generator = torch.Generator().manual_seed(2)
+    seen = []
+    with torch.no_grad():
+        for _ in range(12):
+            inputs, targets = task.batch(generator, 2, "cpu")
+            state = task._carried_state("cpu")
+            loss = task.loss(model, (inputs, targets))
+            if bool(task.fresh.any()) and not bool(task.fresh.all()):
+                seen.append(1)
+                row = int(task.fresh.nonzero()[0])
+                assert float(state[0][0, row].abs().sum()) == 0 and float(state[1][0, row].abs().sum()) == 0
+                assert int(task.cursors[row]) - 500 < 500  # from a place among the first seq_len characters
+                assert torch.equal(inputs[row], task.train_ids[task.cursors[row] - 500:task.cursors[row]])
+            del loss
+    assert seen, "a stream ran out of text and started over"

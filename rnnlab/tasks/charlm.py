@@ -27,9 +27,9 @@ SMALL_TEXT = 5_000
 EVAL_CHARS = 30_000  # validation characters scored at each evaluation during training (all of them at the end)
 TRAIN_REPORT_CHARS = 100_000  # training characters scored for the final train_loss
 
-SMALL = dict(arch="lstm", hidden=64, layers=1, embed=16, seq_len=256, dropout=0.0, val_frac=0.0,
+SMALL = dict(arch="lstm", hidden=64, layers=1, embed=16, seq_len=256, dropout=0.0, val_frac=0.0, stateful=False, weight_drop=0.0,
              train=dict(steps=150, batch_size=8, lr=1e-2, warmup=0.0, eval_every=50, checkpoint_every=150))
-LARGE = dict(arch="lstm", hidden=512, layers=1, embed=64, seq_len=200, dropout=0.2, val_frac=0.1,
+LARGE = dict(arch="lstm", hidden=512, layers=1, embed=64, seq_len=200, dropout=0.2, val_frac=0.1, stateful=False, weight_drop=0.0,
              train=dict(steps=20_000, batch_size=32, lr=3e-3, weight_decay=0.05, warmup=0.02, eval_every=200,
                         checkpoint_every=500, precision="auto", ema=0.995))
 
@@ -59,7 +59,8 @@ def stream_loss(model: SequenceModel, ids: torch.Tensor, device, limit: int | No
 class CharLMTask:
     name = "charlm"
 
-    def __init__(self, text: str, model: ModelConfig, seq_len: int, val_frac: float, vocab: Vocabulary = None):
+    def __init__(self, text: str, model: ModelConfig, seq_len: int, val_frac: float, vocab: Vocabulary = None,
+                 stateful: bool = False):
         if seq_len <= 0:
             raise UserError(f"--seq-len must be > 0, got {seq_len}")
         if not 0 <= val_frac < 1:
@@ -76,17 +77,70 @@ class CharLMTask:
         self.val_frac, self.start = val_frac, text[0]
         self.config = model
         self.model = SequenceModel(model)
+        self.stateful = stateful and len(self.train_ids) > 4 * (self.seq_len + 1)
+        self.cursors = None  # (N,) stateful: where each stream reads next
+        self.fresh = None  # (N,) stateful: streams that start over (their state is zeroed)
+        self.carried = None  # stateful: the model's state after the last training batch, detached
 
     def batch(self, generator, size, device):
-        windows = len(self.train_ids) - self.seq_len  # distinct start positions
-        starts = torch.randint(0, windows, (min(size, windows),), generator=generator)  # (N,)
+        """Random windows; with ``stateful``, the next window of each of ``size`` streams read through the text."""
+        if self.stateful:
+            starts = self._advance(generator, size)  # (N,)
+        else:
+            windows = len(self.train_ids) - self.seq_len  # distinct start positions
+            starts = torch.randint(0, windows, (min(size, windows),), generator=generator)  # (N,)
         chunk = self.train_ids[starts[:, None] + torch.arange(self.seq_len + 1)]  # (N, T+1)
         return chunk[:, :-1].to(device), chunk[:, 1:].to(device)
 
+    def _advance(self, generator, size) -> torch.Tensor:
+        """Truncated backprop through time: stream i reads the text on from where its last window ended,
+        starting over (from a random place among the first T) when it runs out of text."""
+        length, span = len(self.train_ids), self.seq_len + 1
+        if self.cursors is None or len(self.cursors) != size:
+            offsets = torch.randint(0, self.seq_len, (size,), generator=generator)  # (N,)
+            self.cursors = torch.arange(size) * ((length - span) // size) + offsets  # (N,) spread over the text
+            self.fresh, self.carried = torch.ones(size, dtype=torch.bool), None
+        else:
+            self.fresh = self.cursors + span > length  # (N,)
+            restart = torch.randint(0, self.seq_len, (size,), generator=generator)  # (N,)
+            self.cursors = torch.where(self.fresh, restart, self.cursors)
+        starts = self.cursors.clone()  # (N,)
+        self.cursors += self.seq_len
+        return starts
+
     def loss(self, model, batch):
         inputs, targets = batch  # (N, T), (N, T)
-        logits, _ = model(inputs)  # (N, T, V)
+        state = self._carried_state(inputs.device) if self.stateful else None
+        logits, state = model(inputs, state)  # (N, T, V)
+        if self.stateful:
+            self.carried = tuple(s.detach().float() for s in state) if isinstance(state, tuple) \
+                else state.detach().float()
         return F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+
+    def _carried_state(self, device):
+        """The state the streams' last windows ended in, zeroed for streams that start over (None: all do)."""
+        if self.carried is None or bool(self.fresh.all()):
+            return None
+        keep = (~self.fresh).to(device)[None, :, None]  # (1, N, 1)
+        if isinstance(self.carried, tuple):
+            return tuple(s.to(device) * keep for s in self.carried)
+        return self.carried.to(device) * keep
+
+    def carry_tensors(self) -> dict:
+        """What the loop saves so that a resumed run continues the streams exactly."""
+        if not self.stateful or self.cursors is None:
+            return {}
+        tensors = {"cursors": self.cursors, "fresh": self.fresh}
+        state = self.carried if isinstance(self.carried, tuple) else (self.carried,)
+        tensors.update({f"state.{i}": s.cpu() for i, s in enumerate(state) if s is not None})
+        return tensors
+
+    def restore_carry(self, tensors: dict) -> None:
+        if not self.stateful or "cursors" not in tensors:
+            return
+        self.cursors, self.fresh = tensors["cursors"].clone(), tensors["fresh"].clone()
+        state = [tensors[f"state.{i}"].clone() for i in range(2) if f"state.{i}" in tensors]
+        self.carried = None if not state else tuple(state) if len(state) == 2 else state[0]
 
     def evaluate(self, model, device):
         held_out = self.val_ids if len(self.val_ids) else self.train_ids
@@ -103,13 +157,14 @@ class CharLMTask:
 
     def state(self):
         return {"model": self.config.to_dict(), "vocab": self.vocab.chars, "seq_len": self.seq_len,
-                "val_frac": self.val_frac, "start": self.start}
+                "val_frac": self.val_frac, "stateful": self.stateful, "start": self.start}
 
 
 def train(text_file: str | None = None, out: str = "runs/charlm", arch: str | None = None,
           hidden: int | None = None, layers: int | None = None, embed: int | None = None,
           seq_len: int | None = None, dropout: float | None = None, val_frac: float | None = None,
-          encoding: str = "utf-8", resume: bool = False, text: str | None = None, **train_options) -> dict:
+          encoding: str = "utf-8", resume: bool = False, text: str | None = None, stateful: bool | None = None,
+          weight_drop: float | None = None, **train_options) -> dict:
     """Train a character model on ``text_file`` (or ``text``, or the built-in text); returns the metrics.
 
     ``train_options`` are ``TrainConfig`` fields (steps, minutes, batch_size, lr, seed, device, ...);
@@ -118,13 +173,15 @@ def train(text_file: str | None = None, out: str = "runs/charlm", arch: str | No
     text = read_text(text_file, encoding) if text_file else (text or DEFAULT_TEXT)
     defaults = SMALL if len(text) < SMALL_TEXT else LARGE
     given = {k: v for k, v in dict(arch=arch, hidden=hidden, layers=layers, embed=embed, seq_len=seq_len,
-                                   dropout=dropout, val_frac=val_frac).items() if v is not None}
+                                   dropout=dropout, val_frac=val_frac, stateful=stateful,
+                                   weight_drop=weight_drop).items() if v is not None}
     options = {**defaults, **given}
     train_given = {k: v for k, v in train_options.items() if v is not None}
     vocab = None
     if resume:
         saved = checkpoint.load(out, "charlm").state
         options.update(saved["model"], seq_len=saved["seq_len"], val_frac=saved["val_frac"],
+                       stateful=saved.get("stateful", False),
                        embed=saved["model"]["input_size"], layers=saved["model"]["layers"])
         vocab = Vocabulary(saved["vocab"])
         if set(text) - set(vocab.chars):
@@ -135,10 +192,11 @@ def train(text_file: str | None = None, out: str = "runs/charlm", arch: str | No
         config = TrainConfig.from_dict({**defaults["train"], **train_given})
     vocab_size = len(vocab) if vocab else len(set(text))
     model = ModelConfig(arch=_arch(options["arch"]), input_size=options["embed"], hidden=options["hidden"],
-                        layers=options["layers"], dropout=options["dropout"], output_size=vocab_size,
+                        layers=options["layers"], dropout=options["dropout"],
+                        weight_drop=options["weight_drop"], output_size=vocab_size,
                         vocab_size=vocab_size, readout="steps")
     _check_sizes(model)
-    task = CharLMTask(text, model, options["seq_len"], options["val_frac"], vocab)
+    task = CharLMTask(text, model, options["seq_len"], options["val_frac"], vocab, options["stateful"])
     return fit(task, config, out, resume=resume)
 
 
@@ -153,8 +211,9 @@ def _check_sizes(model: ModelConfig) -> None:
         if getattr(model, name) <= 0:
             flag = "--embed" if name == "input_size" else f"--{name}"
             raise UserError(f"{flag} must be > 0, got {getattr(model, name)}")
-    if not 0 <= model.dropout < 1:
-        raise UserError(f"--dropout must be in [0, 1), got {model.dropout}")
+    for name in ("dropout", "weight_drop"):
+        if not 0 <= getattr(model, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(model, name)}")
 
 
 def load(model_dir: str | Path) -> tuple[SequenceModel, Vocabulary, dict]:

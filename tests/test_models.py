@@ -1,0 +1,56 @@
+"""The task network (rnnlab.models.SequenceModel): its DropConnect on recurrent weights, against torch.nn."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from rnnlab.models import ModelConfig, SequenceModel
+
+
+def _model(arch, weight_drop, layers=2, bidirectional=False):
+    config = ModelConfig(arch=arch, input_size=5, hidden=6, layers=layers, weight_drop=weight_drop,
+                         bidirectional=bidirectional, output_size=3, readout="steps")
+    return SequenceModel(config).double()
+
+
+@pytest.mark.parametrize("arch,bidirectional", [("rnn", False), ("lstm", True), ("gru", False)])
+def test_weight_drop_equals_torch_nn_with_masked_recurrent_weights(arch, bidirectional):
+    """Training mode: the same as torch.nn run with weight_hh * mask / (1 - p), one mask per batch."""
+    p = 0.4
+    model = _model(arch, p, bidirectional=bidirectional).train()
+    x = torch.randn(4, 7, 5, dtype=torch.float64)  # (N, L, F)
+    torch.manual_seed(11)
+    steps, _ = model(x)  # (N, L, 3)
+    torch.manual_seed(11)
+    reference = {"RNN": nn.RNN, "LSTM": nn.LSTM, "GRU": nn.GRU}[arch.upper()](
+        5, 6, num_layers=2, bidirectional=bidirectional, batch_first=True).double()
+    weights = dict(model.rnn.state_dict())
+    for name, weight in model.rnn.named_parameters():  # the masks, drawn in the same order from the same seed
+        if name.startswith("weight_hh"):
+            mask = nn.functional.dropout(torch.ones_like(weight), p)  # 0 or 1 / (1 - p)
+            assert 0.3 < float((mask == 0).double().mean()) < 0.5
+            weights[name] = weight.detach() * mask
+    reference.load_state_dict(weights)
+    expected = model.head(reference(x)[0])
+    assert torch.allclose(steps, expected, atol=1e-12)
+
+
+def test_weight_drop_is_off_in_eval_and_gradients_skip_dropped_weights():
+    model = _model("lstm", 0.5, layers=1)
+    x = torch.randn(2, 9, 5, dtype=torch.float64)
+    model.eval()
+    plain = SequenceModel(ModelConfig(**{**model.config.to_dict(), "weight_drop": 0.0})).double().eval()
+    plain.load_state_dict(model.state_dict())
+    assert torch.equal(model(x)[0], plain(x)[0])
+    model.train()
+    first, second = model(x)[0], model(x)[0]
+    assert not torch.allclose(first, second)  # a new mask for each batch
+    model.zero_grad()
+    torch.manual_seed(3)
+    model(x)[0].sum().backward()
+    torch.manual_seed(3)
+    mask = nn.functional.dropout(torch.ones_like(model.rnn.weight_hh_l0), 0.5)
+    grad = model.rnn.weight_hh_l0.grad
+    assert torch.all(grad[mask == 0] == 0) and bool((grad[mask != 0] != 0).any())
