@@ -71,8 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--weight-drop", type=float,
                        help="DropConnect on the hidden-to-hidden weights while training (AWD-LSTM), e.g. 0.25")
     train.add_argument("--stateful", action=argparse.BooleanOptionalAction,
-                       help="carry each stream's state from one batch to the next (truncated BPTT; default: on "
-                            "for texts of 5,000 characters or more)")
+                       help="read the text as parallel streams and carry each stream's state from one batch to "
+                            "the next (truncated BPTT); default: off, random windows that start from zero")
     _train_options(train)
     sample = charlm.add_parser("sample", help="generate text; prints the prime and what follows, nothing else")
     sample.add_argument("--model", required=True, help="run folder of a trained model")
