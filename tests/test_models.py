@@ -21,16 +21,15 @@ def test_weight_drop_equals_torch_nn_with_masked_recurrent_weights(arch, bidirec
     p = 0.4
     model = _model(arch, p, bidirectional=bidirectional).train()
     x = torch.randn(4, 7, 5, dtype=torch.float64)  # (N, L, F)
+    reference = {"RNN": nn.RNN, "LSTM": nn.LSTM, "GRU": nn.GRU}[arch.upper()](
+        5, 6, num_layers=2, bidirectional=bidirectional, batch_first=True).double()
     torch.manual_seed(11)
     steps, _ = model(x)  # (N, L, 3)
     torch.manual_seed(11)
-    reference = {"RNN": nn.RNN, "LSTM": nn.LSTM, "GRU": nn.GRU}[arch.upper()](
-        5, 6, num_layers=2, bidirectional=bidirectional, batch_first=True).double()
     weights = dict(model.rnn.state_dict())
     for name, weight in model.rnn.named_parameters():  # the masks, drawn in the same order from the same seed
         if name.startswith("weight_hh"):
             mask = nn.functional.dropout(torch.ones_like(weight), p)  # 0 or 1 / (1 - p)
-            assert 0.3 < float((mask == 0).double().mean()) < 0.5
             weights[name] = weight.detach() * mask
     reference.load_state_dict(weights)
     expected = model.head(reference(x)[0])
@@ -54,3 +53,8 @@ def test_weight_drop_is_off_in_eval_and_gradients_skip_dropped_weights():
     mask = nn.functional.dropout(torch.ones_like(model.rnn.weight_hh_l0), 0.5)
     grad = model.rnn.weight_hh_l0.grad
     assert torch.all(grad[mask == 0] == 0) and bool((grad[mask != 0] != 0).any())
+    big = SequenceModel(ModelConfig(arch="gru", input_size=4, hidden=64, weight_drop=0.3)).train()
+    dropped = big._dropped_recurrent_weights()["weight_hh_l0"]  # (3 * 64, 64)
+    assert abs(float((dropped == 0).float().mean()) - 0.3) < 0.02
+    kept = dropped != 0
+    assert torch.allclose(dropped[kept], big.rnn.weight_hh_l0[kept] / 0.7)
