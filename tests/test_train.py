@@ -40,7 +40,7 @@ def kill_at_step(monkeypatch, task_class, step):
     return lambda: monkeypatch.setattr(task_class, "batch", real_batch)
 
 
-@pytest.mark.parametrize("variant", [{}, {"stateful": True, "weight_drop": 0.2}])
+@pytest.mark.parametrize("variant", [{}, {"stateful": True, "weight_drop": 0.2}, {"stateful": True, "arch": "gru"}])
 def test_charlm_killed_and_resumed_ends_with_the_same_weights(tmp_path, monkeypatch, variant):
     options = dict(text=TEXT, hidden=32, embed=8, layers=2, dropout=0.3, seq_len=20, batch_size=8,
                    eval_every=5, checkpoint_every=5, lr=1e-2, steps=20, **variant)

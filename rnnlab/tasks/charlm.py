@@ -85,7 +85,7 @@ class CharLMTask:
         self.stateful = stateful and len(self.train_ids) > 4 * (self.seq_len + 1)
         self.cursors = None  # (N,) stateful: where each stream reads next
         self.fresh = None  # (N,) stateful: streams that start over (their state is zeroed)
-        self.carried = None  # stateful: the model's state after the last training batch, detached
+        self.carried = None  # stateful: the model's state after the last training batch, detached, as a tuple
 
     def batch(self, generator, size, device):
         """Random windows; with ``stateful``, the next window of each of ``size`` streams read through the text."""
@@ -118,8 +118,7 @@ class CharLMTask:
         state = self._carried_state(inputs.device) if self.stateful else None
         logits, state = model(inputs, state)  # (N, T, V)
         if self.stateful:
-            self.carried = tuple(s.detach().float() for s in state) if isinstance(state, tuple) \
-                else state.detach().float()
+            self.carried = tuple(s.detach().float() for s in (state if isinstance(state, tuple) else (state,)))
         return F.cross_entropy(logits.flatten(0, 1), targets.flatten())
 
     def _carried_state(self, device):
@@ -127,25 +126,22 @@ class CharLMTask:
         if self.carried is None or bool(self.fresh.all()):
             return None
         keep = (~self.fresh).to(device)[None, :, None]  # (1, N, 1)
-        if isinstance(self.carried, tuple):
-            return tuple(s.to(device) * keep for s in self.carried)
-        return self.carried.to(device) * keep
+        state = tuple(s.to(device) * keep for s in self.carried)  # (h,) or (h, c), each (layers, N, H)
+        return state if len(state) == 2 else state[0]
 
     def carry_tensors(self) -> dict:
         """What the loop saves so that a resumed run continues the streams exactly."""
         if not self.stateful or self.cursors is None:
             return {}
         tensors = {"cursors": self.cursors, "fresh": self.fresh}
-        state = self.carried if isinstance(self.carried, tuple) else (self.carried,)
-        tensors.update({f"state.{i}": s.cpu() for i, s in enumerate(state) if s is not None})
+        tensors.update({f"state.{i}": s.cpu() for i, s in enumerate(self.carried or ())})
         return tensors
 
     def restore_carry(self, tensors: dict) -> None:
         if not self.stateful or "cursors" not in tensors:
             return
         self.cursors, self.fresh = tensors["cursors"].clone(), tensors["fresh"].clone()
-        state = [tensors[f"state.{i}"].clone() for i in range(2) if f"state.{i}" in tensors]
-        self.carried = None if not state else tuple(state) if len(state) == 2 else state[0]
+        self.carried = tuple(tensors[f"state.{i}"].clone() for i in range(2) if f"state.{i}" in tensors) or None
 
     def evaluate(self, model, device):
         held_out = self.val_ids if len(self.val_ids) else self.train_ids
