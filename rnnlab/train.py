@@ -133,7 +133,7 @@ class WeightAverage:
     """Exponential moving average of a model's floating-point weights (Polyak averaging).
 
     The decay ramps up as min(decay, (1 + step) / (10 + step)), so early averages are not stuck at the
-    initial weights. ``swapped_in`` puts the average into the model for evaluation and takes it out again.
+    initial weights. ``swap`` exchanges the average and the model's weights (for evaluation, and at the end).
     """
 
     def __init__(self, model: nn.Module, decay: float) -> None:

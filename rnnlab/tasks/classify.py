@@ -2,8 +2,9 @@
 
 The default recipe, tuned on MNIST read as 28 rows of 28 pixels: a 2-layer GRU of 128 units with dropout
 0.2, AdamW with a one-cycle schedule (peak 6e-3, 30 % warm-up, cosine down to 1 %), label smoothing 0.1,
-and -- for images -- random shifts of up to 2 pixels (1 on 8x8 digits) as augmentation. 10 % of the training set is held out for
-validation. Test metrics: accuracy, accuracy per class, the confusion matrix (and its PNG).
+and -- for images -- random shifts of up to 2 pixels (1 on 8x8 digits) as augmentation. 10 % of the
+training set is held out for validation. Test metrics: accuracy, accuracy per class, the confusion matrix
+(and its PNG).
 """
 
 from __future__ import annotations
@@ -75,8 +76,8 @@ class ClassifyTask:
 
     def evaluate(self, model, device):
         """Loss and accuracy on the validation part, or (without one) on the first 1,000 training sequences."""
-        part, prefix = ("val", "val") if len(self.y["val"]) else ("train", "train_eval")
-        x, y = self.x[part][:1000 if part == "train" else None], self.y[part][:1000 if part == "train" else None]
+        part, prefix, limit = ("val", "val", None) if len(self.y["val"]) else ("train", "train_eval", 1000)
+        x, y = self.x[part][:limit], self.y[part][:limit]
         scores = predict_scores(model, x, device)
         return {f"{prefix}_loss": F.cross_entropy(scores, y).item(),
                 f"{prefix}_accuracy": (scores.argmax(1) == y).float().mean().item()}
