@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import nn as rnn
@@ -28,7 +27,7 @@ class ModelConfig:
     hidden: int = 128
     layers: int = 1
     dropout: float = 0.0  # between recurrent layers and before the head
-    weight_drop: float = 0.0  # DropConnect on the hidden-to-hidden weights while training (one mask per batch)
+    weight_drop: float = 0.0  # DropConnect on the hidden-to-hidden weights while training (rnnlab.nn's weight_drop)
     bidirectional: bool = False
     output_size: int = 1
     vocab_size: int = 0  # > 0: inputs are token ids, embedded first
@@ -45,7 +44,8 @@ class SequenceModel(nn.Module):
         self.embedding = nn.Embedding(config.vocab_size, config.input_size) if config.vocab_size else None
         self.rnn = ARCHS[config.arch](config.input_size, config.hidden, num_layers=config.layers,
                                       dropout=config.dropout if config.layers > 1 else 0.0,
-                                      bidirectional=config.bidirectional, batch_first=True)
+                                      bidirectional=config.bidirectional, batch_first=True,
+                                      weight_drop=config.weight_drop)
         self.drop = nn.Dropout(config.dropout)
         directions = 2 if config.bidirectional else 1
         self.head = nn.Linear(directions * config.hidden, config.output_size)
@@ -56,18 +56,9 @@ class SequenceModel(nn.Module):
         outputs: (N, L, output_size) with readout "steps", (N, output_size) with readout "last".
         """
         x = self.embedding(inputs) if self.embedding is not None else inputs  # (N, L, F)
-        if self.training and self.config.weight_drop:
-            steps, state = torch.func.functional_call(self.rnn, self._dropped_recurrent_weights(), (x, state))
-        else:
-            steps, state = self.rnn(x, state)  # (N, L, D*H)
+        steps, state = self.rnn(x, state)  # (N, L, D*H)
         if self.config.readout == "steps":
             return self.head(self.drop(steps)), state
         h_n = state[0] if isinstance(state, tuple) else state  # (layers*D, N, H)
         last = h_n[-2:] if self.config.bidirectional else h_n[-1:]  # (D, N, H)
         return self.head(self.drop(torch.cat(list(last), dim=1))), state  # (N, output_size)
-
-    def _dropped_recurrent_weights(self) -> dict:
-        """DropConnect (Wan et al. 2013), as in AWD-LSTM (Merity et al. 2017): each weight_hh entry is zeroed
-        with probability ``weight_drop`` for the whole batch (all steps), the rest scaled by 1 / (1 - p)."""
-        return {name: F.dropout(weight, self.config.weight_drop) for name, weight in self.rnn.named_parameters()
-                if name.startswith("weight_hh")}

@@ -16,29 +16,25 @@ c, c'      (N, H)  (LSTM)   (H,)
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
+from .base import RecurrentModule
 from .cells import CELLS
 from .engine import run_layer
-from .modules import check_impl
 
 _NATIVE = {"RNN_TANH": torch.rnn_tanh_cell, "RNN_RELU": torch.rnn_relu_cell, "LSTM": torch.lstm_cell,
            "GRU": torch.gru_cell}
 
 
-class RNNCellBase(nn.Module):
+class RNNCellBase(RecurrentModule):
     """Parameters ``weight_ih`` (G*H, H_in), ``weight_hh`` (G*H, H), ``bias_ih``, ``bias_hh`` (G*H,) as in torch."""
 
     def __init__(self, mode: str, input_size: int, hidden_size: int, bias: bool = True, device=None,
                  dtype=None, *, impl: str = "auto") -> None:
-        super().__init__()
+        super().__init__(impl)
         self.mode, self.cell = mode, CELLS[mode]
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
-        self.impl = check_impl(impl)
-        self._recorders: list = []
         factory = {"device": device, "dtype": dtype}
         gate_size = self.cell.gates * hidden_size
         self.weight_ih = nn.Parameter(torch.empty((gate_size, input_size), **factory))
@@ -51,11 +47,6 @@ class RNNCellBase(nn.Module):
             self.register_parameter("bias_hh", None)
         self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for weight in self.parameters():
-            nn.init.uniform_(weight, -bound, bound)
-
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
         if not self.bias:
@@ -63,9 +54,6 @@ class RNNCellBase(nn.Module):
         if getattr(self, "nonlinearity", "tanh") != "tanh":
             s += f", nonlinearity={self.nonlinearity}"
         return s + (f", impl={self.impl!r}" if self.impl != "auto" else "")
-
-    def uses_native(self) -> bool:
-        return self.impl == "native" or (self.impl == "auto" and not self._recorders)
 
     def forward(self, input: Tensor, hx=None):
         kind = type(self).__name__

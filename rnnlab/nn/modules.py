@@ -8,7 +8,6 @@ cell from ``cells.py``. The time loop itself is ``engine.RecurrentLayer``.
 
 from __future__ import annotations
 
-import math
 import numbers
 import warnings
 
@@ -17,35 +16,30 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
+from .base import RecurrentModule
 from .cells import CELLS
 from .engine import run_layer
 
-IMPLS = ("auto", "ours", "native")
 _NATIVE = {"RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu, "LSTM": torch.lstm, "GRU": torch.gru}
 
 
-def check_impl(impl: str) -> str:
-    if impl not in IMPLS:
-        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
-    return impl
-
-
-class RNNBase(nn.Module):
+class RNNBase(RecurrentModule):
     """Shared machinery of RNN, LSTM and GRU (see those classes for the arguments)."""
 
     def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 proj_size: int = 0, device=None, dtype=None, *, impl: str = "auto") -> None:
-        super().__init__()
+                 proj_size: int = 0, device=None, dtype=None, *, impl: str = "auto", weight_drop: float = 0.0) -> None:
+        super().__init__(impl)
         _check_arguments(input_size, hidden_size, num_layers, bias, batch_first, dropout, proj_size)
+        if not isinstance(weight_drop, numbers.Number) or isinstance(weight_drop, bool) or not 0 <= weight_drop < 1:
+            raise ValueError(f"weight_drop should be a probability in [0, 1), got {weight_drop!r}")
         if mode not in CELLS:
             raise ValueError("Unrecognized RNN mode: " + mode)
         self.mode, self.cell = mode, CELLS[mode]
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional, self.proj_size = bidirectional, proj_size
-        self.impl = check_impl(impl)
-        self._recorders: list = []  # filled by rnnlab.nn.inspect
+        self.weight_drop = float(weight_drop)
 
         factory = {"device": device, "dtype": dtype}
         gate_size = self.cell.gates * hidden_size
@@ -83,26 +77,29 @@ class RNNBase(nn.Module):
     def flatten_parameters(self) -> None:
         """Kept for compatibility with torch.nn code; parameters here are never flattened."""
 
-    def reset_parameters(self) -> None:
-        """Every weight and bias ~ U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)), drawn in torch.nn's order."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for weight in self.parameters():
-            nn.init.uniform_(weight, -bound, bound)
-
-    def layer_weights(self, layer: int, direction: int) -> tuple:
-        """(w_ih, w_hh, b_ih, b_hh, w_hr) of one layer and direction; absent ones are None."""
+    def layer_weights(self, layer: int, direction: int, weights: dict | None = None) -> tuple:
+        """(w_ih, w_hh, b_ih, b_hh, w_hr) of one layer and direction, from ``weights`` (name -> tensor,
+        default: the parameters); absent ones are None."""
         suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
-        return tuple(getattr(self, kind + suffix, None)
-                     for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr"))
+        weights = weights if weights is not None else dict(self.named_parameters())
+        return tuple(weights.get(kind + suffix) for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr"))
 
-    def uses_native(self) -> bool:
-        """Whether the next forward runs torch's fused kernel rather than our engine."""
-        return self.impl == "native" or (self.impl == "auto" and not self._recorders)
+    def call_weights(self) -> dict:
+        """The weights of this forward call, name -> tensor: the parameters, except that in training mode with
+        ``weight_drop`` each hidden-to-hidden matrix is DropConnect-ed (Wan et al. 2013; AWD-LSTM): every entry
+        zeroed with probability ``weight_drop`` for the whole call (all steps), the others scaled by 1 / (1 - p).
+        The masks are drawn in parameter order, so a seed fixes them."""
+        weights = {name: getattr(self, name) for name in self._flat_weights_names}
+        if self.training and self.weight_drop:
+            for name in weights:
+                if name.startswith("weight_hh"):
+                    weights[name] = F.dropout(weights[name], self.weight_drop)
+        return weights
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
         defaults = {"proj_size": 0, "num_layers": 1, "bias": True, "batch_first": False, "dropout": 0.0,
-                    "bidirectional": False, "impl": "auto"}
+                    "bidirectional": False, "impl": "auto", "weight_drop": 0.0}
         for name, default in defaults.items():
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)!r}" if name == "impl" else f", {name}={getattr(self, name)}"
@@ -132,11 +129,12 @@ class RNNBase(nn.Module):
         if sorted_indices is not None:
             states = tuple(state.index_select(1, sorted_indices) for state in states)
 
+        weights = self.call_weights()
         if self.uses_native():
-            output, *final = self._forward_native(data, batch_sizes, states)
+            output, *final = self._forward_native(data, batch_sizes, states, weights)
         else:
             output, *final = self._forward_ours(data, batch_sizes, sorted_indices, unsorted_indices, states,
-                                                unbatched)
+                                                unbatched, weights)
 
         if unsorted_indices is not None:
             final = [state.index_select(1, unsorted_indices) for state in final]
@@ -185,16 +183,16 @@ class RNNBase(nn.Module):
                 which = f"hidden[{k}]" if len(states) == 2 else "hidden"
                 raise RuntimeError(f"Expected {which} size {shape}, got {list(state.shape)}")
 
-    def _forward_native(self, data: Tensor, batch_sizes, states: tuple):
+    def _forward_native(self, data: Tensor, batch_sizes, states: tuple, weights: dict):
         hx = states if self.cell.has_cell_state else states[0]
         kernel = _NATIVE[self.mode]
-        common = (self._flat_weights, self.bias, self.num_layers, self.dropout, self.training, self.bidirectional)
+        common = (list(weights.values()), self.bias, self.num_layers, self.dropout, self.training, self.bidirectional)
         if batch_sizes is None:
             return kernel(data, hx, *common, self.batch_first)
         return kernel(data, batch_sizes, hx, *common)
 
     def _forward_ours(self, data: Tensor, batch_sizes, sorted_indices, unsorted_indices, states: tuple,
-                      unbatched: bool):
+                      unbatched: bool, weights: dict):
         """Our engine, layer by layer and direction by direction, on packed rows (N, ·)."""
         if batch_sizes is None:  # padded (T, B, D) or (B, T, D): a packed batch whose sizes never shrink
             time_major = data.transpose(0, 1) if self.batch_first else data  # (T, B, D)
@@ -212,7 +210,7 @@ class RNNBase(nn.Module):
                 k = layer * self.num_directions + direction
                 recorder = [] if self._recorders else None
                 out, h, c = run_layer(self.cell, sizes, direction == 1, rows, h0[k],
-                                      c0[k] if c0 is not None else None, *self.layer_weights(layer, direction),
+                                      c0[k] if c0 is not None else None, *self.layer_weights(layer, direction, weights),
                                       recorder=recorder)
                 outputs.append(out)  # (N, P)
                 h_n.append(h)
@@ -305,6 +303,10 @@ _SHAPES = r"""
     ``impl``: ``"ours"`` always runs rnnlab's engine (cells.py + engine.py); ``"native"`` calls torch's
     fused kernel; ``"auto"`` (default) runs the native kernel unless our engine is needed -- inside
     ``rnnlab.nn.inspect``. Both give the same numbers; the test-suite holds them to 1e-10 in float64.
+
+    ``weight_drop`` (keyword, default 0: identical to torch.nn): DropConnect on the hidden-to-hidden
+    weights in training mode, one mask per forward call shared by every step (as in AWD-LSTM); off in
+    ``eval()``. It works with either engine.
 """
 
 
@@ -313,20 +315,21 @@ class RNN(RNNBase):
     optionally bidirectional. Same arguments, parameters and outputs as ``torch.nn.RNN``:
 
     ``RNN(input_size, hidden_size, num_layers=1, nonlinearity='tanh', bias=True, batch_first=False,
-    dropout=0.0, bidirectional=False, device=None, dtype=None, *, impl='auto')``
+    dropout=0.0, bidirectional=False, device=None, dtype=None, *, impl='auto', weight_drop=0.0)``
 
     ``forward(input, hx=None) -> (output, h_n)``
     """ + _SHAPES
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 device=None, dtype=None, *, impl: str = "auto", **kwargs) -> None:
+                 device=None, dtype=None, *, impl: str = "auto", weight_drop: float = 0.0, **kwargs) -> None:
         _no_projection(kwargs, "RNN")
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
         self.nonlinearity = nonlinearity
         super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size, hidden_size,
-                         num_layers, bias, batch_first, dropout, bidirectional, 0, device, dtype, impl=impl)
+                         num_layers, bias, batch_first, dropout, bidirectional, 0, device, dtype, impl=impl,
+                         weight_drop=weight_drop)
 
 
 class LSTM(RNNBase):
@@ -335,16 +338,17 @@ class LSTM(RNNBase):
     ``torch.nn.LSTM``:
 
     ``LSTM(input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-    bidirectional=False, proj_size=0, device=None, dtype=None, *, impl='auto')``
+    bidirectional=False, proj_size=0, device=None, dtype=None, *, impl='auto', weight_drop=0.0)``
 
     ``forward(input, (h_0, c_0)=None) -> (output, (h_n, c_n))``; gates i, f, g, o as in ``cells.LSTMCellMath``.
     """ + _SHAPES
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 proj_size: int = 0, device=None, dtype=None, *, impl: str = "auto") -> None:
+                 proj_size: int = 0, device=None, dtype=None, *, impl: str = "auto",
+                 weight_drop: float = 0.0) -> None:
         super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, proj_size, device, dtype, impl=impl)
+                         bidirectional, proj_size, device, dtype, impl=impl, weight_drop=weight_drop)
 
 
 class GRU(RNNBase):
@@ -352,14 +356,14 @@ class GRU(RNNBase):
     outputs as ``torch.nn.GRU``:
 
     ``GRU(input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-    bidirectional=False, device=None, dtype=None, *, impl='auto')``
+    bidirectional=False, device=None, dtype=None, *, impl='auto', weight_drop=0.0)``
 
     ``forward(input, hx=None) -> (output, h_n)``; gates r, z, n as in ``cells.GRUCellMath``.
     """ + _SHAPES
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 device=None, dtype=None, *, impl: str = "auto", **kwargs) -> None:
+                 device=None, dtype=None, *, impl: str = "auto", weight_drop: float = 0.0, **kwargs) -> None:
         _no_projection(kwargs, "GRU")
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, 0, device, dtype, impl=impl)
+                         bidirectional, 0, device, dtype, impl=impl, weight_drop=weight_drop)
