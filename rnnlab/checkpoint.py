@@ -3,8 +3,12 @@
 A checkpoint is a folder ``<run>/checkpoint/`` of three files:
 
     model.safetensors     the model's weights
-    training.safetensors  optimizer state and random-number-generator states (to resume exactly)
-    state.json            task, configuration, vocabulary or scalers, step, metrics
+    training.safetensors  what an exact resume needs besides them: optimizer state ("optim.*"), random-number
+                          generator states ("rng.*"), and where used the moving average ("ema.*"), the best
+                          weights ("best.*") and state carried between batches ("carry.*")
+    state.json            "task", the training settings "train", the run record "run" (step, seconds,
+                          history, ...), the final "metrics", and the task's own keys (its "options", the
+                          network's "model" configuration, vocabulary or scalers)
 
 It is written into ``checkpoint.tmp/`` and then swapped in with two renames, so that a crash or kill
 at any moment leaves either the previous complete checkpoint or the new complete one, never a mix
@@ -31,7 +35,7 @@ FILES = ("model.safetensors", "training.safetensors", "state.json")
 
 @dataclass
 class Checkpoint:
-    state: dict  # JSON: {"task": ..., "config": ..., "step": ..., ...}
+    state: dict  # JSON: {"task": ..., "train": ..., "run": ..., "metrics": ..., and the task's own keys}
     weights: dict[str, torch.Tensor]
     training: dict[str, torch.Tensor] = field(default_factory=dict)
 
@@ -43,22 +47,33 @@ def _write_file(path: Path, write) -> None:
 
 
 def save(run_dir: str | Path, checkpoint: Checkpoint) -> Path:
+    """Write ``checkpoint`` as ``run_dir/checkpoint``; a full disk (or any write error) keeps the previous one
+    whole, removes the partial copy and is a UserError."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     final, tmp, old = run_dir / "checkpoint", run_dir / "checkpoint.tmp", run_dir / "checkpoint.old"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     weights = {name: t.detach().cpu().contiguous() for name, t in checkpoint.weights.items()}
     training = {name: t.detach().cpu().contiguous() for name, t in checkpoint.training.items()}
-    _write_file(tmp / "model.safetensors", lambda p: save_file(weights, str(p)))
-    _write_file(tmp / "training.safetensors", lambda p: save_file(training, str(p)))
-    _write_file(tmp / "state.json", lambda p: p.write_text(json.dumps(checkpoint.state, indent=1)))
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        _write_file(tmp / "model.safetensors", lambda p: save_file(weights, str(p)))
+        _write_file(tmp / "training.safetensors", lambda p: save_file(training, str(p)))
+        _write_file(tmp / "state.json", lambda p: p.write_text(json.dumps(checkpoint.state, indent=1)))
+    except (OSError, SafetensorError) as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        kept = "the previous checkpoint is kept whole" if final.exists() else "no checkpoint was written"
+        raise UserError(f"could not write a checkpoint in {run_dir} ({_reason(err)}); {kept}") from None
     if final.exists():
         shutil.rmtree(old, ignore_errors=True)
         os.rename(final, old)
     os.rename(tmp, final)
     shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _reason(err: Exception) -> str:
+    return getattr(err, "strerror", None) or str(err)
 
 
 def find(path: str | Path) -> Path | None:
@@ -111,7 +126,12 @@ def load_weights(model: torch.nn.Module, weights: dict, source: str | Path) -> N
 
 
 def write_json_atomic(path: str | Path, data: dict) -> None:
+    """``path`` holds either its old content or ``data``, never a part; a write error is a UserError."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"could not write {path} ({_reason(err)})") from None

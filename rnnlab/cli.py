@@ -1,4 +1,5 @@
-"""The ``rnnlab`` command: argument parsing only; every command calls the Python API that users call.
+"""The ``rnnlab`` command: argument parsing only; every command calls the Python API that users call, with
+keywords. A flag left out is passed as None, so the task's own default applies: defaults live in the tasks.
 
 A user mistake (a ``UserError``) is printed as one line on stderr, exit status 2, no traceback.
 """
@@ -11,6 +12,11 @@ import sys
 
 from .errors import UserError
 
+# Settings whose flag is not "--" + the setting's name with dashes.
+FLAGS = {"batch_size": "--batch", "text_file": "--text"}
+TRAIN_KEYS = ("steps", "minutes", "batch_size", "lr", "weight_decay", "clip", "eval_every", "checkpoint_every",
+              "patience", "ema", "seed", "device", "precision", "quiet")
+
 
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line (not the whole usage text) and exit status 2."""
@@ -21,7 +27,7 @@ class Parser(argparse.ArgumentParser):
 
 def _train_options(parser: argparse.ArgumentParser) -> None:
     """Flags of the shared training loop (``rnnlab.train.TrainConfig``); unset ones take the task's defaults."""
-    group = parser.add_argument_group("training")
+    group = parser.add_argument_group("training (unset: the task's defaults; on --resume, the run's)")
     group.add_argument("--steps", type=int, help="optimizer steps from the start of the run")
     group.add_argument("--minutes", type=float, help="stop after this much training time")
     group.add_argument("--batch", dest="batch_size", type=int, help="sequences per step")
@@ -35,15 +41,12 @@ def _train_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--seed", type=int)
     group.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     group.add_argument("--precision", choices=["fp32", "bf16", "auto"], help="bf16: autocast the training forward")
+    group.add_argument("--quiet", action="store_true", default=None, help="no progress bar")
     group.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
 
 
-TRAIN_KEYS = ("steps", "minutes", "batch_size", "lr", "weight_decay", "clip", "eval_every", "checkpoint_every",
-              "patience", "ema", "seed", "device", "precision")
-
-
 def _model_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("model")
+    group = parser.add_argument_group("model (unset: the task's defaults)")
     group.add_argument("--arch", choices=["rnn", "lstm", "gru"])
     group.add_argument("--hidden", type=int, help="hidden units per layer")
     group.add_argument("--layers", type=int, help="stacked recurrent layers")
@@ -62,12 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
         dest="action", required=True, metavar="ACTION")
     train = charlm.add_parser("train", help="train on a UTF-8 text file (default: a built-in text)")
     train.add_argument("--text", dest="text_file", help="UTF-8 text file")
-    train.add_argument("--encoding", default="utf-8", help="the text file's encoding (default utf-8)")
-    train.add_argument("--out", default="runs/charlm", help="run folder (default runs/charlm)")
+    train.add_argument("--encoding", help="the text file's encoding (default utf-8)")
+    train.add_argument("--out", help="run folder (default runs/charlm)")
     _model_options(train)
     train.add_argument("--embed", type=int, help="character embedding size")
     train.add_argument("--seq-len", type=int, help="characters per training sequence")
-    train.add_argument("--val-frac", type=float, help="last fraction of the text held out (default 0.1)")
+    train.add_argument("--val-frac", type=float, help="last fraction of the text held out")
     train.add_argument("--weight-drop", type=float,
                        help="DropConnect on the hidden-to-hidden weights while training (AWD-LSTM), e.g. 0.25")
     train.add_argument("--stateful", action=argparse.BooleanOptionalAction,
@@ -86,23 +89,18 @@ def build_parser() -> argparse.ArgumentParser:
     forecast = commands.add_parser("forecast", help="time-series forecasting").add_subparsers(
         dest="action", required=True, metavar="ACTION")
     train = forecast.add_parser("train", help="train on a CSV (default: a generated sine wave)")
-    train.add_argument("--csv", help="CSV file with a header line")
-    train.add_argument("--target", help="column to forecast (default: the last numeric column)")
-    train.add_argument("--features", help="comma-separated input columns (default: every numeric column)")
-    dates = train.add_mutually_exclusive_group()
-    dates.add_argument("--date-col", help="date column: rows are sorted by it")
-    dates.add_argument("--newest-first", action="store_true", help="rows run from newest to oldest")
-    train.add_argument("--missing", choices=["error", "ffill", "drop"], default="error",
-                       help="empty or NaN cells: stop with an error (default), carry the last value, drop the row")
-    train.add_argument("--window", type=int, default=7, help="rows the model reads (default 7)")
-    train.add_argument("--horizon", type=int, default=1, help="values it predicts ahead (default 1)")
-    train.add_argument("--test-frac", type=float, default=0.2, help="last fraction of rows for testing")
-    train.add_argument("--val-frac", type=float, default=0.15, help="fraction of the rest for validation")
-    train.add_argument("--season", type=int, help="season length of the seasonal-naive baseline (default 7)")
-    train.add_argument("--out", default="runs/forecast", help="run folder (default runs/forecast)")
+    train.add_argument("--csv", help="CSV file with a header line (comma, semicolon or tab separated)")
+    _series_options(train)
+    train.add_argument("--window", type=int, help="rows the model reads")
+    train.add_argument("--horizon", type=int, help="values it predicts ahead")
+    train.add_argument("--test-frac", type=float, help="last fraction of rows for testing")
+    train.add_argument("--val-frac", type=float, help="fraction of the rest for validation")
+    train.add_argument("--season", type=int, help="season length of the seasonal-naive baseline")
+    train.add_argument("--out", help="run folder (default runs/forecast)")
     _model_options(train)
     _train_options(train)
-    predict = forecast.add_parser("predict", help="print the next values after the end of a CSV")
+    predict = forecast.add_parser("predict", help="print the next values after the end of a CSV: "
+                                                  "t+k,value[,date] per line")
     predict.add_argument("--model", required=True, help="run folder of a trained forecaster")
     predict.add_argument("--csv", required=True, help="CSV with the columns the model was trained on")
 
@@ -110,17 +108,29 @@ def build_parser() -> argparse.ArgumentParser:
         dest="action", required=True, metavar="ACTION")
     train = classify.add_parser("train", help="train on MNIST-format IDX files, an .npz, or built-in digits")
     _classify_data(train)
-    train.add_argument("--bidirectional", action="store_true")
-    train.add_argument("--val-frac", type=float, default=0.1, help="fraction of training sequences held out")
+    train.add_argument("--bidirectional", action="store_true", default=None)
+    train.add_argument("--val-frac", type=float, help="fraction of training sequences held out")
     train.add_argument("--shift", type=int, help="random image shifts in pixels (default 2; 1 for 8x8; 0 off)")
-    train.add_argument("--label-smoothing", type=float, default=0.1)
-    train.add_argument("--out", default="runs/classify", help="run folder (default runs/classify)")
+    train.add_argument("--label-smoothing", type=float)
+    train.add_argument("--out", help="run folder (default runs/classify)")
     _model_options(train)
     _train_options(train)
     evaluate = classify.add_parser("evaluate", help="test metrics of a trained classifier, as JSON on stdout")
     evaluate.add_argument("--model", required=True, help="run folder of a trained classifier")
     _classify_data(evaluate)
     return parser
+
+
+def _series_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", help="column to forecast (default: the last numeric column)")
+    parser.add_argument("--features", help="comma-separated input columns (default: every numeric column)")
+    dates = parser.add_mutually_exclusive_group()
+    dates.add_argument("--date-col", help="date column: rows are sorted by it")
+    dates.add_argument("--newest-first", action="store_true", default=None, help="rows run from newest to oldest")
+    parser.add_argument("--date-format", help="how dates are written, e.g. %%d/%%m/%%Y (default: ISO 8601, or "
+                                              "day/month/year-style when that is unambiguous)")
+    parser.add_argument("--missing", choices=["error", "ffill", "drop"],
+                        help="empty or NaN cells: stop with an error (default), carry the last value, drop the row")
 
 
 def _classify_data(parser: argparse.ArgumentParser) -> None:
@@ -131,12 +141,13 @@ def _classify_data(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-prefix", help="test files' prefix (default t10k)")
 
 
-def _model_kwargs(args) -> dict:
-    return {"arch": args.arch, "hidden": args.hidden, "layers": args.layers, "dropout": args.dropout}
+def _keywords(args, *names: str) -> dict:
+    return {name: getattr(args, name) for name in names}
 
 
-def _train_kwargs(args) -> dict:
-    return {key: getattr(args, key) for key in TRAIN_KEYS}
+def _train_keywords(args, *names: str) -> dict:
+    """The task's settings ``names``, the network's, the training loop's, --out and --resume."""
+    return _keywords(args, "out", "resume", "arch", "hidden", "layers", "dropout", *TRAIN_KEYS, *names)
 
 
 def _print_metrics(metrics: dict) -> None:
@@ -151,35 +162,42 @@ def run(args) -> None:
     elif args.command == "charlm":
         from .tasks import charlm
         if args.action == "train":
-            _print_metrics(charlm.train(args.text_file, args.out, args.arch, args.hidden, args.layers, args.embed,
-                                        args.seq_len, args.dropout, args.val_frac, args.encoding, args.resume,
-                                        stateful=args.stateful, weight_drop=args.weight_drop,
-                                        **_train_kwargs(args)))
+            _print_metrics(charlm.train(**_train_keywords(args, "text_file", "encoding", "embed", "seq_len",
+                                                          "val_frac", "weight_drop", "stateful")))
         else:
-            print(charlm.sample(args.model, args.prime, args.length, args.temperature, args.top_k, args.greedy,
-                                args.seed))
+            print(charlm.sample(args.model, **_keywords(args, "prime", "length", "temperature", "top_k", "greedy",
+                                                        "seed")))
     elif args.command == "forecast":
         from .tasks import forecast
         if args.action == "train":
-            features = [name.strip() for name in args.features.split(",")] if args.features else None
-            model = {k: v for k, v in _model_kwargs(args).items() if v is not None}
-            _print_metrics(forecast.train(args.csv, args.target, features, args.date_col, args.newest_first,
-                                          args.missing, args.window, args.horizon, args.test_frac, args.val_frac,
-                                          args.season, args.out, resume=args.resume, **model, **_train_kwargs(args)))
+            if args.features is not None:
+                args.features = [name.strip() for name in args.features.split(",")]
+            _print_metrics(forecast.train(**_train_keywords(
+                args, "csv", "target", "features", "date_col", "newest_first", "date_format", "missing", "window",
+                "horizon", "test_frac", "val_frac", "season")))
         else:
-            for step, value in enumerate(forecast.predict(args.model, args.csv), start=1):
-                print(f"t+{step},{value:.6g}")
+            forecasts = forecast.predict(args.model, csv=args.csv)
+            dated = forecasts.index.dtype.kind == "M"
+            for step, (when, value) in enumerate(forecasts.items(), start=1):
+                print(f"t+{step},{value:.6g}" + (f",{when.isoformat()}" if dated else ""))
     elif args.command == "classify":
         from .tasks import classify
         if args.action == "train":
-            model = {k: v for k, v in _model_kwargs(args).items() if v is not None}
-            _print_metrics(classify.train(args.idx_dir, args.npz, args.train_prefix, args.test_prefix or "t10k",
-                                          bidirectional=args.bidirectional, val_frac=args.val_frac, shift=args.shift,
-                                          label_smoothing=args.label_smoothing, out=args.out, resume=args.resume,
-                                          **model, **_train_kwargs(args)))
+            _print_metrics(classify.train(**_train_keywords(
+                args, "idx_dir", "npz", "train_prefix", "test_prefix", "bidirectional", "val_frac", "shift",
+                "label_smoothing")))
         else:
-            metrics = classify.evaluate(args.model, args.idx_dir, args.npz, args.train_prefix, args.test_prefix)
-            print(json.dumps(metrics))
+            print(json.dumps(classify.evaluate(args.model, **_keywords(args, "idx_dir", "npz", "train_prefix",
+                                                                       "test_prefix"))))
+
+
+def flag_message(err: UserError) -> str:
+    """The error's message, its setting's name (``batch_size``) shown as the flag (``--batch``)."""
+    message = str(err)
+    if err.setting and message.startswith(err.setting + " "):
+        flag = FLAGS.get(err.setting, "--" + err.setting.replace("_", "-"))
+        message = flag + message[len(err.setting):]
+    return message
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run(args)
     except UserError as err:
-        print(f"rnnlab: error: {err}", file=sys.stderr)
+        print(f"rnnlab: error: {flag_message(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("rnnlab: interrupted (the last checkpoint is kept)", file=sys.stderr)

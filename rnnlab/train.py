@@ -1,27 +1,40 @@
 """The one training loop, shared by every task.
 
-A task supplies the model and four things the loop calls (see ``Task``); the loop does the rest:
+A task supplies the model and the few things the loop calls (see ``Task``); the loop does the rest:
 seeds, device, AdamW with a warm-up + cosine learning-rate schedule, gradient clipping, evaluation,
-early stopping, progress on stderr, periodic atomic checkpoints, and an exact resume: the optimizer,
-the data order (a generator of its own) and the global RNG (dropout) are saved with the weights, so a
-run stopped at step k and resumed ends with the same weights as one that never stopped.
+early stopping, a tqdm progress bar on stderr, periodic atomic checkpoints, and an exact resume: the
+optimizer, the data order (a generator of its own) and the global RNG (dropout) are saved with the
+weights, so a run killed at step k and resumed ends with the same weights as one that never stopped.
+
+    fit(task, config, out_dir, resume)
+      Trainer.resume()      weights, optimizer, RNG states and run record from the checkpoint
+      Trainer.step()        one batch: forward, backward, clip, optimizer step, moving average
+      Trainer.evaluate()    metrics, best weights, early stopping
+      Trainer.save()        an atomic checkpoint
+      Trainer.finish()      best or averaged weights, final report, metrics.json
 """
 
 from __future__ import annotations
 
 import math
+import re
 import sys
 import time
+from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Protocol
 
 import torch
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from . import checkpoint
 from .checkpoint import Checkpoint
-from .errors import UserError
+from .errors import UserError, check_settings, require
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("fp32", "bf16", "auto")
 
 
 @dataclass
@@ -42,6 +55,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | mps
     precision: str = "fp32"  # fp32 | bf16 (autocast for the training forward) | auto (bf16 where it is fast)
+    quiet: bool = False  # no progress bar (the summary lines stay)
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
@@ -49,43 +63,56 @@ class TrainConfig:
         return cls(**{k: v for k, v in values.items() if k in known})
 
     def check(self) -> None:
-        for name in ("steps", "batch_size", "eval_every", "checkpoint_every"):
-            if getattr(self, name) <= 0:
-                raise UserError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
-        if self.lr <= 0 or self.minutes < 0:
-            raise UserError("--lr must be > 0 and --minutes >= 0")
-        if self.precision not in ("fp32", "bf16", "auto"):
-            raise UserError(f"--precision must be fp32, bf16 or auto, got '{self.precision}'")
+        values = asdict(self)
+        check_settings(values, positive=("steps", "batch_size", "eval_every", "checkpoint_every"),
+                       non_negative=("minutes", "weight_decay", "clip", "patience"),
+                       fractions=("warmup", "ema"))
+        require(isinstance(self.lr, (int, float)) and self.lr > 0, "lr", "be > 0", self.lr)
+        require(isinstance(self.seed, int), "seed", "be a whole number", self.seed)
+        require(self.device in DEVICES, "device", f"be one of {', '.join(DEVICES)}", self.device)
+        require(self.precision in PRECISIONS, "precision", f"be one of {', '.join(PRECISIONS)}", self.precision)
 
 
-class Task(Protocol):
+class Task(ABC):
+    """What a task gives the loop: its model, batches, loss, evaluation, final report and saved state."""
+
     name: str
     model: nn.Module
 
+    @abstractmethod
     def batch(self, generator: torch.Generator, size: int, device: torch.device) -> tuple:
         """A random training batch drawn with ``generator`` (and only it)."""
 
+    @abstractmethod
     def loss(self, model: nn.Module, batch: tuple) -> Tensor:
         """The training loss of a batch (a scalar)."""
 
+    @abstractmethod
     def evaluate(self, model: nn.Module, device: torch.device) -> dict:
         """Metrics shown at each evaluation; "val_loss", when present, drives early stopping and best weights."""
 
-    def state(self) -> dict:
-        """What it takes to rebuild the task's model and data handling: JSON only."""
-
+    @abstractmethod
     def report(self, model: nn.Module, device: torch.device, out_dir: Path) -> dict:
         """Final metrics (written to metrics.json) and plots (written into out_dir); eval mode, no_grad."""
 
-    # Optional, for tasks that keep training state between batches (e.g. hidden states carried from one
-    # batch to the next): carry_tensors() -> dict[str, Tensor], saved with the checkpoint, and
-    # restore_carry(tensors), called on --resume, so that a resumed run continues exactly.
+    @abstractmethod
+    def state(self) -> dict:
+        """What it takes to rebuild the task's model and data handling: JSON only."""
+
+    def carry_tensors(self) -> dict[str, Tensor]:
+        """Training state kept between batches (e.g. hidden states carried on), saved with the checkpoint."""
+        return {}
+
+    def restore_carry(self, tensors: dict[str, Tensor]) -> None:
+        """Take back what ``carry_tensors`` gave, on resume, so that the run continues exactly."""
 
 
 def pick_device(name: str) -> torch.device:
     if name != "auto":
         if name == "cuda" and not torch.cuda.is_available():
-            raise UserError("--device cuda: no CUDA device is available")
+            raise UserError("device cuda: no CUDA device is available", "device")
+        if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise UserError("device mps: no Apple GPU is available", "device")
         return torch.device(name)
     if torch.cuda.is_available():
         return torch.device("cuda")
@@ -117,18 +144,6 @@ def learning_rate(config: TrainConfig, progress: float) -> float:
     return floor + (config.lr - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, decay)))
 
 
-class Progress:
-    """A line on stderr at each evaluation: a bar of the run's progress (steps or time), loss and metrics."""
-
-    def __init__(self, total: int) -> None:
-        self.total = total
-
-    def show(self, step: int, fraction: float, values: dict) -> None:
-        done = int(24 * min(1.0, fraction))
-        text = " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())
-        print(f"[{'#' * done}{'.' * (24 - done)}] {step}/{self.total} {text}", file=sys.stderr, flush=True)
-
-
 class WeightAverage:
     """Exponential moving average of a model's floating-point weights (Polyak averaging).
 
@@ -155,153 +170,247 @@ class WeightAverage:
             average.copy_(kept)
 
 
-def _training_tensors(task, optimizer, data_rng, best, ema) -> dict[str, Tensor]:
-    tensors = {"rng.data": data_rng.get_state(), "rng.torch": torch.get_rng_state()}
-    if hasattr(task, "carry_tensors"):
-        tensors.update({f"carry.{name}": tensor for name, tensor in task.carry_tensors().items()})
-    if ema is not None:
-        tensors.update({f"ema.{name}": tensor for name, tensor in ema.average.items()})
-    for index, param_state in optimizer.state_dict()["state"].items():
-        for key, value in param_state.items():
-            tensors[f"optim.{index}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
-    if best is not None:
-        tensors.update({f"best.{name}": tensor for name, tensor in best.items()})
-    return tensors
+def prepare_out_dir(out_dir: str | Path) -> Path:
+    """The run folder, created if needed; a file in its place or a folder that cannot be written is a UserError."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"out {out_dir} is a file, not a folder", "out")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / ".rnnlab-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise UserError(f"out {out_dir} cannot be written ({err.strerror or err})", "out") from None
+    return out_dir
 
 
-def _restore_training(task, optimizer, data_rng, tensors: dict, ema) -> dict | None:
-    if hasattr(task, "restore_carry"):
-        task.restore_carry({name[6:]: t for name, t in tensors.items() if name.startswith("carry.")})
-    if ema is not None:
-        for name, average in ema.average.items():
-            average.copy_(tensors[f"ema.{name}"])
-    data_rng.set_state(tensors["rng.data"])
-    torch.set_rng_state(tensors["rng.torch"])
-    state = optimizer.state_dict()
-    for name, value in tensors.items():
-        if name.startswith("optim."):
-            _, index, key = name.split(".", 2)
-            state["state"].setdefault(int(index), {})[key] = value
-    optimizer.load_state_dict(state)
-    best = {name[5:]: t for name, t in tensors.items() if name.startswith("best.")}
-    return best or None
+def _is_out_of_memory(err: BaseException) -> bool:
+    if isinstance(err, (MemoryError, getattr(torch, "OutOfMemoryError", MemoryError))):
+        return True
+    text = str(err).lower()
+    return isinstance(err, RuntimeError) and ("not enough memory" in text or "out of memory" in text)
+
+
+@contextmanager
+def memory_guard(batch_size: int):
+    """An allocation that does not fit becomes one line naming the batch size and what it tried."""
+    try:
+        yield
+    except (RuntimeError, MemoryError) as err:
+        if not _is_out_of_memory(err):
+            raise
+        tried = re.search(r"allocate (\d+) bytes", str(err))
+        size = f"{int(tried.group(1)) / 1e9:.1f} GB" if tried else \
+            (re.search(r"allocate ([\d.]+ \w+)", str(err)) or [None, "more than is free"])[1]
+        raise UserError(f"batch_size {batch_size} does not fit in memory (an allocation of {size} failed): "
+                        "lower batch_size (or the model's size)", "batch_size") from None
+
+
+class Trainer:
+    """The state of one run: the task, its model on the device, optimizer, random generators, run record."""
+
+    def __init__(self, task: Task, config: TrainConfig, out_dir: Path, log) -> None:
+        self.task, self.config, self.out_dir, self.log = task, config, out_dir, log
+        self.device = pick_device(config.device)
+        torch.manual_seed(config.seed)
+        self.data_rng = torch.Generator().manual_seed(config.seed)
+        for module in task.model.modules():  # initial weights from the seed, whatever ran before
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+        self.model = task.model.to(self.device)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.run = {"step": 0, "seconds": 0.0, "best_val": math.inf, "bad_evals": 0, "history": [], "stopped": ""}
+        self.best: dict | None = None  # the weights of the best validation loss (with restore_best)
+        self.ema = WeightAverage(self.model, config.ema) if config.ema else None
+        self.bf16 = use_bf16(config.precision, self.device)
+        self.budget = config.minutes * 60  # seconds; 0: none
+        self.started = time.perf_counter()  # when the seconds not yet added to run["seconds"] began
+        self.last: dict = {}  # the latest loss and evaluation metrics
+
+    def elapsed(self) -> float:
+        return self.run["seconds"] + time.perf_counter() - self.started
+
+    def progress(self) -> float:
+        """How far the run is, in [0, 1]: by steps, or by time when that is further along."""
+        return max(self.run["step"] / self.config.steps, self.elapsed() / self.budget if self.budget else 0.0)
+
+    def resume(self) -> dict | None:
+        """Continue from the checkpoint in out_dir; returns its metrics when that run has nothing left to do."""
+        saved = checkpoint.load(self.out_dir, self.task.name, with_training=True)
+        checkpoint.load_weights(self.model, saved.weights, self.out_dir)
+        tensors = saved.training
+        self.task.restore_carry({name[6:]: t for name, t in tensors.items() if name.startswith("carry.")})
+        if self.ema is not None:
+            for name, average in self.ema.average.items():
+                average.copy_(tensors[f"ema.{name}"])
+        self.data_rng.set_state(tensors["rng.data"])
+        torch.set_rng_state(tensors["rng.torch"])
+        optimizer_state = self.optimizer.state_dict()
+        for name, value in tensors.items():
+            if name.startswith("optim."):
+                _, index, key = name.split(".", 2)
+                optimizer_state["state"].setdefault(int(index), {})[key] = value
+        self.optimizer.load_state_dict(optimizer_state)
+        self.best = {name[5:]: t for name, t in tensors.items() if name.startswith("best.")} or None
+        self.run.update(saved.state["run"])
+        if self.ema is not None and self.run.get("averaged"):
+            self.ema.swap(self.model)  # the run ended holding the average: continue from the raw weights
+            self.run["averaged"] = False
+        if self.run["stopped"].startswith("time budget"):
+            self.run["stopped"] = ""  # a larger minutes continues it
+        self.log(f"resuming {self.out_dir} at step {self.run['step']}")
+        self.started = time.perf_counter()
+        out_of_time = self.budget and self.run["seconds"] >= self.budget
+        if self.run["step"] >= self.config.steps or self.run["stopped"] or out_of_time:
+            reason = self.run["stopped"] or ("time budget reached" if out_of_time else "steps reached")
+            self.log(f"nothing to do: the run already ended at step {self.run['step']} ({reason})")
+            return saved.state.get("metrics", {})
+        return None
+
+    def step(self) -> None:
+        """One optimizer step on a fresh batch, at the learning rate of the run's progress."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(self.config, self.progress())
+        self.model.train()
+        batch = self.task.batch(self.data_rng, self.config.batch_size, self.device)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            loss = self.task.loss(self.model, batch).float()
+        if not torch.isfinite(loss):
+            raise UserError(f"the loss became {loss.item()} at step {self.run['step'] + 1}; stopped. The last good "
+                            f"checkpoint is in {self.out_dir / 'checkpoint'} (try a lower lr)")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.clip:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip)
+        self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.model, self.run["step"])
+        self.run["step"] += 1
+        self.last["loss"] = loss.item()
+
+    def evaluate(self) -> None:
+        """The task's metrics (with the averaged weights, if any); keeps the best weights; stops early."""
+        self.run["seconds"] = self.elapsed()
+        self.started = time.perf_counter()
+        self.model.eval()
+        if self.ema is not None:
+            self.ema.swap(self.model)
+        with torch.no_grad():
+            self.last.update({k: float(v) for k, v in self.task.evaluate(self.model, self.device).items()})
+        if self.ema is not None:
+            self.ema.swap(self.model)
+        self.run["history"].append({"step": self.run["step"], "train_loss": self.last["loss"], **self.last})
+        if "val_loss" not in self.last:
+            return  # no validation part: nothing to stop early on
+        if self.last["val_loss"] < self.run["best_val"]:
+            self.run["best_val"], self.run["bad_evals"] = self.last["val_loss"], 0
+            if self.config.restore_best:
+                self.best = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+                if self.ema is not None:
+                    self.best.update({k: v.clone() for k, v in self.ema.average.items()})
+        else:
+            self.run["bad_evals"] += 1
+            if self.config.patience and self.run["bad_evals"] >= self.config.patience:
+                self.run["stopped"] = f"no better validation loss in {self.config.patience} evaluations"
+
+    def save(self, metrics: dict | None = None) -> None:
+        state = {"task": self.task.name, "train": asdict(self.config), "run": self.run, **self.task.state()}
+        if metrics is not None:
+            state["metrics"] = metrics
+        checkpoint.save(self.out_dir, Checkpoint(state, dict(self.model.state_dict()), self.training_tensors()))
+
+    def training_tensors(self) -> dict[str, Tensor]:
+        """Everything besides the weights that an exact resume needs."""
+        tensors = {"rng.data": self.data_rng.get_state(), "rng.torch": torch.get_rng_state()}
+        tensors.update({f"carry.{name}": tensor for name, tensor in self.task.carry_tensors().items()})
+        if self.ema is not None:
+            tensors.update({f"ema.{name}": tensor for name, tensor in self.ema.average.items()})
+        for index, param_state in self.optimizer.state_dict()["state"].items():
+            for key, value in param_state.items():
+                tensors[f"optim.{index}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
+        if self.best is not None:
+            tensors.update({f"best.{name}": tensor for name, tensor in self.best.items()})
+        return tensors
+
+    def finish(self) -> dict:
+        """End with the best or the averaged weights; report, save, and write metrics.json."""
+        self.run["seconds"] = self.elapsed()
+        if self.run["stopped"]:
+            self.log(f"stopped at step {self.run['step']}: {self.run['stopped']}")
+        if self.best is not None:
+            self.model.load_state_dict(self.best)
+        elif self.ema is not None:
+            self.ema.swap(self.model)  # the run ends with the averaged weights (a later resume swaps them back)
+            self.run["averaged"] = True
+        self.model.eval()
+        with torch.no_grad():
+            report = self.task.report(self.model, self.device, self.out_dir)
+        metrics = {"steps": self.run["step"], "seconds": round(self.run["seconds"], 3), **report}
+        self.save(metrics)
+        checkpoint.write_json_atomic(self.out_dir / "metrics.json", metrics)
+        return metrics
+
+
+class ProgressBar:
+    """tqdm on stderr: steps (or seconds, with a time budget), rate, time left, loss and the task's metrics."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.trainer = trainer
+        timed = bool(trainer.budget)
+        self.bar = tqdm(total=round(trainer.budget) if timed else trainer.config.steps, unit="s" if timed else "step",
+                        initial=round(trainer.elapsed()) if timed else trainer.run["step"], file=sys.stderr,
+                        desc=trainer.task.name, disable=trainer.config.quiet, dynamic_ncols=True, leave=True)
+        self.timed = timed
+
+    def update(self) -> None:
+        done = round(self.trainer.elapsed()) if self.timed else self.trainer.run["step"]
+        if done > self.bar.n:
+            self.bar.update(done - self.bar.n)
+
+    def show(self, values: dict) -> None:
+        shown = {k: f"{v:.4g}" for k, v in values.items() if isinstance(v, float)}
+        if self.timed:
+            shown["step"] = self.trainer.run["step"]
+        self.bar.set_postfix(shown, refresh=True)
+
+    def write(self, message: str) -> None:
+        tqdm.write(message, file=sys.stderr)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def fit(task: Task, config: TrainConfig, out_dir: str | Path, resume: bool = False, log=None) -> dict:
     """Train ``task.model`` in place; write checkpoints and metrics to ``out_dir``; return the metrics."""
     config.check()
-    log = log or (lambda message: print(message, file=sys.stderr, flush=True))
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    device = pick_device(config.device)
-    torch.manual_seed(config.seed)
-    data_rng = torch.Generator().manual_seed(config.seed)
-    model = task.model
-    for module in model.modules():  # initial weights from the seed, whatever ran before
-        if hasattr(module, "reset_parameters"):
-            module.reset_parameters()
-    model = model.to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    run = {"step": 0, "seconds": 0.0, "best_val": math.inf, "bad_evals": 0, "history": [], "stopped": ""}
-    best = None
-    ema = WeightAverage(model, config.ema) if config.ema else None
+    trainer = Trainer(task, config, prepare_out_dir(out_dir), log or _say)
     if resume:
-        saved = checkpoint.load(out_dir, task.name, with_training=True)
-        checkpoint.load_weights(model, saved.weights, out_dir)
-        best = _restore_training(task, optimizer, data_rng, saved.training, ema)
-        run.update(saved.state["run"])
-        if ema is not None and run.get("averaged"):
-            ema.swap(model)  # the run ended holding the average: continue from the raw weights
-            run["averaged"] = False
-        if run["stopped"].startswith("time budget"):
-            run["stopped"] = ""  # a larger --minutes continues it
-        log(f"resuming {out_dir} at step {run['step']}")
-        out_of_time = config.minutes and run["seconds"] >= config.minutes * 60
-        if run["step"] >= config.steps or run["stopped"] or out_of_time:
-            reason = run["stopped"] or ("time budget reached" if out_of_time else "steps reached")
-            log(f"nothing to do: the run already ended at step {run['step']} ({reason})")
-            return saved.state.get("metrics", {})
-
-    def save(metrics: dict | None = None) -> None:
-        state = {"task": task.name, "train": asdict(config), "run": run, **task.state()}
-        if metrics is not None:
-            state["metrics"] = metrics
-        weights = {k: v for k, v in model.state_dict().items()}
-        checkpoint.save(out_dir, Checkpoint(state, weights, _training_tensors(task, optimizer, data_rng, best, ema)))
-
-    bf16 = use_bf16(config.precision, device)
-    progress, started, last = Progress(config.steps), time.perf_counter(), {}
-    budget = config.minutes * 60
-    while run["step"] < config.steps:
-        elapsed = run["seconds"] + time.perf_counter() - started
-        if budget and elapsed >= budget:
-            run["stopped"] = f"time budget of {config.minutes:g} minutes reached"
-            break
-        fraction = max(run["step"] / config.steps, elapsed / budget if budget else 0.0)
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(config, fraction)
-        model.train()
-        batch = task.batch(data_rng, config.batch_size, device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = task.loss(model, batch).float()
-        if not torch.isfinite(loss):
-            raise UserError(f"the loss became {loss.item()} at step {run['step'] + 1}; stopped. The last good "
-                            f"checkpoint is in {out_dir / 'checkpoint'} (try a lower --lr)")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.clip:
-            nn.utils.clip_grad_norm_(model.parameters(), config.clip)
-        optimizer.step()
-        if ema is not None:
-            ema.update(model, run["step"])
-        run["step"] += 1
-        last["loss"] = loss.item()
-        step = run["step"]
-        if step % config.eval_every == 0 or step == config.steps:
-            run["seconds"] += time.perf_counter() - started
-            started = time.perf_counter()
-            last.update(_evaluate(task, model, device, ema))
-            run["history"].append({"step": step, "train_loss": last["loss"], **last})
-            done = max(step / config.steps, run["seconds"] / budget if budget else 0.0)
-            progress.show(step, done, {"loss": last["loss"], **last, "s": round(run["seconds"], 1)})
-            if "val_loss" not in last:
-                pass  # no validation part: nothing to stop early on
-            elif last["val_loss"] < run["best_val"]:
-                run["best_val"], run["bad_evals"] = last["val_loss"], 0
-                if config.restore_best:
-                    best = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                    if ema is not None:
-                        best.update({k: v.clone() for k, v in ema.average.items()})
-            else:
-                run["bad_evals"] += 1
-                if config.patience and run["bad_evals"] >= config.patience:
-                    run["stopped"] = f"no better validation loss in {config.patience} evaluations"
-        if step % config.checkpoint_every == 0:
-            save()
-        if run["stopped"]:
-            break
-    run["seconds"] += time.perf_counter() - started
-    if run["stopped"]:
-        log(f"stopped at step {run['step']}: {run['stopped']}")
-    if best is not None:
-        model.load_state_dict(best)
-    elif ema is not None:
-        ema.swap(model)  # the run ends with the averaged weights (a later --resume swaps them back)
-        run["averaged"] = True
-    model.eval()
-    with torch.no_grad():
-        metrics = {"steps": run["step"], "seconds": round(run["seconds"], 3), **task.report(model, device, out_dir)}
-    save(metrics)
-    checkpoint.write_json_atomic(out_dir / "metrics.json", metrics)
-    return metrics
+        finished = trainer.resume()
+        if finished is not None:
+            return finished
+    bar = ProgressBar(trainer)
+    trainer.log = log or bar.write
+    try:
+        with memory_guard(config.batch_size):
+            while trainer.run["step"] < config.steps:
+                if trainer.budget and trainer.elapsed() >= trainer.budget:
+                    trainer.run["stopped"] = f"time budget of {config.minutes:g} minutes reached"
+                    break
+                trainer.step()
+                step = trainer.run["step"]
+                if step % config.eval_every == 0 or step == config.steps:
+                    trainer.evaluate()
+                    bar.show(trainer.last)
+                bar.update()
+                if step % config.checkpoint_every == 0:
+                    trainer.save()
+                if trainer.run["stopped"]:
+                    break
+    finally:
+        bar.close()
+    return trainer.finish()
 
 
-def _evaluate(task: Task, model: nn.Module, device: torch.device, ema: WeightAverage | None = None) -> dict:
-    model.eval()
-    if ema is not None:
-        ema.swap(model)
-    with torch.no_grad():
-        metrics = {k: float(v) for k, v in task.evaluate(model, device).items()}
-    if ema is not None:
-        ema.swap(model)
-    return metrics
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

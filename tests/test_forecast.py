@@ -43,7 +43,7 @@ def test_sine_next_step_mse_is_below_1e_4(tmp_path):
 
 
 def test_stock_close_is_no_worse_than_persistence(tmp_path):
-    metrics = forecast.train(str(STOCK), target="Close", newest_first=True, window=7, test_frac=0.3,
+    metrics = forecast.train(csv=str(STOCK), target="Close", newest_first=True, window=7, test_frac=0.3,
                              out=str(tmp_path / "stock"))
     assert metrics["test"]["rmse"] <= metrics["naive"]["rmse"]
     assert metrics["test_windows"] == 220
@@ -68,7 +68,7 @@ def test_scalers_are_fitted_on_the_training_part_only(tmp_path):
 
 def test_multi_step_horizon_and_predict(tmp_path):
     csv = series_csv(tmp_path / "s.csv", constant=True)  # "flag" is constant: scaling must not break
-    metrics = forecast.train(str(csv), target="price", date_col="date", horizon=3, window=10,
+    metrics = forecast.train(csv=str(csv), target="price", date_col="date", horizon=3, window=10,
                              out=str(tmp_path / "run"), steps=200)
     assert len(metrics["test"]["rmse_per_step"]) == 3 and np.isfinite(metrics["test"]["rmse"])
     result = subprocess.run([sys.executable, "-m", "rnnlab.cli", "forecast", "predict", "--model",
@@ -99,7 +99,8 @@ def test_missing_values(tmp_path):
 @pytest.mark.parametrize("content,kwargs,message", [
     ("a,b\n1,2\n", dict(target="c"), "column 'c' not in"),
     ("a,b\n1,2\n3,x\n", dict(target="b"), "line 3, column 'b': 'x' is not a number"),
-    ("a,b\n1,2\n3\n", dict(target="b"), "line 3: 1 cells, the header has 2"),
+    ("a,b\n1,2\n3\n", dict(target="b"), "line 3, column 'b': missing value"),
+    ("a,b\n1,2\n3,4,5\n", dict(target="b"), "line 3: 3 cells, the header has 2"),
     ("", dict(target="b"), "is empty"),
     ("a,b\n", dict(target="b"), "no rows"),
     ("d,b\n2020-01-01,1\nyesterday,2\n", dict(target="b", date_col="d"), "line 3, column 'd': 'yesterday' is not a date"),
@@ -112,23 +113,37 @@ def test_csv_errors_say_where(tmp_path, content, kwargs, message):
 def test_size_errors(tmp_path):
     short = series_csv(tmp_path / "short.csv", rows=12)
     with pytest.raises(UserError, match="too few"):
-        forecast.train(str(short), target="price", out=str(tmp_path / "r"))
+        forecast.train(csv=str(short), target="price", out=str(tmp_path / "r"))
     with pytest.raises(UserError, match="longer than the series"):
-        forecast.train(str(short), target="price", window=50, out=str(tmp_path / "r"))
+        forecast.train(csv=str(short), target="price", window=50, out=str(tmp_path / "r"))
     for bad in (dict(window=0), dict(horizon=-1), dict(test_frac=1.5)):
         with pytest.raises(UserError):
             forecast.train(out=str(tmp_path / "r"), **bad)
     with pytest.raises(UserError, match="CSV file not found"):
-        forecast.train("nowhere.csv", out=str(tmp_path / "r"))
+        forecast.train(csv="nowhere.csv", out=str(tmp_path / "r"))
 
 
-def test_baselines_are_what_they_say():
-    series = sine_wave(300)
-    task = forecast.ForecastTask(series, 7, 2, 0.2, 0.15, 10, forecast.ModelConfig(input_size=1, hidden=4,
-                                                                                    output_size=2), {})
-    ends = task.ends["test"]
-    guesses = task.baselines(ends)
-    values = series.values[:, 0]
-    assert np.allclose(guesses["naive"], values[ends][:, None])
-    assert np.allclose(guesses["seasonal_naive"][:, 0], values[ends + 1 - 10])
-    assert np.allclose(guesses["seasonal_naive"][:, 1], values[ends + 2 - 10])
+def test_baselines_are_forecasters_like_the_model():
+    values = sine_wave(300).values * 3 + 5  # (T, 1)
+    ends = np.array([20, 100, 250])
+    naive, seasonal, drift = (forecast.baselines(0, 2, 10)[name] for name in ("naive", "seasonal_naive", "drift"))
+    assert np.allclose(naive.forecast(values, ends), values[ends, 0][:, None].repeat(2, axis=1))
+    assert np.allclose(seasonal.forecast(values, ends)[:, 0], values[ends + 1 - 10, 0])
+    assert np.allclose(seasonal.forecast(values, ends)[:, 1], values[ends + 2 - 10, 0])
+    slope = (values[ends, 0] - values[0, 0]) / ends
+    assert np.allclose(drift.forecast(values, ends), values[ends, 0][:, None] + slope[:, None] * [1, 2])
+    line = np.arange(50, dtype=float)[:, None] * 2 + 1  # on a straight line drift is exact
+    assert np.allclose(drift.forecast(line, np.array([10, 30])), [[23, 25], [63, 65]])
+
+
+def test_mase_is_mae_over_the_in_sample_naive_mae(tmp_path):
+    metrics = forecast.train(out=str(tmp_path / "walk"), builtin="random_walk", steps=30, quiet=True)
+    from rnnlab.data.series import random_walk_prices
+    series = random_walk_prices()
+    rows = len(series.values)
+    val_start = int(round(int(round(rows * 0.8)) * 0.85))
+    scale = np.mean(np.abs(np.diff(series.values[:val_start, 0])))
+    for part in ("test", "naive", "seasonal_naive", "drift"):
+        assert metrics[part]["mase"] == pytest.approx(metrics[part]["mae"] / scale)
+    written = json.loads((tmp_path / "walk" / "metrics.json").read_text())
+    assert {"rmse", "mae", "mape", "mase"} <= set(written["drift"]) and "rmse_vs_naive" in written

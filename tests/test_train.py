@@ -12,7 +12,7 @@ import torch
 from rnnlab import checkpoint
 from rnnlab.errors import UserError
 from rnnlab.tasks import charlm, classify
-from rnnlab.train import TrainConfig, fit
+from rnnlab.train import Task, TrainConfig, fit
 
 TEXT = "".join(f"line {k}: the quick brown fox jumps over the lazy dog {k * k % 97}\n" for k in range(120))
 
@@ -103,7 +103,7 @@ def test_resume_without_a_checkpoint_is_a_user_error(tmp_path):
         charlm.train(text="hihello", out=str(tmp_path / "none"), resume=True)
 
 
-class ExplodingTask:
+class ExplodingTask(Task):
     """A tiny regression whose loss turns NaN at a chosen step."""
 
     name = "exploding"

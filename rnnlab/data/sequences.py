@@ -103,23 +103,51 @@ def read_npz(path: str | Path, test_frac: float = 0.2, seed: int = 0):
         if name not in arrays:
             raise UserError(f"{path} has no array '{name}' (it has: {', '.join(arrays) or 'nothing'})")
 
-    def sequences(x: np.ndarray, y: np.ndarray, label: str) -> Sequences:
-        if x.ndim == 2:
-            x = x[:, :, None]
-        if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
-            raise UserError(f"{path}: {label} must be x (n, T, F) or (n, T) and y (n,), got {x.shape} and {y.shape}")
-        if not np.issubdtype(y.dtype, np.integer) or (y < 0).any():
-            raise UserError(f"{path}: labels in y must be integers >= 0")
-        if not np.isfinite(x).all():
-            raise UserError(f"{path}: {label} holds NaN or infinite values")
-        return Sequences(x.astype(np.float32), y.astype(np.int64))
-
-    train = sequences(arrays["x"], arrays["y"], "x, y")
+    train = _sequences(arrays["x"], arrays["y"], f"{path}: x, y")
     if "x_test" in arrays and "y_test" in arrays:
-        return train, sequences(arrays["x_test"], arrays["y_test"], "x_test, y_test")
-    order = np.random.default_rng(seed).permutation(len(train.y))
+        return train, _sequences(arrays["x_test"], arrays["y_test"], f"{path}: x_test, y_test")
+    return _split(train, test_frac, seed)
+
+
+def from_arrays(x, y, x_test=None, y_test=None, test_frac: float = 0.2, seed: int = 0):
+    """(train, test) from arrays x (n, T, F) or (n, T) and labels y (n,); without x_test and y_test, a random
+    ``test_frac`` of them (fixed by ``seed``) is the test part."""
+    if x is None or y is None or (x_test is None) != (y_test is None):
+        raise UserError("give x and y together (and x_test with y_test)")
+    train = _sequences(_array(x, "x"), _array(y, "y"), "x, y")
+    if x_test is None:
+        return _split(train, test_frac, seed)
+    return train, _sequences(_array(x_test, "x_test"), _array(y_test, "y_test"), "x_test, y_test")
+
+
+def _array(values, name: str) -> np.ndarray:
+    try:
+        return np.asarray(values)
+    except (TypeError, ValueError) as err:
+        raise UserError(f"{name} is not an array ({err})", name) from None
+
+
+def _sequences(x: np.ndarray, y: np.ndarray, label: str) -> Sequences:
+    """Checked sequences: x (n, T, F) or (n, T) of finite numbers, y (n,) integer labels >= 0."""
+    if x.ndim == 2:
+        x = x[:, :, None]
+    if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
+        raise UserError(f"{label} must be x (n, T, F) or (n, T) and y (n,), got {x.shape} and {y.shape}")
+    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+        raise UserError(f"{label}: x must hold real numbers, got {x.dtype}")
+    if not np.issubdtype(y.dtype, np.integer) or (y < 0).any():
+        raise UserError(f"{label}: labels in y must be integers >= 0")
+    if not len(y):
+        raise UserError(f"{label}: no sequences")
+    if not np.isfinite(x).all():
+        raise UserError(f"{label} holds NaN or infinite values")
+    return Sequences(x.astype(np.float32), y.astype(np.int64))
+
+
+def _split(sequences: Sequences, test_frac: float, seed: int):
+    order = np.random.default_rng(seed).permutation(len(sequences.y))
     n_test = max(1, int(len(order) * test_frac))
-    pick = lambda rows: Sequences(train.x[rows], train.y[rows])  # noqa: E731
+    pick = lambda rows: Sequences(sequences.x[rows], sequences.y[rows])  # noqa: E731
     return pick(order[n_test:]), pick(order[:n_test])
 
 

@@ -1,18 +1,30 @@
-"""Time series from CSV files (or generated), with errors that name the file, line and column."""
+"""Time series from CSV files, pandas DataFrames or NumPy arrays (or generated), with errors that say where.
+
+CSV files are read with pandas: the delimiter (comma, semicolon, tab) is detected from the header line,
+a leading '#' on the header is allowed, thousands separators are read ("1,234.5"; "1.234,5" in files whose
+cells use a decimal comma), and dates are parsed by pandas (ISO 8601 with times and time zones, or
+day/month/year-style dates; ``date_format`` settles the ambiguous ones). Every cell error names the file,
+line, column and value; a DataFrame's name its row label.
+"""
 
 from __future__ import annotations
 
-import csv
+import io
 import math
+import re
+import sys
+import warnings
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from ..errors import UserError
+from ..errors import UserError, require
 
 MISSING = ("error", "ffill", "drop")
+EMPTY = ("", "nan", "na", "n/a", "null", "none")
+DELIMITERS = (",", ";", "\t")
 
 
 @dataclass
@@ -20,7 +32,7 @@ class Series:
     values: np.ndarray  # (T, F) float64, oldest row first
     columns: list[str]  # F names; the target is one of them
     target: str
-    dates: list[str] | None = None  # T labels when a date column was given
+    dates: pd.DatetimeIndex | None = None  # T dates when a date column was given
 
     @property
     def target_index(self) -> int:
@@ -45,111 +57,238 @@ def random_walk_prices(length: int = 1500, growth: float = 100.0, seed: int = 0)
     return Series((10.0 * np.exp(log_price))[:, None], ["price"], "price")
 
 
-def _number(text: str) -> float:
-    text = text.strip()
-    if text.lower() in ("", "nan", "na", "null", "none"):
-        return math.nan
-    return float(text.replace(",", ""))  # "1,234.5" (thousands separators in a quoted cell) reads as 1234.5
+class Places:
+    """How errors name a row: "<file>, line N" for a CSV, "data, row <label>" for a DataFrame or array."""
+
+    def __init__(self, source: str, lines: list | None = None, labels: list | None = None) -> None:
+        self.source, self.lines, self.labels = source, lines, labels
+
+    def row(self, k: int) -> str:
+        if self.lines is not None:
+            return f"{self.source}, line {self.lines[k]}"
+        return f"{self.source}, row {self.labels[k]!r}" if self.labels is not None else f"{self.source}, row {k}"
 
 
 def read_csv(path: str | Path, target: str | None = None, features: list[str] | None = None,
-             date_col: str | None = None, newest_first: bool = False, missing: str = "error") -> Series:
-    """Read the numeric columns ``features`` (default: every numeric column) and ``target`` of a CSV file.
+             date_col: str | None = None, newest_first: bool = False, missing: str = "error",
+             date_format: str | None = None) -> Series:
+    """The numeric columns ``features`` (default: every numeric column) and ``target`` of a CSV file.
 
-    The header is the first line (a leading '#' is allowed, as in many exported files). Rows are sorted
-    by ``date_col`` when given, or reversed with ``newest_first``. Empty or NaN cells are an error that
-    names the line and column, unless ``missing`` is "ffill" (carry the last value forward) or "drop".
+    Rows are sorted by ``date_col`` when given, or reversed with ``newest_first``. Empty or NaN cells are an
+    error that names the line and column, unless ``missing`` is "ffill" (carry the last value forward) or
+    "drop". A column with no number in it is a text column: skipped, with a line on stderr.
     """
     path = Path(path)
-    if missing not in MISSING:
-        raise UserError(f"--missing must be one of {', '.join(MISSING)}, got '{missing}'")
-    if date_col and newest_first:
-        raise UserError("give either --date-col or --newest-first, not both")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise UserError(f"CSV file not found: {path}") from None
+    except IsADirectoryError:
+        raise UserError(f"{path} is a folder, not a CSV file") from None
     except UnicodeDecodeError as err:
         raise UserError(f"{path} is not valid UTF-8 (byte offset {err.start})") from None
-    rows = [row for row in csv.reader(text.splitlines()) if any(cell.strip() for cell in row)]
-    if not rows:
+    lines = text.splitlines()
+    header_at = next((k for k, line in enumerate(lines) if line.strip()), None)
+    if header_at is None:
         raise UserError(f"CSV file {path} is empty")
-    header = [name.strip() for name in rows[0]]
-    header[0] = header[0].lstrip("#").strip()
-    body = rows[1:]
-    if not body:
+    header_line = lines[header_at].lstrip().lstrip("#")
+    delimiter = max(DELIMITERS, key=header_line.count)
+    body = "\n".join([header_line] + lines[header_at + 1:])
+    try:
+        frame = pd.read_csv(io.StringIO(body), sep=delimiter, dtype=str, keep_default_na=False,
+                            skip_blank_lines=False, skipinitialspace=True)
+    except (pd.errors.ParserError, ValueError) as err:
+        found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(err))
+        if found:
+            cells, line = found.group(3), int(found.group(2)) + header_at
+            raise UserError(f"{path}, line {line}: {cells} cells, the header has {found.group(1)}") from None
+        raise UserError(f"{path} is not a readable CSV file ({err})") from None
+    frame.columns = [str(name).strip() for name in frame.columns]
+    line_numbers = [header_at + 2 + k for k in range(len(frame))]
+    filled = ~(frame.apply(lambda column: column.str.strip()) == "").all(axis=1).to_numpy()  # not a blank line
+    frame = frame[filled]
+    if not len(frame):
         raise UserError(f"CSV file {path} has a header but no rows")
+    decimal = "," if delimiter != "," and _uses_decimal_comma(frame) else "."
+    places = Places(str(path), lines=[n for n, keep in zip(line_numbers, filled) if keep])
+    return from_frame(frame, target, features, date_col, newest_first, missing, date_format, places, decimal)
+
+
+def from_data(data, target: str | None = None, features: list[str] | None = None, date_col: str | None = None,
+              newest_first: bool = False, missing: str = "error", date_format: str | None = None) -> Series:
+    """A ``pandas.DataFrame`` (a DatetimeIndex counts as its dates), or a NumPy array (T,) or (T, F) whose
+    columns are named "0", "1", ...; the same settings and checks as ``read_csv``."""
+    if isinstance(data, pd.Series):
+        data = data.to_frame()
+    if isinstance(data, pd.DataFrame):
+        frame = data.copy()
+        frame.columns = [str(name) for name in frame.columns]
+        if date_col is None and isinstance(frame.index, pd.DatetimeIndex):
+            date_col = frame.index.name or "date"
+            frame = frame.reset_index(names=date_col)
+        labels = list(data.index)
+    else:
+        try:
+            array = np.asarray(data, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise UserError(f"data must be a pandas DataFrame or a numeric array, got {type(data).__name__}",
+                            "data") from None
+        if array.ndim == 1:
+            array = array[:, None]
+        require(array.ndim == 2, "data", "be an array of shape (T,) or (T, F)", f"shape {array.shape}")
+        frame, labels = pd.DataFrame(array, columns=[str(k) for k in range(array.shape[1])]), None
+    if not len(frame):
+        raise UserError("data has no rows", "data")
+    return from_frame(frame, target, features, date_col, newest_first, missing, date_format,
+                      Places("data", labels=labels), ".")
+
+
+def from_frame(frame: pd.DataFrame, target, features, date_col, newest_first: bool, missing: str, date_format,
+               places: Places, decimal: str) -> Series:
+    """The checks and conversions that CSV files and DataFrames share."""
+    require(missing in MISSING, "missing", f"be one of {', '.join(MISSING)}", missing)
+    if date_col and newest_first:
+        raise UserError("give either date_col or newest_first, not both")
+    header = list(frame.columns)
     for name in [target, date_col, *(features or [])]:
-        if name and name not in header:
-            raise UserError(f"column '{name}' not in {path}; its columns are: {', '.join(header)}")
-    for number, row in enumerate(body, start=2):
-        if len(row) != len(header):
-            raise UserError(f"{path}, line {number}: {len(row)} cells, the header has {len(header)}")
-
-    def parsed(name: str) -> list[float] | None:
-        column = header.index(name)
-        values = []
-        for number, row in enumerate(body, start=2):
-            try:
-                values.append(_number(row[column]))
-            except ValueError:
-                return None if features is None and name != target else _bad_cell(path, number, name, row[column])
-        return values
-
-    names = features if features is not None else [n for n in header if n != date_col]
-    if target and target not in names:
-        names = names + [target]
-    columns = {name: parsed(name) for name in names}
-    columns = {name: values for name, values in columns.items() if values is not None}  # skip text columns
+        if name is not None and name not in header:
+            raise UserError(f"column '{name}' not in {places.source}; its columns are: {', '.join(header)}")
+    names = list(features) if features is not None else [n for n in header if n != date_col]
+    if target is not None and target not in names:
+        names.append(target)
+    columns = {}
+    for name in names:
+        values = _numbers(frame[name], name, places, decimal, asked=features is not None or name == target)
+        if values is not None:
+            columns[name] = values
     if not columns:
-        raise UserError(f"{path} has no numeric column")
-    target = target or list(columns)[-1]
-    values = np.array(list(columns.values()), dtype=np.float64).T  # (T, F)
+        raise UserError(f"{places.source} has no numeric column")
+    target = target if target is not None else list(columns)[-1]
+    values = np.stack(list(columns.values()), axis=1)  # (T, F)
+    order = np.arange(len(values))
     dates = None
     if date_col:
-        dates = [row[header.index(date_col)].strip() for row in body]
-        order = sorted(range(len(body)), key=lambda k: _date(path, k + 2, date_col, dates[k]))
-        values, dates = values[order], [dates[k] for k in order]
-        line_of = [k + 2 for k in order]
+        dates = _dates(frame[date_col], date_col, places, date_format)
+        order = np.argsort(dates.to_numpy(), kind="stable")
+        dates = dates[order]
     elif newest_first:
-        values = values[::-1].copy()
-        line_of = list(range(len(body) + 1, 1, -1))
-    else:
-        line_of = list(range(2, len(body) + 2))
-    values, dates = _fill(path, values, list(columns), line_of, dates, missing)
+        order = order[::-1]
+    values = values[order]
+    values, dates = _fill(values, list(columns), [places.row(k) for k in order], dates, missing)
     return Series(values, list(columns), target, dates)
 
 
-def _bad_cell(path: Path, line: int, column: str, cell: str):
-    raise UserError(f"{path}, line {line}, column '{column}': '{cell.strip()}' is not a number")
+def _uses_decimal_comma(frame: pd.DataFrame) -> bool:
+    """Whether number cells are written like "12,5" (a decimal comma, as in semicolon-separated exports)."""
+    sample = frame.head(200).to_numpy().ravel().astype(str)
+    return any(re.fullmatch(r"[+-]?(\d{1,3}(\.\d{3})+|\d+),\d+", cell.strip()) for cell in sample)
 
 
-def _date(path: Path, line: int, column: str, cell: str) -> datetime:
-    try:
-        return datetime.fromisoformat(cell)
-    except ValueError:
-        raise UserError(f"{path}, line {line}, column '{column}': '{cell}' is not a date (use YYYY-MM-DD)") from None
+def _numbers(cells: pd.Series, name: str, places: Places, decimal: str, asked: bool) -> np.ndarray | None:
+    """A column as float64, NaN for empty cells; None for a text column (no number at all) that was not asked
+    for by name; an error that names the first bad cell of a column that is numeric except for some cells."""
+    if pd.api.types.is_bool_dtype(cells) or not (pd.api.types.is_numeric_dtype(cells) or cells.dtype == object
+                                                  or pd.api.types.is_string_dtype(cells)):
+        if not asked:
+            return _skip(name, places)
+        raise UserError(f"column '{name}' in {places.source} is not numeric ({cells.dtype})")
+    if pd.api.types.is_numeric_dtype(cells):
+        return cells.to_numpy(dtype=np.float64)
+    text = cells.astype(str).str.strip()
+    empty = text.str.lower().isin(EMPTY) | cells.isna()
+    text = text.str.replace(r"[\s\u00a0\u202f']", "", regex=True)  # spaces and apostrophes that group digits
+    if decimal == ",":
+        grouped = text.str.fullmatch(r"[+-]?\d{1,3}(\.\d{3})+(,\d+)?")
+        text = text.where(~grouped, text.str.replace(".", "", regex=False)).str.replace(",", ".", regex=False)
+    else:
+        grouped = text.str.fullmatch(r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?")
+        text = text.where(~grouped, text.str.replace(",", "", regex=False))
+    numbers = pd.to_numeric(text.where(~empty), errors="coerce")
+    bad = (numbers.isna() & ~empty).to_numpy()
+    if bad.all() and not empty.all():
+        if not asked:
+            return _skip(name, places)
+        raise UserError(f"column '{name}' in {places.source} holds no numbers (first cell: "
+                        f"'{cells.iloc[0]}')")
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise UserError(f"{places.row(first)}, column '{name}': '{str(cells.iloc[first]).strip()}' is not a number")
+    return numbers.to_numpy(dtype=np.float64)
 
 
-def _fill(path: Path, values: np.ndarray, columns: list[str], line_of: list[int], dates, missing: str):
+def _skip(name: str, places: Places) -> None:
+    print(f"rnnlab: column '{name}' in {places.source} holds text, not numbers: skipped", file=sys.stderr)
+    return None
+
+
+def _dates(cells: pd.Series, name: str, places: Places, date_format: str | None) -> pd.DatetimeIndex:
+    """Column ``name`` as dates: ``date_format`` (strftime codes), else ISO 8601, else day/month or month/day
+    -- whichever reads every cell; when both do and disagree, an error asks for ``date_format``."""
+    if isinstance(cells.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(cells):
+        return pd.DatetimeIndex(cells)
+    text = cells.astype(str).str.strip()
+    if date_format:
+        parsed = _to_datetime(text, format=date_format)
+    else:
+        parsed = _to_datetime(text, format="ISO8601")
+        if parsed.isna().any():
+            month_first, day_first = _to_datetime(text, dayfirst=False), _to_datetime(text, dayfirst=True)
+            if not month_first.isna().any() and not day_first.isna().any() and not month_first.equals(day_first):
+                example = text[month_first != day_first].iloc[0]
+                raise UserError(f"{places.source}, column '{name}': dates like '{example}' can be read day first or "
+                                "month first: give date_format, e.g. '%d/%m/%Y' or '%m/%d/%Y'", "date_format")
+            parsed = month_first if month_first.isna().sum() <= day_first.isna().sum() else day_first
+    if parsed.isna().any():
+        first = int(np.flatnonzero(parsed.isna().to_numpy())[0])
+        how = f"format {date_format!r}" if date_format else "a date pandas reads; give date_format"
+        raise UserError(f"{places.row(first)}, column '{name}': '{text.iloc[first]}' is not a date ({how})")
+    return pd.DatetimeIndex(parsed)
+
+
+def _to_datetime(text: pd.Series, **how) -> pd.Series:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pandas warns when it guesses a format cell by cell
+        try:
+            return pd.to_datetime(text, errors="coerce", **how)
+        except ValueError:  # mixed time-zone offsets: read them all as UTC
+            return pd.to_datetime(text, errors="coerce", utc=True, **how)
+
+
+def _fill(values: np.ndarray, columns: list[str], rows: list[str], dates, missing: str):
     holes = np.argwhere(np.isnan(values))
     if not len(holes):
         return values, dates
     if missing == "error":
         row, col = holes[0]
-        raise UserError(f"{path}, line {line_of[row]}, column '{columns[col]}': missing value "
-                        f"({len(holes)} in all); use --missing ffill or --missing drop")
+        raise UserError(f"{rows[row]}, column '{columns[col]}': missing value ({len(holes)} in all); "
+                        "set missing to ffill or drop")
     if missing == "drop":
         keep = ~np.isnan(values).any(axis=1)
-        return values[keep], [d for d, k in zip(dates, keep) if k] if dates else None
+        return values[keep], dates[keep] if dates is not None else None
     for col in range(values.shape[1]):  # ffill: carry the last known value forward
         column = values[:, col]
         if np.isnan(column[0]):
             first = np.flatnonzero(~np.isnan(column))
             if not len(first):
-                raise UserError(f"{path}: column '{columns[col]}' has no value at all")
+                raise UserError(f"column '{columns[col]}' has no value at all")
             column[: first[0]] = column[first[0]]
         for t in range(1, len(column)):
             if np.isnan(column[t]):
                 column[t] = column[t - 1]
     return values, dates
+
+
+def future_dates(dates: pd.DatetimeIndex | None, steps: int) -> pd.DatetimeIndex | None:
+    """The ``steps`` dates after the last of ``dates``, at the frequency pandas infers from the last ones
+    (e.g. business days); None when there are no dates or they follow no regular frequency."""
+    if dates is None or len(dates) < 3:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            freq = pd.infer_freq(dates[-60:])
+        except (TypeError, ValueError):
+            freq = None
+    if freq is None:
+        return None
+    return pd.date_range(dates[-1], periods=steps + 1, freq=freq)[1:]

@@ -1,0 +1,19 @@
+"""The three tasks -- ``charlm``, ``forecast``, ``classify`` -- each with keyword-only ``train(...)`` and
+``load(model_dir)``; ``load`` here opens a trained model of any task."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from pathlib import Path
+
+TASKS = ("charlm", "forecast", "classify")
+
+
+def load(model_dir: str | Path):
+    """The trained model in ``model_dir``, whichever task made it (a ``common.Trained``)."""
+    from .. import checkpoint
+    from ..errors import UserError
+    task = checkpoint.load(model_dir).state["task"]
+    if task not in TASKS:
+        raise UserError(f"checkpoint in {model_dir} belongs to an unknown task '{task}'")
+    return import_module(f"{__name__}.{task}").load(model_dir)

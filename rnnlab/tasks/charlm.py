@@ -1,7 +1,8 @@
 """Character language model: learn to predict the next character of a text, then sample from it.
 
-    metrics = train(text_file="input.txt", out="runs/charlm", minutes=10)
-    print(sample("runs/charlm", prime="ROMEO:", length=300, temperature=0.8))
+    metrics = train(text_file="input.txt", out="runs/charlm", minutes=10)     # or train(text="...")
+    model = load("runs/charlm")
+    print(model.sample(prime="ROMEO:", length=300, temperature=0.8))
 
 Defaults follow the size of the text. A short text (under 5,000 characters, e.g. "hihello") is learnt by
 heart: a small LSTM sees the whole text as one sequence, no validation part, 150 steps. A longer text
@@ -20,23 +21,25 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .. import checkpoint
 from ..data.text import DEFAULT_TEXT, Vocabulary, read_text
-from ..errors import UserError
+from ..errors import UserError, check_settings, require
 from ..models import ModelConfig, SequenceModel
-from ..train import TrainConfig, fit
+from ..train import Task, fit
+from .common import Trained, check_network, resolve
 
 SMALL_TEXT = 5_000
 EVAL_CHARS = 30_000  # validation characters scored at each evaluation during training (all of them at the end)
 TRAIN_REPORT_CHARS = 100_000  # training characters scored for the final train_loss
 
+OUT = "runs/charlm"
+# The defaults, by the size of the text: the task's settings, then the training loop's.
 SMALL = dict(arch="lstm", hidden=64, layers=1, embed=16, seq_len=256, dropout=0.0, weight_drop=0.0, val_frac=0.0,
-             stateful=False,
-             train=dict(steps=150, batch_size=8, lr=1e-2, warmup=0.0, eval_every=50, checkpoint_every=150))
+             stateful=False)
+SMALL_TRAIN = dict(steps=150, batch_size=8, lr=1e-2, warmup=0.0, eval_every=50, checkpoint_every=150)
 LARGE = dict(arch="lstm", hidden=512, layers=1, embed=64, seq_len=200, dropout=0.2, weight_drop=0.3, val_frac=0.1,
-             stateful=False,
-             train=dict(steps=20_000, batch_size=32, lr=4e-3, weight_decay=0.05, warmup=0.02, eval_every=200,
-                        checkpoint_every=500, precision="auto", ema=0.995))
+             stateful=False)
+LARGE_TRAIN = dict(steps=20_000, batch_size=32, lr=4e-3, weight_decay=0.05, warmup=0.02, eval_every=200,
+                   checkpoint_every=500, precision="auto", ema=0.995)
 
 
 def stream_loss(model: SequenceModel, ids: torch.Tensor, device, limit: int | None = None, streams: int = 32,
@@ -61,25 +64,23 @@ def stream_loss(model: SequenceModel, ids: torch.Tensor, device, limit: int | No
     return total / targets.numel()
 
 
-class CharLMTask:
+class CharLMTask(Task):
     name = "charlm"
 
     def __init__(self, text: str, model: ModelConfig, seq_len: int, val_frac: float, vocab: Vocabulary = None,
-                 stateful: bool = False):
-        if seq_len <= 0:
-            raise UserError(f"--seq-len must be > 0, got {seq_len}")
-        if not 0 <= val_frac < 1:
-            raise UserError(f"--val-frac must be in [0, 1), got {val_frac}")
+                 stateful: bool = False, options: dict | None = None):
+        check_settings(dict(seq_len=seq_len, val_frac=val_frac), positive=("seq_len",), fractions=("val_frac",))
         self.vocab = vocab or Vocabulary.of(text)
         ids = self.vocab.encode(text)
         if len(ids) < 2:
             raise UserError("the text needs at least 2 characters")
         n_val = int(len(ids) * val_frac)
         if val_frac and n_val < 2:
-            raise UserError(f"--val-frac {val_frac} leaves no validation text in {len(ids)} characters")
+            raise UserError(f"val_frac {val_frac} leaves no validation text in {len(ids)} characters", "val_frac")
         self.train_ids, self.val_ids = ids[: len(ids) - n_val], ids[len(ids) - n_val:]
         self.seq_len = min(seq_len, len(self.train_ids) - 1)
         self.val_frac, self.start = val_frac, text[0]
+        self.options = options or {}
         self.config = model
         self.model = SequenceModel(model)
         self.stateful = stateful and len(self.train_ids) > 4 * (self.seq_len + 1)
@@ -157,71 +158,67 @@ class CharLMTask:
                 "sample": sample}
 
     def state(self):
-        return {"model": self.config.to_dict(), "vocab": self.vocab.chars, "seq_len": self.seq_len,
-                "val_frac": self.val_frac, "stateful": self.stateful, "start": self.start}
+        return {"options": self.options, "model": self.config.to_dict(), "vocab": self.vocab.chars,
+                "seq_len": self.seq_len, "val_frac": self.val_frac, "stateful": self.stateful, "start": self.start}
 
 
-def train(text_file: str | None = None, out: str = "runs/charlm", arch: str | None = None,
-          hidden: int | None = None, layers: int | None = None, embed: int | None = None,
-          seq_len: int | None = None, dropout: float | None = None, val_frac: float | None = None,
-          encoding: str = "utf-8", resume: bool = False, text: str | None = None, stateful: bool | None = None,
-          weight_drop: float | None = None, **train_options) -> dict:
-    """Train a character model on ``text_file`` (or ``text``, or the built-in text); returns the metrics.
+def train(*, text_file: str | None = None, text: str | None = None, encoding: str | None = None,
+          out: str | None = None, resume: bool = False, arch: str | None = None, hidden: int | None = None,
+          layers: int | None = None, embed: int | None = None, seq_len: int | None = None,
+          dropout: float | None = None, weight_drop: float | None = None, val_frac: float | None = None,
+          stateful: bool | None = None, **train_options) -> dict:
+    """Train a character model on ``text_file``, or on ``text`` itself, or on the built-in text; returns the metrics.
 
-    ``train_options`` are ``TrainConfig`` fields (steps, minutes, batch_size, lr, seed, device, ...);
-    those left as None take the defaults for the text's size.
+    Settings left as None take the defaults for the text's size (``SMALL`` / ``LARGE`` and their ``_TRAIN``);
+    ``train_options`` are the training loop's settings (``TrainConfig``: steps, minutes, batch_size, lr, seed,
+    device, quiet, ...). ``resume=True`` continues the run in ``out``.
     """
-    text = read_text(text_file, encoding) if text_file else (text or DEFAULT_TEXT)
-    defaults = SMALL if len(text) < SMALL_TEXT else LARGE
-    given = {k: v for k, v in dict(arch=arch, hidden=hidden, layers=layers, embed=embed, seq_len=seq_len,
-                                   dropout=dropout, val_frac=val_frac, stateful=stateful,
-                                   weight_drop=weight_drop).items() if v is not None}
-    options = {**defaults, **given}
-    train_given = {k: v for k, v in train_options.items() if v is not None}
-    vocab = None
-    if resume:
-        saved = checkpoint.load(out, "charlm").state
-        options.update(saved["model"], seq_len=saved["seq_len"], val_frac=saved["val_frac"],
-                       stateful=saved.get("stateful", False),
-                       embed=saved["model"]["input_size"], layers=saved["model"]["layers"])
-        vocab = Vocabulary(saved["vocab"])
-        if set(text) - set(vocab.chars):
-            raise UserError(f"--resume: the text has characters the checkpoint in {out} never saw; "
-                            "resume with the same --text")
-        config = TrainConfig.from_dict({**saved["train"], **train_given})
-    else:
-        config = TrainConfig.from_dict({**defaults["train"], **train_given})
-    vocab_size = len(vocab) if vocab else len(set(text))
-    model = ModelConfig(arch=_arch(options["arch"]), input_size=options["embed"], hidden=options["hidden"],
-                        layers=options["layers"], dropout=options["dropout"],
-                        weight_drop=options["weight_drop"], output_size=vocab_size,
-                        vocab_size=vocab_size, readout="steps")
-    _check_sizes(model)
-    task = CharLMTask(text, model, options["seq_len"], options["val_frac"], vocab, options["stateful"])
+    if text_file is not None and text is not None:
+        raise UserError("give either text_file or text, not both")
+    if text_file is not None:
+        text = read_text(text_file, encoding or "utf-8")
+    elif text is None:
+        text = DEFAULT_TEXT
+    require(isinstance(text, str), "text", "be a str", type(text).__name__)
+    out = out or OUT
+    small = len(text) < SMALL_TEXT
+    options, config, saved = resolve(
+        "charlm", out, resume, dict(arch=arch, hidden=hidden, layers=layers, embed=embed, seq_len=seq_len,
+                                    dropout=dropout, weight_drop=weight_drop, val_frac=val_frac, stateful=stateful),
+        SMALL if small else LARGE, train_options, SMALL_TRAIN if small else LARGE_TRAIN)
+    check_network(options)
+    vocab = Vocabulary(saved["vocab"]) if saved else Vocabulary.of(text)
+    if saved and set(text) - set(vocab.chars):
+        raise UserError(f"resume: the text has characters the checkpoint in {out} never saw; "
+                        "resume with the same text")
+    model = ModelConfig(arch=options["arch"], input_size=options["embed"], hidden=options["hidden"],
+                        layers=options["layers"], dropout=options["dropout"], weight_drop=options["weight_drop"],
+                        output_size=len(vocab), vocab_size=len(vocab), readout="steps")
+    task = CharLMTask(text, model, options["seq_len"], options["val_frac"], vocab, options["stateful"], options)
     return fit(task, config, out, resume=resume)
 
 
-def _arch(arch: str) -> str:
-    if arch not in ("rnn", "lstm", "gru"):
-        raise UserError(f"--arch must be rnn, lstm or gru, got '{arch}'")
-    return arch
+class CharLM(Trained):
+    """A trained character model: ``vocab``, and ``sample(...)`` to write text with it."""
+
+    @property
+    def vocab(self) -> Vocabulary:
+        return Vocabulary(self.state["vocab"])
+
+    def sample(self, prime: str | None = None, length: int = 200, temperature: float = 1.0, top_k: int = 0,
+               greedy: bool = False, seed: int | None = None) -> str:
+        """The prime (default: the training text's first character) followed by ``length`` generated characters."""
+        check_settings(dict(length=length, top_k=top_k), non_negative=("length", "top_k"))
+        if not greedy:
+            require(temperature > 0, "temperature", "be > 0", temperature)
+        prime = prime or self.state["start"]
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        return prime + generate(self.network, self.vocab, prime, length, temperature, top_k, greedy, generator)
 
 
-def _check_sizes(model: ModelConfig) -> None:
-    for name in ("hidden", "layers", "input_size"):
-        if getattr(model, name) <= 0:
-            flag = "--embed" if name == "input_size" else f"--{name}"
-            raise UserError(f"{flag} must be > 0, got {getattr(model, name)}")
-    for name in ("dropout", "weight_drop"):
-        if not 0 <= getattr(model, name) < 1:
-            raise UserError(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(model, name)}")
-
-
-def load(model_dir: str | Path) -> tuple[SequenceModel, Vocabulary, dict]:
-    saved = checkpoint.load(model_dir, "charlm")
-    model = SequenceModel(ModelConfig(**saved.state["model"]))
-    checkpoint.load_weights(model, saved.weights, model_dir)
-    return model.eval(), Vocabulary(saved.state["vocab"]), saved.state
+def load(model_dir: str | Path) -> CharLM:
+    """The trained character model saved in ``model_dir`` (a run folder)."""
+    return CharLM.read(model_dir, "charlm")
 
 
 @torch.no_grad()
@@ -248,16 +245,6 @@ def generate(model: SequenceModel, vocab: Vocabulary, prime: str, length: int, t
     return vocab.decode(chosen)
 
 
-def sample(model_dir: str | Path, prime: str | None = None, length: int = 200, temperature: float = 1.0,
-           top_k: int = 0, greedy: bool = False, seed: int | None = None) -> str:
-    """The prime followed by ``length`` generated characters."""
-    if length < 0:
-        raise UserError(f"--length must be >= 0, got {length}")
-    if temperature <= 0 and not greedy:
-        raise UserError(f"--temperature must be > 0, got {temperature}")
-    if top_k < 0:
-        raise UserError(f"--top-k must be >= 0, got {top_k}")
-    model, vocab, state = load(model_dir)
-    prime = state["start"] if not prime else prime
-    generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    return prime + generate(model, vocab, prime, length, temperature, top_k, greedy, generator)
+def sample(model_dir: str | Path, **options) -> str:
+    """``load(model_dir).sample(**options)``: prime, length, temperature, top_k, greedy, seed."""
+    return load(model_dir).sample(**options)

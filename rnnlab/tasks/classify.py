@@ -5,6 +5,10 @@ The default recipe, tuned on MNIST read as 28 rows of 28 pixels: a 2-layer GRU o
 and -- for images -- random shifts of up to 2 pixels (1 on 8x8 digits) as augmentation. 10 % of the
 training set is held out for validation. Test metrics: accuracy, accuracy per class, the confusion matrix
 (and its PNG).
+
+    metrics = train(idx_dir="mnist/")                 # or train(x=..., y=..., x_test=..., y_test=...) with arrays
+    model = load("runs/classify")
+    model.predict(images)                             # labels; model.evaluate(x, y) for the test metrics
 """
 
 from __future__ import annotations
@@ -15,14 +19,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import checkpoint
-from ..data.sequences import Sequences, digits, read_idx_dir, read_npz
-from ..errors import UserError
+from ..data.sequences import Sequences, digits, from_arrays, read_idx_dir, read_npz
+from ..errors import UserError, check_settings
 from ..models import ModelConfig, SequenceModel
-from ..train import TrainConfig, fit
+from ..train import Task, fit
+from .common import Trained, check_network, resolve
 
-DEFAULT_TRAIN = dict(steps=2000, batch_size=128, lr=6e-3, weight_decay=1e-4, warmup=0.3, final_lr=0.01,
-                     eval_every=100, checkpoint_every=500)
+OUT = "runs/classify"
+DEFAULTS = dict(arch="gru", hidden=128, layers=2, dropout=0.2, bidirectional=False, val_frac=0.1, shift=None,
+                label_smoothing=0.1)  # shift None: 2 pixels for images of 16 rows or more, 1 below, 0 for non-images
+TRAIN_DEFAULTS = dict(steps=2000, batch_size=128, lr=6e-3, weight_decay=1e-4, warmup=0.3, final_lr=0.01,
+                      eval_every=100, checkpoint_every=500)
 CHUNK = 2000  # sequences per forward pass when evaluating
 
 
@@ -36,14 +43,14 @@ def shift_images(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
     return padded[torch.arange(n)[:, None, None], rows, cols]  # (n, H, W)
 
 
-class ClassifyTask:
+class ClassifyTask(Task):
     name = "classify"
 
     def __init__(self, train: Sequences, test: Sequences, model: ModelConfig, val_frac: float = 0.1,
-                 shift: int = 0, label_smoothing: float = 0.1, source: dict | None = None,
+                 shift: int = 0, label_smoothing: float = 0.1, options: dict | None = None,
                  norm: tuple | None = None) -> None:
-        if not 0 <= val_frac < 1:
-            raise UserError(f"--val-frac must be in [0, 1), got {val_frac}")
+        check_settings(dict(val_frac=val_frac, label_smoothing=label_smoothing),
+                       fractions=("val_frac", "label_smoothing"))
         if train.x.shape[1:] != test.x.shape[1:]:
             raise UserError(f"training sequences {train.x.shape[1:]} and test sequences {test.x.shape[1:]} "
                             "differ in shape (steps, features)")
@@ -59,7 +66,7 @@ class ClassifyTask:
         self.y = {"train": torch.tensor(train.y[fit_rows]), "val": torch.tensor(train.y[val_rows]),
                   "test": torch.tensor(test.y)}
         self.shift = shift if train.image else 0
-        self.label_smoothing, self.val_frac, self.source = label_smoothing, val_frac, source or {}
+        self.label_smoothing, self.val_frac, self.options = label_smoothing, val_frac, options or {}
         self.config = model
         self.model = SequenceModel(model)
 
@@ -92,8 +99,7 @@ class ClassifyTask:
                 **self.evaluate(model, device)}
 
     def state(self):
-        return {"model": self.config.to_dict(), "norm": self.norm, "shift": self.shift, "val_frac": self.val_frac,
-                "label_smoothing": self.label_smoothing, "source": self.source}
+        return {"options": self.options, "model": self.config.to_dict(), "norm": self.norm, "shift": self.shift}
 
 
 def predict_scores(model, x: torch.Tensor, device) -> torch.Tensor:
@@ -112,54 +118,98 @@ def test_metrics(scores: torch.Tensor, labels: torch.Tensor, classes: int) -> di
 
 
 def load_data(idx_dir: str | None = None, npz: str | None = None, train_prefix: str | None = None,
-              test_prefix: str = "t10k"):
-    """(train, test, source): IDX folder, npz file, or the built-in digits."""
-    if idx_dir and npz:
-        raise UserError("give either --idx-dir or --npz, not both")
-    if idx_dir:
-        train, test = read_idx_dir(idx_dir, train_prefix, test_prefix)
-    elif npz:
-        train, test = read_npz(npz)
-    else:
-        train, test = digits()
-    return train, test, {"idx_dir": idx_dir, "npz": npz, "train_prefix": train_prefix, "test_prefix": test_prefix}
+              test_prefix: str | None = None, x=None, y=None, x_test=None, y_test=None):
+    """(train, test): IDX folder, npz file, arrays, or the built-in digits."""
+    arrays = [a is not None for a in (x, y, x_test, y_test)]
+    sources = [idx_dir is not None, npz is not None, any(arrays)]
+    if sum(sources) > 1:
+        raise UserError("give one of idx_dir, npz or the arrays x, y (and x_test, y_test)")
+    if idx_dir is not None:
+        return read_idx_dir(idx_dir, train_prefix, test_prefix or "t10k")
+    if npz is not None:
+        return read_npz(npz)
+    if any(arrays):
+        return from_arrays(x, y, x_test, y_test)
+    return digits()
 
 
-def train(idx_dir: str | None = None, npz: str | None = None, train_prefix: str | None = None,
-          test_prefix: str = "t10k", arch: str = "gru", hidden: int = 128, layers: int = 2, dropout: float = 0.2,
-          bidirectional: bool = False, val_frac: float = 0.1, shift: int | None = None,
-          label_smoothing: float = 0.1, out: str = "runs/classify", resume: bool = False, **train_options) -> dict:
-    """Train a sequence classifier (default data: scikit-learn's digits); returns the metrics."""
-    train_set, test_set, source = load_data(idx_dir, npz, train_prefix, test_prefix)
+def train(*, idx_dir: str | None = None, npz: str | None = None, train_prefix: str | None = None,
+          test_prefix: str | None = None, x=None, y=None, x_test=None, y_test=None, out: str | None = None,
+          resume: bool = False, arch: str | None = None, hidden: int | None = None, layers: int | None = None,
+          dropout: float | None = None, bidirectional: bool | None = None, val_frac: float | None = None,
+          shift: int | None = None, label_smoothing: float | None = None, **train_options) -> dict:
+    """Train a sequence classifier on an MNIST-format folder ``idx_dir``, an ``npz`` file, arrays ``x`` (n, T, F)
+    or (n, T) with labels ``y`` (n,) (and optionally ``x_test``, ``y_test``; else 20 % of them are the test
+    part), or the built-in 8x8 digits; returns the metrics.
+
+    Settings left as None take ``DEFAULTS``; ``train_options`` are the training loop's (``TrainConfig``).
+    """
+    train_set, test_set = load_data(idx_dir, npz, train_prefix, test_prefix, x, y, x_test, y_test)
+    out = out or OUT
+    options, config, _ = resolve(
+        "classify", out, resume, dict(arch=arch, hidden=hidden, layers=layers, dropout=dropout,
+                                      bidirectional=bidirectional, val_frac=val_frac, shift=shift,
+                                      label_smoothing=label_smoothing), DEFAULTS, train_options, TRAIN_DEFAULTS)
+    check_network(options)
+    check_settings(options, non_negative=("shift",))
+    source = {"idx_dir": str(idx_dir) if idx_dir is not None else None, "npz": str(npz) if npz is not None else None,
+              "train_prefix": train_prefix, "test_prefix": test_prefix, "arrays": x is not None}
+    options = {**options, "source": source}
+    if options["shift"] is None:
+        options["shift"] = (2 if train_set.x.shape[1] >= 16 else 1) if train_set.image else 0
     classes = int(max(train_set.y.max(), test_set.y.max())) + 1
-    if shift is None:
-        shift = 2 if train_set.x.shape[1] >= 16 else 1
-    model = ModelConfig(arch=arch, input_size=train_set.x.shape[2], hidden=hidden, layers=layers, dropout=dropout,
-                        bidirectional=bidirectional, output_size=classes, readout="last")
-    task = ClassifyTask(train_set, test_set, model, val_frac, shift, label_smoothing, source)
-    given = {k: v for k, v in train_options.items() if v is not None}
-    saved = checkpoint.load(out, "classify").state["train"] if resume else DEFAULT_TRAIN
-    return fit(task, TrainConfig.from_dict({**saved, **given}), out, resume=resume)
+    model = ModelConfig(arch=options["arch"], input_size=train_set.x.shape[2], hidden=options["hidden"],
+                        layers=options["layers"], dropout=options["dropout"], bidirectional=options["bidirectional"],
+                        output_size=classes, readout="last")
+    task = ClassifyTask(train_set, test_set, model, options["val_frac"], options["shift"], options["label_smoothing"],
+                        options)
+    return fit(task, config, out, resume=resume)
+
+
+class Classifier(Trained):
+    """A trained classifier: ``scores(x)``, ``predict(x)`` and ``evaluate(x, y)`` on raw sequences (n, T, F)."""
+
+    def scores(self, x) -> torch.Tensor:
+        """Class scores (n, classes) of sequences x (n, T, F) or (n, T), normalised as in training."""
+        x = np.asarray(x, dtype=np.float32)
+        x = x[:, :, None] if x.ndim == 2 else x
+        features = self.network.config.input_size
+        if x.ndim != 3 or x.shape[2] != features:
+            raise UserError(f"the model reads sequences (n, T, {features}); the data has shape {x.shape}")
+        mean, std = (np.asarray(v) for v in self.state["norm"])
+        with torch.no_grad():
+            return predict_scores(self.network, torch.tensor((x - mean) / std, dtype=torch.float32), self.device)
+
+    def predict(self, x) -> np.ndarray:
+        """The predicted label of each sequence: (n,) int64."""
+        return self.scores(x).argmax(1).numpy()
+
+    def evaluate(self, x, y) -> dict:
+        """Test metrics (accuracy, per class, confusion matrix) on sequences x with labels y."""
+        classes = self.network.config.output_size
+        scores, y = self.scores(x), np.asarray(y)
+        if len(y) and int(y.max()) >= classes:
+            raise UserError(f"the data has label {int(y.max())}; the model knows {classes} classes")
+        return test_metrics(scores, torch.as_tensor(y, dtype=torch.long), classes)
+
+
+def load(model_dir: str | Path) -> Classifier:
+    """The trained classifier saved in ``model_dir`` (a run folder)."""
+    return Classifier.read(model_dir, "classify")
 
 
 def evaluate(model_dir: str | Path, idx_dir: str | None = None, npz: str | None = None,
-             train_prefix: str | None = None, test_prefix: str | None = None) -> dict:
-    """Test metrics of a saved classifier on a data set's test part (default: the one it was trained on)."""
-    saved = checkpoint.load(model_dir, "classify")
-    state = saved.state
-    source = state["source"] if not (idx_dir or npz) else {"idx_dir": idx_dir, "npz": npz,
-                                                           "train_prefix": train_prefix}
-    _, test, _ = load_data(source["idx_dir"], source["npz"], source.get("train_prefix"),
-                           test_prefix or state["source"].get("test_prefix") or "t10k")
-    config = ModelConfig(**state["model"])
-    if test.x.shape[2] != config.input_size:
-        raise UserError(f"the model reads {config.input_size} features per step; the data has {test.x.shape[2]}")
-    model = SequenceModel(config)
-    checkpoint.load_weights(model, saved.weights, model_dir)
-    norm = state["norm"]
-    x = torch.tensor((test.x - np.asarray(norm[0])) / np.asarray(norm[1]), dtype=torch.float32)
-    with torch.no_grad():
-        scores = predict_scores(model.eval(), x, "cpu")
-    if int(test.y.max()) >= config.output_size:
-        raise UserError(f"the data has label {int(test.y.max())}; the model knows {config.output_size} classes")
-    return test_metrics(scores, torch.tensor(test.y), config.output_size)
+             train_prefix: str | None = None, test_prefix: str | None = None, x=None, y=None) -> dict:
+    """Test metrics of a saved classifier on a data set's test part (default: the one it was trained on), or on
+    arrays ``x``, ``y``."""
+    model = load(model_dir)
+    if x is not None or y is not None:
+        test = from_arrays(x, y, x, y)[1]
+    elif idx_dir is None and npz is None and model.options.get("source", {}).get("arrays"):
+        raise UserError(f"the model in {model_dir} was trained on arrays: evaluate it on arrays x and y")
+    else:
+        source = model.options.get("source", {}) if idx_dir is None and npz is None else \
+            {"idx_dir": idx_dir, "npz": npz, "train_prefix": train_prefix}
+        _, test = load_data(source.get("idx_dir"), source.get("npz"), source.get("train_prefix"),
+                            test_prefix or model.options.get("source", {}).get("test_prefix"))
+    return model.evaluate(test.x, test.y)

@@ -1,5 +1,9 @@
 """Time-series forecasting: the last ``window`` rows -> the next ``horizon`` values of the target column.
 
+    metrics = train(csv="prices.csv", target="Close", date_col="Date")       # or data=<DataFrame or array>
+    model = load("runs/forecast")
+    model.predict(csv="prices.csv")                 # the next values after the file's last row, by date
+
 Honest by construction:
 
 * the split is chronological -- train, then validation, then the last ``test_frac`` as test -- and every
@@ -10,8 +14,9 @@ Honest by construction:
   the same to the model, so forecasts stay sensible where min-max scaling of levels breaks down;
 * the forecast is ``persistence + shrink * model``: ``shrink`` in [0, 1] is fitted on the validation part
   (least squares), so a model that learnt nothing useful falls back to persistence instead of adding noise;
-* the test metrics stand next to the baselines -- naive persistence (the last value) and seasonal naive
-  (the value one season earlier) -- computed on exactly the same test targets.
+* the baselines -- naive persistence, seasonal naive, drift -- are forecasters like the network (one
+  ``forecast(values, ends)``), scored by the same ``score`` on exactly the same test targets, with MASE
+  (MAE over the training part's in-sample one-step naive MAE; Hyndman & Koehler 2006).
 """
 
 from __future__ import annotations
@@ -19,17 +24,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .. import checkpoint
-from ..data.series import Series, random_walk_prices, read_csv, sine_wave
-from ..errors import UserError
+from ..data.series import Series, from_data, future_dates, random_walk_prices, read_csv, sine_wave
+from ..errors import UserError, check_settings, require
 from ..models import ModelConfig, SequenceModel
-from ..train import TrainConfig, fit
+from ..train import Task, fit
+from .common import Trained, check_network, resolve
 
-DEFAULT_TRAIN = dict(steps=1500, batch_size=64, lr=3e-3, weight_decay=1e-4, warmup=0.05, eval_every=50,
-                     checkpoint_every=500, patience=8, restore_best=True)
+OUT = "runs/forecast"
+BUILTINS = {"sine": (sine_wave, 63), "random_walk": (random_walk_prices, 7)}  # series, season (the sine's period)
+DEFAULTS = dict(window=7, horizon=1, test_frac=0.2, val_frac=0.15, season=None, arch="lstm", hidden=64, layers=1,
+                dropout=0.0, target=None, features=None, date_col=None, date_format=None, newest_first=False,
+                missing="error")
+CSV_SEASON = 7  # the seasonal-naive season of a CSV or data without one given
+TRAIN_DEFAULTS = dict(steps=1500, batch_size=64, lr=3e-3, weight_decay=1e-4, warmup=0.05, eval_every=50,
+                      checkpoint_every=500, patience=8, restore_best=True)
 
 
 class Scaler:
@@ -70,26 +82,117 @@ def window_inputs(values: np.ndarray, ends: np.ndarray, window: int, scaler: Sca
                      for col in range(values.shape[1])], axis=-1)
 
 
-def metrics_of(predicted: np.ndarray, actual: np.ndarray) -> dict:
+# ---- forecasters: the network and the baselines share forecast(values, ends) -> (n, horizon) -------------
+
+class Naive:
+    """Persistence: every step ahead is the last value seen."""
+
+    def __init__(self, target: int, horizon: int) -> None:
+        self.target, self.horizon = target, horizon
+
+    def forecast(self, values: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        return np.repeat(values[ends, self.target][:, None], self.horizon, axis=1)  # (n, H)
+
+
+class SeasonalNaive(Naive):
+    """Each step ahead is the value one season earlier (the latest seen in the same phase of the season)."""
+
+    def __init__(self, target: int, horizon: int, season: int) -> None:
+        super().__init__(target, horizon)
+        self.season = season
+
+    def forecast(self, values: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        steps = np.arange(1, self.horizon + 1)[None, :]  # (1, H)
+        back = ends[:, None] + steps - self.season * np.ceil(steps / self.season).astype(int)  # (n, H), all seen
+        return values[np.maximum(back, 0), self.target]
+
+
+class Drift(Naive):
+    """The last value plus h times the average step so far (the line from the first row to the last seen)."""
+
+    def forecast(self, values: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        last, first = values[ends, self.target], values[0, self.target]  # (n,), ()
+        slope = (last - first) / np.maximum(ends, 1)  # (n,)
+        return last[:, None] + slope[:, None] * np.arange(1, self.horizon + 1)[None, :]
+
+
+def baselines(target: int, horizon: int, season: int) -> dict:
+    return {"naive": Naive(target, horizon), "seasonal_naive": SeasonalNaive(target, horizon, season),
+            "drift": Drift(target, horizon)}
+
+
+def score(predicted: np.ndarray, actual: np.ndarray, naive_mae: float) -> dict:
+    """RMSE, MAE, MAPE (%, None where every actual value is ~0) and MASE (MAE / ``naive_mae``)."""
     error = predicted - actual
     nonzero = np.abs(actual) > 1e-9 * np.abs(actual).mean()  # MAPE is undefined where the actual value is ~0
     mape = float(np.mean(np.abs(error[nonzero] / actual[nonzero])) * 100) if nonzero.any() else None
-    return {"rmse": float(np.sqrt(np.mean(error ** 2))), "mae": float(np.mean(np.abs(error))), "mape": mape}
+    mae = float(np.mean(np.abs(error)))
+    return {"rmse": float(np.sqrt(np.mean(error ** 2))), "mae": mae, "mape": mape,
+            "mase": mae / naive_mae if naive_mae > 0 else None}
 
 
-class ForecastTask:
+def in_sample_naive_mae(target_values: np.ndarray) -> float:
+    """The mean absolute one-step change: the in-sample MAE of persistence, MASE's scale."""
+    return float(np.mean(np.abs(np.diff(target_values)))) if len(target_values) > 1 else 0.0
+
+
+class Forecaster(Trained):
+    """A trained forecaster: ``forecast(values, ends)`` like the baselines, and ``predict(csv=... | data=...)``."""
+
+    @property
+    def scaler(self) -> Scaler:
+        return Scaler(self.state["scaler"]["kinds"], self.state["scaler"]["scales"])
+
+    @property
+    def target(self) -> int:
+        return self.state["columns"].index(self.state["target"])
+
+    def forecast(self, values: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """(n, horizon) forecasts in original units made at each row of ``ends``: persistence + shrink * model."""
+        window = self.state["window"]
+        inputs = torch.tensor(window_inputs(values, ends, window, self.scaler), dtype=torch.float32)  # (n, W, F)
+        with torch.no_grad():
+            changes = self.network(inputs.to(self.device))[0].cpu().double().numpy()  # (n, H) scaled changes
+        reference = values[ends, self.target][:, None]  # (n, 1)
+        return self.scaler.absolute(self.state["shrink"] * changes, reference, self.target)
+
+    def predict(self, csv: str | Path | None = None, data=None) -> pd.Series:
+        """The next ``horizon`` values of the target after the last row of ``csv`` or ``data`` (read with the
+        training run's columns and settings), indexed by their dates when the data has a date column with a
+        regular frequency, else by "t+1", "t+2", ..."""
+        series = _series(self.options, csv, data, columns=self.state["columns"], target=self.state["target"])
+        window, horizon = self.state["window"], self.state["horizon"]
+        if len(series.values) < window:
+            raise UserError(f"{csv or 'data'} has {len(series.values)} rows; the model needs the last {window}")
+        values = self.forecast(series.values, np.array([len(series.values) - 1]))[0]  # (H,)
+        dates = future_dates(series.dates, horizon)
+        index = dates if dates is not None else pd.Index([f"t+{k}" for k in range(1, horizon + 1)])
+        return pd.Series(values, index=index, name=series.target)
+
+
+def load(model_dir: str | Path) -> Forecaster:
+    """The trained forecaster saved in ``model_dir`` (a run folder)."""
+    return Forecaster.read(model_dir, "forecast")
+
+
+def predict(model_dir: str | Path, csv: str | Path | None = None, data=None) -> pd.Series:
+    """``load(model_dir).predict(csv=..., data=...)``."""
+    return load(model_dir).predict(csv=csv, data=data)
+
+
+# ---- training ---------------------------------------------------------------------------------------
+
+class ForecastTask(Task):
     name = "forecast"
 
     def __init__(self, series: Series, window: int, horizon: int, test_frac: float, val_frac: float, season: int,
-                 model: ModelConfig, source: dict) -> None:
-        for flag, value in (("--window", window), ("--horizon", horizon), ("--season", season)):
-            if value <= 0:
-                raise UserError(f"{flag} must be > 0, got {value}")
-        if not 0 < test_frac < 1 or not 0 < val_frac < 1:
-            raise UserError(f"--test-frac and --val-frac must be in (0, 1), got {test_frac} and {val_frac}")
+                 model: ModelConfig, options: dict) -> None:
+        check_settings(dict(window=window, horizon=horizon, season=season, test_frac=test_frac,
+                            val_frac=val_frac), positive=("window", "horizon", "season"),
+                       open_fractions=("test_frac", "val_frac"))
         values, rows = series.values, len(series.values)
         if window >= rows:
-            raise UserError(f"--window {window} is longer than the series ({rows} rows)")
+            raise UserError(f"window {window} is longer than the series ({rows} rows)", "window")
         test_start = int(round(rows * (1 - test_frac)))  # first test row
         val_start = int(round(test_start * (1 - val_frac)))  # first validation row
         ends = np.arange(window - 1, rows - horizon)  # each sample's last input row
@@ -97,12 +200,13 @@ class ForecastTask:
         parts = {"train": last < val_start, "val": (first >= val_start) & (last < test_start), "test": first >= test_start}
         for name, mask in parts.items():
             if mask.sum() < 2:
-                raise UserError(f"{rows} rows are too few for --window {window}, --horizon {horizon} and the "
+                raise UserError(f"{rows} rows are too few for window {window}, horizon {horizon} and the "
                                 f"train/validation/test split: the {name} part gets {int(mask.sum())} windows")
         self.series, self.window, self.horizon, self.season = series, window, horizon, season
-        self.test_frac, self.val_frac, self.source = test_frac, val_frac, source
+        self.test_frac, self.val_frac, self.options = test_frac, val_frac, options
         self.target = series.target_index
         self.scaler = Scaler.fit(values[:val_start])  # fitted on the training rows only
+        self.naive_mae = in_sample_naive_mae(values[:val_start, self.target])  # MASE's scale
         self.shrink = 1.0
         self.ends = {name: ends[mask] for name, mask in parts.items()}
         self.inputs = {name: torch.tensor(window_inputs(values, e, window, self.scaler), dtype=torch.float32)
@@ -129,83 +233,73 @@ class ForecastTask:
     def evaluate(self, model, device):
         return {"val_loss": float(np.mean((self._changes(model, "val", device) - self.targets["val"].numpy()) ** 2))}
 
-    def forecast(self, changes: np.ndarray, ends: np.ndarray) -> np.ndarray:
-        """Model changes -> values in original units: persistence + shrink * change."""
-        reference = self.series.values[ends, self.target][:, None]
-        return self.scaler.absolute(self.shrink * changes, reference, self.target)
-
-    def baselines(self, ends: np.ndarray) -> dict:
-        values = self.series.values[:, self.target]
-        steps = np.arange(1, self.horizon + 1)[None, :]
-        back = ends[:, None] + steps - self.season * np.ceil(steps / self.season).astype(int)  # same season, seen
-        return {"naive": np.repeat(values[ends][:, None], self.horizon, axis=1),
-                "seasonal_naive": values[np.maximum(back, 0)]}
-
     def report(self, model, device, out_dir):
         val_changes, val_targets = self._changes(model, "val", device), self.targets["val"].numpy()
         fit_gain = float(np.sum(val_changes * val_targets) / max(np.sum(val_changes ** 2), 1e-12))
         self.shrink = float(np.clip(fit_gain, 0.0, 1.0))  # least squares on validation, kept in [0, 1]
+        trained = Forecaster(self.name, model, self.options, {}, self.state(), Path(out_dir))
+        forecasters = {"test": trained, **baselines(self.target, self.horizon, self.season)}
         ends, actual = self.ends["test"], self.actual["test"]
-        predicted = self.forecast(self._changes(model, "test", device), ends)
-        baselines = self.baselines(ends)
-        metrics = {"test": metrics_of(predicted, actual),
-                   **{name: metrics_of(guess, actual) for name, guess in baselines.items()}}
+        predicted = {name: f.forecast(self.series.values, ends) for name, f in forecasters.items()}  # (n, H) each
+        metrics = {name: score(guess, actual, self.naive_mae) for name, guess in predicted.items()}
         metrics["rmse_vs_naive"] = metrics["test"]["rmse"] / max(metrics["naive"]["rmse"], 1e-300)
-        metrics["test"]["rmse_per_step"] = np.sqrt(np.mean((predicted - actual) ** 2, axis=0)).tolist()
+        metrics["test"]["rmse_per_step"] = np.sqrt(np.mean((predicted["test"] - actual) ** 2, axis=0)).tolist()
         metrics.update(shrink=self.shrink, target=self.series.target, window=self.window, horizon=self.horizon,
-                       season=self.season, test_windows=len(ends), mse=float(np.mean((predicted - actual) ** 2)))
+                       season=self.season, test_windows=len(ends), mse=float(np.mean((predicted["test"] - actual) ** 2)),
+                       naive_mae_in_sample=self.naive_mae)
         from ..plots import forecast_plot
-        forecast_plot(Path(out_dir) / "forecast.png", actual[:, 0], predicted[:, 0], baselines["naive"][:, 0],
-                      f"{self.series.target}: test part, one step ahead")
+        forecast_plot(Path(out_dir) / "forecast.png", actual[:, 0], predicted["test"][:, 0],
+                      predicted["naive"][:, 0], f"{self.series.target}: test part, one step ahead")
         return metrics
 
     def state(self):
-        return {"model": self.config.to_dict(), "window": self.window, "horizon": self.horizon,
-                "season": self.season, "test_frac": self.test_frac, "val_frac": self.val_frac,
-                "columns": self.series.columns, "target": self.series.target, "scaler": self.scaler.state(),
-                "shrink": self.shrink, "source": self.source}
+        return {"options": self.options, "model": self.config.to_dict(), "window": self.window,
+                "horizon": self.horizon, "season": self.season, "columns": self.series.columns,
+                "target": self.series.target, "scaler": self.scaler.state(), "shrink": self.shrink}
 
 
-def train(csv: str | None = None, target: str | None = None, features: list[str] | None = None,
-          date_col: str | None = None, newest_first: bool = False, missing: str = "error", window: int = 7,
-          horizon: int = 1, test_frac: float = 0.2, val_frac: float = 0.15, season: int | None = None,
-          out: str = "runs/forecast", arch: str = "lstm", hidden: int = 64, layers: int = 1, dropout: float = 0.0,
-          resume: bool = False, builtin: str = "sine", **train_options) -> dict:
-    """Train a forecaster on a CSV (default: the built-in ``builtin`` series, "sine" or "random_walk")."""
-    if csv:
-        series = read_csv(csv, target, features, date_col, newest_first, missing)
-        season = season or 7
-    elif builtin == "sine":
-        series, season = sine_wave(), season or 63  # the sine's period, rounded
+def _series(options: dict, csv, data, columns=None, target=None) -> Series:
+    """The series of a CSV file, a DataFrame or an array, read with the run's column and date settings."""
+    if csv is not None and data is not None:
+        raise UserError("give either csv or data, not both")
+    how = dict(target=target or options.get("target"), features=columns or options.get("features"),
+               date_col=options.get("date_col"), newest_first=bool(options.get("newest_first")),
+               missing=options.get("missing") or "error", date_format=options.get("date_format"))
+    return read_csv(csv, **how) if csv is not None else from_data(data, **how)
+
+
+def train(*, csv: str | Path | None = None, data=None, builtin: str | None = None, out: str | None = None,
+          resume: bool = False, target: str | None = None, features: list[str] | None = None,
+          date_col: str | None = None, date_format: str | None = None, newest_first: bool | None = None,
+          missing: str | None = None, window: int | None = None, horizon: int | None = None,
+          test_frac: float | None = None, val_frac: float | None = None, season: int | None = None,
+          arch: str | None = None, hidden: int | None = None, layers: int | None = None,
+          dropout: float | None = None, **train_options) -> dict:
+    """Train a forecaster on ``csv``, on ``data`` (a DataFrame or a (T, F) array), or on a built-in series
+    (``builtin``: "sine", the default, or "random_walk"); returns the metrics.
+
+    Settings left as None take ``DEFAULTS``; ``train_options`` are the training loop's (``TrainConfig``).
+    """
+    if sum(source is not None for source in (csv, data, builtin)) > 1:
+        raise UserError("give one of csv, data or builtin")
+    out = out or OUT
+    options, config, _ = resolve(
+        "forecast", out, resume,
+        dict(target=target, features=list(features) if features is not None else None, date_col=date_col,
+             date_format=date_format, newest_first=newest_first, missing=missing, window=window, horizon=horizon,
+             test_frac=test_frac, val_frac=val_frac, season=season, arch=arch, hidden=hidden, layers=layers,
+             dropout=dropout),
+        DEFAULTS, train_options, TRAIN_DEFAULTS)
+    check_network(options)
+    if csv is None and data is None:
+        require((builtin or "sine") in BUILTINS, "builtin", f"be one of {', '.join(BUILTINS)}", builtin)
+        make_series, builtin_season = BUILTINS[builtin or "sine"]
+        series, season = make_series(), options["season"] or builtin_season
     else:
-        series, season = random_walk_prices(), season or 7
-    source = {"date_col": date_col, "newest_first": newest_first, "missing": missing}
-    model = ModelConfig(arch=arch, input_size=len(series.columns), hidden=hidden, layers=layers, dropout=dropout,
-                        output_size=horizon, readout="last")
-    task = ForecastTask(series, window, horizon, test_frac, val_frac, season, model, source)
-    given = {k: v for k, v in train_options.items() if v is not None}
-    config = TrainConfig.from_dict({**DEFAULT_TRAIN, **given})
-    if resume:
-        config = TrainConfig.from_dict({**checkpoint.load(out, "forecast").state["train"], **given})
+        series, season = _series(options, csv, data), options["season"] or CSV_SEASON
+    model = ModelConfig(arch=options["arch"], input_size=len(series.columns), hidden=options["hidden"],
+                        layers=options["layers"], dropout=options["dropout"], output_size=options["horizon"],
+                        readout="last")
+    task = ForecastTask(series, options["window"], options["horizon"], options["test_frac"], options["val_frac"],
+                        season, model, options)
     return fit(task, config, out, resume=resume)
-
-
-def predict(model_dir: str | Path, csv: str) -> list[float]:
-    """The next ``horizon`` target values after the last row of ``csv``, with a saved forecaster."""
-    saved = checkpoint.load(model_dir, "forecast")
-    state = saved.state
-    source = state["source"]
-    series = read_csv(csv, state["target"], state["columns"], source["date_col"], source["newest_first"],
-                      source["missing"])
-    if len(series.values) < state["window"]:
-        raise UserError(f"{csv} has {len(series.values)} rows; the model needs the last {state['window']}")
-    model = SequenceModel(ModelConfig(**state["model"]))
-    checkpoint.load_weights(model, saved.weights, model_dir)
-    scaler = Scaler(state["scaler"]["kinds"], state["scaler"]["scales"])
-    end = np.array([len(series.values) - 1])
-    inputs = torch.tensor(window_inputs(series.values, end, state["window"], scaler), dtype=torch.float32)
-    with torch.no_grad():
-        changes = model.eval()(inputs)[0].double().numpy()  # (1, H)
-    target = state["columns"].index(state["target"])
-    reference = series.values[end, target][:, None]
-    return scaler.absolute(state["shrink"] * changes, reference, target)[0].tolist()

@@ -1,0 +1,96 @@
+"""What the three tasks share: settings resolved in one way, and one way to load a trained model.
+
+Every task's ``train(**settings)`` takes keywords only. A setting left as None takes the task's default
+(its ``DEFAULTS`` and ``TRAIN_DEFAULTS``, stated once, in the task's module). With ``resume=True`` the
+saved run's settings come back instead: the task's own settings (network, window, ...) must not change,
+so a given value that differs from the saved one is a UserError; the training loop's settings (steps,
+minutes, lr, ...) may, and a given value replaces the saved one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .. import checkpoint
+from ..errors import UserError, check_settings, require
+from ..models import ARCHS, ModelConfig, SequenceModel
+from ..train import TrainConfig
+
+FIXED_TRAIN = ("ema",)  # training settings a resumed run keeps: its checkpoint's tensors depend on them
+NOT_RESTORED = ("quiet",)  # training settings a resumed run does not take from the checkpoint
+MODEL_SIZES = ("hidden", "layers")  # every task's network sizes (whole numbers > 0)
+
+
+def given(values: dict) -> dict:
+    """The settings the caller set (not None)."""
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def resolve(task: str, out: str | Path, resume: bool, options: dict, defaults: dict, train_options: dict,
+            train_defaults: dict) -> tuple[dict, TrainConfig, dict | None]:
+    """(the task's settings, the training loop's settings, the saved state or None) for a new or resumed run."""
+    options, train_options = given(options), given(train_options)
+    unknown = set(train_options) - set(TrainConfig.__dataclass_fields__)
+    if unknown:
+        raise UserError(f"unknown setting {sorted(unknown)[0]!r}; the training settings are: "
+                        f"{', '.join(TrainConfig.__dataclass_fields__)}")
+    if not resume:
+        return {**defaults, **options}, TrainConfig.from_dict({**train_defaults, **train_options}), None
+    saved = checkpoint.load(out, task).state
+    saved_options = saved.get("options", {})
+    saved_train = {k: v for k, v in saved.get("train", {}).items() if k not in NOT_RESTORED}
+    for name, value in {**options, **{k: train_options[k] for k in FIXED_TRAIN if k in train_options}}.items():
+        before = saved_options.get(name, saved_train.get(name))
+        if _differs(value, before):
+            raise UserError(f"{name} {value!r} contradicts the checkpoint in {out}, trained with {name} {before!r}: "
+                            "leave it out to resume, or train into another out folder", name)
+    return ({**defaults, **saved_options}, TrainConfig.from_dict({**saved_train, **train_options}), saved)
+
+
+def _differs(value, saved) -> bool:
+    if isinstance(value, (list, tuple)) and isinstance(saved, (list, tuple)):
+        return list(value) != list(saved)
+    if isinstance(value, (int, float)) and isinstance(saved, (int, float)) and not isinstance(value, bool):
+        return float(value) != float(saved)
+    return value != saved
+
+
+def check_network(options: dict) -> None:
+    """The checks every task's network settings get: arch, sizes, dropout rates."""
+    require(options["arch"] in ARCHS, "arch", f"be one of {', '.join(ARCHS)}", options["arch"])
+    check_settings(options, positive=MODEL_SIZES + ("embed",), fractions=("dropout", "weight_drop"))
+
+
+@dataclass
+class Trained:
+    """A trained model with everything it takes to use it, as ``load`` returns it (on the CPU, in eval mode).
+
+    ``network`` is the ``SequenceModel``; ``options`` the task's settings; ``metrics`` what training reported;
+    ``state`` the whole saved JSON (vocabulary, scalers, ...); ``model_dir`` where it was loaded from.
+    """
+
+    task: str
+    network: SequenceModel
+    options: dict
+    metrics: dict
+    state: dict = field(repr=False)
+    model_dir: Path
+
+    @classmethod
+    def read(cls, model_dir: str | Path, task: str):
+        saved = checkpoint.load(model_dir, task)
+        try:
+            config = ModelConfig(**saved.state["model"])
+        except (KeyError, TypeError):
+            raise UserError(f"checkpoint in {model_dir} has no usable model configuration") from None
+        network = SequenceModel(config)
+        checkpoint.load_weights(network, saved.weights, model_dir)
+        return cls(task, network.eval(), saved.state.get("options", {}), saved.state.get("metrics", {}),
+                   saved.state, Path(model_dir))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.network.parameters()).device
