@@ -179,7 +179,7 @@ def run(args) -> None:
             forecasts = forecast.predict(args.model, csv=args.csv)
             dated = forecasts.index.dtype.kind == "M"
             for step, (when, value) in enumerate(forecasts.items(), start=1):
-                print(f"t+{step},{value:.6g}" + (f",{when.isoformat()}" if dated else ""))
+                print(f"t+{step},{value:.6g}" + (f",{_date_text(when)}" if dated else ""))
     elif args.command == "classify":
         from .tasks import classify
         if args.action == "train":
@@ -189,6 +189,11 @@ def run(args) -> None:
         else:
             print(json.dumps(classify.evaluate(args.model, **_keywords(args, "idx_dir", "npz", "train_prefix",
                                                                        "test_prefix"))))
+
+
+def _date_text(when) -> str:
+    """2024-02-26 for a day, the full ISO timestamp when it has a time or a time zone."""
+    return when.strftime("%Y-%m-%d") if when == when.normalize() and when.tzinfo is None else when.isoformat()
 
 
 def flag_message(err: UserError) -> str:

@@ -189,22 +189,23 @@ def _is_out_of_memory(err: BaseException) -> bool:
     if isinstance(err, (MemoryError, getattr(torch, "OutOfMemoryError", MemoryError))):
         return True
     text = str(err).lower()
-    return isinstance(err, RuntimeError) and ("not enough memory" in text or "out of memory" in text)
+    return isinstance(err, RuntimeError) and any(
+        words in text for words in ("not enough memory", "out of memory", "can't allocate", "cannot allocate"))
 
 
 @contextmanager
-def memory_guard(batch_size: int):
-    """An allocation that does not fit becomes one line naming the batch size and what it tried."""
+def memory_guard(what: str, advice: str, setting: str | None = None):
+    """An allocation that does not fit becomes one line: "<what> does not fit in memory (...); <advice>"."""
     try:
         yield
     except (RuntimeError, MemoryError) as err:
         if not _is_out_of_memory(err):
             raise
-        tried = re.search(r"allocate (\d+) bytes", str(err))
-        size = f"{int(tried.group(1)) / 1e9:.1f} GB" if tried else \
-            (re.search(r"allocate ([\d.]+ \w+)", str(err)) or [None, "more than is free"])[1]
-        raise UserError(f"batch_size {batch_size} does not fit in memory (an allocation of {size} failed): "
-                        "lower batch_size (or the model's size)", "batch_size") from None
+        text = str(err)
+        in_bytes, in_units = re.search(r"allocate (\d+) bytes", text), re.search(r"allocate ([\d.]+ \w+)", text)
+        size = f"{int(in_bytes.group(1)) / 1e9:.1f} GB" if in_bytes else in_units.group(1) if in_units else None
+        detail = f"an allocation of {size} failed" if size else "out of memory"
+        raise UserError(f"{what} does not fit in memory ({detail}); {advice}", setting) from None
 
 
 class Trainer:
@@ -360,7 +361,8 @@ class ProgressBar:
         timed = bool(trainer.budget)
         self.bar = tqdm(total=round(trainer.budget) if timed else trainer.config.steps, unit="s" if timed else "step",
                         initial=round(trainer.elapsed()) if timed else trainer.run["step"], file=sys.stderr,
-                        desc=trainer.task.name, disable=trainer.config.quiet, dynamic_ncols=True, leave=True)
+                        desc=trainer.task.name, disable=trainer.config.quiet, dynamic_ncols=True, leave=True,
+                        delay=0.5)  # a run that fails at once shows no bar
         self.timed = timed
 
     def update(self) -> None:
@@ -392,7 +394,8 @@ def fit(task: Task, config: TrainConfig, out_dir: str | Path, resume: bool = Fal
     bar = ProgressBar(trainer)
     trainer.log = log or bar.write
     try:
-        with memory_guard(config.batch_size):
+        with memory_guard(f"batch_size {config.batch_size}", "lower it (or the network's size)",
+                          "batch_size"):
             while trainer.run["step"] < config.steps:
                 if trainer.budget and trainer.elapsed() >= trainer.budget:
                     trainer.run["stopped"] = f"time budget of {config.minutes:g} minutes reached"

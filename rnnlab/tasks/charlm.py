@@ -25,7 +25,7 @@ from ..data.text import DEFAULT_TEXT, Vocabulary, read_text
 from ..errors import UserError, check_settings, require
 from ..models import ModelConfig, SequenceModel
 from ..train import Task, fit
-from .common import Trained, check_network, resolve
+from .common import Trained, check_network, network_guard, resolve
 
 SMALL_TEXT = 5_000
 EVAL_CHARS = 30_000  # validation characters scored at each evaluation during training (all of them at the end)
@@ -194,7 +194,8 @@ def train(*, text_file: str | None = None, text: str | None = None, encoding: st
     model = ModelConfig(arch=options["arch"], input_size=options["embed"], hidden=options["hidden"],
                         layers=options["layers"], dropout=options["dropout"], weight_drop=options["weight_drop"],
                         output_size=len(vocab), vocab_size=len(vocab), readout="steps")
-    task = CharLMTask(text, model, options["seq_len"], options["val_frac"], vocab, options["stateful"], options)
+    with network_guard(options):
+        task = CharLMTask(text, model, options["seq_len"], options["val_frac"], vocab, options["stateful"], options)
     return fit(task, config, out, resume=resume)
 
 

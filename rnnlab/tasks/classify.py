@@ -23,7 +23,7 @@ from ..data.sequences import Sequences, digits, from_arrays, read_idx_dir, read_
 from ..errors import UserError, check_settings
 from ..models import ModelConfig, SequenceModel
 from ..train import Task, fit
-from .common import Trained, check_network, resolve
+from .common import Trained, check_network, network_guard, resolve
 
 OUT = "runs/classify"
 DEFAULTS = dict(arch="gru", hidden=128, layers=2, dropout=0.2, bidirectional=False, val_frac=0.1, shift=None,
@@ -161,8 +161,9 @@ def train(*, idx_dir: str | None = None, npz: str | None = None, train_prefix: s
     model = ModelConfig(arch=options["arch"], input_size=train_set.x.shape[2], hidden=options["hidden"],
                         layers=options["layers"], dropout=options["dropout"], bidirectional=options["bidirectional"],
                         output_size=classes, readout="last")
-    task = ClassifyTask(train_set, test_set, model, options["val_frac"], options["shift"], options["label_smoothing"],
-                        options)
+    with network_guard(options):
+        task = ClassifyTask(train_set, test_set, model, options["val_frac"], options["shift"], options["label_smoothing"],
+                            options)
     return fit(task, config, out, resume=resume)
 
 

@@ -17,7 +17,7 @@ import torch
 from .. import checkpoint
 from ..errors import UserError, check_settings, require
 from ..models import ARCHS, ModelConfig, SequenceModel
-from ..train import TrainConfig
+from ..train import TrainConfig, memory_guard
 
 FIXED_TRAIN = ("ema",)  # training settings a resumed run keeps: its checkpoint's tensors depend on them
 NOT_RESTORED = ("quiet",)  # training settings a resumed run does not take from the checkpoint
@@ -62,6 +62,12 @@ def check_network(options: dict) -> None:
     """The checks every task's network settings get: arch, sizes, dropout rates."""
     require(options["arch"] in ARCHS, "arch", f"be one of {', '.join(ARCHS)}", options["arch"])
     check_settings(options, positive=MODEL_SIZES + ("embed",), fractions=("dropout", "weight_drop"))
+
+
+def network_guard(options: dict):
+    """Building a network too large for memory is one line that names its size."""
+    size = ", ".join(f"{name} {options[name]}" for name in ("hidden", "layers", "embed") if options.get(name))
+    return memory_guard(f"the network ({size})", "lower its size")
 
 
 @dataclass

@@ -32,7 +32,7 @@ from ..data.series import Series, from_data, future_dates, random_walk_prices, r
 from ..errors import UserError, check_settings, require
 from ..models import ModelConfig, SequenceModel
 from ..train import Task, fit
-from .common import Trained, check_network, resolve
+from .common import Trained, check_network, network_guard, resolve
 
 OUT = "runs/forecast"
 BUILTINS = {"sine": (sine_wave, 63), "random_walk": (random_walk_prices, 7)}  # series, season (the sine's period)
@@ -293,13 +293,15 @@ def train(*, csv: str | Path | None = None, data=None, builtin: str | None = Non
     check_network(options)
     if csv is None and data is None:
         require((builtin or "sine") in BUILTINS, "builtin", f"be one of {', '.join(BUILTINS)}", builtin)
-        make_series, builtin_season = BUILTINS[builtin or "sine"]
-        series, season = make_series(), options["season"] or builtin_season
+        make_series, default_season = BUILTINS[builtin or "sine"]
+        series = make_series()
     else:
-        series, season = _series(options, csv, data), options["season"] or CSV_SEASON
+        series, default_season = _series(options, csv, data), CSV_SEASON
+    season = default_season if options["season"] is None else options["season"]
     model = ModelConfig(arch=options["arch"], input_size=len(series.columns), hidden=options["hidden"],
                         layers=options["layers"], dropout=options["dropout"], output_size=options["horizon"],
                         readout="last")
-    task = ForecastTask(series, options["window"], options["horizon"], options["test_frac"], options["val_frac"],
-                        season, model, options)
+    with network_guard(options):
+        task = ForecastTask(series, options["window"], options["horizon"], options["test_frac"], options["val_frac"],
+                            season, model, options)
     return fit(task, config, out, resume=resume)
