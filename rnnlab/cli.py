@@ -45,8 +45,8 @@ def _train_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
 
 
-def _model_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("model (unset: the task's defaults)")
+def _model_options(parser: argparse.ArgumentParser, defaults: str) -> None:
+    group = parser.add_argument_group(f"model (default: {defaults})")
     group.add_argument("--arch", choices=["rnn", "lstm", "gru"])
     group.add_argument("--hidden", type=int, help="hidden units per layer")
     group.add_argument("--layers", type=int, help="stacked recurrent layers")
@@ -54,6 +54,7 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .tasks import charlm as lm, classify as cls, forecast as fc  # defaults in the help, never restated
     parser = Parser(prog="rnnlab", description="Recurrent neural networks from first principles.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -66,11 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     train = charlm.add_parser("train", help="train on a UTF-8 text file (default: a built-in text)")
     train.add_argument("--text", dest="text_file", help="UTF-8 text file")
     train.add_argument("--encoding", help="the text file's encoding (default utf-8)")
-    train.add_argument("--out", help="run folder (default runs/charlm)")
-    _model_options(train)
+    train.add_argument("--out", help=f"run folder (default {lm.OUT})")
+    _model_options(train, f"a text of {lm.SMALL_TEXT:,} characters or more gets "
+                          f"{lm.LARGE['layers']} x {lm.LARGE['hidden']} {lm.LARGE['arch'].upper()}, a "
+                          f"shorter one {lm.SMALL['layers']} x {lm.SMALL['hidden']}")
     train.add_argument("--embed", type=int, help="character embedding size")
     train.add_argument("--seq-len", type=int, help="characters per training sequence")
-    train.add_argument("--val-frac", type=float, help="last fraction of the text held out")
+    train.add_argument("--val-frac", type=float, help="last fraction of the text held out (default "
+                                                      f"{lm.LARGE['val_frac']}; none for a short text)")
     train.add_argument("--weight-drop", type=float,
                        help="DropConnect on the hidden-to-hidden weights while training (AWD-LSTM), e.g. 0.25")
     train.add_argument("--stateful", action=argparse.BooleanOptionalAction,
@@ -80,9 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     sample = charlm.add_parser("sample", help="generate text; prints the prime and what follows, nothing else")
     sample.add_argument("--model", required=True, help="run folder of a trained model")
     sample.add_argument("--prime", help="text to start from (default: the training text's first character)")
-    sample.add_argument("--length", type=int, default=200, help="characters to generate")
-    sample.add_argument("--temperature", type=float, default=1.0)
-    sample.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest (0: all)")
+    sample.add_argument("--length", type=int, help="characters to generate (default 200)")
+    sample.add_argument("--temperature", type=float, help="divides the scores before sampling (default 1)")
+    sample.add_argument("--top-k", type=int, help="sample among the k likeliest (default 0: all)")
     sample.add_argument("--greedy", action="store_true", help="always take the likeliest character")
     sample.add_argument("--seed", type=int)
 
@@ -91,13 +95,18 @@ def build_parser() -> argparse.ArgumentParser:
     train = forecast.add_parser("train", help="train on a CSV (default: a generated sine wave)")
     train.add_argument("--csv", help="CSV file with a header line (comma, semicolon or tab separated)")
     _series_options(train)
-    train.add_argument("--window", type=int, help="rows the model reads")
-    train.add_argument("--horizon", type=int, help="values it predicts ahead")
-    train.add_argument("--test-frac", type=float, help="last fraction of rows for testing")
-    train.add_argument("--val-frac", type=float, help="fraction of the rest for validation")
-    train.add_argument("--season", type=int, help="season length of the seasonal-naive baseline")
-    train.add_argument("--out", help="run folder (default runs/forecast)")
-    _model_options(train)
+    defaults = fc.DEFAULTS
+    train.add_argument("--window", type=int, help=f"rows the model reads (default {defaults['window']})")
+    train.add_argument("--horizon", type=int, help=f"values it predicts ahead (default {defaults['horizon']})")
+    train.add_argument("--test-frac", type=float, help=f"last fraction of rows for testing "
+                                                       f"(default {defaults['test_frac']})")
+    train.add_argument("--val-frac", type=float, help=f"fraction of the rest for validation "
+                                                      f"(default {defaults['val_frac']})")
+    train.add_argument("--season", type=int, help=f"season length of the seasonal-naive baseline (default "
+                                                  f"{fc.CSV_SEASON}; the built-in sine's period, "
+                                                  f"{fc.BUILTINS['sine'][1]})")
+    train.add_argument("--out", help=f"run folder (default {fc.OUT})")
+    _model_options(train, f"{defaults['layers']} x {defaults['hidden']} {defaults['arch'].upper()}")
     _train_options(train)
     predict = forecast.add_parser("predict", help="print the next values after the end of a CSV: "
                                                   "t+k,value[,date] per line")
@@ -109,11 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
     train = classify.add_parser("train", help="train on MNIST-format IDX files, an .npz, or built-in digits")
     _classify_data(train)
     train.add_argument("--bidirectional", action="store_true", default=None)
-    train.add_argument("--val-frac", type=float, help="fraction of training sequences held out")
-    train.add_argument("--shift", type=int, help="random image shifts in pixels (default 2; 1 for 8x8; 0 off)")
-    train.add_argument("--label-smoothing", type=float)
-    train.add_argument("--out", help="run folder (default runs/classify)")
-    _model_options(train)
+    defaults = cls.DEFAULTS
+    train.add_argument("--val-frac", type=float, help=f"fraction of training sequences held out "
+                                                      f"(default {defaults['val_frac']})")
+    train.add_argument("--shift", type=int, help="random image shifts in pixels (default 2 for images of 16 rows "
+                                                 "or more, 1 below, 0 for other sequences)")
+    train.add_argument("--label-smoothing", type=float, help=f"(default {defaults['label_smoothing']})")
+    train.add_argument("--out", help=f"run folder (default {cls.OUT})")
+    _model_options(train, f"{defaults['layers']} x {defaults['hidden']} {defaults['arch'].upper()}, "
+                          f"dropout {defaults['dropout']}")
     _train_options(train)
     evaluate = classify.add_parser("evaluate", help="test metrics of a trained classifier, as JSON on stdout")
     evaluate.add_argument("--model", required=True, help="run folder of a trained classifier")
@@ -165,8 +178,8 @@ def run(args) -> None:
             _print_metrics(charlm.train(**_train_keywords(args, "text_file", "encoding", "embed", "seq_len",
                                                           "val_frac", "weight_drop", "stateful")))
         else:
-            print(charlm.sample(args.model, **_keywords(args, "prime", "length", "temperature", "top_k", "greedy",
-                                                        "seed")))
+            options = _keywords(args, "prime", "length", "temperature", "top_k", "greedy", "seed")
+            print(charlm.sample(args.model, **{k: v for k, v in options.items() if v is not None}))
     elif args.command == "forecast":
         from .tasks import forecast
         if args.action == "train":

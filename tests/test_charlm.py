@@ -71,7 +71,7 @@ def test_bad_text_files_give_one_clear_line(tmp_path):
         (["--text", tmp_path / "missing.txt"], "text file not found"),
         (["--text", tmp_path / "empty.txt"], "is empty"),
         (["--text", tmp_path / "latin.txt"], "not valid utf-8: byte 0xe9 at offset 12 (line 2, column 4)"),
-        (["--text", tmp_path / "latin.txt", "--encoding", "klingon"], "unknown --encoding"),
+        (["--text", tmp_path / "latin.txt", "--encoding", "klingon"], "--encoding 'klingon' is unknown"),
         (["--hidden", "0"], "--hidden must be > 0"),
         (["--steps", "-3"], "--steps must be > 0"),
         (["--arch", "transformer"], "invalid choice"),

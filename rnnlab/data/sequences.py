@@ -76,7 +76,7 @@ def read_idx_dir(folder: str | Path, train_prefix: str | None = None, test_prefi
     """(train, test) from an MNIST-format folder; the training prefix defaults to the one that is there."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise UserError(f"--idx-dir {folder} is not a folder")
+        raise UserError(f"idx_dir {folder} is not a folder", "idx_dir")
     if train_prefix is None:
         others = [p for p in _prefixes(folder) if p != test_prefix]
         if not others:

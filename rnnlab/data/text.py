@@ -38,12 +38,12 @@ def read_text(path: str | Path, encoding: str = "utf-8") -> str:
     try:
         return raw.decode(encoding)
     except LookupError:
-        raise UserError(f"unknown --encoding '{encoding}'") from None
+        raise UserError(f"encoding '{encoding}' is unknown", "encoding") from None
     except UnicodeDecodeError as err:
         line = raw[:err.start].count(b"\n") + 1
         column = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
         raise UserError(f"{path} is not valid {encoding}: byte 0x{raw[err.start]:02x} at offset {err.start} "
-                        f"(line {line}, column {column}); pass --encoding if the file uses another encoding") from None
+                        f"(line {line}, column {column}); give its encoding if the file uses another one") from None
 
 
 class Vocabulary:
