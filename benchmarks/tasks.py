@@ -27,12 +27,13 @@ def sine(out: Path) -> tuple:
 
 
 def stock(out: Path) -> tuple:
-    m = forecast.train(str(SHARED / "stock" / "data-02-stock_daily.csv"), target="Close", newest_first=True,
+    m = forecast.train(csv=str(SHARED / "stock" / "data-02-stock_daily.csv"), target="Close", newest_first=True,
                        window=7, test_frac=0.3, out=str(out / "stock"))
     return ("forecast, stock CSV, Close, window 7, test 30 %",
             f"test RMSE {m['test']['rmse']:.3f} vs persistence {m['naive']['rmse']:.3f} "
             f"({m['rmse_vs_naive']:.3f}x; shrink {m['shrink']:.2f}), seasonal naive {m['seasonal_naive']['rmse']:.3f}; "
-            f"MAE {m['test']['mae']:.3f} vs {m['naive']['mae']:.3f}", m["seconds"])
+            f"MAE {m['test']['mae']:.3f} vs {m['naive']['mae']:.3f}; MASE {m['test']['mase']:.3f} vs naive "
+            f"{m['naive']['mase']:.3f}, drift {m['drift']['mase']:.3f}", m["seconds"])
 
 
 def mnist(out: Path) -> tuple:
@@ -45,7 +46,7 @@ def mnist(out: Path) -> tuple:
 
 
 def shakespeare(out: Path) -> tuple:
-    m = charlm.train(str(SHARED / "text" / "tinyshakespeare.txt"), out=str(out / "shakespeare"), minutes=10)
+    m = charlm.train(text_file=str(SHARED / "text" / "tinyshakespeare.txt"), out=str(out / "shakespeare"), minutes=10)
     return ("charlm, Tiny Shakespeare, --minutes 10", f"validation {m['val_loss']:.4f} nats/char (target <= 1.45), "
             f"train {m['train_loss']:.4f}, {m['steps']} steps", m["seconds"])
 

@@ -372,8 +372,9 @@ class ProgressBar:
 
     def show(self, values: dict) -> None:
         shown = {k: f"{v:.4g}" for k, v in values.items() if isinstance(v, float)}
-        if self.timed:
+        if self.timed:  # the bar counts seconds: say how far the steps got, and how fast
             shown["step"] = self.trainer.run["step"]
+            shown["steps/s"] = f"{self.trainer.run['step'] / max(self.trainer.elapsed(), 1e-9):.3g}"
         self.bar.set_postfix(shown, refresh=True)
 
     def write(self, message: str) -> None:

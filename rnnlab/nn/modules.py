@@ -82,7 +82,8 @@ class RNNBase(RecurrentModule):
         default: the parameters); absent ones are None."""
         suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
         weights = weights if weights is not None else dict(self.named_parameters())
-        return tuple(weights.get(kind + suffix) for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr"))
+        kinds = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
+        return tuple(weights.get(kind + suffix) for kind in kinds)
 
     def call_weights(self) -> dict:
         """The weights of this forward call, name -> tensor: the parameters, except that in training mode with

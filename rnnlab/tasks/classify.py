@@ -162,8 +162,8 @@ def train(*, idx_dir: str | None = None, npz: str | None = None, train_prefix: s
                         layers=options["layers"], dropout=options["dropout"], bidirectional=options["bidirectional"],
                         output_size=classes, readout="last")
     with network_guard(options):
-        task = ClassifyTask(train_set, test_set, model, options["val_frac"], options["shift"], options["label_smoothing"],
-                            options)
+        task = ClassifyTask(train_set, test_set, model, options["val_frac"], options["shift"],
+                            options["label_smoothing"], options)
     return fit(task, config, out, resume=resume)
 
 

@@ -245,8 +245,8 @@ class ForecastTask(Task):
         metrics["rmse_vs_naive"] = metrics["test"]["rmse"] / max(metrics["naive"]["rmse"], 1e-300)
         metrics["test"]["rmse_per_step"] = np.sqrt(np.mean((predicted["test"] - actual) ** 2, axis=0)).tolist()
         metrics.update(shrink=self.shrink, target=self.series.target, window=self.window, horizon=self.horizon,
-                       season=self.season, test_windows=len(ends), mse=float(np.mean((predicted["test"] - actual) ** 2)),
-                       naive_mae_in_sample=self.naive_mae)
+                       season=self.season, test_windows=len(ends), naive_mae_in_sample=self.naive_mae,
+                       mse=float(np.mean((predicted["test"] - actual) ** 2)))
         from ..plots import forecast_plot
         forecast_plot(Path(out_dir) / "forecast.png", actual[:, 0], predicted["test"][:, 0],
                       predicted["naive"][:, 0], f"{self.series.target}: test part, one step ahead")
