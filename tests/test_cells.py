@@ -22,12 +22,13 @@ def make_cells(name, extra, impl="ours", **options):
     return reference, ours
 
 
+@pytest.mark.parametrize("impl", ["ours", "reference"])
 @pytest.mark.parametrize("cell,bias,batched,with_hx", [
     (cell, bias, batched, with_hx) for cell, bias, batched, with_hx in
     itertools.product(range(len(CELLS)), (True, False), (True, False), (True, False))])
-def test_cell_matches_torch(cell, bias, batched, with_hx):
+def test_cell_matches_torch(cell, bias, batched, with_hx, impl):
     name, extra = CELLS[cell]
-    reference, ours = make_cells(name, extra, bias=bias)
+    reference, ours = make_cells(name, extra, impl=impl, bias=bias)
     assert [n for n, _ in reference.named_parameters()] == [n for n, _ in ours.named_parameters()]
     for p, q in zip(reference.parameters(), ours.parameters()):
         assert torch.equal(p, q)  # same seed, same initialisation

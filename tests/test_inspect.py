@@ -82,12 +82,15 @@ def test_cell_inspection_and_misuse():
             empty[0, 0]
 
 
-def test_inspection_does_not_change_training():
+@pytest.mark.parametrize("impl", ["reference", "ours"])
+def test_inspection_does_not_change_training(impl):
+    """Inspection runs the readable engine: bit for bit the same as impl="reference"; the C++ fast path of
+    impl="ours" agrees with it to float32 rounding."""
     torch.manual_seed(2)
-    lstm = rnn.LSTM(3, 4, impl="ours")
+    lstm = rnn.LSTM(3, 4, impl=impl)
     x = torch.randn(4, 2, 3)
     plain = torch.autograd.grad(lstm(x)[0].sum(), list(lstm.parameters()))
     with rnn.inspect(lstm):
         inspected = torch.autograd.grad(lstm(x)[0].sum(), list(lstm.parameters()))
     for a, b in zip(plain, inspected):
-        assert torch.equal(a, b)
+        assert torch.equal(a, b) if impl == "reference" else torch.allclose(a, b, rtol=1e-5, atol=1e-6)

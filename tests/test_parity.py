@@ -39,8 +39,9 @@ def test_every_combination_is_covered():
     assert len(CONFIGS) == 3 * 144 + 288
 
 
+@pytest.mark.parametrize("impl", ["ours", "reference"])  # the C++ fast path and the readable engine
 @pytest.mark.parametrize("config", CONFIGS, ids=_id)
-def test_matches_torch(config):
+def test_matches_torch(config, impl):
     mode, layers, bias, batch_first, bidirectional, proj, kind, with_hx = config
     gen = torch.Generator().manual_seed(zlib.crc32(_id(config).encode()))
     rand = lambda *shape: torch.randn(*shape, generator=gen, dtype=DTYPE)  # noqa: E731
@@ -51,7 +52,7 @@ def test_matches_torch(config):
     if proj_size:
         options["proj_size"] = proj_size
     torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=gen)))
-    reference, ours = make_pair(mode, input_size, hidden, **options)
+    reference, ours = make_pair(mode, input_size, hidden, impl=impl, **options)
 
     states = layers * (2 if bidirectional else 1)
     x = rand(*((batch, seq_len) if batch_first else (seq_len, batch)), input_size)
@@ -96,12 +97,13 @@ def test_other_engines_match_torch_too(mode, impl):
             torch.testing.assert_close(got, ref, rtol=0, atol=TOL)
 
 
+@pytest.mark.parametrize("impl", ["ours", "reference"])
 @pytest.mark.parametrize("mode", MODES)
-def test_gradcheck(mode):
+def test_gradcheck(mode, impl):
     torch.manual_seed(0)
     options = dict(num_layers=2, bidirectional=True, proj_size=2) if mode == "LSTM" else dict(num_layers=2,
                                                                                              bidirectional=True)
-    _, ours = make_pair(mode, 3, 4, **options)
+    _, ours = make_pair(mode, 3, 4, impl=impl, **options)
     params = list(ours.parameters())
     names = [name for name, _ in ours.named_parameters()]
     x = torch.randn(4, 3, 3, dtype=DTYPE, requires_grad=True)

@@ -81,7 +81,7 @@ class RNNCellBase(RecurrentModule):
             recorder = [] if self._recorders else None
             _, h, c = run_layer(self.cell, [input.size(0)], False, input, states[0],
                                 states[1] if count == 2 else None, self.weight_ih, self.weight_hh,
-                                self.bias_ih, self.bias_hh, None, recorder=recorder)
+                                self.bias_ih, self.bias_hh, None, recorder=recorder, fast=self.uses_fast_path())
             result = (h, c) if count == 2 else (h,)
             if recorder:
                 steps = {name: rows.squeeze(0) if unbatched else rows for name, rows in recorder[0].items()}

@@ -23,6 +23,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from . import fast as fast_path
+
 
 def step_rows(batch_sizes: list[int], reverse: bool) -> list[tuple[int, int]]:
     """(first row, row count) of each step in packed layout, in the order the loop visits them."""
@@ -141,9 +143,12 @@ def _gather_internals(cell, saved_per_step, rows_per_step, out: Tensor) -> dict[
     return internals
 
 
-def run_layer(cell, batch_sizes, reverse, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, recorder=None):
-    """Differentiable call of ``RecurrentLayer``: returns (out (N, P), h_n (B, P), c_n (B, H) | None)."""
+def run_layer(cell, batch_sizes, reverse, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, recorder=None, fast=False):
+    """Differentiable call of ``RecurrentLayer`` -- or, with ``fast`` and no recorder, of its C++ twin
+    ``fast.FastLayer`` where that is built: returns (out (N, P), h_n (B, P), c_n (B, H) | None)."""
     tensors = (x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr)
     needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
     keep = recorder is not None or needs_grad
+    if fast and recorder is None and fast_path.usable(x) and all(t is None or t.dtype == x.dtype for t in tensors):
+        return fast_path.FastLayer.apply(cell.name, batch_sizes, reverse, keep, *tensors)
     return RecurrentLayer.apply(cell, batch_sizes, reverse, recorder, keep, *tensors)

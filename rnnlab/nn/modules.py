@@ -212,7 +212,7 @@ class RNNBase(RecurrentModule):
                 recorder = [] if self._recorders else None
                 out, h, c = run_layer(self.cell, sizes, direction == 1, rows, h0[k],
                                       c0[k] if c0 is not None else None, *self.layer_weights(layer, direction, weights),
-                                      recorder=recorder)
+                                      recorder=recorder, fast=self.uses_fast_path())
                 outputs.append(out)  # (N, P)
                 h_n.append(h)
                 c_n.append(c)

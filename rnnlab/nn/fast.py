@@ -1,0 +1,67 @@
+"""The fast path of our engine: ``csrc/engine.cpp``, the same time loop as ``engine.py`` in C++.
+
+It is compiled from the package's own source with the machine's C++ compiler the first time it is needed
+(``torch.utils.cpp_extension.load``; torch rebuilds it when the source changes) and cached. Where it cannot be
+built, ``extension()`` warns once and returns None, and the layers run the readable Python engine instead.
+Set ``RNNLAB_NO_EXTENSION=1`` to skip it.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import torch
+from torch.autograd.function import once_differentiable
+
+SOURCE = Path(__file__).parent / "csrc" / "engine.cpp"
+MODES = {"RNN_TANH": 0, "RNN_RELU": 1, "LSTM": 2, "GRU": 3}
+_loaded: dict = {}
+
+
+def extension():
+    """The compiled engine, or None where it cannot be built (one warning says why)."""
+    if "module" not in _loaded:
+        _loaded["module"] = None
+        if os.environ.get("RNNLAB_NO_EXTENSION"):
+            return None
+        try:
+            from torch.utils.cpp_extension import load
+            _loaded["module"] = load(name="rnnlab_engine", sources=[str(SOURCE)], extra_cflags=["-O3"])
+        except Exception as err:  # noqa: BLE001 -- no compiler, no headers, a failed build: all fall back
+            warnings.warn(f"rnnlab: the C++ engine could not be built ({str(err).splitlines()[0][:200]}); "
+                          "running the readable Python engine", RuntimeWarning, stacklevel=2)
+    return _loaded["module"]
+
+
+def usable(x: torch.Tensor) -> bool:
+    """Whether the fast path can run on ``x``: float32 or float64 on the CPU, and the engine built."""
+    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and extension() is not None
+
+
+class FastLayer(torch.autograd.Function):
+    """``engine.RecurrentLayer`` with the loop in C++: the same arguments (a cell name instead of a cell
+    class) and results; no recorder (inspection runs the readable engine)."""
+
+    @staticmethod
+    def forward(ctx, mode, batch_sizes, reverse, keep, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr):
+        out, h_n, c_n, *saved = extension().forward(MODES[mode], list(batch_sizes), reverse, keep,
+                                                    x.contiguous(), h0.contiguous(), c0, w_ih, w_hh, b_ih, b_hh,
+                                                    w_hr)
+        ctx.mode, ctx.batch_sizes, ctx.reverse, ctx.has_bias = MODES[mode], list(batch_sizes), reverse, b_ih is not None
+        ctx.save_for_backward(x, *saved, w_ih, w_hh, w_hr)
+        return out, h_n, (c_n if mode == "LSTM" else None)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out, grad_h_n, grad_c_n):
+        x, act, c_all, c_prev_all, hn_all, h_prev_all, m_all, w_ih, w_hh, w_hr = ctx.saved_tensors
+        dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr = extension().backward(
+            ctx.mode, ctx.batch_sizes, ctx.reverse, grad_out.contiguous(), grad_h_n.contiguous(),
+            grad_c_n.contiguous() if grad_c_n is not None else None, x.contiguous(), act, c_all, c_prev_all,
+            hn_all, h_prev_all, m_all, w_ih, w_hh, ctx.has_bias, w_hr, ctx.needs_input_grad[4])
+        present = lambda t, needed: t if needed else None  # noqa: E731
+        return (None, None, None, None, present(dx, ctx.needs_input_grad[4]), dh0,
+                dc0 if ctx.mode == MODES["LSTM"] else None, dw_ih, dw_hh, present(db_ih, ctx.has_bias),
+                present(db_hh, ctx.has_bias), present(dw_hr, w_hr is not None))

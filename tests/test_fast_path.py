@@ -1,0 +1,79 @@
+"""The C++ fast path of our engine (rnnlab/nn/csrc/engine.cpp): built from the package's source, used by
+impl="ours", equal to the readable engine, and replaced by it -- with one warning -- where it cannot be built.
+(Its parity with torch.nn is in test_parity.py, test_cells.py and test_weight_drop.py, on both paths.)"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from rnnlab import nn as rnn
+from rnnlab.nn import fast
+
+
+def count_fast_calls(monkeypatch) -> list:
+    calls, real = [], fast.FastLayer.apply
+    monkeypatch.setattr(fast.FastLayer, "apply", lambda *args: (calls.append(args[0]), real(*args))[1])
+    return calls
+
+
+def test_the_engine_builds_here():
+    assert fast.extension() is not None  # CI builds it from csrc/engine.cpp with the machine's g++
+
+
+@pytest.mark.parametrize("name", ["RNN", "LSTM", "GRU"])
+def test_ours_takes_the_fast_path_and_matches_the_readable_engine_in_float32(monkeypatch, name):
+    calls = count_fast_calls(monkeypatch)
+    torch.manual_seed(0)
+    options = dict(num_layers=2, bidirectional=True, batch_first=True)
+    if name == "LSTM":
+        options["proj_size"] = 5
+    ours = getattr(rnn, name)(6, 9, impl="ours", **options)
+    readable = getattr(rnn, name)(6, 9, impl="reference", **options)
+    readable.load_state_dict(ours.state_dict())
+    x = torch.randn(5, 11, 6)
+    packed = pack_padded_sequence(x, torch.tensor([11, 4, 7, 1, 9]), batch_first=True, enforce_sorted=False)
+    for inputs in (x, packed):
+        results = []
+        for module in (ours, readable):
+            module.zero_grad()
+            output, _ = module(inputs)
+            rows = output.data if hasattr(output, "batch_sizes") else output  # packed: its rows
+            rows.pow(2).sum().backward()
+            results.append([rows, *[p.grad.clone() for p in module.parameters()]])
+        for got, expected in zip(*results):
+            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    assert len(calls) == 2 * 4  # two calls x (2 layers x 2 directions), all on the fast path
+
+
+def test_inspection_and_reference_run_the_readable_engine(monkeypatch):
+    calls = count_fast_calls(monkeypatch)
+    lstm = rnn.LSTM(3, 4, impl="ours")
+    with rnn.inspect(lstm) as trace:
+        lstm(torch.randn(5, 2, 3))
+    rnn.GRU(3, 4, impl="reference")(torch.randn(5, 2, 3))
+    assert not calls and trace[0, 0]["f"].shape == (5, 2, 4)
+
+
+def test_without_the_engine_ours_falls_back_with_one_warning(monkeypatch):
+    monkeypatch.setattr(fast, "_loaded", {})
+    from torch.utils import cpp_extension
+
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("Error building extension 'rnnlab_engine': c++: not found")
+
+    monkeypatch.setattr(cpp_extension, "load", no_compiler)
+    torch.manual_seed(1)
+    gru = rnn.GRU(3, 4, impl="ours")
+    with pytest.warns(RuntimeWarning, match="C\\+\\+ engine could not be built .* c\\+\\+: not found"):
+        first = gru(torch.randn(6, 2, 3))[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # only once
+        second = gru(torch.randn(6, 2, 3))[0]
+    assert first.shape == second.shape == (6, 2, 4)
+    monkeypatch.setattr(fast, "_loaded", {})
+    monkeypatch.setenv("RNNLAB_NO_EXTENSION", "1")
+    assert fast.extension() is None
