@@ -18,7 +18,8 @@ enum Mode { RNN_TANH = 0, RNN_RELU = 1, LSTM = 2, GRU = 3 };
 
 int64_t gates_of(int64_t mode) { return mode == LSTM ? 4 : mode == GRU ? 3 : 1; }
 
-template <typename T> inline T sigmoid(T v) { return T(1) / (T(1) + std::exp(-v)); }
+// sigmoid(v) = (1 + tanh(v / 2)) / 2: one tanh, which the compiler vectorizes (glibc's libmvec)
+template <typename T> inline T sigmoid(T v) { return T(0.5) * std::tanh(T(0.5) * v) + T(0.5); }
 
 // (first row, row count) of each step, in the order the loop visits them.
 std::vector<std::pair<int64_t, int64_t>> step_rows(const std::vector<int64_t>& batch_sizes, bool reverse) {
@@ -51,31 +52,47 @@ void cell_forward(int64_t mode, int64_t size, int64_t H, const T* xp, const T* h
       T* m_row = m + b * H;
       if (mode == LSTM) {
         T* c_row = c + b * H;
+        if (c_prev_out) std::copy(c_row, c_row + H, c_prev_out + b * H);
+#pragma omp simd
         for (int64_t k = 0; k < H; ++k) {
           T i = sigmoid(x_row[k] + h_row[k]);
           T f = sigmoid(x_row[H + k] + h_row[H + k]);
           T g = std::tanh(x_row[2 * H + k] + h_row[2 * H + k]);
           T o = sigmoid(x_row[3 * H + k] + h_row[3 * H + k]);
-          if (c_prev_out) c_prev_out[b * H + k] = c_row[k];
           T c_new = f * c_row[k] + i * g;  // c' = f * c + i * g
           c_row[k] = c_new;
           m_row[k] = o * std::tanh(c_new);  // h' = o * tanh(c')
-          a[k] = i, a[H + k] = f, a[2 * H + k] = g, a[3 * H + k] = o;
+          a[k] = i;
+          a[H + k] = f;
+          a[2 * H + k] = g;
+          a[3 * H + k] = o;
         }
       } else if (mode == GRU) {
         const T* hp_row = h_prev + b * P;
+        T* hn_row = hn + b * H;
+#pragma omp simd
         for (int64_t k = 0; k < H; ++k) {
           T r = sigmoid(x_row[k] + h_row[k]);
           T z = sigmoid(x_row[H + k] + h_row[H + k]);
           T n = std::tanh(x_row[2 * H + k] + r * h_row[2 * H + k]);  // b_hn inside the reset product
           m_row[k] = (T(1) - z) * n + z * hp_row[k];  // h' = (1 - z) * n + z * h
-          a[k] = r, a[H + k] = z, a[2 * H + k] = n;
-          hn[b * H + k] = h_row[2 * H + k];
+          a[k] = r;
+          a[H + k] = z;
+          a[2 * H + k] = n;
+          hn_row[k] = h_row[2 * H + k];
+        }
+      } else if (mode == RNN_TANH) {
+#pragma omp simd
+        for (int64_t k = 0; k < H; ++k) {
+          T h = std::tanh(x_row[k] + h_row[k]);
+          m_row[k] = h;
+          a[k] = h;
         }
       } else {
+#pragma omp simd
         for (int64_t k = 0; k < H; ++k) {
           T pre = x_row[k] + h_row[k];
-          T h = mode == RNN_TANH ? std::tanh(pre) : (pre > T(0) ? pre : T(0));
+          T h = pre > T(0) ? pre : T(0);
           m_row[k] = h;
           a[k] = h;
         }
@@ -97,12 +114,16 @@ void cell_backward(int64_t mode, int64_t size, int64_t H, const T* dm, T* dc, co
       const T* dm_row = dm + b * H;
       T* dx = dxp + b * G * H;
       if (mode == LSTM) {
+        const T* c_row = c + b * H;
+        const T* c_prev_row = c_prev + b * H;
+        T* dc_row = dc + b * H;
+#pragma omp simd
         for (int64_t k = 0; k < H; ++k) {
           T i = a[k], f = a[H + k], g = a[2 * H + k], o = a[3 * H + k];
-          T tanh_c = std::tanh(c[b * H + k]);
-          T dc_k = dc[b * H + k] + dm_row[k] * o * (T(1) - tanh_c * tanh_c);
-          T di = dc_k * g, df = dc_k * c_prev[b * H + k], dg = dc_k * i, d_o = dm_row[k] * tanh_c;
-          dc[b * H + k] = dc_k * f;
+          T tanh_c = std::tanh(c_row[k]);
+          T dc_k = dc_row[k] + dm_row[k] * o * (T(1) - tanh_c * tanh_c);  // c reaches the loss directly and via h
+          T di = dc_k * g, df = dc_k * c_prev_row[k], dg = dc_k * i, d_o = dm_row[k] * tanh_c;
+          dc_row[k] = dc_k * f;
           dx[k] = di * i * (T(1) - i);
           dx[H + k] = df * f * (T(1) - f);
           dx[2 * H + k] = dg * (T(1) - g * g);
@@ -111,20 +132,28 @@ void cell_backward(int64_t mode, int64_t size, int64_t H, const T* dm, T* dc, co
       } else if (mode == GRU) {
         T* dh = dhp + b * G * H;
         const T* hp_row = h_prev + b * P;
+        const T* hn_row = hn + b * H;
+        T* direct_row = direct + b * H;
+#pragma omp simd
         for (int64_t k = 0; k < H; ++k) {
           T r = a[k], z = a[H + k], n = a[2 * H + k];
           T dn_pre = dm_row[k] * (T(1) - z) * (T(1) - n * n);
           T dz_pre = dm_row[k] * (hp_row[k] - n) * z * (T(1) - z);
-          T dr_pre = dn_pre * hn[b * H + k] * r * (T(1) - r);
-          direct[b * H + k] = dm_row[k] * z;
-          dx[k] = dr_pre, dx[H + k] = dz_pre, dx[2 * H + k] = dn_pre;
-          dh[k] = dr_pre, dh[H + k] = dz_pre, dh[2 * H + k] = dn_pre * r;
+          T dr_pre = dn_pre * hn_row[k] * r * (T(1) - r);
+          direct_row[k] = dm_row[k] * z;
+          dx[k] = dr_pre;
+          dx[H + k] = dz_pre;
+          dx[2 * H + k] = dn_pre;
+          dh[k] = dr_pre;
+          dh[H + k] = dz_pre;
+          dh[2 * H + k] = dn_pre * r;
         }
+      } else if (mode == RNN_TANH) {
+#pragma omp simd
+        for (int64_t k = 0; k < H; ++k) dx[k] = dm_row[k] * (T(1) - a[k] * a[k]);
       } else {
-        for (int64_t k = 0; k < H; ++k) {
-          T h = a[k];
-          dx[k] = mode == RNN_TANH ? dm_row[k] * (T(1) - h * h) : (h > T(0) ? dm_row[k] : T(0));
-        }
+#pragma omp simd
+        for (int64_t k = 0; k < H; ++k) dx[k] = a[k] > T(0) ? dm_row[k] : T(0);
       }
     }
   });
