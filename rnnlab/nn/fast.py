@@ -61,9 +61,10 @@ class FastLayer(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, mode, batch_sizes, reverse, keep, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr):
-        out, h_n, c_n, *saved = extension().forward(MODES[mode], list(batch_sizes), reverse, keep,
-                                                    x.contiguous(), h0.contiguous(), c0, w_ih, w_hh, b_ih, b_hh,
-                                                    w_hr)
+        dense = lambda t: t.contiguous() if t is not None else None  # noqa: E731 -- the loops read raw rows
+        w_ih, w_hh, b_ih, b_hh, w_hr = (dense(t) for t in (w_ih, w_hh, b_ih, b_hh, w_hr))
+        out, h_n, c_n, *saved = extension().forward(MODES[mode], list(batch_sizes), reverse, keep, dense(x),
+                                                    dense(h0), dense(c0), w_ih, w_hh, b_ih, b_hh, w_hr)
         ctx.mode, ctx.batch_sizes, ctx.reverse, ctx.has_bias = MODES[mode], list(batch_sizes), reverse, b_ih is not None
         ctx.save_for_backward(x, *saved, w_ih, w_hh, w_hr)
         return out, h_n, (c_n if mode == "LSTM" else None)

@@ -33,6 +33,51 @@ std::vector<std::pair<int64_t, int64_t>> step_rows(const std::vector<int64_t>& b
   return rows;
 }
 
+// Below this many multiply-adds a plain loop is faster than the call into BLAS (small batches and sizes).
+constexpr int64_t SMALL_PRODUCT = 1 << 14;
+
+// y (rows, n) = a (rows, k) w^T [+ bias], with w (n, k): the recurrent product h W_hh^T + b_hh of one step.
+template <typename T>
+void product_nt(at::Tensor y, const at::Tensor& a, const at::Tensor& w, const c10::optional<at::Tensor>& bias) {
+  const int64_t rows = a.size(0), k = a.size(1), n = w.size(0);
+  if (rows * n * k > SMALL_PRODUCT) {
+    if (bias.has_value()) at::addmm_out(y, *bias, a, w.t()); else at::mm_out(y, a, w.t());
+    return;
+  }
+  const T *ap = a.data_ptr<T>(), *wp = w.data_ptr<T>(), *bp = bias.has_value() ? bias->data_ptr<T>() : nullptr;
+  T* yp = y.data_ptr<T>();
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t j = 0; j < n; ++j) {
+      T sum = bp ? bp[j] : T(0);
+#pragma omp simd reduction(+ : sum)
+      for (int64_t i = 0; i < k; ++i) sum += ap[r * k + i] * wp[j * k + i];
+      yp[r * n + j] = sum;
+    }
+  }
+}
+
+// y (rows, n) = a (rows, k) w, with w (k, n): the gradient d_h_proj W_hh reaching h_{t-1}.
+template <typename T>
+void product_nn(at::Tensor y, const at::Tensor& a, const at::Tensor& w) {
+  const int64_t rows = a.size(0), k = a.size(1), n = w.size(1);
+  if (rows * n * k > SMALL_PRODUCT) {
+    at::mm_out(y, a, w);
+    return;
+  }
+  const T *ap = a.data_ptr<T>(), *wp = w.data_ptr<T>();
+  T* yp = y.data_ptr<T>();
+  for (int64_t r = 0; r < rows; ++r) {
+    T* y_row = yp + r * n;
+    std::fill(y_row, y_row + n, T(0));
+    for (int64_t i = 0; i < k; ++i) {
+      const T scale = ap[r * k + i];
+      const T* w_row = wp + i * n;
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) y_row[j] += scale * w_row[j];
+    }
+  }
+}
+
 at::Tensor project(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b) {
   return b.has_value() ? at::addmm(*b, x, w.t()) : at::mm(x, w.t());
 }
@@ -182,22 +227,27 @@ std::vector<at::Tensor> forward(int64_t mode, std::vector<int64_t> batch_sizes, 
   at::Tensor m_all = proj ? x.new_empty({keep ? N : B, H}) : none;
   at::Tensor h_proj = x.new_empty({B, G * H});
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnlab_forward", [&] {
+    scalar_t* h_data = h.data_ptr<scalar_t>();
     for (auto [start, size] : step_rows(batch_sizes, reverse)) {
       const int64_t at_row = keep ? start : 0;  // where this step's saved rows go
       at::Tensor h_prev = h.narrow(0, 0, size);  // (B_t, P)
-      if (keep) h_prev_all.narrow(0, start, size).copy_(h_prev);
+      if (keep) std::copy(h_data, h_data + size * P, h_prev_all.data_ptr<scalar_t>() + start * P);
       at::Tensor hp = h_proj.narrow(0, 0, size);  // (B_t, G*H)
-      if (b_hh.has_value()) at::addmm_out(hp, *b_hh, h_prev, w_hh.t()); else at::mm_out(hp, h_prev, w_hh.t());
-      at::Tensor m = proj ? m_all.narrow(0, at_row, size) : out.narrow(0, start, size);  // (B_t, H)
+      product_nt<scalar_t>(hp, h_prev, w_hh, b_hh);
+      at::Tensor h_new = out.narrow(0, start, size);  // (B_t, P)
+      at::Tensor m = proj ? m_all.narrow(0, at_row, size) : h_new;  // (B_t, H)
       cell_forward<scalar_t>(mode, size, H, x_proj.data_ptr<scalar_t>() + start * G * H, hp.data_ptr<scalar_t>(),
-                             h_prev.data_ptr<scalar_t>(), P, mode == LSTM ? c.data_ptr<scalar_t>() : nullptr,
+                             h_data, P, mode == LSTM ? c.data_ptr<scalar_t>() : nullptr,
                              keep && mode == LSTM ? c_prev_all.data_ptr<scalar_t>() + start * H : nullptr,
                              m.data_ptr<scalar_t>(), act.data_ptr<scalar_t>() + at_row * G * H,
                              mode == GRU ? hn_all.data_ptr<scalar_t>() + at_row * H : nullptr);
-      at::Tensor h_new = out.narrow(0, start, size);  // (B_t, P)
-      if (proj) at::mm_out(h_new, m, w_hr->t());  // h_t = W_hr m_t
-      if (keep && mode == LSTM) c_all.narrow(0, start, size).copy_(c.narrow(0, 0, size));
-      h_prev.copy_(h_new);
+      if (proj) product_nt<scalar_t>(h_new, m, *w_hr, c10::nullopt);  // h_t = W_hr m_t
+      if (keep && mode == LSTM) {
+        const scalar_t* c_data = c.data_ptr<scalar_t>();
+        std::copy(c_data, c_data + size * H, c_all.data_ptr<scalar_t>() + start * H);
+      }
+      const scalar_t* new_data = h_new.data_ptr<scalar_t>();
+      std::copy(new_data, new_data + size * P, h_data);
     }
   });
   return {out, h, c, act, c_all, c_prev_all, hn_all, h_prev_all, m_all};
@@ -226,14 +276,15 @@ std::vector<at::Tensor> backward(int64_t mode, std::vector<int64_t> batch_sizes,
   at::Tensor direct = mode == GRU ? x.new_empty({B, H}) : none;
   auto rows = step_rows(batch_sizes, reverse);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnlab_backward", [&] {
+    scalar_t *dh_data = dh.data_ptr<scalar_t>(), *dh_t_data = dh_t.data_ptr<scalar_t>();
+    const scalar_t* grad_out_data = grad_out.data_ptr<scalar_t>();
     for (auto it = rows.rbegin(); it != rows.rend(); ++it) {
       auto [start, size] = *it;
+      for (int64_t e = 0; e < size * P; ++e) dh_t_data[e] = dh_data[e] + grad_out_data[start * P + e];  // t+1, output t
       at::Tensor dh_step = dh_t.narrow(0, 0, size);
-      at::add_out(dh_step, dh.narrow(0, 0, size), grad_out.narrow(0, start, size));  // from t+1 and from output t
       if (proj) {
-        dh_all.narrow(0, start, size).copy_(dh_step);
-        at::Tensor dm_step = dm.narrow(0, 0, size);
-        at::mm_out(dm_step, dh_step, *w_hr);  // back through the projection
+        std::copy(dh_t_data, dh_t_data + size * P, dh_all.data_ptr<scalar_t>() + start * P);
+        product_nn<scalar_t>(dm.narrow(0, 0, size), dh_step, *w_hr);  // back through the projection
       }
       cell_backward<scalar_t>(mode, size, H, dm.data_ptr<scalar_t>(),
                               mode == LSTM ? dc.data_ptr<scalar_t>() : nullptr,
@@ -245,9 +296,11 @@ std::vector<at::Tensor> backward(int64_t mode, std::vector<int64_t> batch_sizes,
                               d_xp.data_ptr<scalar_t>() + start * G * H,
                               mode == GRU ? d_hp.data_ptr<scalar_t>() + start * G * H : nullptr,
                               mode == GRU ? direct.data_ptr<scalar_t>() : nullptr);
-      at::Tensor dh_prev = dh.narrow(0, 0, size);
-      at::mm_out(dh_prev, d_hp.narrow(0, start, size), w_hh);  // dh_{t-1} through W_hh
-      if (mode == GRU) dh_prev.add_(direct.narrow(0, 0, size));
+      product_nn<scalar_t>(dh.narrow(0, 0, size), d_hp.narrow(0, start, size), w_hh);  // dh_{t-1} through W_hh
+      if (mode == GRU) {
+        const scalar_t* direct_data = direct.data_ptr<scalar_t>();
+        for (int64_t e = 0; e < size * P; ++e) dh_data[e] += direct_data[e];  // and around it (z * h_{t-1})
+      }
     }
   });
   at::Tensor dx = needs_dx ? at::mm(d_xp, w_ih) : none;
