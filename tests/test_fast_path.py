@@ -77,3 +77,16 @@ def test_without_the_engine_ours_falls_back_with_one_warning(monkeypatch):
     monkeypatch.setattr(fast, "_loaded", {})
     monkeypatch.setenv("RNNLAB_NO_EXTENSION", "1")
     assert fast.extension() is None
+
+
+def test_auto_runs_our_engine_where_it_measured_faster(monkeypatch):
+    calls = count_fast_calls(monkeypatch)
+    x = torch.randn(6, 3, 4)
+    gru, lstm = rnn.GRU(4, 5), rnn.LSTM(4, 5)  # impl="auto"
+    assert not gru.uses_native(x) and lstm.uses_native(x)
+    gru(x)
+    lstm(x)
+    assert calls == ["GRU"]  # GRU: faster than torch's kernel at every benchmark shape; LSTM: not yet
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert gru.uses_native(x)  # under autocast torch's kernel runs in bf16; ours would not
+    assert rnn.GRUCell(4, 5).uses_native(x[0])  # a single step: torch's cell kernel

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from torch import nn
+from torch import Tensor, nn
 
 IMPLS = ("auto", "ours", "native", "reference")
 
@@ -17,7 +17,8 @@ class RecurrentModule(nn.Module):
     else the readable Python one; ``"reference"`` always runs the readable engine (``cells.py`` +
     ``engine.py``, the documented equations); ``"native"`` calls torch's fused kernel with the same
     parameters; ``"auto"`` runs the native kernel unless our engine is needed (inside
-    ``rnnlab.nn.inspect``, which adds a recorder to ``_recorders`` and runs the readable engine).
+    ``rnnlab.nn.inspect``, which adds a recorder to ``_recorders`` and runs the readable engine) or our fast
+    path measured faster (``prefers_ours``).
     """
 
     hidden_size: int
@@ -29,13 +30,20 @@ class RecurrentModule(nn.Module):
         self.impl = impl
         self._recorders: list = []  # filled by rnnlab.nn.inspect
 
-    def uses_native(self) -> bool:
-        """Whether the next forward runs torch's fused kernel rather than our engine."""
-        return self.impl == "native" or (self.impl == "auto" and not self._recorders)
+    def uses_native(self, x: Tensor | None = None) -> bool:
+        """Whether a forward on ``x`` runs torch's fused kernel rather than our engine."""
+        if self.impl == "native":
+            return True
+        return self.impl == "auto" and not self._recorders and not (x is not None and self.prefers_ours(x))
+
+    def prefers_ours(self, x: Tensor) -> bool:
+        """With ``impl="auto"``: whether our fast path measured faster than torch's kernel for this input
+        (layers override it; a cell runs torch's kernel)."""
+        return False
 
     def uses_fast_path(self) -> bool:
-        """Whether our engine, when it runs, may take its C++ fast path."""
-        return self.impl == "ours"
+        """Whether our engine, when it runs, may take its C++ fast path (not under inspection)."""
+        return self.impl in ("ours", "auto") and not self._recorders
 
     def reset_parameters(self) -> None:
         """Every weight and bias ~ U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)), drawn in torch.nn's order."""

@@ -16,11 +16,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
+from . import fast
 from .base import RecurrentModule
 from .cells import CELLS
 from .engine import run_layer
 
 _NATIVE = {"RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu, "LSTM": torch.lstm, "GRU": torch.gru}
+# Modes whose C++ fast path trained and inferred faster than torch's kernel at every shape of
+# benchmarks/layers.py (README): impl="auto" runs them on our engine.
+FASTER_THAN_NATIVE = ("GRU",)
 
 
 class RNNBase(RecurrentModule):
@@ -77,6 +81,10 @@ class RNNBase(RecurrentModule):
     def flatten_parameters(self) -> None:
         """Kept for compatibility with torch.nn code; parameters here are never flattened."""
 
+    def prefers_ours(self, x: Tensor) -> bool:
+        return (self.mode in FASTER_THAN_NATIVE and not autocast_on(x.device.type) and fast.usable(x)
+                and x.dtype == self.weight_ih_l0.dtype)
+
     def layer_weights(self, layer: int, direction: int, weights: dict | None = None) -> tuple:
         """(w_ih, w_hh, b_ih, b_hh, w_hr) of one layer and direction, from ``weights`` (name -> tensor,
         default: the parameters); absent ones are None."""
@@ -131,7 +139,7 @@ class RNNBase(RecurrentModule):
             states = tuple(state.index_select(1, sorted_indices) for state in states)
 
         weights = self.call_weights()
-        if self.uses_native():
+        if self.uses_native(data):
             output, *final = self._forward_native(data, batch_sizes, states, weights)
         else:
             output, *final = self._forward_ours(data, batch_sizes, sorted_indices, unsorted_indices, states,
@@ -166,7 +174,7 @@ class RNNBase(RecurrentModule):
 
     def _check_input(self, data: Tensor, packed: bool) -> None:
         weight_dtype = self.weight_ih_l0.dtype
-        if data.dtype != weight_dtype and not torch.is_autocast_enabled():
+        if data.dtype != weight_dtype and not autocast_on(data.device.type):
             raise ValueError(f"RNN input dtype ({data.dtype}) does not match weight dtype ({weight_dtype}). "
                              f"Convert input: input.to({weight_dtype}), or convert model: model.to({data.dtype})")
         expected_dim = 2 if packed else 3
@@ -249,6 +257,14 @@ class RNNBase(RecurrentModule):
                  for key, internals in recorded.items()}
         for recorder in self._recorders:
             recorder.add(self, steps)
+
+
+def autocast_on(device_type: str) -> bool:
+    """Whether autocast is on for this device type (torch >= 2.4 takes the type; older ones had one per kind)."""
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:
+        return torch.is_autocast_enabled() if device_type == "cuda" else torch.is_autocast_cpu_enabled()
 
 
 def _check_arguments(input_size, hidden_size, num_layers, bias, batch_first, dropout, proj_size) -> None:
