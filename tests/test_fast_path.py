@@ -15,8 +15,10 @@ from rnnlab.nn import fast
 
 
 def count_fast_calls(monkeypatch) -> list:
-    calls, real = [], fast.FastLayer.apply
-    monkeypatch.setattr(fast.FastLayer, "apply", lambda *args: (calls.append(args[0]), real(*args))[1])
+    """The cell names of the fast path's calls: with autograd, and for inference (no_grad) without."""
+    calls, real_apply, real_infer = [], fast.FastLayer.apply, fast.infer
+    monkeypatch.setattr(fast.FastLayer, "apply", lambda *args: (calls.append(args[0]), real_apply(*args))[1])
+    monkeypatch.setattr(fast, "infer", lambda *args: (calls.append("infer " + args[0]), real_infer(*args))[1])
     return calls
 
 
@@ -47,6 +49,10 @@ def test_ours_takes_the_fast_path_and_matches_the_readable_engine_in_float32(mon
         for got, expected in zip(*results):
             torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
     assert len(calls) == 2 * 4  # two calls x (2 layers x 2 directions), all on the fast path
+    with torch.no_grad():  # inference skips the autograd node
+        for got, expected in zip(ours(x)[0], readable(x)[0]):
+            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    assert calls[-4:] == [f"infer {ours.mode}"] * 4
 
 
 def test_inspection_and_reference_run_the_readable_engine(monkeypatch):

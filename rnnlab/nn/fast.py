@@ -61,10 +61,9 @@ class FastLayer(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, mode, batch_sizes, reverse, keep, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr):
-        dense = lambda t: t.contiguous() if t is not None else None  # noqa: E731 -- the loops read raw rows
-        w_ih, w_hh, b_ih, b_hh, w_hr = (dense(t) for t in (w_ih, w_hh, b_ih, b_hh, w_hr))
-        out, h_n, c_n, *saved = extension().forward(MODES[mode], list(batch_sizes), reverse, keep, dense(x),
-                                                    dense(h0), dense(c0), w_ih, w_hh, b_ih, b_hh, w_hr)
+        w_ih, w_hh, b_ih, b_hh, w_hr = (_dense(t) for t in (w_ih, w_hh, b_ih, b_hh, w_hr))
+        out, h_n, c_n, *saved = extension().forward(MODES[mode], list(batch_sizes), reverse, keep, _dense(x),
+                                                    _dense(h0), _dense(c0), w_ih, w_hh, b_ih, b_hh, w_hr)
         ctx.mode, ctx.batch_sizes, ctx.reverse, ctx.has_bias = MODES[mode], list(batch_sizes), reverse, b_ih is not None
         ctx.save_for_backward(x, *saved, w_ih, w_hh, w_hr)
         return out, h_n, (c_n if mode == "LSTM" else None)
@@ -81,3 +80,15 @@ class FastLayer(torch.autograd.Function):
         return (None, None, None, None, present(dx, ctx.needs_input_grad[4]), dh0,
                 dc0 if ctx.mode == MODES["LSTM"] else None, dw_ih, dw_hh, present(db_ih, ctx.has_bias),
                 present(db_hh, ctx.has_bias), present(dw_hr, w_hr is not None))
+
+
+def infer(mode, batch_sizes, reverse, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr):
+    """``FastLayer``'s forward where nothing needs a gradient: no autograd node, nothing kept for backward."""
+    out, h_n, c_n, *_ = extension().forward(MODES[mode], list(batch_sizes), reverse, False,
+                                            *(_dense(t) for t in (x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr)))
+    return out, h_n, (c_n if mode == "LSTM" else None)
+
+
+def _dense(t):
+    """Contiguous (the loops read raw rows), or None."""
+    return t.contiguous() if t is not None else None
