@@ -60,13 +60,11 @@ class FastLayer(torch.autograd.Function):
     class) and results; no recorder (inspection runs the readable engine)."""
 
     @staticmethod
-    def forward(ctx, mode, batch_sizes, reverse, keep, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr):
-        w_ih, w_hh, b_ih, b_hh, w_hr = (_dense(t) for t in (w_ih, w_hh, b_ih, b_hh, w_hr))
-        out, h_n, c_n, *saved = extension().forward(MODES[mode], list(batch_sizes), reverse, keep, _dense(x),
-                                                    _dense(h0), _dense(c0), w_ih, w_hh, b_ih, b_hh, w_hr)
+    def forward(ctx, mode, batch_sizes, reverse, keep, *tensors):
+        (x, _, _, w_ih, w_hh, b_ih, _, w_hr), results, saved = _forward(mode, batch_sizes, reverse, keep, tensors)
         ctx.mode, ctx.batch_sizes, ctx.reverse, ctx.has_bias = MODES[mode], list(batch_sizes), reverse, b_ih is not None
         ctx.save_for_backward(x, *saved, w_ih, w_hh, w_hr)
-        return out, h_n, (c_n if mode == "LSTM" else None)
+        return results
 
     @staticmethod
     @once_differentiable
@@ -74,7 +72,7 @@ class FastLayer(torch.autograd.Function):
         x, act, c_all, c_prev_all, hn_all, h_prev_all, m_all, w_ih, w_hh, w_hr = ctx.saved_tensors
         dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr = extension().backward(
             ctx.mode, ctx.batch_sizes, ctx.reverse, grad_out.contiguous(), grad_h_n.contiguous(),
-            grad_c_n.contiguous() if grad_c_n is not None else None, x.contiguous(), act, c_all, c_prev_all,
+            grad_c_n.contiguous() if grad_c_n is not None else None, x, act, c_all, c_prev_all,
             hn_all, h_prev_all, m_all, w_ih, w_hh, ctx.has_bias, w_hr, ctx.needs_input_grad[4])
         present = lambda t, needed: t if needed else None  # noqa: E731
         return (None, None, None, None, present(dx, ctx.needs_input_grad[4]), dh0,
@@ -82,13 +80,14 @@ class FastLayer(torch.autograd.Function):
                 present(db_hh, ctx.has_bias), present(dw_hr, w_hr is not None))
 
 
-def infer(mode, batch_sizes, reverse, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr):
+def infer(mode, batch_sizes, reverse, *tensors):
     """``FastLayer``'s forward where nothing needs a gradient: no autograd node, nothing kept for backward."""
-    out, h_n, c_n, *_ = extension().forward(MODES[mode], list(batch_sizes), reverse, False,
-                                            *(_dense(t) for t in (x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr)))
-    return out, h_n, (c_n if mode == "LSTM" else None)
+    return _forward(mode, batch_sizes, reverse, False, tensors)[1]
 
 
-def _dense(t):
-    """Contiguous (the loops read raw rows), or None."""
-    return t.contiguous() if t is not None else None
+def _forward(mode, batch_sizes, reverse, keep, tensors):
+    """The C++ forward on contiguous copies of ``tensors`` (x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr; the loops
+    read raw rows): (those tensors, (out, h_n, c_n or None), what backward needs)."""
+    dense = [t.contiguous() if t is not None else None for t in tensors]
+    out, h_n, c_n, *saved = extension().forward(MODES[mode], list(batch_sizes), reverse, keep, *dense)
+    return dense, (out, h_n, c_n if mode == "LSTM" else None), saved

@@ -61,8 +61,8 @@ class ClassifyTask(Task):
             features = train.x[fit_rows].reshape(-1, train.x.shape[2])
             norm = (0.0, 1.0) if train.image else (features.mean(0).tolist(), (features.std(0) + 1e-8).tolist())
         self.norm = norm
-        scale = lambda x: torch.tensor((x - np.asarray(norm[0])) / np.asarray(norm[1]), dtype=torch.float32)  # noqa
-        self.x = {"train": scale(train.x[fit_rows]), "val": scale(train.x[val_rows]), "test": scale(test.x)}
+        self.x = {"train": normalise(train.x[fit_rows], norm), "val": normalise(train.x[val_rows], norm),
+                  "test": normalise(test.x, norm)}
         self.y = {"train": torch.tensor(train.y[fit_rows]), "val": torch.tensor(train.y[val_rows]),
                   "test": torch.tensor(test.y)}
         self.shift = shift if train.image else 0
@@ -100,6 +100,11 @@ class ClassifyTask(Task):
 
     def state(self):
         return {"options": self.options, "model": self.config.to_dict(), "norm": self.norm, "shift": self.shift}
+
+
+def normalise(x: np.ndarray, norm) -> torch.Tensor:
+    """Sequences (n, T, F) as the network reads them: (x - mean) / std per feature, float32."""
+    return torch.tensor((x - np.asarray(norm[0])) / np.asarray(norm[1]), dtype=torch.float32)
 
 
 def predict_scores(model, x: torch.Tensor, device) -> torch.Tensor:
@@ -177,9 +182,8 @@ class Classifier(Trained):
         features = self.network.config.input_size
         if x.ndim != 3 or x.shape[2] != features:
             raise UserError(f"the model reads sequences (n, T, {features}); the data has shape {x.shape}")
-        mean, std = (np.asarray(v) for v in self.state["norm"])
         with torch.no_grad():
-            return predict_scores(self.network, torch.tensor((x - mean) / std, dtype=torch.float32), self.device)
+            return predict_scores(self.network, normalise(x, self.state["norm"]), self.device)
 
     def predict(self, x) -> np.ndarray:
         """The predicted label of each sequence: (n,) int64."""
