@@ -46,7 +46,13 @@ class RecurrentModule(nn.Module):
         return self.impl in ("ours", "auto") and not self._recorders
 
     def reset_parameters(self) -> None:
-        """Every weight and bias ~ U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)), drawn in torch.nn's order."""
+        """Every weight and bias ~ U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)), drawn in torch.nn's order;
+        layer norm gains 1 and shifts 0 (they draw nothing, so the other weights match torch.nn's)."""
         bound = 1.0 / math.sqrt(self.hidden_size)
-        for weight in self.parameters():
-            nn.init.uniform_(weight, -bound, bound)
+        for name, weight in self.named_parameters():
+            if name.startswith("ln_gain"):
+                nn.init.ones_(weight)
+            elif name.startswith("ln_shift"):
+                nn.init.zeros_(weight)
+            else:
+                nn.init.uniform_(weight, -bound, bound)

@@ -15,6 +15,9 @@ cell state, LSTM only) and returns
 * ``dh_prev_direct`` -- any gradient reaching h_{t-1} without going through W_hh (GRU's ``z * h_{t-1}``),
 * ``dc_prev`` -- gradient w.r.t. c_{t-1} (LSTM only).
 
+With ``layer_norm`` the LSTM cell normalises its cell state before the output tanh,
+``h' = o * tanh(LN_c(c'))``: it receives a ``LayerNorm`` (below) as ``norm_c``; the other cells ignore it.
+
 Shapes: B = sequences active at this step, H = hidden_size, G = number of gates.
 """
 
@@ -22,6 +25,39 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+
+class LayerNorm:
+    """Layer normalisation over the last dimension (Ba, Kiros & Hinton 2016), forward and backward side by side:
+
+        y = (v - mean(v)) / sqrt(var(v) + eps) * gain + shift
+
+    One object serves every step of a loop: ``backward`` adds each call's gain and shift gradients to
+    ``d_gain`` and ``d_shift``, which ``zero_grad`` clears before a backward pass.
+    """
+
+    eps = 1e-5
+
+    def __init__(self, gain: Tensor, shift: Tensor) -> None:
+        self.gain, self.shift = gain, shift  # (n,), (n,)
+        self.zero_grad()
+
+    def zero_grad(self) -> None:
+        self.d_gain, self.d_shift = torch.zeros_like(self.gain), torch.zeros_like(self.shift)
+
+    def forward(self, v: Tensor):
+        mean = v.mean(-1, keepdim=True)  # (B, 1)
+        rstd = torch.rsqrt(((v - mean) ** 2).mean(-1, keepdim=True) + self.eps)  # (B, 1)
+        v_hat = (v - mean) * rstd  # (B, n)
+        return v_hat * self.gain + self.shift, (v_hat, rstd)
+
+    def backward(self, dy: Tensor, saved) -> Tensor:
+        v_hat, rstd = saved  # (B, n), (B, 1)
+        self.d_gain += (dy * v_hat).sum(0)
+        self.d_shift += dy.sum(0)
+        dv_hat = dy * self.gain  # (B, n)
+        # v_hat depends on v directly and through the row's mean and variance
+        return rstd * (dv_hat - dv_hat.mean(-1, keepdim=True) - v_hat * (dv_hat * v_hat).mean(-1, keepdim=True))
 
 
 class TanhCell:
@@ -34,7 +70,7 @@ class TanhCell:
     inspected = ()  # beyond h, nothing to show
 
     @staticmethod
-    def forward(x_proj: Tensor, h_proj: Tensor, h_prev: Tensor, c_prev: None):
+    def forward(x_proj: Tensor, h_proj: Tensor, h_prev: Tensor, c_prev: None, norm_c=None):
         h = torch.tanh(x_proj + h_proj)  # (B, H)
         return h, None, {"h": h}
 
@@ -55,7 +91,7 @@ class ReluCell:
     inspected = ()
 
     @staticmethod
-    def forward(x_proj: Tensor, h_proj: Tensor, h_prev: Tensor, c_prev: None):
+    def forward(x_proj: Tensor, h_proj: Tensor, h_prev: Tensor, c_prev: None, norm_c=None):
         h = torch.relu(x_proj + h_proj)  # (B, H)
         return h, None, {"h": h}
 
@@ -77,6 +113,7 @@ class LSTMCellMath:
         h' = o * tanh(c')
 
     Gates are stacked in the order i, f, g, o along the 4H rows of W_ih and W_hh, as in torch.nn.LSTM.
+    With layer norm: h' = o * tanh(LN_c(c')), c' itself unnormalised (the form of haste's LayerNormLSTM).
     """
 
     name = "LSTM"
@@ -86,22 +123,27 @@ class LSTMCellMath:
     inspected = ("i", "f", "g", "o", "c")
 
     @staticmethod
-    def forward(x_proj: Tensor, h_proj: Tensor, h_prev: Tensor, c_prev: Tensor):
+    def forward(x_proj: Tensor, h_proj: Tensor, h_prev: Tensor, c_prev: Tensor, norm_c: LayerNorm | None = None):
         pre_i, pre_f, pre_g, pre_o = (x_proj + h_proj).chunk(4, dim=1)  # each (B, H)
         i = torch.sigmoid(pre_i)  # (B, H)
         f = torch.sigmoid(pre_f)  # (B, H)
         g = torch.tanh(pre_g)  # (B, H)
         o = torch.sigmoid(pre_o)  # (B, H)
         c = f * c_prev + i * g  # (B, H)
-        tanh_c = torch.tanh(c)  # (B, H)
+        c_out, c_stats = norm_c.forward(c) if norm_c is not None else (c, None)  # (B, H)  LN_c(c') or c'
+        tanh_c = torch.tanh(c_out)  # (B, H)
         h = o * tanh_c  # (B, H)
-        return h, c, {"i": i, "f": f, "g": g, "o": o, "c": c, "c_prev": c_prev, "tanh_c": tanh_c}
+        return h, c, {"i": i, "f": f, "g": g, "o": o, "c": c, "c_prev": c_prev, "tanh_c": tanh_c,
+                      "norm_c": norm_c, "c_stats": c_stats}
 
     @staticmethod
     def backward(dh: Tensor, dc: Tensor, saved: dict):
         i, f, g, o = saved["i"], saved["f"], saved["g"], saved["o"]  # each (B, H)
         do = dh * saved["tanh_c"]  # (B, H)
-        dc = dc + dh * o * (1 - saved["tanh_c"] ** 2)  # (B, H)   c reaches the loss directly and through h
+        dc_out = dh * o * (1 - saved["tanh_c"] ** 2)  # (B, H)   at tanh's input
+        if saved["norm_c"] is not None:
+            dc_out = saved["norm_c"].backward(dc_out, saved["c_stats"])  # (B, H)   back through LN_c
+        dc = dc + dc_out  # (B, H)   c reaches the loss directly and through h
         di = dc * g  # (B, H)
         df = dc * saved["c_prev"]  # (B, H)
         dg = dc * i  # (B, H)
@@ -130,7 +172,7 @@ class GRUCellMath:
     inspected = ("r", "z", "n")
 
     @staticmethod
-    def forward(x_proj: Tensor, h_proj: Tensor, h_prev: Tensor, c_prev: None):
+    def forward(x_proj: Tensor, h_proj: Tensor, h_prev: Tensor, c_prev: None, norm_c=None):
         x_r, x_z, x_n = x_proj.chunk(3, dim=1)  # each (B, H)
         h_r, h_z, h_n = h_proj.chunk(3, dim=1)  # each (B, H)
         r = torch.sigmoid(x_r + h_r)  # (B, H)

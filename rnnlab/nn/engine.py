@@ -24,6 +24,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from . import fast as fast_path
+from .cells import LayerNorm
 
 
 def step_rows(batch_sizes: list[int], reverse: bool) -> list[tuple[int, int]]:
@@ -40,8 +41,11 @@ def _replace_head(state: Tensor, head: Tensor) -> Tensor:
     return head if head.shape[0] == state.shape[0] else torch.cat((head, state[head.shape[0]:]))
 
 
-def _linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-    return x @ weight.t() if bias is None else torch.addmm(bias, x, weight.t())
+def _step(values: Tensor | None, rows: slice) -> Tensor | None:
+    """A step's rows of a per-row tensor; a (1, 1) tensor (zoneout's constant in evaluation) serves every row."""
+    if values is None or values.shape[0] == 1:
+        return values
+    return values[rows]
 
 
 class RecurrentLayer(torch.autograd.Function):
@@ -57,28 +61,56 @@ class RecurrentLayer(torch.autograd.Function):
         h0          (B, P)        initial hidden state, P = proj_size or hidden_size
         c0          (B, H) | None initial cell state (LSTM)
         w_ih        (G*H, D),  w_hh (G*H, P),  b_ih, b_hh (G*H,) | None,  w_hr (P, H) | None
+      the variants, each None when off:
+        ln_ih_g, ln_ih_s, ln_hh_g, ln_hh_s (G*H,), ln_c_g, ln_c_s (H,)   layer norm gains and shifts:
+                    pre = LN_ih(W_ih x) + b_ih + LN_hh(W_hh h) + b_hh,  LSTM h = o * tanh(LN_c(c))
+        rd_mask     (B, P)   recurrent dropout: h_{t-1} * rd_mask enters W_hh (the same mask at every step)
+        zone_h      (N, P) | (1, 1)  zoneout: h_t = d h_{t-1} + (1 - d) h~_t, d = zone_h's row (0/1 in
+                    training, the constant p in evaluation)
+        zone_c      (N, H) | (1, 1)  the same for the LSTM cell state
     Returns:
         out (N, P) hidden state of every step, h_n (B, P), c_n (B, H) | None
     """
 
     @staticmethod
-    def forward(ctx, cell, batch_sizes, reverse, recorder, keep, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr):
+    def forward(ctx, cell, batch_sizes, reverse, recorder, keep, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr,
+                ln_ih_g, ln_ih_s, ln_hh_g, ln_hh_s, ln_c_g, ln_c_s, rd_mask, zone_h, zone_c):
         rows_per_step = step_rows(batch_sizes, reverse)
-        x_proj = _linear(x, w_ih, b_ih)  # (N, G*H)   input projection of every step at once
+        norm_ih, norm_hh, norm_c = (LayerNorm(g, s) if g is not None else None
+                                    for g, s in ((ln_ih_g, ln_ih_s), (ln_hh_g, ln_hh_s), (ln_c_g, ln_c_s)))
+        x_proj = x @ w_ih.t()  # (N, G*H)   input projection of every step at once
+        x_stats = None
+        if norm_ih is not None:
+            x_proj, x_stats = norm_ih.forward(x_proj)  # (N, G*H)
+        if b_ih is not None:
+            x_proj = x_proj + b_ih
         out = x.new_empty(x.shape[0], h0.shape[1])  # (N, P)
-        h_prev_all = x.new_empty(x.shape[0], h0.shape[1])  # (N, P)
+        h_in_all = x.new_empty(x.shape[0], h0.shape[1])  # (N, P)   h_{t-1} as it enters W_hh
         m_all = x.new_empty(x.shape[0], w_hr.shape[1]) if w_hr is not None else out  # (N, H)
         h, c = h0, c0  # (B, P), (B, H) | None
         saved_per_step = []
         for start, size in rows_per_step:
             rows = slice(start, start + size)
             h_prev = h[:size]  # (B_t, P)
+            h_in = h_prev * rd_mask[:size] if rd_mask is not None else h_prev  # (B_t, P)
             if keep:
-                h_prev_all[rows] = h_prev
-            h_proj = _linear(h_prev, w_hh, b_hh)  # (B_t, G*H)
+                h_in_all[rows] = h_in
+            h_proj = h_in @ w_hh.t()  # (B_t, G*H)
+            h_stats = None
+            if norm_hh is not None:
+                h_proj, h_stats = norm_hh.forward(h_proj)
+            if b_hh is not None:
+                h_proj = h_proj + b_hh
             c_prev = c[:size] if c is not None else None  # (B_t, H) | None
-            m, c_new, saved = cell.forward(x_proj[rows], h_proj, h_prev, c_prev)  # m: (B_t, H)
+            m, c_new, saved = cell.forward(x_proj[rows], h_proj, h_prev, c_prev, norm_c)  # m: (B_t, H)
             h_new = m @ w_hr.t() if w_hr is not None else m  # (B_t, P)
+            if zone_h is not None:  # zoneout: each unit keeps its previous value with weight d
+                d = _step(zone_h, rows)  # (B_t, P) | (1, 1)
+                h_new = d * h_prev + (1 - d) * h_new
+                if c_new is not None:
+                    d_c = _step(zone_c, rows)  # (B_t, H) | (1, 1)
+                    c_new = d_c * c_prev + (1 - d_c) * c_new
+                    saved["c"] = c_new  # what inspection shows; backward uses tanh_c, of the candidate
             if w_hr is not None and keep:
                 m_all[rows] = m
             out[rows] = h_new
@@ -86,51 +118,77 @@ class RecurrentLayer(torch.autograd.Function):
             if c is not None:
                 c = _replace_head(c, c_new)
             if keep:
+                saved["h_stats"] = h_stats
                 saved_per_step.append(saved)
 
         if recorder is not None:
             recorder.append(_gather_internals(cell, saved_per_step, rows_per_step, out))
         ctx.cell, ctx.rows_per_step, ctx.saved_per_step = cell, rows_per_step, saved_per_step
-        ctx.save_for_backward(x, h_prev_all, m_all, w_ih, w_hh, w_hr)
+        ctx.norms, ctx.x_stats = (norm_ih, norm_hh, norm_c), x_stats
+        ctx.save_for_backward(x, h_in_all, m_all, w_ih, w_hh, w_hr, rd_mask, zone_h, zone_c)
         ctx.has_bias = b_ih is not None
         return out, h, c
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out, grad_h_n, grad_c_n):
-        x, h_prev_all, m_all, w_ih, w_hh, w_hr = ctx.saved_tensors
+        x, h_in_all, m_all, w_ih, w_hh, w_hr, rd_mask, zone_h, zone_c = ctx.saved_tensors
         cell = ctx.cell
+        norm_ih, norm_hh, norm_c = ctx.norms
+        for norm in ctx.norms:
+            if norm is not None:
+                norm.zero_grad()
         d_x_proj_all = x.new_zeros(x.shape[0], w_ih.shape[0])  # (N, G*H)
         d_h_proj_all = d_x_proj_all if cell.shares_projection_grad else torch.zeros_like(d_x_proj_all)
+        d_hw_all = torch.zeros_like(d_x_proj_all) if norm_hh is not None else d_h_proj_all  # at W_hh h's output
         dh_all = torch.empty_like(grad_out) if w_hr is not None else None  # (N, P)
         dh = grad_h_n  # (B, P)   gradient arriving at the state after the last step
         dc = grad_c_n  # (B, H) | None
         for (start, size), saved in zip(reversed(ctx.rows_per_step), reversed(ctx.saved_per_step)):
             rows = slice(start, start + size)
             dh_t = dh[:size] + grad_out[rows]  # (B_t, P)   from the next step and from this step's output
+            dc_t = dc[:size] if dc is not None else None  # (B_t, H) | None
+            dh_kept = dc_kept = None
+            if zone_h is not None:  # split between the kept previous state and the new candidate
+                d = _step(zone_h, rows)
+                dh_kept, dh_t = dh_t * d, dh_t * (1 - d)
+                if dc_t is not None:
+                    d_c = _step(zone_c, rows)
+                    dc_kept, dc_t = dc_t * d_c, dc_t * (1 - d_c)
             if w_hr is not None:
                 dh_all[rows] = dh_t
                 dh_t = dh_t @ w_hr  # (B_t, H)   back through the projection
-            dc_t = dc[:size] if dc is not None else None
             d_x_proj, d_h_proj, dh_prev_direct, dc_prev = cell.backward(dh_t, dc_t, saved)
             d_x_proj_all[rows] = d_x_proj
             if not cell.shares_projection_grad:
                 d_h_proj_all[rows] = d_h_proj
-            dh_prev = d_h_proj @ w_hh  # (B_t, P)
-            if dh_prev_direct is not None:
-                dh_prev = dh_prev + dh_prev_direct
+            d_hw = d_h_proj  # (B_t, G*H)
+            if norm_hh is not None:
+                d_hw = norm_hh.backward(d_h_proj, saved["h_stats"])
+                d_hw_all[rows] = d_hw
+            dh_prev = d_hw @ w_hh  # (B_t, P)   at h_in
+            if rd_mask is not None:
+                dh_prev = dh_prev * rd_mask[:size]
+            for extra in (dh_prev_direct, dh_kept):
+                if extra is not None:
+                    dh_prev = dh_prev + extra
             dh = _replace_head(dh, dh_prev)
             if dc is not None:
-                dc = _replace_head(dc, dc_prev)
+                dc = _replace_head(dc, dc_prev + dc_kept if dc_kept is not None else dc_prev)
 
         needs = ctx.needs_input_grad  # (cell, batch_sizes, reverse, recorder, keep, x, h0, c0, w_ih, ...)
-        dx = d_x_proj_all @ w_ih if needs[5] else None  # (N, D)
-        dw_ih = d_x_proj_all.t() @ x  # (G*H, D)
-        dw_hh = d_h_proj_all.t() @ h_prev_all  # (G*H, P)
         db_ih = d_x_proj_all.sum(0) if ctx.has_bias else None  # (G*H,)
         db_hh = d_h_proj_all.sum(0) if ctx.has_bias else None  # (G*H,)
+        d_xw = norm_ih.backward(d_x_proj_all, ctx.x_stats) if norm_ih is not None else d_x_proj_all  # (N, G*H)
+        dx = d_xw @ w_ih if needs[5] else None  # (N, D)
+        dw_ih = d_xw.t() @ x  # (G*H, D)
+        dw_hh = d_hw_all.t() @ h_in_all  # (G*H, P)
         dw_hr = dh_all.t() @ m_all if w_hr is not None else None  # (P, H)
-        return None, None, None, None, None, dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh, dw_hr
+        norm_grads = []
+        for norm in (norm_ih, norm_hh, norm_c):
+            norm_grads += [norm.d_gain, norm.d_shift] if norm is not None else [None, None]
+        return (None, None, None, None, None, dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh, dw_hr, *norm_grads,
+                None, None, None)
 
 
 def _gather_internals(cell, saved_per_step, rows_per_step, out: Tensor) -> dict[str, Tensor]:
@@ -143,13 +201,19 @@ def _gather_internals(cell, saved_per_step, rows_per_step, out: Tensor) -> dict[
     return internals
 
 
-def run_layer(cell, batch_sizes, reverse, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, recorder=None, fast=False):
+NO_VARIANTS = (None,) * 9  # ln_ih_g, ln_ih_s, ln_hh_g, ln_hh_s, ln_c_g, ln_c_s, rd_mask, zone_h, zone_c
+
+
+def run_layer(cell, batch_sizes, reverse, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, variants=NO_VARIANTS,
+              recorder=None, fast=False):
     """Differentiable call of ``RecurrentLayer`` -- or, with ``fast`` and no recorder, of its C++ twin
-    ``fast.FastLayer`` where that is built: returns (out (N, P), h_n (B, P), c_n (B, H) | None)."""
-    tensors = (x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr)
+    ``fast.FastLayer`` where that is built: returns (out (N, P), h_n (B, P), c_n (B, H) | None).
+    ``variants``: the nine variant tensors of ``RecurrentLayer`` (None where off)."""
+    tensors = (x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, *variants)
     needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
     keep = recorder is not None or needs_grad
-    if fast and recorder is None and fast_path.usable(x) and all(t is None or t.dtype == x.dtype for t in tensors):
+    if (fast and recorder is None and fast_path.usable(x) and fast_path.runs(variants)
+            and all(t is None or t.dtype == x.dtype for t in tensors)):
         if not keep:  # inference: no autograd node at all
             return fast_path.infer(cell.name, batch_sizes, reverse, *tensors)
         return fast_path.FastLayer.apply(cell.name, batch_sizes, reverse, keep, *tensors)

@@ -55,29 +55,38 @@ def usable(x: torch.Tensor) -> bool:
     return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and extension() is not None
 
 
+def runs(variants) -> bool:
+    """Whether the C++ loop runs these variant tensors (``engine.RecurrentLayer``'s nine): it runs them all."""
+    return True
+
+
 class FastLayer(torch.autograd.Function):
     """``engine.RecurrentLayer`` with the loop in C++: the same arguments (a cell name instead of a cell
-    class) and results; no recorder (inspection runs the readable engine)."""
+    class; weights, then the nine variant tensors) and results; no recorder (inspection runs the readable
+    engine)."""
 
     @staticmethod
     def forward(ctx, mode, batch_sizes, reverse, keep, *tensors):
-        (x, _, _, w_ih, w_hh, b_ih, _, w_hr), results, saved = _forward(mode, batch_sizes, reverse, keep, tensors)
+        dense, results, saved = _forward(mode, batch_sizes, reverse, keep, tensors)
+        x, _, _, w_ih, w_hh, b_ih, _, w_hr, *variants = dense
         ctx.mode, ctx.batch_sizes, ctx.reverse, ctx.has_bias = MODES[mode], list(batch_sizes), reverse, b_ih is not None
-        ctx.save_for_backward(x, *saved, w_ih, w_hh, w_hr)
+        ctx.count = len(saved)
+        ctx.save_for_backward(x, *saved, w_ih, w_hh, w_hr, *variants)
         return results
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out, grad_h_n, grad_c_n):
-        x, act, c_all, c_prev_all, hn_all, h_prev_all, m_all, w_ih, w_hh, w_hr = ctx.saved_tensors
-        dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr = extension().backward(
+        x, *rest = ctx.saved_tensors
+        saved, (w_ih, w_hh, w_hr), variants = rest[:ctx.count], rest[ctx.count:ctx.count + 3], rest[ctx.count + 3:]
+        needs = ctx.needs_input_grad  # (mode, batch_sizes, reverse, keep, x, h0, c0, w_ih, ..., 9 variants)
+        grads = extension().backward(
             ctx.mode, ctx.batch_sizes, ctx.reverse, grad_out.contiguous(), grad_h_n.contiguous(),
-            grad_c_n.contiguous() if grad_c_n is not None else None, x, act, c_all, c_prev_all,
-            hn_all, h_prev_all, m_all, w_ih, w_hh, ctx.has_bias, w_hr, ctx.needs_input_grad[4])
-        present = lambda t, needed: t if needed else None  # noqa: E731
-        return (None, None, None, None, present(dx, ctx.needs_input_grad[4]), dh0,
-                dc0 if ctx.mode == MODES["LSTM"] else None, dw_ih, dw_hh, present(db_ih, ctx.has_bias),
-                present(db_hh, ctx.has_bias), present(dw_hr, w_hr is not None))
+            grad_c_n.contiguous() if grad_c_n is not None else None, x, saved, w_ih, w_hh, ctx.has_bias, w_hr,
+            needs[4], variants)
+        # dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, then the layer norm gains' and shifts' (ih, hh, c)
+        return (None, None, None, None, *(g if need and g.numel() else None for g, need in zip(grads, needs[4:])),
+                None, None, None)
 
 
 def infer(mode, batch_sizes, reverse, *tensors):
@@ -86,8 +95,8 @@ def infer(mode, batch_sizes, reverse, *tensors):
 
 
 def _forward(mode, batch_sizes, reverse, keep, tensors):
-    """The C++ forward on contiguous copies of ``tensors`` (x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr; the loops
-    read raw rows): (those tensors, (out, h_n, c_n or None), what backward needs)."""
+    """The C++ forward on contiguous copies of ``tensors`` (x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, then the
+    nine variants; the loops read raw rows): (those tensors, (out, h_n, c_n or None), what backward needs)."""
     dense = [t.contiguous() if t is not None else None for t in tensors]
-    out, h_n, c_n, *saved = extension().forward(MODES[mode], list(batch_sizes), reverse, keep, *dense)
+    out, h_n, c_n, *saved = extension().forward(MODES[mode], list(batch_sizes), reverse, keep, *dense[:8], dense[8:])
     return dense, (out, h_n, c_n if mode == "LSTM" else None), saved

@@ -32,11 +32,18 @@ class RNNBase(RecurrentModule):
 
     def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 proj_size: int = 0, device=None, dtype=None, *, impl: str = "auto", weight_drop: float = 0.0) -> None:
+                 proj_size: int = 0, device=None, dtype=None, *, impl: str = "auto", weight_drop: float = 0.0,
+                 layer_norm: bool = False, recurrent_dropout: float = 0.0, zoneout: float = 0.0) -> None:
         super().__init__(impl)
         _check_arguments(input_size, hidden_size, num_layers, bias, batch_first, dropout, proj_size)
-        if not isinstance(weight_drop, numbers.Number) or isinstance(weight_drop, bool) or not 0 <= weight_drop < 1:
-            raise ValueError(f"weight_drop should be a probability in [0, 1), got {weight_drop!r}")
+        for name, p in (("weight_drop", weight_drop), ("recurrent_dropout", recurrent_dropout), ("zoneout", zoneout)):
+            if not isinstance(p, numbers.Number) or isinstance(p, bool) or not 0 <= p < 1:
+                raise ValueError(f"{name} should be a probability in [0, 1), got {p!r}")
+        if not isinstance(layer_norm, bool):
+            raise TypeError(f"layer_norm should be of type bool, got: {type(layer_norm).__name__}")
+        if impl == "native" and (layer_norm or recurrent_dropout or zoneout):
+            raise ValueError("impl='native' runs torch's kernel, which has no layer_norm, recurrent_dropout or "
+                             "zoneout; use impl='auto' or 'ours'")
         if mode not in CELLS:
             raise ValueError("Unrecognized RNN mode: " + mode)
         self.mode, self.cell = mode, CELLS[mode]
@@ -44,6 +51,7 @@ class RNNBase(RecurrentModule):
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional, self.proj_size = bidirectional, proj_size
         self.weight_drop = float(weight_drop)
+        self.layer_norm, self.recurrent_dropout, self.zoneout = layer_norm, float(recurrent_dropout), float(zoneout)
 
         factory = {"device": device, "dtype": dtype}
         gate_size = self.cell.gates * hidden_size
@@ -64,6 +72,11 @@ class RNNBase(RecurrentModule):
                     setattr(self, name, nn.Parameter(torch.empty(shape, **factory)))
                 self._flat_weights_names.extend(names)
                 self._all_weights.append(names)
+                if layer_norm:  # gains (init 1) and shifts (init 0) of LN_ih, LN_hh (G*H) and LSTM's LN_c (H)
+                    sizes = {"ih": gate_size, "hh": gate_size, **({"c": hidden_size} if mode == "LSTM" else {})}
+                    for part, size in sizes.items():
+                        for kind in ("gain", "shift"):
+                            setattr(self, f"ln_{kind}_{part}{suffix}", nn.Parameter(torch.empty(size, **factory)))
         self.reset_parameters()
 
     @property
@@ -81,7 +94,14 @@ class RNNBase(RecurrentModule):
     def flatten_parameters(self) -> None:
         """Kept for compatibility with torch.nn code; parameters here are never flattened."""
 
+    @property
+    def has_variants(self) -> bool:
+        """Whether a variant torch's kernel lacks is on (layer_norm, recurrent_dropout, zoneout)."""
+        return bool(self.layer_norm or self.recurrent_dropout or self.zoneout)
+
     def prefers_ours(self, x: Tensor) -> bool:
+        if self.has_variants:
+            return True
         return (self.mode in FASTER_THAN_NATIVE and not autocast_on(x.device.type) and fast.usable(x)
                 and x.dtype == self.weight_ih_l0.dtype)
 
@@ -92,6 +112,29 @@ class RNNBase(RecurrentModule):
         weights = weights if weights is not None else dict(self.named_parameters())
         kinds = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
         return tuple(weights.get(kind + suffix) for kind in kinds)
+
+    def layer_variants(self, layer: int, direction: int, rows: Tensor, batch: int) -> tuple:
+        """The variant tensors of ``engine.RecurrentLayer`` for one layer and direction of this call (None where
+        off): layer norm gains and shifts, and the masks, drawn here in this order -- recurrent dropout
+        (batch, P), one per sequence with entries 0 or 1 / (1 - p); zoneout's (N, P) and, for LSTM, (N, H),
+        one per packed row with entries 1 (keep the previous value) with probability p. Masks only in training;
+        in evaluation zoneout is the constant p."""
+        suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
+        parts = ("ih", "hh", "c") if self.mode == "LSTM" else ("ih", "hh")
+        norms = [getattr(self, f"ln_{kind}_{part}{suffix}") if self.layer_norm and part in parts else None
+                 for part in ("ih", "hh", "c") for kind in ("gain", "shift")]
+        state_size, lstm = self.proj_size or self.hidden_size, self.mode == "LSTM"
+        rd_mask = zone_h = zone_c = None
+        if self.training and self.recurrent_dropout:
+            keep = 1 - self.recurrent_dropout
+            rd_mask = rows.new_empty(batch, state_size).bernoulli_(keep).div_(keep)
+        if self.zoneout and self.training:
+            zone_h = rows.new_empty(rows.shape[0], state_size).bernoulli_(self.zoneout)
+            zone_c = rows.new_empty(rows.shape[0], self.hidden_size).bernoulli_(self.zoneout) if lstm else None
+        elif self.zoneout:
+            zone_h = rows.new_full((1, 1), self.zoneout)
+            zone_c = zone_h if lstm else None
+        return (*norms, rd_mask, zone_h, zone_c)
 
     def call_weights(self) -> dict:
         """The weights of this forward call, name -> tensor: the parameters, except that in training mode with
@@ -108,7 +151,8 @@ class RNNBase(RecurrentModule):
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
         defaults = {"proj_size": 0, "num_layers": 1, "bias": True, "batch_first": False, "dropout": 0.0,
-                    "bidirectional": False, "impl": "auto", "weight_drop": 0.0}
+                    "bidirectional": False, "impl": "auto", "weight_drop": 0.0, "layer_norm": False,
+                    "recurrent_dropout": 0.0, "zoneout": 0.0}
         for name, default in defaults.items():
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)!r}" if name == "impl" else f", {name}={getattr(self, name)}"
@@ -218,9 +262,10 @@ class RNNBase(RecurrentModule):
             for direction in range(self.num_directions):
                 k = layer * self.num_directions + direction
                 recorder = [] if self._recorders else None
+                variants = self.layer_variants(layer, direction, rows, h0.shape[1])
                 out, h, c = run_layer(self.cell, sizes, direction == 1, rows, h0[k],
                                       c0[k] if c0 is not None else None, *self.layer_weights(layer, direction, weights),
-                                      recorder=recorder, fast=self.uses_fast_path())
+                                      variants, recorder=recorder, fast=self.uses_fast_path())
                 outputs.append(out)  # (N, P)
                 h_n.append(h)
                 c_n.append(c)
@@ -321,9 +366,24 @@ _SHAPES = r"""
     fused kernel; ``"auto"`` (default) runs the native kernel unless our engine is needed -- inside
     ``rnnlab.nn.inspect``. Both give the same numbers; the test-suite holds them to 1e-10 in float64.
 
-    ``weight_drop`` (keyword, default 0: identical to torch.nn): DropConnect on the hidden-to-hidden
-    weights in training mode, one mask per forward call shared by every step (as in AWD-LSTM); off in
-    ``eval()``. It works with either engine.
+    Variants torch.nn lacks, keyword-only, all off by default (then identical to torch.nn):
+
+    ``weight_drop=p``: DropConnect on the hidden-to-hidden weights in training mode, one mask per forward
+    call shared by every step (as in AWD-LSTM); off in ``eval()``. It works with either engine.
+
+    ``layer_norm=True`` (Ba, Kiros & Hinton 2016, the form of haste's LayerNormLSTM): the input and the
+    recurrent terms are each normalised over their G*H pre-activations, with gains ``ln_gain_ih_l{k}``,
+    ``ln_gain_hh_l{k}`` (init 1) and shifts ``ln_shift_ih_l{k}``, ``ln_shift_hh_l{k}`` (init 0):
+    ``pre = LN_ih(W_ih x_t) + b_ih + LN_hh(W_hh h_{t-1}) + b_hh``; the LSTM also normalises its cell
+    state before the output, ``h_t = o_t * tanh(LN_c(c_t))`` (``ln_gain_c_l{k}``, ``ln_shift_c_l{k}``).
+
+    ``recurrent_dropout=p`` (Gal & Ghahramani 2016): in training, one dropout mask per sequence, layer
+    and direction on h_{t-1} where it enters W_hh, the same at every step.
+
+    ``zoneout=p`` (Krueger et al. 2016): in training each unit of h (and of the LSTM's c) keeps its
+    previous value with probability p at each step; in evaluation ``h_t = p h_{t-1} + (1 - p) h~_t``.
+
+    The last three run on rnnlab's engine whatever ``impl`` says ("native" is refused).
 """
 
 
@@ -332,21 +392,23 @@ class RNN(RNNBase):
     optionally bidirectional. Same arguments, parameters and outputs as ``torch.nn.RNN``:
 
     ``RNN(input_size, hidden_size, num_layers=1, nonlinearity='tanh', bias=True, batch_first=False,
-    dropout=0.0, bidirectional=False, device=None, dtype=None, *, impl='auto', weight_drop=0.0)``
+    dropout=0.0, bidirectional=False, device=None, dtype=None, *, impl='auto', weight_drop=0.0,
+    layer_norm=False, recurrent_dropout=0.0, zoneout=0.0)``
 
     ``forward(input, hx=None) -> (output, h_n)``
     """ + _SHAPES
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 device=None, dtype=None, *, impl: str = "auto", weight_drop: float = 0.0, **kwargs) -> None:
+                 device=None, dtype=None, *, impl: str = "auto", weight_drop: float = 0.0, layer_norm: bool = False,
+                 recurrent_dropout: float = 0.0, zoneout: float = 0.0, **kwargs) -> None:
         _no_projection(kwargs, "RNN")
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
         self.nonlinearity = nonlinearity
         super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size, hidden_size,
                          num_layers, bias, batch_first, dropout, bidirectional, 0, device, dtype, impl=impl,
-                         weight_drop=weight_drop)
+                         weight_drop=weight_drop, layer_norm=layer_norm, recurrent_dropout=recurrent_dropout, zoneout=zoneout)
 
 
 class LSTM(RNNBase):
@@ -355,7 +417,8 @@ class LSTM(RNNBase):
     ``torch.nn.LSTM``:
 
     ``LSTM(input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-    bidirectional=False, proj_size=0, device=None, dtype=None, *, impl='auto', weight_drop=0.0)``
+    bidirectional=False, proj_size=0, device=None, dtype=None, *, impl='auto', weight_drop=0.0,
+    layer_norm=False, recurrent_dropout=0.0, zoneout=0.0)``
 
     ``forward(input, (h_0, c_0)=None) -> (output, (h_n, c_n))``; gates i, f, g, o as in ``cells.LSTMCellMath``.
     """ + _SHAPES
@@ -363,9 +426,11 @@ class LSTM(RNNBase):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  proj_size: int = 0, device=None, dtype=None, *, impl: str = "auto",
-                 weight_drop: float = 0.0) -> None:
+                 weight_drop: float = 0.0, layer_norm: bool = False,
+                 recurrent_dropout: float = 0.0, zoneout: float = 0.0) -> None:
         super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, proj_size, device, dtype, impl=impl, weight_drop=weight_drop)
+                         bidirectional, proj_size, device, dtype, impl=impl, weight_drop=weight_drop,
+                         layer_norm=layer_norm, recurrent_dropout=recurrent_dropout, zoneout=zoneout)
 
 
 class GRU(RNNBase):
@@ -373,14 +438,17 @@ class GRU(RNNBase):
     outputs as ``torch.nn.GRU``:
 
     ``GRU(input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-    bidirectional=False, device=None, dtype=None, *, impl='auto', weight_drop=0.0)``
+    bidirectional=False, device=None, dtype=None, *, impl='auto', weight_drop=0.0,
+    layer_norm=False, recurrent_dropout=0.0, zoneout=0.0)``
 
     ``forward(input, hx=None) -> (output, h_n)``; gates r, z, n as in ``cells.GRUCellMath``.
     """ + _SHAPES
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 device=None, dtype=None, *, impl: str = "auto", weight_drop: float = 0.0, **kwargs) -> None:
+                 device=None, dtype=None, *, impl: str = "auto", weight_drop: float = 0.0, layer_norm: bool = False,
+                 recurrent_dropout: float = 0.0, zoneout: float = 0.0, **kwargs) -> None:
         _no_projection(kwargs, "GRU")
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, 0, device, dtype, impl=impl, weight_drop=weight_drop)
+                         bidirectional, 0, device, dtype, impl=impl, weight_drop=weight_drop,
+                         layer_norm=layer_norm, recurrent_dropout=recurrent_dropout, zoneout=zoneout)

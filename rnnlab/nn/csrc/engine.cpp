@@ -78,43 +78,122 @@ void product_nn(at::Tensor y, const at::Tensor& a, const at::Tensor& w) {
   }
 }
 
-at::Tensor project(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b) {
-  return b.has_value() ? at::addmm(*b, x, w.t()) : at::mm(x, w.t());
+// Mean and 1 / sqrt(var + eps) of n values: layer normalisation's statistics of one row.
+constexpr double NORM_EPS = 1e-5;
+
+template <typename T>
+void row_stats(int64_t n, const T* v, T& mean, T& rstd) {
+  T sum = 0, square = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t k = 0; k < n; ++k) sum += v[k];
+  mean = sum / T(n);
+#pragma omp simd reduction(+ : square)
+  for (int64_t k = 0; k < n; ++k) square += (v[k] - mean) * (v[k] - mean);
+  rstd = T(1) / std::sqrt(square / T(n) + T(NORM_EPS));
 }
 
-// One step of the cell for `size` rows, element by element. xp, hp: (size, G*H) pre-activations;
-// c: (size, H) cell state, read as c_{t-1} and overwritten with c_t; m: (size, H) new hidden state;
-// act: (size, G*H) what backward needs (LSTM i, f, g, o; GRU r, z, n; RNN h), hn: (size, H) GRU's W_hn h + b_hn.
+// Layer normalisation of `rows` rows of n values each, in place: v <- v_hat * gain + shift [+ bias] with
+// v_hat = (v - mean) * rstd. v_hat (rows, n) and rstd (rows) keep what backward needs, where given.
 template <typename T>
-void cell_forward(int64_t mode, int64_t size, int64_t H, const T* xp, const T* hp, const T* h_prev, int64_t P,
-                  T* c, T* c_prev_out, T* m, T* act, T* hn) {
+void norm_rows(int64_t rows, int64_t n, T* v, const T* gain, const T* shift, const T* bias, T* v_hat, T* rstd) {
+  at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      T* row = v + r * n;
+      T mean, inv;
+      row_stats(n, row, mean, inv);
+      if (v_hat) {
+        T* hat = v_hat + r * n;
+#pragma omp simd
+        for (int64_t k = 0; k < n; ++k) hat[k] = (row[k] - mean) * inv;
+        rstd[r] = inv;
+      }
+#pragma omp simd
+      for (int64_t k = 0; k < n; ++k) row[k] = (row[k] - mean) * inv * gain[k] + shift[k] + (bias ? bias[k] : T(0));
+    }
+  });
+}
+
+// Its backward for one row: dv = rstd * (dy g - mean(dy g) - v_hat mean(dy g v_hat)); dv may be dy.
+template <typename T>
+void norm_row_backward(int64_t n, const T* dy, const T* hat, T rstd, const T* gain, T* dv) {
+  T sum = 0, dot = 0;
+#pragma omp simd reduction(+ : sum, dot)
+  for (int64_t k = 0; k < n; ++k) {
+    sum += dy[k] * gain[k];
+    dot += dy[k] * gain[k] * hat[k];
+  }
+  const T mean = sum / T(n), mean_dot = dot / T(n);
+#pragma omp simd
+  for (int64_t k = 0; k < n; ++k) dv[k] = rstd * (dy[k] * gain[k] - mean - hat[k] * mean_dot);
+}
+
+template <typename T>
+void norm_rows_backward(int64_t rows, int64_t n, const T* dy, const T* v_hat, const T* rstd, const T* gain, T* dv) {
+  at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) norm_row_backward(n, dy + r * n, v_hat + r * n, rstd[r], gain, dv + r * n);
+  });
+}
+
+template <typename T>
+struct CellStep {
+  const T *xp, *hp, *h_prev;
+  int64_t P;
+  T *c, *c_prev_out, *cand, *m, *act, *hn;
+  const T *zone_c, *ln_gain, *ln_shift;
+  T *c_hat, *c_rstd;
+};
+
+template <typename T>
+void cell_forward(int64_t mode, int64_t size, int64_t H, const CellStep<T>& s) {
   const int64_t G = gates_of(mode);
   at::parallel_for(0, size, 16, [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
-      const T* x_row = xp + b * G * H;
-      const T* h_row = hp + b * G * H;
-      T* a = act + b * G * H;
-      T* m_row = m + b * H;
+      const T* x_row = s.xp + b * G * H;
+      const T* h_row = s.hp + b * G * H;
+      T* a = s.act + b * G * H;
+      T* m_row = s.m + b * H;
       if (mode == LSTM) {
-        T* c_row = c + b * H;
-        if (c_prev_out) std::copy(c_row, c_row + H, c_prev_out + b * H);
+        T* c_row = s.c + b * H;
+        T* cand = s.cand + b * H;
+        if (s.c_prev_out) std::copy(c_row, c_row + H, s.c_prev_out + b * H);
 #pragma omp simd
         for (int64_t k = 0; k < H; ++k) {
           T i = sigmoid(x_row[k] + h_row[k]);
           T f = sigmoid(x_row[H + k] + h_row[H + k]);
           T g = std::tanh(x_row[2 * H + k] + h_row[2 * H + k]);
           T o = sigmoid(x_row[3 * H + k] + h_row[3 * H + k]);
-          T c_new = f * c_row[k] + i * g;  // c' = f * c + i * g
-          c_row[k] = c_new;
-          m_row[k] = o * std::tanh(c_new);  // h' = o * tanh(c')
+          cand[k] = f * c_row[k] + i * g;  // c' = f * c + i * g
           a[k] = i;
           a[H + k] = f;
           a[2 * H + k] = g;
           a[3 * H + k] = o;
         }
+        if (s.ln_gain) {  // h' = o * tanh(LN_c(c'))
+          T mean, inv;
+          row_stats(H, cand, mean, inv);
+          if (s.c_hat) {  // v_hat and rstd, for backward
+            T* hat = s.c_hat + b * H;
+#pragma omp simd
+            for (int64_t k = 0; k < H; ++k) hat[k] = (cand[k] - mean) * inv;
+            s.c_rstd[b] = inv;
+          }
+#pragma omp simd
+          for (int64_t k = 0; k < H; ++k)
+            m_row[k] = a[3 * H + k] * std::tanh((cand[k] - mean) * inv * s.ln_gain[k] + s.ln_shift[k]);
+        } else {
+#pragma omp simd
+          for (int64_t k = 0; k < H; ++k) m_row[k] = a[3 * H + k] * std::tanh(cand[k]);  // h' = o * tanh(c')
+        }
+        if (s.zone_c) {  // zoneout: c_t = d c_{t-1} + (1 - d) c'
+          const T* d = s.zone_c + b * H;
+#pragma omp simd
+          for (int64_t k = 0; k < H; ++k) c_row[k] = d[k] * c_row[k] + (T(1) - d[k]) * cand[k];
+        } else {
+          std::copy(cand, cand + H, c_row);
+        }
       } else if (mode == GRU) {
-        const T* hp_row = h_prev + b * P;
-        T* hn_row = hn + b * H;
+        const T* hp_row = s.h_prev + b * s.P;
+        T* hn_row = s.hn + b * H;
 #pragma omp simd
         for (int64_t k = 0; k < H; ++k) {
           T r = sigmoid(x_row[k] + h_row[k]);
@@ -145,40 +224,62 @@ void cell_forward(int64_t mode, int64_t size, int64_t H, const T* xp, const T* h
     }
   });
 }
-
-// The cell's backward step for `size` rows. dm: (size, H) gradient at the new hidden state; dc: (size, H)
-// gradient at c_t, overwritten with the gradient at c_{t-1}; dxp, dhp: (size, G*H) gradients at the
-// pre-activations (dhp differs from dxp only for GRU); direct: (size, H) GRU's z * dh reaching h_{t-1}.
+// The cell's backward step for `size` rows. dm (size, H): gradient at the new hidden state; dc (size, H):
+// gradient at c_t, overwritten with the gradient at c_{t-1}; dxp, dhp (size, G*H): gradients at the
+// pre-activations (dhp differs from dxp only for GRU); direct (size, H): GRU's z * dh reaching h_{t-1}.
+// LSTM reads act, cand (the candidate c'), c_prev, and with zoneout zone_c, with LN_c the gain, c_hat and
+// c_rstd, writing dc_out (size, H), the gradient at LN_c's output, for the gain and shift gradients.
 template <typename T>
-void cell_backward(int64_t mode, int64_t size, int64_t H, const T* dm, T* dc, const T* act, const T* c,
-                   const T* c_prev, const T* hn, const T* h_prev, int64_t P, T* dxp, T* dhp, T* direct) {
+struct CellGrad {
+  const T *dm, *act, *cand, *c_prev, *hn, *h_prev;
+  int64_t P;
+  T *dc, *dxp, *dhp, *direct;
+  const T *zone_c, *ln_gain, *ln_shift, *c_hat, *c_rstd;
+  T* dc_out;
+};
+
+template <typename T>
+void cell_backward(int64_t mode, int64_t size, int64_t H, const CellGrad<T>& s) {
   const int64_t G = gates_of(mode);
   at::parallel_for(0, size, 16, [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
-      const T* a = act + b * G * H;
-      const T* dm_row = dm + b * H;
-      T* dx = dxp + b * G * H;
+      const T* a = s.act + b * G * H;
+      const T* dm_row = s.dm + b * H;
+      T* dx = s.dxp + b * G * H;
       if (mode == LSTM) {
-        const T* c_row = c + b * H;
-        const T* c_prev_row = c_prev + b * H;
-        T* dc_row = dc + b * H;
+        const T* cand = s.cand + b * H;
+        const T* c_prev_row = s.c_prev + b * H;
+        const T* zone = s.zone_c ? s.zone_c + b * H : nullptr;
+        T* dc_row = s.dc + b * H;
+        if (s.ln_gain) {  // gradient at tanh's input, then back through LN_c: into dc_out
+          const T* hat = s.c_hat + b * H;
+          T* dy = s.dc_out + b * H;
+#pragma omp simd
+          for (int64_t k = 0; k < H; ++k) {
+            T t = std::tanh(hat[k] * s.ln_gain[k] + s.ln_shift[k]);
+            dy[k] = dm_row[k] * a[3 * H + k] * (T(1) - t * t);
+          }
+          norm_row_backward(H, dy, hat, s.c_rstd[b], s.ln_gain, dx);  // dx's first H as scratch for d cand
+        }
 #pragma omp simd
         for (int64_t k = 0; k < H; ++k) {
           T i = a[k], f = a[H + k], g = a[2 * H + k], o = a[3 * H + k];
-          T tanh_c = std::tanh(c_row[k]);
-          T dc_k = dc_row[k] + dm_row[k] * o * (T(1) - tanh_c * tanh_c);  // c reaches the loss directly and via h
-          T di = dc_k * g, df = dc_k * c_prev_row[k], dg = dc_k * i, d_o = dm_row[k] * tanh_c;
-          dc_row[k] = dc_k * f;
+          T tanh_c = s.ln_gain ? std::tanh(s.c_hat[b * H + k] * s.ln_gain[k] + s.ln_shift[k]) : std::tanh(cand[k]);
+          T via_h = s.ln_gain ? dx[k] : dm_row[k] * o * (T(1) - tanh_c * tanh_c);
+          T keep = zone ? zone[k] : T(0);
+          T d_cand = (T(1) - keep) * dc_row[k] + via_h;  // c' reaches the loss through c_t and through h
+          T di = d_cand * g, df = d_cand * c_prev_row[k], dg = d_cand * i, d_o = dm_row[k] * tanh_c;
+          dc_row[k] = d_cand * f + keep * dc_row[k];
           dx[k] = di * i * (T(1) - i);
           dx[H + k] = df * f * (T(1) - f);
           dx[2 * H + k] = dg * (T(1) - g * g);
           dx[3 * H + k] = d_o * o * (T(1) - o);
         }
       } else if (mode == GRU) {
-        T* dh = dhp + b * G * H;
-        const T* hp_row = h_prev + b * P;
-        const T* hn_row = hn + b * H;
-        T* direct_row = direct + b * H;
+        T* dh = s.dhp + b * G * H;
+        const T* hp_row = s.h_prev + b * s.P;
+        const T* hn_row = s.hn + b * H;
+        T* direct_row = s.direct + b * H;
 #pragma omp simd
         for (int64_t k = 0; k < H; ++k) {
           T r = a[k], z = a[H + k], n = a[2 * H + k];
@@ -204,115 +305,220 @@ void cell_backward(int64_t mode, int64_t size, int64_t H, const T* dm, T* dc, co
   });
 }
 
+// The variants of one layer and direction (each absent when off), as engine.py's RecurrentLayer takes them.
+struct Variants {
+  c10::optional<at::Tensor> ln_ih_g, ln_ih_s, ln_hh_g, ln_hh_s, ln_c_g, ln_c_s, rd_mask, zone_h, zone_c;
+  bool norm() const { return ln_ih_g.has_value(); }
+};
+
+// Zoneout weights as (rows, width) blocks: a (1, 1) tensor (evaluation: the constant p) becomes a (B, width)
+// block that every step reuses (row offset 0); a per-row (N, width) tensor is read at each step's rows.
+at::Tensor zone_block(const c10::optional<at::Tensor>& zone, int64_t B, int64_t width, bool& per_row) {
+  if (!zone.has_value()) return at::Tensor();
+  per_row = zone->size(0) != 1 || zone->numel() != 1;
+  return per_row ? zone->contiguous() : at::full({B, width}, zone->item(), zone->options());
+}
+
+template <typename T> T* ptr(const at::Tensor& t) { return t.defined() && t.numel() ? t.data_ptr<T>() : nullptr; }
+template <typename T> T* ptr(const c10::optional<at::Tensor>& t) { return t.has_value() ? t->data_ptr<T>() : nullptr; }
+
 }  // namespace
 
 // Returns out (N, P), h_n (B, P), c_n (B, H) (empty unless LSTM), and what backward needs: act (N, G*H),
-// c_all (N, H), c_prev_all (N, H), hn_all (N, H), h_prev_all (N, P), m_all (N, H) (empty where unused).
+// cand_all (N, H), c_prev_all (N, H), hn_all (N, H), h_prev_all (N, P), m_all (N, H), h_in_all (N, P), and
+// layer norm's x_hat, x_rstd, hh_hat, hh_rstd, c_hat, c_rstd (empty where unused).
 std::vector<at::Tensor> forward(int64_t mode, std::vector<int64_t> batch_sizes, bool reverse, bool keep,
                                 const at::Tensor& x, const at::Tensor& h0, const c10::optional<at::Tensor>& c0,
                                 const at::Tensor& w_ih, const at::Tensor& w_hh, const c10::optional<at::Tensor>& b_ih,
-                                const c10::optional<at::Tensor>& b_hh, const c10::optional<at::Tensor>& w_hr) {
+                                const c10::optional<at::Tensor>& b_hh, const c10::optional<at::Tensor>& w_hr,
+                                Variants v) {
   const int64_t N = x.size(0), B = h0.size(0), P = h0.size(1), G = gates_of(mode), H = w_hh.size(0) / G;
-  const bool proj = w_hr.has_value();
+  const bool proj = w_hr.has_value(), lstm = mode == LSTM, norm = v.norm(), dropped = v.rd_mask.has_value();
   auto none = x.new_empty({0});
-  at::Tensor x_proj = project(x, w_ih, b_ih).contiguous();  // (N, G*H) every step's input projection at once
+  auto rows_or_none = [&](bool used, int64_t width) { return used ? x.new_empty({keep ? N : B, width}) : none; };
+  auto kept = [&](bool used, at::IntArrayRef shape) { return keep && used ? x.new_empty(shape) : none; };
+  at::Tensor x_proj = !norm && b_ih.has_value() ? at::addmm(*b_ih, x, w_ih.t()) : at::mm(x, w_ih.t());  // (N, G*H)
+  at::Tensor x_hat = kept(norm, {N, G * H}), x_rstd = kept(norm, {N});
   at::Tensor out = x.new_empty({N, P});
   at::Tensor h = h0.clone();  // (B, P) state, updated in place
-  at::Tensor c = mode == LSTM ? c0->clone() : none;  // (B, H)
-  at::Tensor act = x.new_empty({keep ? N : B, G * H});  // without keep: a scratch row block, reused
-  at::Tensor c_all = keep && mode == LSTM ? x.new_empty({N, H}) : none;
-  at::Tensor c_prev_all = keep && mode == LSTM ? x.new_empty({N, H}) : none;
-  at::Tensor hn_all = mode == GRU ? x.new_empty({keep ? N : B, H}) : none;
-  at::Tensor h_prev_all = keep ? x.new_empty({N, P}) : none;
-  at::Tensor m_all = proj ? x.new_empty({keep ? N : B, H}) : none;
+  at::Tensor c = lstm ? c0->clone() : none;  // (B, H)
+  at::Tensor act = rows_or_none(true, G * H);  // without keep: a scratch block, reused by every step
+  at::Tensor cand_all = rows_or_none(lstm, H);
+  at::Tensor c_prev_all = kept(lstm, {N, H});
+  at::Tensor hn_all = rows_or_none(mode == GRU, H);
+  at::Tensor h_prev_all = kept(true, {N, P});
+  at::Tensor h_in_all = dropped ? rows_or_none(true, P) : none;  // h_{t-1} * mask, as it enters W_hh
+  at::Tensor m_all = rows_or_none(proj, H);
+  at::Tensor hh_hat = kept(norm, {N, G * H}), hh_rstd = kept(norm, {N});
+  at::Tensor c_hat = kept(norm && lstm, {N, H}), c_rstd = kept(norm && lstm, {N});
   at::Tensor h_proj = x.new_empty({B, G * H});
+  bool zone_h_rows = false, zone_c_rows = false;
+  at::Tensor zone_h = zone_block(v.zone_h, B, P, zone_h_rows), zone_c = zone_block(v.zone_c, B, H, zone_c_rows);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnlab_forward", [&] {
-    scalar_t* h_data = h.data_ptr<scalar_t>();
+    using T = scalar_t;
+    if (norm) norm_rows<T>(N, G * H, ptr<T>(x_proj), ptr<T>(v.ln_ih_g), ptr<T>(v.ln_ih_s), ptr<T>(b_ih),
+                           ptr<T>(x_hat), ptr<T>(x_rstd));
+    T* h_data = h.data_ptr<T>();
     for (auto [start, size] : step_rows(batch_sizes, reverse)) {
-      const int64_t at_row = keep ? start : 0;  // where this step's saved rows go
-      at::Tensor h_prev = h.narrow(0, 0, size);  // (B_t, P)
-      if (keep) std::copy(h_data, h_data + size * P, h_prev_all.data_ptr<scalar_t>() + start * P);
+      const int64_t at_row = keep ? start : 0;  // where this step's kept rows go
+      if (keep) std::copy(h_data, h_data + size * P, h_prev_all.data_ptr<T>() + start * P);
+      at::Tensor h_in = h.narrow(0, 0, size);  // (B_t, P)
+      if (dropped) {  // recurrent dropout: h_{t-1} * mask enters W_hh
+        h_in = h_in_all.narrow(0, at_row, size);
+        const T* mask = ptr<T>(v.rd_mask);
+        T* in = h_in.data_ptr<T>();
+        for (int64_t e = 0; e < size * P; ++e) in[e] = h_data[e] * mask[e];
+      }
       at::Tensor hp = h_proj.narrow(0, 0, size);  // (B_t, G*H)
-      product_nt<scalar_t>(hp, h_prev, w_hh, b_hh);
+      product_nt<T>(hp, h_in, w_hh, norm ? c10::optional<at::Tensor>() : b_hh);
+      if (norm) norm_rows<T>(size, G * H, hp.data_ptr<T>(), ptr<T>(v.ln_hh_g), ptr<T>(v.ln_hh_s), ptr<T>(b_hh),
+                             keep ? ptr<T>(hh_hat) + start * G * H : nullptr, keep ? ptr<T>(hh_rstd) + start : nullptr);
       at::Tensor h_new = out.narrow(0, start, size);  // (B_t, P)
       at::Tensor m = proj ? m_all.narrow(0, at_row, size) : h_new;  // (B_t, H)
-      cell_forward<scalar_t>(mode, size, H, x_proj.data_ptr<scalar_t>() + start * G * H, hp.data_ptr<scalar_t>(),
-                             h_data, P, mode == LSTM ? c.data_ptr<scalar_t>() : nullptr,
-                             keep && mode == LSTM ? c_prev_all.data_ptr<scalar_t>() + start * H : nullptr,
-                             m.data_ptr<scalar_t>(), act.data_ptr<scalar_t>() + at_row * G * H,
-                             mode == GRU ? hn_all.data_ptr<scalar_t>() + at_row * H : nullptr);
-      if (proj) product_nt<scalar_t>(h_new, m, *w_hr, c10::nullopt);  // h_t = W_hr m_t
-      if (keep && mode == LSTM) {
-        const scalar_t* c_data = c.data_ptr<scalar_t>();
-        std::copy(c_data, c_data + size * H, c_all.data_ptr<scalar_t>() + start * H);
+      CellStep<T> step{ptr<T>(x_proj) + start * G * H, hp.data_ptr<T>(), h_data, P,
+                       lstm ? c.data_ptr<T>() : nullptr,
+                       keep && lstm ? ptr<T>(c_prev_all) + start * H : nullptr,
+                       lstm ? ptr<T>(cand_all) + at_row * H : nullptr, m.data_ptr<T>(),
+                       act.data_ptr<T>() + at_row * G * H, mode == GRU ? ptr<T>(hn_all) + at_row * H : nullptr,
+                       zone_c.defined() ? ptr<T>(zone_c) + (zone_c_rows ? start * H : 0) : nullptr,
+                       norm && lstm ? ptr<T>(v.ln_c_g) : nullptr, norm && lstm ? ptr<T>(v.ln_c_s) : nullptr,
+                       keep && norm && lstm ? ptr<T>(c_hat) + start * H : nullptr,
+                       keep && norm && lstm ? ptr<T>(c_rstd) + start : nullptr};
+      cell_forward<T>(mode, size, H, step);
+      if (proj) product_nt<T>(h_new, m, *w_hr, c10::nullopt);  // h~_t = W_hr m_t
+      T* new_data = h_new.data_ptr<T>();
+      if (zone_h.defined()) {  // zoneout: h_t = d h_{t-1} + (1 - d) h~_t
+        const T* d = ptr<T>(zone_h) + (zone_h_rows ? start * P : 0);
+        for (int64_t e = 0; e < size * P; ++e) new_data[e] = d[e] * h_data[e] + (T(1) - d[e]) * new_data[e];
       }
-      const scalar_t* new_data = h_new.data_ptr<scalar_t>();
       std::copy(new_data, new_data + size * P, h_data);
     }
   });
-  return {out, h, c, act, c_all, c_prev_all, hn_all, h_prev_all, m_all};
+  return {out, h, c, act, cand_all, c_prev_all, hn_all, h_prev_all, m_all, h_in_all,
+          x_hat, x_rstd, hh_hat, hh_rstd, c_hat, c_rstd};
 }
 
-// Returns dx (N, D), dh0 (B, P), dc0 (B, H) (empty unless LSTM), dw_ih, dw_hh, db_ih, db_hh, dw_hr (empty where
-// absent).
+// Returns dx (N, D), dh0 (B, P), dc0 (B, H) (empty unless LSTM), dw_ih, dw_hh, db_ih, db_hh, dw_hr, and the
+// layer norm gains' and shifts' gradients (ih, hh, c) (empty where absent).
 std::vector<at::Tensor> backward(int64_t mode, std::vector<int64_t> batch_sizes, bool reverse,
                                  const at::Tensor& grad_out, const at::Tensor& grad_h_n,
                                  const c10::optional<at::Tensor>& grad_c_n, const at::Tensor& x,
-                                 const at::Tensor& act, const at::Tensor& c_all, const at::Tensor& c_prev_all,
-                                 const at::Tensor& hn_all, const at::Tensor& h_prev_all, const at::Tensor& m_all,
-                                 const at::Tensor& w_ih, const at::Tensor& w_hh, bool has_bias,
-                                 const c10::optional<at::Tensor>& w_hr, bool needs_dx) {
+                                 std::vector<at::Tensor> saved, const at::Tensor& w_ih, const at::Tensor& w_hh,
+                                 bool has_bias, const c10::optional<at::Tensor>& w_hr, bool needs_dx, Variants v) {
+  const auto& act = saved[0], &cand_all = saved[1], &c_prev_all = saved[2], &hn_all = saved[3];
+  const auto& h_prev_all = saved[4], &m_all = saved[5], &h_in_all = saved[6], &x_hat = saved[7];
+  const auto& x_rstd = saved[8], &hh_hat = saved[9], &hh_rstd = saved[10], &c_hat = saved[11], &c_rstd = saved[12];
   const int64_t N = x.size(0), B = grad_h_n.size(0), G = gates_of(mode), H = w_hh.size(0) / G;
   const int64_t P = grad_h_n.size(1);
-  const bool proj = w_hr.has_value();
+  const bool proj = w_hr.has_value(), lstm = mode == LSTM, norm = v.norm(), dropped = v.rd_mask.has_value();
   auto none = x.new_empty({0});
   at::Tensor d_xp = x.new_empty({N, G * H});  // every row is written once, by its step
-  at::Tensor d_hp = mode == GRU ? x.new_empty({N, G * H}) : d_xp;
+  at::Tensor d_hp = mode == GRU ? x.new_empty({N, G * H}) : d_xp;  // at LN_hh's output (the pre-activation)
+  at::Tensor d_hw = norm ? x.new_empty({N, G * H}) : d_hp;  // at W_hh h's output
+  at::Tensor dc_out = norm && lstm ? x.new_empty({N, H}) : none;  // at LN_c's output
   at::Tensor dh_all = proj ? x.new_empty({N, P}) : none;
   at::Tensor dh = grad_h_n.clone();  // (B, P) gradient at the state after the last step
-  at::Tensor dc = mode == LSTM ? grad_c_n->clone() : none;  // (B, H)
+  at::Tensor dc = lstm ? grad_c_n->clone() : none;  // (B, H)
   at::Tensor dh_t = x.new_empty({B, P});
+  at::Tensor dh_kept = x.new_empty({B, P});
   at::Tensor dm = proj ? x.new_empty({B, H}) : dh_t;
   at::Tensor direct = mode == GRU ? x.new_empty({B, H}) : none;
+  bool zone_h_rows = false, zone_c_rows = false;
+  at::Tensor zone_h = zone_block(v.zone_h, B, P, zone_h_rows), zone_c = zone_block(v.zone_c, B, H, zone_c_rows);
   auto rows = step_rows(batch_sizes, reverse);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnlab_backward", [&] {
-    scalar_t *dh_data = dh.data_ptr<scalar_t>(), *dh_t_data = dh_t.data_ptr<scalar_t>();
-    const scalar_t* grad_out_data = grad_out.data_ptr<scalar_t>();
+    using T = scalar_t;
+    T *dh_data = dh.data_ptr<T>(), *dh_t_data = dh_t.data_ptr<T>(), *kept = dh_kept.data_ptr<T>();
+    const T* grad_out_data = grad_out.data_ptr<T>();
     for (auto it = rows.rbegin(); it != rows.rend(); ++it) {
       auto [start, size] = *it;
       for (int64_t e = 0; e < size * P; ++e) dh_t_data[e] = dh_data[e] + grad_out_data[start * P + e];  // t+1, output t
+      if (zone_h.defined()) {  // split between the kept previous state and the candidate
+        const T* d = ptr<T>(zone_h) + (zone_h_rows ? start * P : 0);
+        for (int64_t e = 0; e < size * P; ++e) {
+          kept[e] = d[e] * dh_t_data[e];
+          dh_t_data[e] *= T(1) - d[e];
+        }
+      }
       at::Tensor dh_step = dh_t.narrow(0, 0, size);
       if (proj) {
-        std::copy(dh_t_data, dh_t_data + size * P, dh_all.data_ptr<scalar_t>() + start * P);
-        product_nn<scalar_t>(dm.narrow(0, 0, size), dh_step, *w_hr);  // back through the projection
+        std::copy(dh_t_data, dh_t_data + size * P, dh_all.data_ptr<T>() + start * P);
+        product_nn<T>(dm.narrow(0, 0, size), dh_step, *w_hr);  // back through the projection
       }
-      cell_backward<scalar_t>(mode, size, H, dm.data_ptr<scalar_t>(),
-                              mode == LSTM ? dc.data_ptr<scalar_t>() : nullptr,
-                              act.data_ptr<scalar_t>() + start * G * H,
-                              mode == LSTM ? c_all.data_ptr<scalar_t>() + start * H : nullptr,
-                              mode == LSTM ? c_prev_all.data_ptr<scalar_t>() + start * H : nullptr,
-                              mode == GRU ? hn_all.data_ptr<scalar_t>() + start * H : nullptr,
-                              h_prev_all.data_ptr<scalar_t>() + start * P, P,
-                              d_xp.data_ptr<scalar_t>() + start * G * H,
-                              mode == GRU ? d_hp.data_ptr<scalar_t>() + start * G * H : nullptr,
-                              mode == GRU ? direct.data_ptr<scalar_t>() : nullptr);
-      product_nn<scalar_t>(dh.narrow(0, 0, size), d_hp.narrow(0, start, size), w_hh);  // dh_{t-1} through W_hh
+      CellGrad<T> grad{dm.data_ptr<T>(), act.data_ptr<T>() + start * G * H,
+                       lstm ? ptr<T>(cand_all) + start * H : nullptr, lstm ? ptr<T>(c_prev_all) + start * H : nullptr,
+                       mode == GRU ? ptr<T>(hn_all) + start * H : nullptr, ptr<T>(h_prev_all) + start * P, P,
+                       lstm ? dc.data_ptr<T>() : nullptr, d_xp.data_ptr<T>() + start * G * H,
+                       mode == GRU ? d_hp.data_ptr<T>() + start * G * H : nullptr,
+                       mode == GRU ? direct.data_ptr<T>() : nullptr,
+                       zone_c.defined() ? ptr<T>(zone_c) + (zone_c_rows ? start * H : 0) : nullptr,
+                       norm && lstm ? ptr<T>(v.ln_c_g) : nullptr, norm && lstm ? ptr<T>(v.ln_c_s) : nullptr,
+                       norm && lstm ? ptr<T>(c_hat) + start * H : nullptr,
+                       norm && lstm ? ptr<T>(c_rstd) + start : nullptr,
+                       norm && lstm ? ptr<T>(dc_out) + start * H : nullptr};
+      cell_backward<T>(mode, size, H, grad);
+      if (norm) norm_rows_backward<T>(size, G * H, d_hp.data_ptr<T>() + start * G * H, ptr<T>(hh_hat) + start * G * H,
+                                      ptr<T>(hh_rstd) + start, ptr<T>(v.ln_hh_g), d_hw.data_ptr<T>() + start * G * H);
+      product_nn<T>(dh.narrow(0, 0, size), d_hw.narrow(0, start, size), w_hh);  // dh_{t-1} through W_hh
+      if (dropped) {
+        const T* mask = ptr<T>(v.rd_mask);
+        for (int64_t e = 0; e < size * P; ++e) dh_data[e] *= mask[e];
+      }
       if (mode == GRU) {
-        const scalar_t* direct_data = direct.data_ptr<scalar_t>();
+        const T* direct_data = direct.data_ptr<T>();
         for (int64_t e = 0; e < size * P; ++e) dh_data[e] += direct_data[e];  // and around it (z * h_{t-1})
+      }
+      if (zone_h.defined()) {
+        for (int64_t e = 0; e < size * P; ++e) dh_data[e] += kept[e];
       }
     }
   });
-  at::Tensor dx = needs_dx ? at::mm(d_xp, w_ih) : none;
-  at::Tensor dw_ih = at::mm(d_xp.t(), x);
-  at::Tensor dw_hh = at::mm(d_hp.t(), h_prev_all);
-  at::Tensor db_ih = has_bias ? d_xp.sum(0) : none;
-  at::Tensor db_hh = has_bias ? d_hp.sum(0) : none;
+  at::Tensor db_ih = has_bias || norm ? d_xp.sum(0) : none;
+  at::Tensor db_hh = has_bias || norm ? d_hp.sum(0) : none;
+  std::vector<at::Tensor> norm_grads(6, none);
+  at::Tensor d_xw = d_xp;
+  if (norm) {
+    norm_grads = {(d_xp * x_hat).sum(0), db_ih, (d_hp * hh_hat).sum(0), db_hh, none, none};
+    if (lstm) norm_grads[4] = (dc_out * c_hat).sum(0), norm_grads[5] = dc_out.sum(0);
+    d_xw = x.new_empty({N, G * H});
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnlab_norm_backward", [&] {
+      using T = scalar_t;
+      norm_rows_backward<T>(N, G * H, d_xp.data_ptr<T>(), ptr<T>(x_hat), ptr<T>(x_rstd), ptr<T>(v.ln_ih_g),
+                            d_xw.data_ptr<T>());
+    });
+  }
+  at::Tensor dx = needs_dx ? at::mm(d_xw, w_ih) : none;
+  at::Tensor dw_ih = at::mm(d_xw.t(), x);
+  at::Tensor dw_hh = at::mm(d_hw.t(), dropped ? h_in_all : h_prev_all);
   at::Tensor dw_hr = proj ? at::mm(dh_all.t(), m_all) : none;
-  return {dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh, dw_hr};
+  std::vector<at::Tensor> grads{dx, dh, dc, dw_ih, dw_hh, has_bias ? db_ih : none, has_bias ? db_hh : none, dw_hr};
+  grads.insert(grads.end(), norm_grads.begin(), norm_grads.end());
+  return grads;
+}
+
+// Python passes the nine variant tensors (None where off) after the weights.
+std::vector<at::Tensor> forward_py(int64_t mode, std::vector<int64_t> batch_sizes, bool reverse, bool keep,
+                                   const at::Tensor& x, const at::Tensor& h0, const c10::optional<at::Tensor>& c0,
+                                   const at::Tensor& w_ih, const at::Tensor& w_hh,
+                                   const c10::optional<at::Tensor>& b_ih, const c10::optional<at::Tensor>& b_hh,
+                                   const c10::optional<at::Tensor>& w_hr, std::vector<c10::optional<at::Tensor>> variants) {
+  auto& t = variants;
+  return forward(mode, batch_sizes, reverse, keep, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr,
+                 Variants{t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8]});
+}
+
+std::vector<at::Tensor> backward_py(int64_t mode, std::vector<int64_t> batch_sizes, bool reverse,
+                                    const at::Tensor& grad_out, const at::Tensor& grad_h_n,
+                                    const c10::optional<at::Tensor>& grad_c_n, const at::Tensor& x,
+                                    std::vector<at::Tensor> saved, const at::Tensor& w_ih, const at::Tensor& w_hh,
+                                    bool has_bias, const c10::optional<at::Tensor>& w_hr, bool needs_dx,
+                                    std::vector<c10::optional<at::Tensor>> variants) {
+  auto& t = variants;
+  return backward(mode, batch_sizes, reverse, grad_out, grad_h_n, grad_c_n, x, saved, w_ih, w_hh, has_bias, w_hr,
+                  needs_dx, Variants{t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8]});
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("forward", &forward, "one recurrent layer and direction over packed rows, forward");
-  m.def("backward", &backward, "its backward pass (backprop through time)");
+  m.def("forward", &forward_py, "one recurrent layer and direction over packed rows, forward");
+  m.def("backward", &backward_py, "its backward pass (backprop through time)");
 }
