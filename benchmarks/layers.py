@@ -11,22 +11,14 @@ and the ratio torch.nn / ours (above 1: ours is faster), then each layer's geome
 from __future__ import annotations
 
 import argparse
-import math
-import statistics
-import time
 
 import torch
 
 from rnnlab import nn as rnn
+from timing import geometric_mean, interleaved
 
 SHAPES = [(14, 1, 10, 10), (20, 1, 1, 32), (7, 500, 5, 10), (28, 128, 28, 128), (50, 64, 128, 256),
           (100, 32, 65, 512)]
-
-
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def measure(mode: str, shape: tuple, repeats: int) -> dict:
@@ -45,16 +37,11 @@ def measure(mode: str, shape: tuple, repeats: int) -> dict:
         with torch.no_grad():
             module(x)
 
-    # a budget-aware repeat count: tiny shapes are repeated more inside one timing
-    inner = max(1, int(0.02 / max(_timed(lambda: train(reference)), 1e-6)))
-    times = {(task, name): [] for task in ("train", "infer") for name in ("torch", "ours")}
+    results = {}
     for task, run in (("train", train), ("infer", infer)):
-        for module in (reference, ours):  # warm-up
-            run(module)
-        for _ in range(repeats):
-            for name, module in (("torch", reference), ("ours", ours)):
-                times[task, name].append(_timed(lambda: [run(module) for _ in range(inner)]) / inner)
-    return {key: statistics.median(values) for key, values in times.items()}
+        medians = interleaved({"torch": lambda: run(reference), "ours": lambda: run(ours)}, repeats)
+        results.update({(task, name): seconds for name, seconds in medians.items()})
+    return results
 
 
 def main() -> None:
@@ -80,7 +67,7 @@ def main() -> None:
                   f"{t['infer', 'torch'] / t['infer', 'ours']:.2f} |", flush=True)
     print("\n| layer | train: geometric mean (lowest) | inference: geometric mean (lowest) |\n|---|---|---|")
     for mode in args.modes.split(","):
-        cells = [f"{math.exp(statistics.fmean(map(math.log, ratios[mode, task]))):.2f} "
+        cells = [f"{geometric_mean(ratios[mode, task]):.2f} "
                  f"({min(ratios[mode, task]):.2f})" for task in ("train", "infer")]
         print(f"| {mode} | {cells[0]} | {cells[1]} |")
 

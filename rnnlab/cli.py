@@ -51,6 +51,14 @@ def _model_options(parser: argparse.ArgumentParser, defaults: str) -> None:
     group.add_argument("--hidden", type=int, help="hidden units per layer")
     group.add_argument("--layers", type=int, help="stacked recurrent layers")
     group.add_argument("--dropout", type=float)
+    group.add_argument("--layer-norm", action="store_true", default=None,
+                       help="layer-normalised recurrent layers (Ba et al. 2016)")
+    group.add_argument("--recurrent-dropout", type=float,
+                       help="one dropout mask per sequence on the state entering W_hh (Gal & Ghahramani 2016)")
+    group.add_argument("--zoneout", type=float, help="units keep their previous value with this probability while "
+                                                     "training (Krueger et al. 2016)")
+    group.add_argument("--weight-drop", type=float,
+                       help="DropConnect on the hidden-to-hidden weights while training (AWD-LSTM), e.g. 0.25")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,8 +83,6 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seq-len", type=int, help="characters per training sequence")
     train.add_argument("--val-frac", type=float, help="last fraction of the text held out (default "
                                                       f"{lm.LARGE['val_frac']}; none for a short text)")
-    train.add_argument("--weight-drop", type=float,
-                       help="DropConnect on the hidden-to-hidden weights while training (AWD-LSTM), e.g. 0.25")
     train.add_argument("--stateful", action=argparse.BooleanOptionalAction,
                        help="read the text as parallel streams and carry each stream's state from one batch to "
                             "the next (truncated BPTT); default: off, random windows that start from zero")
@@ -124,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--shift", type=int, help="random image shifts in pixels (default 2 for images of 16 rows "
                                                  "or more, 1 below, 0 for other sequences)")
     train.add_argument("--label-smoothing", type=float, help=f"(default {defaults['label_smoothing']})")
+    train.add_argument("--pixels", action="store_true", default=None,
+                       help="read each image pixel by pixel (MNIST: 784 steps of 1 pixel) instead of row by row")
     train.add_argument("--out", help=f"run folder (default {cls.OUT})")
     _model_options(train, f"{defaults['layers']} x {defaults['hidden']} {defaults['arch'].upper()}, "
                           f"dropout {defaults['dropout']}")
@@ -160,7 +168,8 @@ def _keywords(args, *names: str) -> dict:
 
 def _train_keywords(args, *names: str) -> dict:
     """The task's settings ``names``, the network's, the training loop's, --out and --resume."""
-    return _keywords(args, "out", "resume", "arch", "hidden", "layers", "dropout", *TRAIN_KEYS, *names)
+    return _keywords(args, "out", "resume", "arch", "hidden", "layers", "dropout", "weight_drop", "layer_norm",
+                     "recurrent_dropout", "zoneout", *TRAIN_KEYS, *names)
 
 
 def _print_metrics(metrics: dict) -> None:
@@ -176,7 +185,7 @@ def run(args) -> None:
         from .tasks import charlm
         if args.action == "train":
             _print_metrics(charlm.train(**_train_keywords(args, "text_file", "encoding", "embed", "seq_len",
-                                                          "val_frac", "weight_drop", "stateful")))
+                                                          "val_frac", "stateful")))
         else:
             options = _keywords(args, "prime", "length", "temperature", "top_k", "greedy", "seed")
             print(charlm.sample(args.model, **{k: v for k, v in options.items() if v is not None}))
@@ -198,7 +207,7 @@ def run(args) -> None:
         if args.action == "train":
             _print_metrics(classify.train(**_train_keywords(
                 args, "idx_dir", "npz", "train_prefix", "test_prefix", "bidirectional", "val_frac", "shift",
-                "label_smoothing")))
+                "label_smoothing", "pixels")))
         else:
             print(json.dumps(classify.evaluate(args.model, **_keywords(args, "idx_dir", "npz", "train_prefix",
                                                                        "test_prefix"))))

@@ -28,6 +28,9 @@ class ModelConfig:
     layers: int = 1
     dropout: float = 0.0  # between recurrent layers and before the head
     weight_drop: float = 0.0  # DropConnect on the hidden-to-hidden weights while training (rnnlab.nn's weight_drop)
+    layer_norm: bool = False  # layer-normalised pre-activations (and LSTM cell state)
+    recurrent_dropout: float = 0.0  # one dropout mask per sequence on h where it enters W_hh
+    zoneout: float = 0.0  # units keep their previous value with this probability while training
     bidirectional: bool = False
     output_size: int = 1
     vocab_size: int = 0  # > 0: inputs are token ids, embedded first
@@ -45,7 +48,8 @@ class SequenceModel(nn.Module):
         self.rnn = ARCHS[config.arch](config.input_size, config.hidden, num_layers=config.layers,
                                       dropout=config.dropout if config.layers > 1 else 0.0,
                                       bidirectional=config.bidirectional, batch_first=True,
-                                      weight_drop=config.weight_drop)
+                                      weight_drop=config.weight_drop, layer_norm=config.layer_norm,
+                                      recurrent_dropout=config.recurrent_dropout, zoneout=config.zoneout)
         self.drop = nn.Dropout(config.dropout)
         directions = 2 if config.bidirectional else 1
         self.head = nn.Linear(directions * config.hidden, config.output_size)

@@ -20,6 +20,7 @@ Backward:  for t in reverse: the cell's backward step gives d_x_proj_t, d_h_proj
 from __future__ import annotations
 
 import torch
+import torch.utils.checkpoint
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
@@ -218,3 +219,30 @@ def run_layer(cell, batch_sizes, reverse, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_h
             return fast_path.infer(cell.name, batch_sizes, reverse, *tensors)
         return fast_path.FastLayer.apply(cell.name, batch_sizes, reverse, keep, *tensors)
     return RecurrentLayer.apply(cell, batch_sizes, reverse, recorder, keep, *tensors)
+
+
+def run_layer_checkpointed(cell, batch_sizes, reverse, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, variants, steps: int,
+                           fast=False):
+    """``run_layer`` keeping only the state between segments of ``steps`` time steps: each segment runs under
+    ``torch.utils.checkpoint`` and is run again, from its saved first state, when backward reaches it. Memory
+    for backward grows like T / steps + steps instead of T; the results are the same (the masks in
+    ``variants`` are drawn once, before)."""
+    offsets = [0]
+    for size in batch_sizes:
+        offsets.append(offsets[-1] + size)
+    segments = [(t, min(t + steps, len(batch_sizes))) for t in range(0, len(batch_sizes), steps)]
+    ln, (rd_mask, zone_h, zone_c) = variants[:6], variants[6:]
+    h, c = h0, c0  # (B, P), (B, H) | None
+    outputs = {}
+    for first, end in (reversed(segments) if reverse else segments):
+        rows = slice(offsets[first], offsets[end])
+        batch = batch_sizes[first]  # the segment's widest step: sizes never grow
+        segment_variants = (*ln, rd_mask[:batch] if rd_mask is not None else None, _step(zone_h, rows),
+                            _step(zone_c, rows))
+        out, h_seg, c_seg = torch.utils.checkpoint.checkpoint(
+            run_layer, cell, batch_sizes[first:end], reverse, x[rows], h[:batch], c[:batch] if c is not None else None,
+            w_ih, w_hh, b_ih, b_hh, w_hr, segment_variants, fast=fast, use_reentrant=False, preserve_rng_state=False)
+        outputs[first] = out
+        h = _replace_head(h, h_seg)
+        c = _replace_head(c, c_seg) if c is not None else None
+    return torch.cat([outputs[first] for first, _ in segments]), h, c

@@ -19,7 +19,7 @@ from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 from . import fast
 from .base import RecurrentModule
 from .cells import CELLS
-from .engine import run_layer
+from .engine import run_layer, run_layer_checkpointed
 
 _NATIVE = {"RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu, "LSTM": torch.lstm, "GRU": torch.gru}
 # Modes whose C++ fast path trained and inferred faster than torch's kernel at every shape of
@@ -33,17 +33,20 @@ class RNNBase(RecurrentModule):
     def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  proj_size: int = 0, device=None, dtype=None, *, impl: str = "auto", weight_drop: float = 0.0,
-                 layer_norm: bool = False, recurrent_dropout: float = 0.0, zoneout: float = 0.0) -> None:
+                 layer_norm: bool = False, recurrent_dropout: float = 0.0, zoneout: float = 0.0,
+                 checkpoint_steps: int = 0) -> None:
         super().__init__(impl)
         _check_arguments(input_size, hidden_size, num_layers, bias, batch_first, dropout, proj_size)
         for name, p in (("weight_drop", weight_drop), ("recurrent_dropout", recurrent_dropout), ("zoneout", zoneout)):
             if not isinstance(p, numbers.Number) or isinstance(p, bool) or not 0 <= p < 1:
                 raise ValueError(f"{name} should be a probability in [0, 1), got {p!r}")
+        if not isinstance(checkpoint_steps, int) or isinstance(checkpoint_steps, bool) or checkpoint_steps < 0:
+            raise ValueError(f"checkpoint_steps should be a whole number >= 0 (0: off), got {checkpoint_steps!r}")
         if not isinstance(layer_norm, bool):
             raise TypeError(f"layer_norm should be of type bool, got: {type(layer_norm).__name__}")
-        if impl == "native" and (layer_norm or recurrent_dropout or zoneout):
-            raise ValueError("impl='native' runs torch's kernel, which has no layer_norm, recurrent_dropout or "
-                             "zoneout; use impl='auto' or 'ours'")
+        if impl == "native" and (layer_norm or recurrent_dropout or zoneout or checkpoint_steps):
+            raise ValueError("impl='native' runs torch's kernel, which has no layer_norm, recurrent_dropout, "
+                             "zoneout or checkpoint_steps; use impl='auto' or 'ours'")
         if mode not in CELLS:
             raise ValueError("Unrecognized RNN mode: " + mode)
         self.mode, self.cell = mode, CELLS[mode]
@@ -52,6 +55,7 @@ class RNNBase(RecurrentModule):
         self.bidirectional, self.proj_size = bidirectional, proj_size
         self.weight_drop = float(weight_drop)
         self.layer_norm, self.recurrent_dropout, self.zoneout = layer_norm, float(recurrent_dropout), float(zoneout)
+        self.checkpoint_steps = checkpoint_steps
 
         factory = {"device": device, "dtype": dtype}
         gate_size = self.cell.gates * hidden_size
@@ -96,8 +100,8 @@ class RNNBase(RecurrentModule):
 
     @property
     def has_variants(self) -> bool:
-        """Whether a variant torch's kernel lacks is on (layer_norm, recurrent_dropout, zoneout)."""
-        return bool(self.layer_norm or self.recurrent_dropout or self.zoneout)
+        """Whether something torch's kernel lacks is on (layer_norm, recurrent_dropout, zoneout, checkpoint_steps)."""
+        return bool(self.layer_norm or self.recurrent_dropout or self.zoneout or self.checkpoint_steps)
 
     def prefers_ours(self, x: Tensor) -> bool:
         if self.has_variants:
@@ -152,7 +156,7 @@ class RNNBase(RecurrentModule):
         s = f"{self.input_size}, {self.hidden_size}"
         defaults = {"proj_size": 0, "num_layers": 1, "bias": True, "batch_first": False, "dropout": 0.0,
                     "bidirectional": False, "impl": "auto", "weight_drop": 0.0, "layer_norm": False,
-                    "recurrent_dropout": 0.0, "zoneout": 0.0}
+                    "recurrent_dropout": 0.0, "zoneout": 0.0, "checkpoint_steps": 0}
         for name, default in defaults.items():
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)!r}" if name == "impl" else f", {name}={getattr(self, name)}"
@@ -263,9 +267,12 @@ class RNNBase(RecurrentModule):
                 k = layer * self.num_directions + direction
                 recorder = [] if self._recorders else None
                 variants = self.layer_variants(layer, direction, rows, h0.shape[1])
-                out, h, c = run_layer(self.cell, sizes, direction == 1, rows, h0[k],
-                                      c0[k] if c0 is not None else None, *self.layer_weights(layer, direction, weights),
-                                      variants, recorder=recorder, fast=self.uses_fast_path())
+                arguments = (self.cell, sizes, direction == 1, rows, h0[k], c0[k] if c0 is not None else None,
+                             *self.layer_weights(layer, direction, weights), variants)
+                if self.checkpoint_steps and recorder is None and torch.is_grad_enabled():
+                    out, h, c = run_layer_checkpointed(*arguments, self.checkpoint_steps, fast=self.uses_fast_path())
+                else:
+                    out, h, c = run_layer(*arguments, recorder=recorder, fast=self.uses_fast_path())
                 outputs.append(out)  # (N, P)
                 h_n.append(h)
                 c_n.append(c)
@@ -383,7 +390,11 @@ _SHAPES = r"""
     ``zoneout=p`` (Krueger et al. 2016): in training each unit of h (and of the LSTM's c) keeps its
     previous value with probability p at each step; in evaluation ``h_t = p h_{t-1} + (1 - p) h~_t``.
 
-    The last three run on rnnlab's engine whatever ``impl`` says ("native" is refused).
+    ``checkpoint_steps=K`` (0: off): for long sequences, keep the state only every K steps while training
+    and run each stretch of K steps again when backward reaches it, so that the memory kept for backward
+    grows like T / K + K instead of T. The results are exactly the same.
+
+    The last four run on rnnlab's engine whatever ``impl`` says ("native" is refused).
 """
 
 
@@ -393,7 +404,7 @@ class RNN(RNNBase):
 
     ``RNN(input_size, hidden_size, num_layers=1, nonlinearity='tanh', bias=True, batch_first=False,
     dropout=0.0, bidirectional=False, device=None, dtype=None, *, impl='auto', weight_drop=0.0,
-    layer_norm=False, recurrent_dropout=0.0, zoneout=0.0)``
+    layer_norm=False, recurrent_dropout=0.0, zoneout=0.0, checkpoint_steps=0)``
 
     ``forward(input, hx=None) -> (output, h_n)``
     """ + _SHAPES
@@ -401,14 +412,15 @@ class RNN(RNNBase):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  device=None, dtype=None, *, impl: str = "auto", weight_drop: float = 0.0, layer_norm: bool = False,
-                 recurrent_dropout: float = 0.0, zoneout: float = 0.0, **kwargs) -> None:
+                 recurrent_dropout: float = 0.0, zoneout: float = 0.0, checkpoint_steps: int = 0, **kwargs) -> None:
         _no_projection(kwargs, "RNN")
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
         self.nonlinearity = nonlinearity
         super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size, hidden_size,
                          num_layers, bias, batch_first, dropout, bidirectional, 0, device, dtype, impl=impl,
-                         weight_drop=weight_drop, layer_norm=layer_norm, recurrent_dropout=recurrent_dropout, zoneout=zoneout)
+                         weight_drop=weight_drop, layer_norm=layer_norm, recurrent_dropout=recurrent_dropout, zoneout=zoneout,
+                         checkpoint_steps=checkpoint_steps)
 
 
 class LSTM(RNNBase):
@@ -418,7 +430,7 @@ class LSTM(RNNBase):
 
     ``LSTM(input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
     bidirectional=False, proj_size=0, device=None, dtype=None, *, impl='auto', weight_drop=0.0,
-    layer_norm=False, recurrent_dropout=0.0, zoneout=0.0)``
+    layer_norm=False, recurrent_dropout=0.0, zoneout=0.0, checkpoint_steps=0)``
 
     ``forward(input, (h_0, c_0)=None) -> (output, (h_n, c_n))``; gates i, f, g, o as in ``cells.LSTMCellMath``.
     """ + _SHAPES
@@ -427,10 +439,11 @@ class LSTM(RNNBase):
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  proj_size: int = 0, device=None, dtype=None, *, impl: str = "auto",
                  weight_drop: float = 0.0, layer_norm: bool = False,
-                 recurrent_dropout: float = 0.0, zoneout: float = 0.0) -> None:
+                 recurrent_dropout: float = 0.0, zoneout: float = 0.0, checkpoint_steps: int = 0) -> None:
         super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, proj_size, device, dtype, impl=impl, weight_drop=weight_drop,
-                         layer_norm=layer_norm, recurrent_dropout=recurrent_dropout, zoneout=zoneout)
+                         layer_norm=layer_norm, recurrent_dropout=recurrent_dropout, zoneout=zoneout,
+                         checkpoint_steps=checkpoint_steps)
 
 
 class GRU(RNNBase):
@@ -439,7 +452,7 @@ class GRU(RNNBase):
 
     ``GRU(input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
     bidirectional=False, device=None, dtype=None, *, impl='auto', weight_drop=0.0,
-    layer_norm=False, recurrent_dropout=0.0, zoneout=0.0)``
+    layer_norm=False, recurrent_dropout=0.0, zoneout=0.0, checkpoint_steps=0)``
 
     ``forward(input, hx=None) -> (output, h_n)``; gates r, z, n as in ``cells.GRUCellMath``.
     """ + _SHAPES
@@ -447,8 +460,9 @@ class GRU(RNNBase):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  device=None, dtype=None, *, impl: str = "auto", weight_drop: float = 0.0, layer_norm: bool = False,
-                 recurrent_dropout: float = 0.0, zoneout: float = 0.0, **kwargs) -> None:
+                 recurrent_dropout: float = 0.0, zoneout: float = 0.0, checkpoint_steps: int = 0, **kwargs) -> None:
         _no_projection(kwargs, "GRU")
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, 0, device, dtype, impl=impl, weight_drop=weight_drop,
-                         layer_norm=layer_norm, recurrent_dropout=recurrent_dropout, zoneout=zoneout)
+                         layer_norm=layer_norm, recurrent_dropout=recurrent_dropout, zoneout=zoneout,
+                         checkpoint_steps=checkpoint_steps)

@@ -25,7 +25,7 @@ from ..data.text import DEFAULT_TEXT, Vocabulary, read_text
 from ..errors import UserError, check_settings, require
 from ..models import ModelConfig, SequenceModel
 from ..train import Task, fit
-from .common import Trained, check_network, network_guard, resolve
+from .common import VARIANTS, Trained, check_network, network_config, network_guard, resolve
 
 SMALL_TEXT = 5_000
 EVAL_CHARS = 30_000  # validation characters scored at each evaluation during training (all of them at the end)
@@ -33,11 +33,11 @@ TRAIN_REPORT_CHARS = 100_000  # training characters scored for the final train_l
 
 OUT = "runs/charlm"
 # The defaults, by the size of the text: the task's settings, then the training loop's.
-SMALL = dict(arch="lstm", hidden=64, layers=1, embed=16, seq_len=256, dropout=0.0, weight_drop=0.0, val_frac=0.0,
-             stateful=False)
+SMALL = {**VARIANTS, **dict(arch="lstm", hidden=64, layers=1, embed=16, seq_len=256, dropout=0.0, val_frac=0.0,
+                            stateful=False)}
 SMALL_TRAIN = dict(steps=150, batch_size=8, lr=1e-2, warmup=0.0, eval_every=50, checkpoint_every=150)
-LARGE = dict(arch="lstm", hidden=512, layers=1, embed=64, seq_len=200, dropout=0.2, weight_drop=0.3, val_frac=0.1,
-             stateful=False)
+LARGE = {**VARIANTS, **dict(arch="lstm", hidden=512, layers=1, embed=64, seq_len=200, dropout=0.2, weight_drop=0.3,
+                            val_frac=0.1, stateful=False)}
 LARGE_TRAIN = dict(steps=20_000, batch_size=32, lr=4e-3, weight_decay=0.05, warmup=0.02, eval_every=200,
                    checkpoint_every=500, precision="auto", ema=0.995)
 
@@ -165,7 +165,8 @@ class CharLMTask(Task):
 def train(*, text_file: str | None = None, text: str | None = None, encoding: str | None = None,
           out: str | None = None, resume: bool = False, arch: str | None = None, hidden: int | None = None,
           layers: int | None = None, embed: int | None = None, seq_len: int | None = None,
-          dropout: float | None = None, weight_drop: float | None = None, val_frac: float | None = None,
+          dropout: float | None = None, weight_drop: float | None = None, layer_norm: bool | None = None,
+          recurrent_dropout: float | None = None, zoneout: float | None = None, val_frac: float | None = None,
           stateful: bool | None = None, **train_options) -> dict:
     """Train a character model on ``text_file``, or on ``text`` itself, or on the built-in text; returns the metrics.
 
@@ -184,16 +185,15 @@ def train(*, text_file: str | None = None, text: str | None = None, encoding: st
     small = len(text) < SMALL_TEXT
     options, config, saved = resolve(
         "charlm", out, resume, dict(arch=arch, hidden=hidden, layers=layers, embed=embed, seq_len=seq_len,
-                                    dropout=dropout, weight_drop=weight_drop, val_frac=val_frac, stateful=stateful),
+                                    dropout=dropout, val_frac=val_frac, stateful=stateful, weight_drop=weight_drop, layer_norm=layer_norm, recurrent_dropout=recurrent_dropout, zoneout=zoneout),
         SMALL if small else LARGE, train_options, SMALL_TRAIN if small else LARGE_TRAIN)
     check_network(options)
     vocab = Vocabulary(saved["vocab"]) if saved else Vocabulary.of(text)
     if saved and set(text) - set(vocab.chars):
         raise UserError(f"resume: the text has characters the checkpoint in {out} never saw; "
                         "resume with the same text")
-    model = ModelConfig(arch=options["arch"], input_size=options["embed"], hidden=options["hidden"],
-                        layers=options["layers"], dropout=options["dropout"], weight_drop=options["weight_drop"],
-                        output_size=len(vocab), vocab_size=len(vocab), readout="steps")
+    model = network_config(options, input_size=options["embed"], output_size=len(vocab), vocab_size=len(vocab),
+                           readout="steps")
     with network_guard(options):
         task = CharLMTask(text, model, options["seq_len"], options["val_frac"], vocab, options["stateful"], options)
     return fit(task, config, out, resume=resume)

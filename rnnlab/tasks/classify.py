@@ -20,14 +20,14 @@ import torch
 import torch.nn.functional as F
 
 from ..data.sequences import Sequences, digits, from_arrays, read_idx_dir, read_npz
-from ..errors import UserError, check_settings
+from ..errors import UserError, check_settings, require
 from ..models import ModelConfig, SequenceModel
 from ..train import Task, fit
-from .common import Trained, check_network, network_guard, resolve
+from .common import VARIANTS, Trained, check_network, network_config, network_guard, resolve
 
 OUT = "runs/classify"
 DEFAULTS = dict(arch="gru", hidden=128, layers=2, dropout=0.2, bidirectional=False, val_frac=0.1, shift=None,
-                label_smoothing=0.1)  # shift None: 2 pixels for images of 16 rows or more, 1 below, 0 for non-images
+                label_smoothing=0.1, pixels=False, **VARIANTS)  # shift None: 2 pixels for images of 16 rows or more, 1 below, 0 for non-images
 TRAIN_DEFAULTS = dict(steps=2000, batch_size=128, lr=6e-3, weight_decay=1e-4, warmup=0.3, final_lr=0.01,
                       eval_every=100, checkpoint_every=500)
 CHUNK = 2000  # sequences per forward pass when evaluating
@@ -102,6 +102,11 @@ class ClassifyTask(Task):
         return {"options": self.options, "model": self.config.to_dict(), "norm": self.norm, "shift": self.shift}
 
 
+def as_pixels(images: Sequences) -> Sequences:
+    """Images (n, H, W) as sequences of H * W steps of one pixel, row after row (no longer shifted as images)."""
+    return Sequences(images.x.reshape(len(images.x), -1, 1), images.y, image=False)
+
+
 def normalise(x: np.ndarray, norm) -> torch.Tensor:
     """Sequences (n, T, F) as the network reads them: (x - mean) / std per feature, float32."""
     return torch.tensor((x - np.asarray(norm[0])) / np.asarray(norm[1]), dtype=torch.float32)
@@ -141,11 +146,14 @@ def load_data(idx_dir: str | None = None, npz: str | None = None, train_prefix: 
 def train(*, idx_dir: str | None = None, npz: str | None = None, train_prefix: str | None = None,
           test_prefix: str | None = None, x=None, y=None, x_test=None, y_test=None, out: str | None = None,
           resume: bool = False, arch: str | None = None, hidden: int | None = None, layers: int | None = None,
-          dropout: float | None = None, bidirectional: bool | None = None, val_frac: float | None = None,
-          shift: int | None = None, label_smoothing: float | None = None, **train_options) -> dict:
+          dropout: float | None = None, weight_drop: float | None = None, layer_norm: bool | None = None,
+          recurrent_dropout: float | None = None, zoneout: float | None = None, bidirectional: bool | None = None,
+          val_frac: float | None = None, shift: int | None = None, label_smoothing: float | None = None,
+          pixels: bool | None = None, **train_options) -> dict:
     """Train a sequence classifier on an MNIST-format folder ``idx_dir``, an ``npz`` file, arrays ``x`` (n, T, F)
     or (n, T) with labels ``y`` (n,) (and optionally ``x_test``, ``y_test``; else 20 % of them are the test
-    part), or the built-in 8x8 digits; returns the metrics.
+    part), or the built-in 8x8 digits; returns the metrics. ``pixels=True`` reads each (H, W) image as H * W
+    steps of one pixel (pixel-by-pixel MNIST: 784 steps, the classic long-memory benchmark), without shifts.
 
     Settings left as None take ``DEFAULTS``; ``train_options`` are the training loop's (``TrainConfig``).
     """
@@ -154,18 +162,23 @@ def train(*, idx_dir: str | None = None, npz: str | None = None, train_prefix: s
     options, config, _ = resolve(
         "classify", out, resume, dict(arch=arch, hidden=hidden, layers=layers, dropout=dropout,
                                       bidirectional=bidirectional, val_frac=val_frac, shift=shift,
-                                      label_smoothing=label_smoothing), DEFAULTS, train_options, TRAIN_DEFAULTS)
+                                      label_smoothing=label_smoothing, pixels=pixels, weight_drop=weight_drop, layer_norm=layer_norm, recurrent_dropout=recurrent_dropout, zoneout=zoneout),
+        DEFAULTS, train_options, TRAIN_DEFAULTS)
     check_network(options)
     check_settings(options, non_negative=("shift",))
     source = {"idx_dir": str(idx_dir) if idx_dir is not None else None, "npz": str(npz) if npz is not None else None,
               "train_prefix": train_prefix, "test_prefix": test_prefix, "arrays": x is not None}
     options = {**options, "source": source}
+    if options["pixels"]:
+        require(train_set.image, "pixels", "read images (IDX files or the built-in digits), not other sequences",
+                "sequences")
+        train_set, test_set = as_pixels(train_set), as_pixels(test_set)
+        options["shift"] = 0 if options["shift"] is None else options["shift"]
     if options["shift"] is None:
         options["shift"] = (2 if train_set.x.shape[1] >= 16 else 1) if train_set.image else 0
     classes = int(max(train_set.y.max(), test_set.y.max())) + 1
-    model = ModelConfig(arch=options["arch"], input_size=train_set.x.shape[2], hidden=options["hidden"],
-                        layers=options["layers"], dropout=options["dropout"], bidirectional=options["bidirectional"],
-                        output_size=classes, readout="last")
+    model = network_config(options, input_size=train_set.x.shape[2], bidirectional=options["bidirectional"],
+                           output_size=classes, readout="last")
     with network_guard(options):
         task = ClassifyTask(train_set, test_set, model, options["val_frac"], options["shift"],
                             options["label_smoothing"], options)
@@ -179,6 +192,8 @@ class Classifier(Trained):
         """Class scores (n, classes) of sequences x (n, T, F) or (n, T), normalised as in training."""
         x = np.asarray(x, dtype=np.float32)
         x = x[:, :, None] if x.ndim == 2 else x
+        if self.options.get("pixels") and x.ndim == 3:  # images (n, H, W), read pixel by pixel
+            x = x.reshape(len(x), -1, 1)
         features = self.network.config.input_size
         if x.ndim != 3 or x.shape[2] != features:
             raise UserError(f"the model reads sequences (n, T, {features}); the data has shape {x.shape}")

@@ -22,6 +22,8 @@ from ..train import TrainConfig, memory_guard
 FIXED_TRAIN = ("ema",)  # training settings a resumed run keeps: its checkpoint's tensors depend on them
 NOT_RESTORED = ("quiet",)  # training settings a resumed run does not take from the checkpoint
 MODEL_SIZES = ("hidden", "layers")  # every task's network sizes (whole numbers > 0)
+VARIANTS = dict(weight_drop=0.0, layer_norm=False, recurrent_dropout=0.0, zoneout=0.0)
+"""The recurrent layers' variants every task's network takes (``rnnlab.nn``'s keywords), all off by default."""
 
 
 def given(values: dict) -> dict:
@@ -61,7 +63,16 @@ def _differs(value, saved) -> bool:
 def check_network(options: dict) -> None:
     """The checks every task's network settings get: arch, sizes, dropout rates."""
     require(options["arch"] in ARCHS, "arch", f"be one of {', '.join(ARCHS)}", options["arch"])
-    check_settings(options, positive=MODEL_SIZES + ("embed",), fractions=("dropout", "weight_drop"))
+    check_settings(options, positive=MODEL_SIZES + ("embed",),
+                   fractions=("dropout", "weight_drop", "recurrent_dropout", "zoneout"))
+    require(isinstance(options["layer_norm"], bool), "layer_norm", "be True or False", options["layer_norm"])
+
+
+def network_config(options: dict, **shape) -> ModelConfig:
+    """The task's network: its settings (arch, hidden, layers, dropout and the ``VARIANTS``) and its ``shape``
+    (input_size, output_size, readout, ...)."""
+    return ModelConfig(arch=options["arch"], hidden=options["hidden"], layers=options["layers"],
+                       dropout=options["dropout"], **{name: options[name] for name in VARIANTS}, **shape)
 
 
 def network_guard(options: dict):

@@ -32,13 +32,13 @@ from ..data.series import Series, from_data, future_dates, random_walk_prices, r
 from ..errors import UserError, check_settings, require
 from ..models import ModelConfig, SequenceModel
 from ..train import Task, fit
-from .common import Trained, check_network, network_guard, resolve
+from .common import VARIANTS, Trained, check_network, network_config, network_guard, resolve
 
 OUT = "runs/forecast"
 BUILTINS = {"sine": (sine_wave, 63), "random_walk": (random_walk_prices, 7)}  # series, season (the sine's period)
 DEFAULTS = dict(window=7, horizon=1, test_frac=0.2, val_frac=0.15, season=None, arch="lstm", hidden=64, layers=1,
                 dropout=0.0, target=None, features=None, date_col=None, date_format=None, newest_first=False,
-                missing="error")
+                missing="error", **VARIANTS)
 CSV_SEASON = 7  # the seasonal-naive season of a CSV or data without one given
 TRAIN_DEFAULTS = dict(steps=1500, batch_size=64, lr=3e-3, weight_decay=1e-4, warmup=0.05, eval_every=50,
                       checkpoint_every=500, patience=8, restore_best=True)
@@ -274,7 +274,8 @@ def train(*, csv: str | Path | None = None, data=None, builtin: str | None = Non
           missing: str | None = None, window: int | None = None, horizon: int | None = None,
           test_frac: float | None = None, val_frac: float | None = None, season: int | None = None,
           arch: str | None = None, hidden: int | None = None, layers: int | None = None,
-          dropout: float | None = None, **train_options) -> dict:
+          dropout: float | None = None, weight_drop: float | None = None, layer_norm: bool | None = None,
+          recurrent_dropout: float | None = None, zoneout: float | None = None, **train_options) -> dict:
     """Train a forecaster on ``csv``, on ``data`` (a DataFrame or a (T, F) array), or on a built-in series
     (``builtin``: "sine", the default, or "random_walk"); returns the metrics.
 
@@ -288,7 +289,7 @@ def train(*, csv: str | Path | None = None, data=None, builtin: str | None = Non
         dict(target=target, features=list(features) if features is not None else None, date_col=date_col,
              date_format=date_format, newest_first=newest_first, missing=missing, window=window, horizon=horizon,
              test_frac=test_frac, val_frac=val_frac, season=season, arch=arch, hidden=hidden, layers=layers,
-             dropout=dropout),
+             dropout=dropout, weight_drop=weight_drop, layer_norm=layer_norm, recurrent_dropout=recurrent_dropout, zoneout=zoneout),
         DEFAULTS, train_options, TRAIN_DEFAULTS)
     check_network(options)
     if csv is None and data is None:
@@ -298,9 +299,7 @@ def train(*, csv: str | Path | None = None, data=None, builtin: str | None = Non
     else:
         series, default_season = _series(options, csv, data), CSV_SEASON
     season = default_season if options["season"] is None else options["season"]
-    model = ModelConfig(arch=options["arch"], input_size=len(series.columns), hidden=options["hidden"],
-                        layers=options["layers"], dropout=options["dropout"], output_size=options["horizon"],
-                        readout="last")
+    model = network_config(options, input_size=len(series.columns), output_size=options["horizon"], readout="last")
     with network_guard(options):
         task = ForecastTask(series, options["window"], options["horizon"], options["test_frac"], options["val_frac"],
                             season, model, options)

@@ -143,6 +143,46 @@ struct CellStep {
   T *c_hat, *c_rstd;
 };
 
+// LSTM's step for row b; NORM: h' = o * tanh(LN_c(c')), ZONE: zoneout on c (compile-time, as in backward).
+template <typename T, bool NORM, bool ZONE>
+void lstm_forward_row(int64_t H, int64_t b, const CellStep<T>& s) {
+  const T* x_row = s.xp + b * 4 * H;
+  const T* h_row = s.hp + b * 4 * H;
+  T* a = s.act + b * 4 * H;
+  T* m = s.m + b * H;
+  T* c = s.c + b * H;
+  T* cand = s.cand + b * H;
+  const T* zone = ZONE ? s.zone_c + b * H : nullptr;
+  if (s.c_prev_out) std::copy(c, c + H, s.c_prev_out + b * H);
+#pragma omp simd
+  for (int64_t k = 0; k < H; ++k) {
+    T i = sigmoid(x_row[k] + h_row[k]);
+    T f = sigmoid(x_row[H + k] + h_row[H + k]);
+    T g = std::tanh(x_row[2 * H + k] + h_row[2 * H + k]);
+    T o = sigmoid(x_row[3 * H + k] + h_row[3 * H + k]);
+    T c_new = f * c[k] + i * g;  // c' = f * c + i * g
+    cand[k] = c_new;
+    if constexpr (!NORM) m[k] = o * std::tanh(c_new);  // h' = o * tanh(c')
+    c[k] = ZONE ? zone[k] * c[k] + (T(1) - zone[k]) * c_new : c_new;  // zoneout: c_t = d c_{t-1} + (1 - d) c'
+    a[k] = i;
+    a[H + k] = f;
+    a[2 * H + k] = g;
+    a[3 * H + k] = o;
+  }
+  if constexpr (NORM) {  // h' = o * tanh(LN_c(c'))
+    T mean, inv;
+    row_stats(H, cand, mean, inv);
+    if (s.c_hat) {  // v_hat and rstd, for backward
+      T* hat = s.c_hat + b * H;
+#pragma omp simd
+      for (int64_t k = 0; k < H; ++k) hat[k] = (cand[k] - mean) * inv;
+      s.c_rstd[b] = inv;
+    }
+#pragma omp simd
+    for (int64_t k = 0; k < H; ++k) m[k] = a[3 * H + k] * std::tanh((cand[k] - mean) * inv * s.ln_gain[k] + s.ln_shift[k]);
+  }
+}
+
 template <typename T>
 void cell_forward(int64_t mode, int64_t size, int64_t H, const CellStep<T>& s) {
   const int64_t G = gates_of(mode);
@@ -153,43 +193,10 @@ void cell_forward(int64_t mode, int64_t size, int64_t H, const CellStep<T>& s) {
       T* a = s.act + b * G * H;
       T* m_row = s.m + b * H;
       if (mode == LSTM) {
-        T* c_row = s.c + b * H;
-        T* cand = s.cand + b * H;
-        if (s.c_prev_out) std::copy(c_row, c_row + H, s.c_prev_out + b * H);
-#pragma omp simd
-        for (int64_t k = 0; k < H; ++k) {
-          T i = sigmoid(x_row[k] + h_row[k]);
-          T f = sigmoid(x_row[H + k] + h_row[H + k]);
-          T g = std::tanh(x_row[2 * H + k] + h_row[2 * H + k]);
-          T o = sigmoid(x_row[3 * H + k] + h_row[3 * H + k]);
-          cand[k] = f * c_row[k] + i * g;  // c' = f * c + i * g
-          a[k] = i;
-          a[H + k] = f;
-          a[2 * H + k] = g;
-          a[3 * H + k] = o;
-        }
-        if (s.ln_gain) {  // h' = o * tanh(LN_c(c'))
-          T mean, inv;
-          row_stats(H, cand, mean, inv);
-          if (s.c_hat) {  // v_hat and rstd, for backward
-            T* hat = s.c_hat + b * H;
-#pragma omp simd
-            for (int64_t k = 0; k < H; ++k) hat[k] = (cand[k] - mean) * inv;
-            s.c_rstd[b] = inv;
-          }
-#pragma omp simd
-          for (int64_t k = 0; k < H; ++k)
-            m_row[k] = a[3 * H + k] * std::tanh((cand[k] - mean) * inv * s.ln_gain[k] + s.ln_shift[k]);
+        if (s.ln_gain) {
+          if (s.zone_c) lstm_forward_row<T, true, true>(H, b, s); else lstm_forward_row<T, true, false>(H, b, s);
         } else {
-#pragma omp simd
-          for (int64_t k = 0; k < H; ++k) m_row[k] = a[3 * H + k] * std::tanh(cand[k]);  // h' = o * tanh(c')
-        }
-        if (s.zone_c) {  // zoneout: c_t = d c_{t-1} + (1 - d) c'
-          const T* d = s.zone_c + b * H;
-#pragma omp simd
-          for (int64_t k = 0; k < H; ++k) c_row[k] = d[k] * c_row[k] + (T(1) - d[k]) * cand[k];
-        } else {
-          std::copy(cand, cand + H, c_row);
+          if (s.zone_c) lstm_forward_row<T, false, true>(H, b, s); else lstm_forward_row<T, false, false>(H, b, s);
         }
       } else if (mode == GRU) {
         const T* hp_row = s.h_prev + b * s.P;
@@ -238,6 +245,50 @@ struct CellGrad {
   T* dc_out;
 };
 
+// LSTM's backward step for row b; NORM: with LN_c, ZONE: with zoneout on c (compile-time, so that the loops
+// stay branch-free and vectorize).
+template <typename T, bool NORM, bool ZONE>
+void lstm_backward_row(int64_t H, int64_t b, const CellGrad<T>& s) {
+  const T* a = s.act + b * 4 * H;
+  const T* dm = s.dm + b * H;
+  const T* cand = s.cand + b * H;
+  const T* c_prev = s.c_prev + b * H;
+  const T* zone = ZONE ? s.zone_c + b * H : nullptr;
+  const T* hat = NORM ? s.c_hat + b * H : nullptr;
+  const T *gain = s.ln_gain, *shift = s.ln_shift;
+  T* dc = s.dc + b * H;
+  T* dx = s.dxp + b * 4 * H;
+  if constexpr (NORM) {  // gradient at tanh's input (kept in dc_out), then back through LN_c into dx[0, H)
+    T* dy = s.dc_out + b * H;
+#pragma omp simd
+    for (int64_t k = 0; k < H; ++k) {
+      T t = std::tanh(hat[k] * gain[k] + shift[k]);
+      dy[k] = dm[k] * a[3 * H + k] * (T(1) - t * t);
+    }
+    norm_row_backward(H, dy, hat, s.c_rstd[b], gain, dx);
+  }
+#pragma omp simd
+  for (int64_t k = 0; k < H; ++k) {
+    T i = a[k], f = a[H + k], g = a[2 * H + k], o = a[3 * H + k];
+    T tanh_c, via_h;  // tanh of what h' = o * tanh(.) reads, and the gradient reaching c' through h
+    if constexpr (NORM) {
+      tanh_c = std::tanh(hat[k] * gain[k] + shift[k]);
+      via_h = dx[k];
+    } else {
+      tanh_c = std::tanh(cand[k]);
+      via_h = dm[k] * o * (T(1) - tanh_c * tanh_c);
+    }
+    T keep = ZONE ? zone[k] : T(0);
+    T d_cand = (T(1) - keep) * dc[k] + via_h;  // c' reaches the loss through c_t and through h
+    T di = d_cand * g, df = d_cand * c_prev[k], dg = d_cand * i, d_o = dm[k] * tanh_c;
+    dc[k] = d_cand * f + keep * dc[k];
+    dx[k] = di * i * (T(1) - i);
+    dx[H + k] = df * f * (T(1) - f);
+    dx[2 * H + k] = dg * (T(1) - g * g);
+    dx[3 * H + k] = d_o * o * (T(1) - o);
+  }
+}
+
 template <typename T>
 void cell_backward(int64_t mode, int64_t size, int64_t H, const CellGrad<T>& s) {
   const int64_t G = gates_of(mode);
@@ -247,33 +298,10 @@ void cell_backward(int64_t mode, int64_t size, int64_t H, const CellGrad<T>& s) 
       const T* dm_row = s.dm + b * H;
       T* dx = s.dxp + b * G * H;
       if (mode == LSTM) {
-        const T* cand = s.cand + b * H;
-        const T* c_prev_row = s.c_prev + b * H;
-        const T* zone = s.zone_c ? s.zone_c + b * H : nullptr;
-        T* dc_row = s.dc + b * H;
-        if (s.ln_gain) {  // gradient at tanh's input, then back through LN_c: into dc_out
-          const T* hat = s.c_hat + b * H;
-          T* dy = s.dc_out + b * H;
-#pragma omp simd
-          for (int64_t k = 0; k < H; ++k) {
-            T t = std::tanh(hat[k] * s.ln_gain[k] + s.ln_shift[k]);
-            dy[k] = dm_row[k] * a[3 * H + k] * (T(1) - t * t);
-          }
-          norm_row_backward(H, dy, hat, s.c_rstd[b], s.ln_gain, dx);  // dx's first H as scratch for d cand
-        }
-#pragma omp simd
-        for (int64_t k = 0; k < H; ++k) {
-          T i = a[k], f = a[H + k], g = a[2 * H + k], o = a[3 * H + k];
-          T tanh_c = s.ln_gain ? std::tanh(s.c_hat[b * H + k] * s.ln_gain[k] + s.ln_shift[k]) : std::tanh(cand[k]);
-          T via_h = s.ln_gain ? dx[k] : dm_row[k] * o * (T(1) - tanh_c * tanh_c);
-          T keep = zone ? zone[k] : T(0);
-          T d_cand = (T(1) - keep) * dc_row[k] + via_h;  // c' reaches the loss through c_t and through h
-          T di = d_cand * g, df = d_cand * c_prev_row[k], dg = d_cand * i, d_o = dm_row[k] * tanh_c;
-          dc_row[k] = d_cand * f + keep * dc_row[k];
-          dx[k] = di * i * (T(1) - i);
-          dx[H + k] = df * f * (T(1) - f);
-          dx[2 * H + k] = dg * (T(1) - g * g);
-          dx[3 * H + k] = d_o * o * (T(1) - o);
+        if (s.ln_gain) {
+          if (s.zone_c) lstm_backward_row<T, true, true>(H, b, s); else lstm_backward_row<T, true, false>(H, b, s);
+        } else {
+          if (s.zone_c) lstm_backward_row<T, false, true>(H, b, s); else lstm_backward_row<T, false, false>(H, b, s);
         }
       } else if (mode == GRU) {
         T* dh = s.dhp + b * G * H;
