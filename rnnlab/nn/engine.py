@@ -206,10 +206,11 @@ NO_VARIANTS = (None,) * 9  # ln_ih_g, ln_ih_s, ln_hh_g, ln_hh_s, ln_c_g, ln_c_s,
 
 
 def run_layer(cell, batch_sizes, reverse, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, variants=NO_VARIANTS,
-              recorder=None, fast=False):
+              recorder=None, fast=False, checkpoint_steps=0):
     """Differentiable call of ``RecurrentLayer`` -- or, with ``fast`` and no recorder, of its C++ twin
     ``fast.FastLayer`` where that is built: returns (out (N, P), h_n (B, P), c_n (B, H) | None).
-    ``variants``: the nine variant tensors of ``RecurrentLayer`` (None where off)."""
+    ``variants``: the nine variant tensors of ``RecurrentLayer`` (None where off). ``checkpoint_steps`` K > 0:
+    keep for backward only the state at every K-th step and run the steps between again in backward."""
     tensors = (x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, *variants)
     needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
     keep = recorder is not None or needs_grad
@@ -217,16 +218,17 @@ def run_layer(cell, batch_sizes, reverse, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_h
             and all(t is None or t.dtype == x.dtype for t in tensors)):
         if not keep:  # inference: no autograd node at all
             return fast_path.infer(cell.name, batch_sizes, reverse, *tensors)
-        return fast_path.FastLayer.apply(cell.name, batch_sizes, reverse, keep, *tensors)
+        return fast_path.FastLayer.apply(cell.name, batch_sizes, reverse, keep, checkpoint_steps, *tensors)
+    if checkpoint_steps and recorder is None and keep:
+        return run_layer_checkpointed(cell, batch_sizes, reverse, *tensors[:8], variants, checkpoint_steps)
     return RecurrentLayer.apply(cell, batch_sizes, reverse, recorder, keep, *tensors)
 
 
-def run_layer_checkpointed(cell, batch_sizes, reverse, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, variants, steps: int,
-                           fast=False):
-    """``run_layer`` keeping only the state between segments of ``steps`` time steps: each segment runs under
-    ``torch.utils.checkpoint`` and is run again, from its saved first state, when backward reaches it. Memory
+def run_layer_checkpointed(cell, batch_sizes, reverse, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, variants, steps: int):
+    """The readable engine keeping only the state between segments of ``steps`` time steps: each segment runs
+    under ``torch.utils.checkpoint`` and again, from its saved first state, when backward reaches it. Memory
     for backward grows like T / steps + steps instead of T; the results are the same (the masks in
-    ``variants`` are drawn once, before)."""
+    ``variants`` are drawn once, before). The C++ loop does the same inside ``FastLayer``."""
     offsets = [0]
     for size in batch_sizes:
         offsets.append(offsets[-1] + size)
@@ -240,8 +242,9 @@ def run_layer_checkpointed(cell, batch_sizes, reverse, x, h0, c0, w_ih, w_hh, b_
         segment_variants = (*ln, rd_mask[:batch] if rd_mask is not None else None, _step(zone_h, rows),
                             _step(zone_c, rows))
         out, h_seg, c_seg = torch.utils.checkpoint.checkpoint(
-            run_layer, cell, batch_sizes[first:end], reverse, x[rows], h[:batch], c[:batch] if c is not None else None,
-            w_ih, w_hh, b_ih, b_hh, w_hr, segment_variants, fast=fast, use_reentrant=False, preserve_rng_state=False)
+            RecurrentLayer.apply, cell, batch_sizes[first:end], reverse, None, True, x[rows], h[:batch],
+            c[:batch] if c is not None else None, w_ih, w_hh, b_ih, b_hh, w_hr, *segment_variants,
+            use_reentrant=False, preserve_rng_state=False)
         outputs[first] = out
         h = _replace_head(h, h_seg)
         c = _replace_head(c, c_seg) if c is not None else None

@@ -62,31 +62,30 @@ def runs(variants) -> bool:
 
 class FastLayer(torch.autograd.Function):
     """``engine.RecurrentLayer`` with the loop in C++: the same arguments (a cell name instead of a cell
-    class; weights, then the nine variant tensors) and results; no recorder (inspection runs the readable
-    engine)."""
+    class, and ``checkpoint_steps`` instead of a recorder; weights, then the nine variant tensors) and results.
+    Inspection runs the readable engine. With ``checkpoint_steps`` K > 0 forward keeps only the state at the
+    start of every K steps, and backward runs each stretch again before going back through it."""
 
     @staticmethod
-    def forward(ctx, mode, batch_sizes, reverse, keep, *tensors):
-        dense, results, saved = _forward(mode, batch_sizes, reverse, keep, tensors)
-        x, _, _, w_ih, w_hh, b_ih, _, w_hr, *variants = dense
-        ctx.mode, ctx.batch_sizes, ctx.reverse, ctx.has_bias = MODES[mode], list(batch_sizes), reverse, b_ih is not None
+    def forward(ctx, mode, batch_sizes, reverse, keep, checkpoint_steps, *tensors):
+        dense, results, saved = _forward(mode, batch_sizes, reverse, keep, tensors, checkpoint_steps)
+        x, _, _, w_ih, w_hh, b_ih, b_hh, w_hr, *variants = dense
+        ctx.mode, ctx.batch_sizes, ctx.reverse, ctx.steps = MODES[mode], list(batch_sizes), reverse, checkpoint_steps
         ctx.count = len(saved)
-        ctx.save_for_backward(x, *saved, w_ih, w_hh, w_hr, *variants)
+        ctx.save_for_backward(x, *saved, w_ih, w_hh, b_ih, b_hh, w_hr, *variants)
         return results
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out, grad_h_n, grad_c_n):
         x, *rest = ctx.saved_tensors
-        saved, (w_ih, w_hh, w_hr), variants = rest[:ctx.count], rest[ctx.count:ctx.count + 3], rest[ctx.count + 3:]
-        needs = ctx.needs_input_grad  # (mode, batch_sizes, reverse, keep, x, h0, c0, w_ih, ..., 9 variants)
+        saved, weights, variants = rest[:ctx.count], rest[ctx.count:ctx.count + 5], rest[ctx.count + 5:]
+        needs = ctx.needs_input_grad[5:]  # x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, the nine variants
         grads = extension().backward(
-            ctx.mode, ctx.batch_sizes, ctx.reverse, grad_out.contiguous(), grad_h_n.contiguous(),
-            grad_c_n.contiguous() if grad_c_n is not None else None, x, saved, w_ih, w_hh, ctx.has_bias, w_hr,
-            needs[4], variants)
+            ctx.mode, ctx.batch_sizes, ctx.reverse, ctx.steps, grad_out.contiguous(), grad_h_n.contiguous(),
+            grad_c_n.contiguous() if grad_c_n is not None else None, x, saved, *weights, needs[0], variants)
         # dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, then the layer norm gains' and shifts' (ih, hh, c)
-        return (None, None, None, None, *(g if need and g.numel() else None for g, need in zip(grads, needs[4:])),
-                None, None, None)
+        return (None,) * 5 + tuple(g if need and g.numel() else None for g, need in zip(grads, needs)) + (None,) * 3
 
 
 def infer(mode, batch_sizes, reverse, *tensors):
@@ -94,9 +93,10 @@ def infer(mode, batch_sizes, reverse, *tensors):
     return _forward(mode, batch_sizes, reverse, False, tensors)[1]
 
 
-def _forward(mode, batch_sizes, reverse, keep, tensors):
+def _forward(mode, batch_sizes, reverse, keep, tensors, checkpoint_steps=0):
     """The C++ forward on contiguous copies of ``tensors`` (x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, then the
     nine variants; the loops read raw rows): (those tensors, (out, h_n, c_n or None), what backward needs)."""
     dense = [t.contiguous() if t is not None else None for t in tensors]
-    out, h_n, c_n, *saved = extension().forward(MODES[mode], list(batch_sizes), reverse, keep, *dense[:8], dense[8:])
+    out, h_n, c_n, *saved = extension().forward(MODES[mode], list(batch_sizes), reverse, keep, checkpoint_steps,
+                                                *dense[:8], dense[8:])
     return dense, (out, h_n, c_n if mode == "LSTM" else None), saved

@@ -19,7 +19,7 @@ from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 from . import fast
 from .base import RecurrentModule
 from .cells import CELLS
-from .engine import run_layer, run_layer_checkpointed
+from .engine import run_layer
 
 _NATIVE = {"RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu, "LSTM": torch.lstm, "GRU": torch.gru}
 # Modes whose C++ fast path trained and inferred faster than torch's kernel at every shape of
@@ -269,10 +269,8 @@ class RNNBase(RecurrentModule):
                 variants = self.layer_variants(layer, direction, rows, h0.shape[1])
                 arguments = (self.cell, sizes, direction == 1, rows, h0[k], c0[k] if c0 is not None else None,
                              *self.layer_weights(layer, direction, weights), variants)
-                if self.checkpoint_steps and recorder is None and torch.is_grad_enabled():
-                    out, h, c = run_layer_checkpointed(*arguments, self.checkpoint_steps, fast=self.uses_fast_path())
-                else:
-                    out, h, c = run_layer(*arguments, recorder=recorder, fast=self.uses_fast_path())
+                out, h, c = run_layer(*arguments, recorder=recorder, fast=self.uses_fast_path(),
+                                      checkpoint_steps=self.checkpoint_steps)
                 outputs.append(out)  # (N, P)
                 h_n.append(h)
                 c_n.append(c)

@@ -524,26 +524,141 @@ std::vector<at::Tensor> backward(int64_t mode, std::vector<int64_t> batch_sizes,
   return grads;
 }
 
-// Python passes the nine variant tensors (None where off) after the weights.
+// ---- checkpoint_steps: keep the state only at the start of each segment of K steps ------------------------
+
+// A segment of steps [first, end) and its rows [row0, row1), in packed layout.
+struct Segment {
+  int64_t first, end, row0, row1;
+};
+
+// The segments of `steps` steps each, in the order the loop visits them.
+std::vector<Segment> segments_of(const std::vector<int64_t>& batch_sizes, int64_t steps, bool reverse) {
+  std::vector<int64_t> offsets{0};
+  for (int64_t size : batch_sizes) offsets.push_back(offsets.back() + size);
+  std::vector<Segment> segments;
+  const int64_t T = batch_sizes.size();
+  for (int64_t first = 0; first < T; first += steps) {
+    const int64_t end = std::min(first + steps, T);
+    segments.push_back({first, end, offsets[first], offsets[end]});
+  }
+  if (reverse) std::reverse(segments.begin(), segments.end());
+  return segments;
+}
+
+// The variants as one segment sees them: its sequences' recurrent dropout rows, its rows of zoneout's masks.
+Variants segment_variants(const Variants& v, int64_t batch, const Segment& seg) {
+  Variants part = v;
+  if (v.rd_mask.has_value()) part.rd_mask = v.rd_mask->narrow(0, 0, batch);
+  for (auto* zone : {&part.zone_h, &part.zone_c}) {
+    if (zone->has_value() && (*zone)->numel() != 1) *zone = (*zone)->narrow(0, seg.row0, seg.row1 - seg.row0);
+  }
+  return part;
+}
+
+// forward without keeping activations, but with the state (h, c) at the start of every segment:
+// returns out (N, P), h_n, c_n, states_h (S, B, P), states_c (S, B, H) (empty unless LSTM).
+std::vector<at::Tensor> forward_checkpointed(int64_t mode, const std::vector<int64_t>& batch_sizes, bool reverse,
+                                             const at::Tensor& x, const at::Tensor& h0,
+                                             const c10::optional<at::Tensor>& c0, const at::Tensor& w_ih,
+                                             const at::Tensor& w_hh, const c10::optional<at::Tensor>& b_ih,
+                                             const c10::optional<at::Tensor>& b_hh,
+                                             const c10::optional<at::Tensor>& w_hr, const Variants& v, int64_t steps) {
+  const bool lstm = mode == LSTM;
+  auto segments = segments_of(batch_sizes, steps, reverse);
+  const int64_t S = segments.size(), B = h0.size(0);
+  at::Tensor out = x.new_empty({x.size(0), h0.size(1)});
+  at::Tensor h = h0.clone(), c = lstm ? c0->clone() : x.new_empty({0});
+  at::Tensor states_h = x.new_empty({S, B, h0.size(1)});
+  at::Tensor states_c = lstm ? x.new_empty({S, B, c.size(1)}) : x.new_empty({0});
+  for (int64_t k = 0; k < S; ++k) {
+    const Segment& seg = segments[k];
+    const int64_t batch = batch_sizes[seg.first];  // the segment's widest step: sizes never grow
+    states_h[k].copy_(h);
+    if (lstm) states_c[k].copy_(c);
+    std::vector<int64_t> sizes(batch_sizes.begin() + seg.first, batch_sizes.begin() + seg.end);
+    auto r = forward(mode, sizes, reverse, false, x.narrow(0, seg.row0, seg.row1 - seg.row0), h.narrow(0, 0, batch),
+                     lstm ? c10::optional<at::Tensor>(c.narrow(0, 0, batch)) : c10::nullopt, w_ih, w_hh, b_ih, b_hh,
+                     w_hr, segment_variants(v, batch, seg));
+    out.narrow(0, seg.row0, seg.row1 - seg.row0).copy_(r[0]);
+    h.narrow(0, 0, batch).copy_(r[1]);
+    if (lstm) c.narrow(0, 0, batch).copy_(r[2]);
+  }
+  return {out, h, c, states_h, states_c};
+}
+
+// backward segment by segment, last visited first: each segment's forward runs again from its saved state,
+// keeping what its backward needs, then that backward; the weight gradients add up. Returns as backward.
+std::vector<at::Tensor> backward_checkpointed(int64_t mode, const std::vector<int64_t>& batch_sizes, bool reverse,
+                                              const at::Tensor& grad_out, const at::Tensor& grad_h_n,
+                                              const c10::optional<at::Tensor>& grad_c_n, const at::Tensor& x,
+                                              const at::Tensor& states_h, const at::Tensor& states_c,
+                                              const at::Tensor& w_ih, const at::Tensor& w_hh,
+                                              const c10::optional<at::Tensor>& b_ih,
+                                              const c10::optional<at::Tensor>& b_hh,
+                                              const c10::optional<at::Tensor>& w_hr, bool needs_dx, const Variants& v,
+                                              int64_t steps) {
+  const bool lstm = mode == LSTM;
+  auto segments = segments_of(batch_sizes, steps, reverse);
+  at::Tensor dh = grad_h_n.clone(), dc = lstm ? grad_c_n->clone() : x.new_empty({0});
+  at::Tensor dx = needs_dx ? x.new_empty({x.size(0), x.size(1)}) : x.new_empty({0});
+  std::vector<at::Tensor> totals;  // dw_ih, dw_hh, db_ih, db_hh, dw_hr, then layer norm's six
+  for (int64_t k = segments.size() - 1; k >= 0; --k) {
+    const Segment& seg = segments[k];
+    const int64_t batch = batch_sizes[seg.first], rows = seg.row1 - seg.row0;
+    std::vector<int64_t> sizes(batch_sizes.begin() + seg.first, batch_sizes.begin() + seg.end);
+    at::Tensor xs = x.narrow(0, seg.row0, rows);
+    Variants part = segment_variants(v, batch, seg);
+    auto f = forward(mode, sizes, reverse, true, xs, states_h[k].narrow(0, 0, batch),
+                     lstm ? c10::optional<at::Tensor>(states_c[k].narrow(0, 0, batch)) : c10::nullopt, w_ih, w_hh,
+                     b_ih, b_hh, w_hr, part);
+    auto g = backward(mode, sizes, reverse, grad_out.narrow(0, seg.row0, rows), dh.narrow(0, 0, batch),
+                      lstm ? c10::optional<at::Tensor>(dc.narrow(0, 0, batch)) : c10::nullopt, xs,
+                      std::vector<at::Tensor>(f.begin() + 3, f.end()), w_ih, w_hh, b_ih.has_value(), w_hr, needs_dx,
+                      part);
+    if (needs_dx) dx.narrow(0, seg.row0, rows).copy_(g[0]);
+    dh.narrow(0, 0, batch).copy_(g[1]);
+    if (lstm) dc.narrow(0, 0, batch).copy_(g[2]);
+    if (totals.empty()) {  // copies: a shift's gradient is its bias's tensor, and both add up
+      for (auto it = g.begin() + 3; it != g.end(); ++it) totals.push_back(it->clone());
+    } else {
+      for (size_t j = 0; j < totals.size(); ++j)
+        if (totals[j].numel()) totals[j].add_(g[j + 3]);
+    }
+  }
+  std::vector<at::Tensor> grads{dx, dh, dc};
+  grads.insert(grads.end(), totals.begin(), totals.end());
+  return grads;
+}
+
+// Python passes the nine variant tensors (None where off) after the weights, and checkpoint_steps (0: off).
 std::vector<at::Tensor> forward_py(int64_t mode, std::vector<int64_t> batch_sizes, bool reverse, bool keep,
-                                   const at::Tensor& x, const at::Tensor& h0, const c10::optional<at::Tensor>& c0,
-                                   const at::Tensor& w_ih, const at::Tensor& w_hh,
+                                   int64_t checkpoint_steps, const at::Tensor& x, const at::Tensor& h0,
+                                   const c10::optional<at::Tensor>& c0, const at::Tensor& w_ih, const at::Tensor& w_hh,
                                    const c10::optional<at::Tensor>& b_ih, const c10::optional<at::Tensor>& b_hh,
                                    const c10::optional<at::Tensor>& w_hr, std::vector<c10::optional<at::Tensor>> variants) {
   auto& t = variants;
-  return forward(mode, batch_sizes, reverse, keep, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr,
-                 Variants{t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8]});
+  Variants v{t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8]};
+  if (keep && checkpoint_steps > 0)
+    return forward_checkpointed(mode, batch_sizes, reverse, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, v,
+                                checkpoint_steps);
+  return forward(mode, batch_sizes, reverse, keep, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, v);
 }
 
+// `saved` is what forward_py returned after (out, h_n, c_n); with checkpoint_steps, the segments' states.
 std::vector<at::Tensor> backward_py(int64_t mode, std::vector<int64_t> batch_sizes, bool reverse,
-                                    const at::Tensor& grad_out, const at::Tensor& grad_h_n,
+                                    int64_t checkpoint_steps, const at::Tensor& grad_out, const at::Tensor& grad_h_n,
                                     const c10::optional<at::Tensor>& grad_c_n, const at::Tensor& x,
                                     std::vector<at::Tensor> saved, const at::Tensor& w_ih, const at::Tensor& w_hh,
-                                    bool has_bias, const c10::optional<at::Tensor>& w_hr, bool needs_dx,
+                                    const c10::optional<at::Tensor>& b_ih, const c10::optional<at::Tensor>& b_hh,
+                                    const c10::optional<at::Tensor>& w_hr, bool needs_dx,
                                     std::vector<c10::optional<at::Tensor>> variants) {
   auto& t = variants;
-  return backward(mode, batch_sizes, reverse, grad_out, grad_h_n, grad_c_n, x, saved, w_ih, w_hh, has_bias, w_hr,
-                  needs_dx, Variants{t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8]});
+  Variants v{t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8]};
+  if (checkpoint_steps > 0)
+    return backward_checkpointed(mode, batch_sizes, reverse, grad_out, grad_h_n, grad_c_n, x, saved[0], saved[1],
+                                 w_ih, w_hh, b_ih, b_hh, w_hr, needs_dx, v, checkpoint_steps);
+  return backward(mode, batch_sizes, reverse, grad_out, grad_h_n, grad_c_n, x, saved, w_ih, w_hh, b_ih.has_value(),
+                  w_hr, needs_dx, v);
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
