@@ -297,3 +297,35 @@ def test_inspection_sees_the_variants():
     torch.testing.assert_close(output, expected[0])
     torch.testing.assert_close(trace[0, 0]["h"], output)
     torch.testing.assert_close(trace[0, 0]["c"][-1], c_n[0])  # the zoned-out cell state, as carried
+
+
+@pytest.mark.parametrize("impl", ["ours", "reference"])
+@pytest.mark.parametrize("mode", MODES)
+def test_cells_take_layer_norm_and_zoneout_as_one_step_of_the_layer(mode, impl):
+    """A cell with layer_norm and zoneout is the layer run for one step (same weights, same masks)."""
+    name, kwargs = module_kwargs(mode)
+    torch.manual_seed(0)
+    cell = getattr(rnn, name + "Cell")(3, 4, dtype=DTYPE, impl=impl, layer_norm=True, zoneout=0.3, **kwargs)
+    layer = getattr(rnn, name)(3, 4, dtype=DTYPE, impl=impl, layer_norm=True, zoneout=0.3, **kwargs)
+    with torch.no_grad():
+        for param_name, param in cell.named_parameters():
+            param.copy_(torch.randn(param.shape, dtype=DTYPE))
+            getattr(layer, param_name + "_l0").copy_(param)
+    x = torch.randn(5, 3, dtype=DTYPE)
+    state = [torch.randn(5, 4, dtype=DTYPE) for _ in range(2 if mode == "LSTM" else 1)]
+    for training in (True, False):
+        cell.train(training)
+        layer.train(training)
+        torch.manual_seed(2)
+        ours = cell(x, tuple(state) if mode == "LSTM" else state[0])
+        torch.manual_seed(2)
+        _, final = layer(x.unsqueeze(0), tuple(s.unsqueeze(0) for s in state) if mode == "LSTM" else state[0][None])
+        for a, b in zip(ours if mode == "LSTM" else (ours,), final if mode == "LSTM" else (final,)):
+            torch.testing.assert_close(a, b[0], atol=TOL, rtol=0)
+    cell.train()
+    params = tuple(cell.parameters())
+
+    def run(x, *weights):
+        torch.manual_seed(1)
+        return torch.func.functional_call(cell, dict(zip(dict(cell.named_parameters()), weights)), (x,))
+    assert torch.autograd.gradcheck(run, (x.clone().requires_grad_(), *params))

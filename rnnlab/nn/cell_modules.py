@@ -12,9 +12,15 @@ input      (N, H_in)        (H_in,)
 h, h'      (N, H)           (H,)
 c, c'      (N, H)  (LSTM)   (H,)
 =========  ===============  ===========
+
+Of the layers' variants the cells take the two that live within one step: ``layer_norm=True`` (parameters
+``ln_gain_ih``, ``ln_shift_ih``, ``ln_gain_hh``, ``ln_shift_hh`` and, for LSTM, ``ln_gain_c``, ``ln_shift_c``)
+and ``zoneout=p``. Recurrent dropout needs one mask for a whole sequence, across calls: use the layers.
 """
 
 from __future__ import annotations
+
+import numbers
 
 import torch
 from torch import Tensor, nn
@@ -31,8 +37,16 @@ class RNNCellBase(RecurrentModule):
     """Parameters ``weight_ih`` (G*H, H_in), ``weight_hh`` (G*H, H), ``bias_ih``, ``bias_hh`` (G*H,) as in torch."""
 
     def __init__(self, mode: str, input_size: int, hidden_size: int, bias: bool = True, device=None,
-                 dtype=None, *, impl: str = "auto") -> None:
+                 dtype=None, *, impl: str = "auto", layer_norm: bool = False, zoneout: float = 0.0) -> None:
         super().__init__(impl)
+        if not isinstance(layer_norm, bool):
+            raise TypeError(f"layer_norm should be of type bool, got: {type(layer_norm).__name__}")
+        if not isinstance(zoneout, numbers.Number) or isinstance(zoneout, bool) or not 0 <= zoneout < 1:
+            raise ValueError(f"zoneout should be a probability in [0, 1), got {zoneout!r}")
+        if impl == "native" and (layer_norm or zoneout):
+            raise ValueError("impl='native' runs torch's kernel, which has no layer_norm or zoneout; "
+                             "use impl='auto' or 'ours'")
+        self.layer_norm, self.zoneout = layer_norm, float(zoneout)
         self.mode, self.cell = mode, CELLS[mode]
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         factory = {"device": device, "dtype": dtype}
@@ -45,6 +59,11 @@ class RNNCellBase(RecurrentModule):
         else:
             self.register_parameter("bias_ih", None)
             self.register_parameter("bias_hh", None)
+        if layer_norm:  # gains (init 1) and shifts (init 0) of LN_ih, LN_hh (G*H) and the LSTM's LN_c (H)
+            sizes = {"ih": gate_size, "hh": gate_size, **({"c": hidden_size} if mode == "LSTM" else {})}
+            for part, size in sizes.items():
+                for kind in ("gain", "shift"):
+                    setattr(self, f"ln_{kind}_{part}", nn.Parameter(torch.empty(size, **factory)))
         self.reset_parameters()
 
     def extra_repr(self) -> str:
@@ -53,7 +72,29 @@ class RNNCellBase(RecurrentModule):
             s += ", bias=False"
         if getattr(self, "nonlinearity", "tanh") != "tanh":
             s += f", nonlinearity={self.nonlinearity}"
+        s += ", layer_norm=True" if self.layer_norm else ""
+        s += f", zoneout={self.zoneout}" if self.zoneout else ""
         return s + (f", impl={self.impl!r}" if self.impl != "auto" else "")
+
+    def prefers_ours(self, x: Tensor) -> bool:
+        return bool(self.layer_norm or self.zoneout)
+
+    def step_variants(self, input: Tensor) -> tuple:
+        """The nine variant tensors of ``engine.RecurrentLayer`` for this step: layer norm's gains and shifts,
+        zoneout's weights ((N, H) masks drawn here in training, h's then c's; the constant p in evaluation)."""
+        parts = ("ih", "hh", "c") if self.mode == "LSTM" else ("ih", "hh")
+        norms = [getattr(self, f"ln_{kind}_{part}") if self.layer_norm and part in parts else None
+                 for part in ("ih", "hh", "c") for kind in ("gain", "shift")]
+        zone_h = zone_c = None
+        lstm = self.mode == "LSTM"
+        if self.zoneout and self.training:
+            shape = (input.size(0), self.hidden_size)
+            zone_h = input.new_empty(shape).bernoulli_(self.zoneout)
+            zone_c = input.new_empty(shape).bernoulli_(self.zoneout) if lstm else None
+        elif self.zoneout:
+            zone_h = input.new_full((1, 1), self.zoneout)
+            zone_c = zone_h if lstm else None
+        return (*norms, None, zone_h, zone_c)
 
     def forward(self, input: Tensor, hx=None):
         kind = type(self).__name__
@@ -73,7 +114,7 @@ class RNNCellBase(RecurrentModule):
             states = (input.new_zeros(input.size(0), self.hidden_size),) * count
         self._check(input, states)
 
-        if self.uses_native():
+        if self.uses_native(input):
             result = _NATIVE[self.mode](input, states if count == 2 else states[0], self.weight_ih,
                                         self.weight_hh, self.bias_ih, self.bias_hh)
             result = result if count == 2 else (result,)
@@ -81,7 +122,8 @@ class RNNCellBase(RecurrentModule):
             recorder = [] if self._recorders else None
             _, h, c = run_layer(self.cell, [input.size(0)], False, input, states[0],
                                 states[1] if count == 2 else None, self.weight_ih, self.weight_hh,
-                                self.bias_ih, self.bias_hh, None, recorder=recorder, fast=self.uses_fast_path())
+                                self.bias_ih, self.bias_hh, None, self.step_variants(input), recorder=recorder,
+                                fast=self.uses_fast_path())
             result = (h, c) if count == 2 else (h,)
             if recorder:
                 steps = {name: rows.squeeze(0) if unbatched else rows for name, rows in recorder[0].items()}
@@ -110,33 +152,39 @@ class RNNCellBase(RecurrentModule):
 
 class RNNCell(RNNCellBase):
     """``h' = tanh(W_ih x + b_ih + W_hh h + b_hh)`` (or relu); same arguments and outputs as ``torch.nn.RNNCell``:
-    ``RNNCell(input_size, hidden_size, bias=True, nonlinearity='tanh', device=None, dtype=None, *, impl='auto')``,
+    ``RNNCell(input_size, hidden_size, bias=True, nonlinearity='tanh', device=None, dtype=None, *, impl='auto',
+    layer_norm=False, zoneout=0.0)``,
     ``forward(input, hx=None) -> h'``."""
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
-                 device=None, dtype=None, *, impl: str = "auto") -> None:
+                 device=None, dtype=None, *, impl: str = "auto", layer_norm: bool = False,
+                 zoneout: float = 0.0) -> None:
         if nonlinearity not in ("tanh", "relu"):
             raise RuntimeError(f"Unknown nonlinearity: {nonlinearity}")
         self.nonlinearity = nonlinearity
         super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size, hidden_size, bias,
-                         device, dtype, impl=impl)
+                         device, dtype, impl=impl, layer_norm=layer_norm, zoneout=zoneout)
 
 
 class LSTMCell(RNNCellBase):
     """One LSTM step (gates i, f, g, o); same arguments and outputs as ``torch.nn.LSTMCell``:
-    ``LSTMCell(input_size, hidden_size, bias=True, device=None, dtype=None, *, impl='auto')``,
+    ``LSTMCell(input_size, hidden_size, bias=True, device=None, dtype=None, *, impl='auto', layer_norm=False,
+    zoneout=0.0)``,
     ``forward(input, (h, c)=None) -> (h', c')``."""
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None,
-                 *, impl: str = "auto") -> None:
-        super().__init__("LSTM", input_size, hidden_size, bias, device, dtype, impl=impl)
+                 *, impl: str = "auto", layer_norm: bool = False, zoneout: float = 0.0) -> None:
+        super().__init__("LSTM", input_size, hidden_size, bias, device, dtype, impl=impl, layer_norm=layer_norm,
+                         zoneout=zoneout)
 
 
 class GRUCell(RNNCellBase):
     """One GRU step (gates r, z, n); same arguments and outputs as ``torch.nn.GRUCell``:
-    ``GRUCell(input_size, hidden_size, bias=True, device=None, dtype=None, *, impl='auto')``,
+    ``GRUCell(input_size, hidden_size, bias=True, device=None, dtype=None, *, impl='auto', layer_norm=False,
+    zoneout=0.0)``,
     ``forward(input, hx=None) -> h'``."""
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None,
-                 *, impl: str = "auto") -> None:
-        super().__init__("GRU", input_size, hidden_size, bias, device, dtype, impl=impl)
+                 *, impl: str = "auto", layer_norm: bool = False, zoneout: float = 0.0) -> None:
+        super().__init__("GRU", input_size, hidden_size, bias, device, dtype, impl=impl, layer_norm=layer_norm,
+                         zoneout=zoneout)
