@@ -26,18 +26,21 @@ def test_the_engine_builds_here():
     assert fast.extension() is not None  # CI builds it from csrc/engine.cpp with the machine's g++
 
 
+@pytest.mark.parametrize("hidden, batch", [(9, 5), (40, 70)])  # small products in loops; large ones in oneDNN
 @pytest.mark.parametrize("name", ["RNN", "LSTM", "GRU"])
-def test_ours_takes_the_fast_path_and_matches_the_readable_engine_in_float32(monkeypatch, name):
+def test_ours_takes_the_fast_path_and_matches_the_readable_engine_in_float32(monkeypatch, name, hidden, batch):
     calls = count_fast_calls(monkeypatch)
     torch.manual_seed(0)
     options = dict(num_layers=2, bidirectional=True, batch_first=True)
     if name == "LSTM":
         options["proj_size"] = 5
-    ours = getattr(rnn, name)(6, 9, impl="ours", **options)
-    readable = getattr(rnn, name)(6, 9, impl="reference", **options)
+    ours = getattr(rnn, name)(6, hidden, impl="ours", **options)
+    readable = getattr(rnn, name)(6, hidden, impl="reference", **options)
     readable.load_state_dict(ours.state_dict())
-    x = torch.randn(5, 11, 6)
-    packed = pack_padded_sequence(x, torch.tensor([11, 4, 7, 1, 9]), batch_first=True, enforce_sorted=False)
+    x = torch.randn(batch, 11, 6)
+    lengths = torch.randint(1, 12, (batch,))
+    lengths[0] = 11
+    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
     for inputs in (x, packed):
         results = []
         for module in (ours, readable):

@@ -31,6 +31,11 @@ def layer_norm(v, gain, shift):
     return (v - mean) / torch.sqrt(var + EPS) * gain + shift
 
 
+def ones(p, *shape):
+    """Each entry 1 with probability p: float32 uniform draws below p (how rnnlab draws its masks)."""
+    return (torch.rand(shape) < p).to(DTYPE)
+
+
 def naive(module, x, hx, seed):
     """The module's forward on time-major padded ``x`` (T, B, D), one step at a time under autograd."""
     torch.manual_seed(seed)
@@ -53,11 +58,11 @@ def naive(module, x, hx, seed):
             get = lambda name: params.get(name + suffix)  # noqa: E731
             rd = zone_h = zone_c = None
             if module.training and p_rd:
-                rd = torch.empty(batch, state_size, dtype=DTYPE).bernoulli_(1 - p_rd) / (1 - p_rd)
+                rd = ones(1 - p_rd, batch, state_size) / (1 - p_rd)
             if module.training and p_zone:
-                zone_h = torch.empty(steps * batch, state_size, dtype=DTYPE).bernoulli_(p_zone).view(steps, batch, -1)
+                zone_h = ones(p_zone, steps * batch, state_size).view(steps, batch, -1)
                 if mode == "LSTM":
-                    zone_c = torch.empty(steps * batch, hidden, dtype=DTYPE).bernoulli_(p_zone).view(steps, batch, -1)
+                    zone_c = ones(p_zone, steps * batch, hidden).view(steps, batch, -1)
             h, c = h0[layer * dirs + direction], c0[layer * dirs + direction] if mode == "LSTM" else None
             out = [None] * steps
             for t in (reversed(range(steps)) if direction else range(steps)):

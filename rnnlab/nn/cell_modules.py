@@ -25,7 +25,7 @@ import numbers
 import torch
 from torch import Tensor, nn
 
-from .base import RecurrentModule
+from .base import RecurrentModule, ones_with_probability
 from .cells import CELLS
 from .engine import run_layer
 
@@ -89,8 +89,8 @@ class RNNCellBase(RecurrentModule):
         lstm = self.mode == "LSTM"
         if self.zoneout and self.training:
             shape = (input.size(0), self.hidden_size)
-            zone_h = input.new_empty(shape).bernoulli_(self.zoneout)
-            zone_c = input.new_empty(shape).bernoulli_(self.zoneout) if lstm else None
+            zone_h = ones_with_probability(self.zoneout, shape, input)
+            zone_c = ones_with_probability(self.zoneout, shape, input) if lstm else None
         elif self.zoneout:
             zone_h = input.new_full((1, 1), self.zoneout)
             zone_c = zone_h if lstm else None

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from . import fast
-from .base import RecurrentModule
+from .base import RecurrentModule, ones_with_probability
 from .cells import CELLS
 from .engine import run_layer
 
@@ -131,10 +131,10 @@ class RNNBase(RecurrentModule):
         rd_mask = zone_h = zone_c = None
         if self.training and self.recurrent_dropout:
             keep = 1 - self.recurrent_dropout
-            rd_mask = rows.new_empty(batch, state_size).bernoulli_(keep).div_(keep)
+            rd_mask = ones_with_probability(keep, (batch, state_size), rows).div_(keep)
         if self.zoneout and self.training:
-            zone_h = rows.new_empty(rows.shape[0], state_size).bernoulli_(self.zoneout)
-            zone_c = rows.new_empty(rows.shape[0], self.hidden_size).bernoulli_(self.zoneout) if lstm else None
+            zone_h = ones_with_probability(self.zoneout, (rows.shape[0], state_size), rows)
+            zone_c = ones_with_probability(self.zoneout, (rows.shape[0], self.hidden_size), rows) if lstm else None
         elif self.zoneout:
             zone_h = rows.new_full((1, 1), self.zoneout)
             zone_c = zone_h if lstm else None
