@@ -91,11 +91,12 @@ def test_without_the_engine_ours_falls_back_with_one_warning(monkeypatch):
 def test_auto_runs_our_engine_where_it_measured_faster(monkeypatch):
     calls = count_fast_calls(monkeypatch)
     x = torch.randn(6, 3, 4)
-    gru, lstm = rnn.GRU(4, 5), rnn.LSTM(4, 5)  # impl="auto"
-    assert not gru.uses_native(x) and lstm.uses_native(x)
-    gru(x)
-    lstm(x)
-    assert calls == ["GRU"]  # GRU: faster than torch's kernel at every benchmark shape; LSTM: not yet
+    gru, lstm, tanh, relu = rnn.GRU(4, 5), rnn.LSTM(4, 5), rnn.RNN(4, 5), rnn.RNN(4, 5, nonlinearity="relu")
+    assert not gru.uses_native(x) and not tanh.uses_native(x) and lstm.uses_native(x) and relu.uses_native(x)
+    for layer in (gru, lstm, tanh, relu):
+        layer(x)
+    assert calls == ["GRU", "RNN_TANH"]  # faster than torch's kernel at every benchmark shape; LSTM, relu: not yet
+    assert not rnn.LSTM(4, 5, zoneout=0.1).uses_native(x)  # a variant torch's kernel lacks: ours
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert gru.uses_native(x)  # under autocast torch's kernel runs in bf16; ours would not
     assert rnn.GRUCell(4, 5).uses_native(x[0])  # a single step: torch's cell kernel

@@ -24,7 +24,7 @@ from .engine import run_layer
 _NATIVE = {"RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu, "LSTM": torch.lstm, "GRU": torch.gru}
 # Modes whose C++ fast path trained and inferred faster than torch's kernel at every shape of
 # benchmarks/layers.py (README): impl="auto" runs them on our engine.
-FASTER_THAN_NATIVE = ("GRU",)
+FASTER_THAN_NATIVE = ("GRU", "RNN_TANH")
 
 
 class RNNBase(RecurrentModule):

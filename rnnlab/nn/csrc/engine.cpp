@@ -252,6 +252,21 @@ void lstm_forward_row(int64_t H, int64_t b, const CellStep<T>& s) {
 template <typename T>
 void cell_forward(int64_t mode, int64_t size, int64_t H, const CellStep<T>& s) {
   const int64_t G = gates_of(mode);
+  if (G == 1) {  // the plain RNN: one gate, so the step's rows are one block, run as one vectorized loop
+    at::parallel_for(0, size * H, 4096, [&](int64_t begin, int64_t end) {
+      if (mode == RNN_TANH) {
+#pragma omp simd
+        for (int64_t e = begin; e < end; ++e) s.m[e] = s.act[e] = std::tanh(s.xp[e] + s.hp[e]);  // h' = tanh(pre)
+      } else {
+#pragma omp simd
+        for (int64_t e = begin; e < end; ++e) {
+          T pre = s.xp[e] + s.hp[e];
+          s.m[e] = s.act[e] = pre > T(0) ? pre : T(0);  // h' = relu(pre)
+        }
+      }
+    });
+    return;
+  }
   at::parallel_for(0, size, 16, [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
       const T* x_row = s.xp + b * G * H;
@@ -277,21 +292,6 @@ void cell_forward(int64_t mode, int64_t size, int64_t H, const CellStep<T>& s) {
           a[H + k] = z;
           a[2 * H + k] = n;
           hn_row[k] = h_row[2 * H + k];
-        }
-      } else if (mode == RNN_TANH) {
-#pragma omp simd
-        for (int64_t k = 0; k < H; ++k) {
-          T h = std::tanh(x_row[k] + h_row[k]);
-          m_row[k] = h;
-          a[k] = h;
-        }
-      } else {
-#pragma omp simd
-        for (int64_t k = 0; k < H; ++k) {
-          T pre = x_row[k] + h_row[k];
-          T h = pre > T(0) ? pre : T(0);
-          m_row[k] = h;
-          a[k] = h;
         }
       }
     }
@@ -358,6 +358,18 @@ void lstm_backward_row(int64_t H, int64_t b, const CellGrad<T>& s) {
 template <typename T>
 void cell_backward(int64_t mode, int64_t size, int64_t H, const CellGrad<T>& s) {
   const int64_t G = gates_of(mode);
+  if (G == 1) {  // the plain RNN, as one block: tanh' = 1 - h^2, relu' = 1 where h > 0
+    at::parallel_for(0, size * H, 4096, [&](int64_t begin, int64_t end) {
+      if (mode == RNN_TANH) {
+#pragma omp simd
+        for (int64_t e = begin; e < end; ++e) s.dxp[e] = s.dm[e] * (T(1) - s.act[e] * s.act[e]);
+      } else {
+#pragma omp simd
+        for (int64_t e = begin; e < end; ++e) s.dxp[e] = s.act[e] > T(0) ? s.dm[e] : T(0);
+      }
+    });
+    return;
+  }
   at::parallel_for(0, size, 16, [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
       const T* a = s.act + b * G * H;
@@ -388,12 +400,6 @@ void cell_backward(int64_t mode, int64_t size, int64_t H, const CellGrad<T>& s) 
           dh[H + k] = dz_pre;
           dh[2 * H + k] = dn_pre * r;
         }
-      } else if (mode == RNN_TANH) {
-#pragma omp simd
-        for (int64_t k = 0; k < H; ++k) dx[k] = dm_row[k] * (T(1) - a[k] * a[k]);
-      } else {
-#pragma omp simd
-        for (int64_t k = 0; k < H; ++k) dx[k] = a[k] > T(0) ? dm_row[k] : T(0);
       }
     }
   });
