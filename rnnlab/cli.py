@@ -136,6 +136,24 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(train, f"{defaults['layers']} x {defaults['hidden']} {defaults['arch'].upper()}, "
                           f"dropout {defaults['dropout']}")
     _train_options(train)
+    shapes = commands.add_parser("shapes", help="every parameter and tensor shape of an RNN/LSTM/GRU, checked on "
+                                                "torch.nn", description="Print the parameters and the shapes of "
+                                 "input, h_0, output, h_n (c_0, c_n) with each dimension named, how to split the "
+                                 "directions, and which slices are equal -- all checked by running torch.nn first.")
+    shapes.add_argument("--mode", required=True, choices=["rnn", "lstm", "gru"])
+    shapes.add_argument("--input-size", type=int, required=True, help="H_in")
+    shapes.add_argument("--hidden", type=int, required=True, help="H_cell (hidden_size)")
+    shapes.add_argument("--layers", type=int, default=1, help="num_layers (default 1)")
+    shapes.add_argument("--bidirectional", action="store_true")
+    shapes.add_argument("--batch-first", action="store_true")
+    shapes.add_argument("--proj-size", type=int, default=0, help="LSTM only: H_out (default 0: H_out = H_cell)")
+    shapes.add_argument("--seq-len", type=int, default=5, help="L (default 5)")
+    shapes.add_argument("--batch", type=int, default=3, help="N (default 3)")
+    kind = shapes.add_mutually_exclusive_group()
+    kind.add_argument("--unbatched", action="store_true", help="one sequence without a batch dimension")
+    kind.add_argument("--lengths", help="a packed batch of sequences of these lengths, e.g. 5,3,2")
+    shapes.add_argument("--json", action="store_true", help="print JSON for scripts")
+
     evaluate = classify.add_parser("evaluate", help="test metrics of a trained classifier, as JSON on stdout")
     evaluate.add_argument("--model", required=True, help="run folder of a trained classifier")
     _classify_data(evaluate)
@@ -202,6 +220,20 @@ def run(args) -> None:
             dated = forecasts.index.dtype.kind == "M"
             for step, (when, value) in enumerate(forecasts.items(), start=1):
                 print(f"t+{step},{value:.6g}" + (f",{_date_text(when)}" if dated else ""))
+    elif args.command == "shapes":
+        from .shapes import explain_shapes
+        lengths = None
+        if args.lengths is not None:
+            try:
+                lengths = [int(part) for part in args.lengths.split(",")]
+            except ValueError:
+                raise UserError(f"--lengths takes whole numbers separated by commas, e.g. 5,3,2; got "
+                                f"{args.lengths!r}") from None
+        explanation = explain_shapes(args.mode, args.input_size, args.hidden, num_layers=args.layers,
+                                     bidirectional=args.bidirectional, batch_first=args.batch_first,
+                                     proj_size=args.proj_size, seq_len=args.seq_len, batch=args.batch,
+                                     unbatched=args.unbatched, lengths=lengths)
+        print(explanation.to_json() if args.json else explanation.table())
     elif args.command == "classify":
         from .tasks import classify
         if args.action == "train":

@@ -1,0 +1,244 @@
+"""What goes into and comes out of ``torch.nn.RNN`` / ``LSTM`` / ``GRU``, for one configuration, checked.
+
+    explain_shapes("lstm", input_size=10, hidden_size=20, num_layers=2, bidirectional=True)
+
+returns an ``Explanation``: every parameter's name and shape, the shapes of input, h_0 (c_0), output,
+h_n (c_n) with each dimension named as the PyTorch docs name them, how to split the two directions, and
+which slices of ``output`` and ``h_n`` are the same numbers. Nothing in it is written from memory alone:
+``explain_shapes`` runs the configuration through ``torch.nn`` on random numbers and compares every shape
+and every equality with what came out, and refuses (AssertionError) to state anything that did not hold.
+
+Names: L sequence length, N batch size, D = 2 if bidirectional else 1, H_in input_size, H_cell hidden_size,
+H_out proj_size if > 0 else hidden_size.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from .errors import UserError
+
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+
+
+@dataclass
+class Explanation:
+    """The checked answer of ``explain_shapes``. ``parameters``: name -> shape; ``tensors``: name -> shape;
+    ``dims``: name -> the dimension names of that shape; ``formulas``: parameter name -> its shape in symbols;
+    ``splits`` and ``equalities``: statements, each verified on a real run."""
+
+    config: dict
+    sizes: dict
+    parameters: dict = field(default_factory=dict)
+    formulas: dict = field(default_factory=dict)
+    tensors: dict = field(default_factory=dict)
+    dims: dict = field(default_factory=dict)
+    splits: list = field(default_factory=list)
+    equalities: list = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps({"config": self.config, "sizes": self.sizes, "parameters": self.parameters,
+                           "tensors": self.tensors, "dims": self.dims, "splits": self.splits,
+                           "equalities": self.equalities}, indent=2)
+
+    def table(self) -> str:
+        """The explanation as text: one table of parameters, one of tensors, then splits and equalities."""
+        sizes = ", ".join(f"{name} = {value}" for name, value in self.sizes.items())
+        lines = [f"torch.nn.{self.config['class']}({_arguments(self.config)})", f"  {sizes}", "",
+                 f"  {'parameter':<22} {'shape':<14} in symbols"]
+        for name, shape in self.parameters.items():
+            lines.append(f"  {name:<22} {_shape(shape):<14} {self.formulas[name]}")
+        lines += ["", f"  {'tensor':<22} {'shape':<14} dimensions"]
+        for name, shape in self.tensors.items():
+            lines.append(f"  {name:<22} {_shape(shape):<14} ({', '.join(self.dims[name])})")
+        lines += ["", "splitting directions and layers"] + [f"  {line}" for line in self.splits]
+        lines += ["", "the same numbers (each evaluated as written, on a run of torch.nn)"]
+        lines += [f"  {line}" for line in self.equalities]
+        return "\n".join(lines)
+
+
+def explain_shapes(mode: str, input_size: int, hidden_size: int, num_layers: int = 1, bidirectional: bool = False,
+                   batch_first: bool = False, proj_size: int = 0, seq_len: int = 5, batch: int = 3,
+                   unbatched: bool = False, lengths: list[int] | None = None) -> Explanation:
+    """Explain, and check on ``torch.nn``, the shapes of one recurrent layer configuration (see the module
+    docstring). ``lengths``: a packed batch of sequences of these lengths (then ``batch`` and ``seq_len``
+    follow from them). A combination torch refuses is a ``UserError`` with torch's own rule."""
+    mode = mode.lower()
+    if mode not in GATES:
+        raise UserError(f"mode must be one of {', '.join(GATES)}, got {mode!r}", "mode")
+    if unbatched and lengths:
+        raise UserError("a packed batch (lengths) cannot also be unbatched", "unbatched")
+    if lengths:
+        if any(not isinstance(n, int) or n < 1 for n in lengths):
+            raise UserError(f"lengths must be whole numbers >= 1, got {lengths}", "lengths")
+        batch, seq_len = len(lengths), max(lengths)
+    for name, value in (("seq_len", seq_len), ("batch", batch)):
+        if not isinstance(value, int) or value < 1:
+            raise UserError(f"{name} must be a whole number >= 1, got {value!r}", name)
+    cls = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}[mode]
+    options = dict(num_layers=num_layers, bidirectional=bidirectional, batch_first=batch_first)
+    if proj_size:
+        if mode != "lstm":
+            raise UserError("proj_size argument is only supported for LSTM, not RNN or GRU", "proj_size")
+        options["proj_size"] = proj_size
+    try:
+        module = getattr(torch.nn, cls)(input_size, hidden_size, dtype=torch.float64, **options)
+    except (ValueError, TypeError, RuntimeError) as err:
+        raise UserError(f"torch.nn.{cls} refuses this configuration: {err}") from None
+
+    D, H_out = 2 if bidirectional else 1, proj_size or hidden_size
+    sizes = {"L": seq_len, "N": batch, "D": D, "H_in": input_size, "H_cell": hidden_size, "H_out": H_out,
+             "num_layers": num_layers}
+    config = {"class": cls, "input_size": input_size, "hidden_size": hidden_size, "num_layers": num_layers,
+              "bidirectional": bidirectional, "batch_first": batch_first, "proj_size": proj_size,
+              "unbatched": unbatched, "lengths": list(lengths) if lengths else None}
+    explanation = Explanation(config, sizes)
+    _parameters(explanation, module, GATES[mode])
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn((batch, seq_len, input_size) if batch_first else (seq_len, batch, input_size),
+                    generator=generator, dtype=torch.float64)
+    if unbatched:
+        x = x[0] if batch_first else x[:, 0]
+    inputs = pack_padded_sequence(x, torch.tensor(lengths), batch_first=batch_first, enforce_sorted=False) \
+        if lengths else x
+    with torch.no_grad():
+        output, state = module(inputs)
+    h_n, c_n = state if mode == "lstm" else (state, None)
+    _tensors(explanation, x, output, h_n, c_n)
+    _splits(explanation, output, h_n)
+    _equalities(explanation, output, h_n)
+    return explanation
+
+
+def _parameters(explanation: Explanation, module, gates: int) -> None:
+    g = f"{gates}*H_cell" if gates > 1 else "H_cell"
+    for name, param in module.named_parameters():
+        kind, layer = name.rsplit("_l", 1)
+        first = layer.split("_")[0] == "0"
+        formula = {"weight_ih": f"({g}, {'H_in' if first else 'D*H_out'})", "weight_hh": f"({g}, H_out)",
+                   "bias_ih": f"({g},)", "bias_hh": f"({g},)", "weight_hr": "(H_out, H_cell)"}[kind]
+        shape = list(param.shape)
+        assert _evaluate(formula, explanation.sizes) == shape, (name, formula, shape)
+        explanation.parameters[name], explanation.formulas[name] = shape, formula
+
+
+def _tensors(explanation: Explanation, x, output, h_n, c_n) -> None:
+    c, s = explanation.config, explanation.sizes
+    time_major = ["L", "N"] if not c["batch_first"] else ["N", "L"]
+    if c["unbatched"]:
+        time_major = ["L"]
+    state_dims = ["D*num_layers"] + ([] if c["unbatched"] else ["N"])
+    packed = c["lengths"] is not None
+    named = {
+        "input": (x, ["sum(lengths)", "H_in"] if packed else time_major + ["H_in"]),
+        "h_0": (h_n, state_dims + ["H_out"]),
+        "c_0": (c_n, state_dims + ["H_cell"]),
+        "output": (output.data if packed else output, ["sum(lengths)", "D*H_out"] if packed else time_major + ["D*H_out"]),
+        "h_n": (h_n, state_dims + ["H_out"]),
+        "c_n": (c_n, state_dims + ["H_cell"]),
+    }
+    if packed:  # the packed input's .data, as the packed output's
+        named["input"] = (torch.empty(sum(c["lengths"]), s["H_in"]), named["input"][1])
+    for name, (tensor, dims) in named.items():
+        if tensor is None:
+            continue
+        sizes = {**s, "sum(lengths)": sum(c["lengths"]) if packed else 0}
+        assert [_evaluate(d, sizes) for d in dims] == list(tensor.shape), (name, dims, tensor.shape)
+        explanation.tensors[name], explanation.dims[name] = list(tensor.shape), dims
+
+
+def _holds(left: str, right: str, env: dict) -> bool:
+    """Whether the two printed expressions give equal tensors on this run (they are evaluated as written)."""
+    return torch.equal(eval(left, {}, env), eval(right, {}, env))  # noqa: S307 -- our own expressions
+
+
+def _splits(explanation: Explanation, output, h_n) -> None:
+    c, s = explanation.config, explanation.sizes
+    env = {"output": output, "h_n": h_n, **s}
+    name = "output"
+    if c["lengths"] is not None:
+        env["padded"], env["lengths"] = pad_packed_sequence(output, batch_first=c["batch_first"])
+        explanation.splits.append("padded, lengths = pad_packed_sequence(output"
+                                  + (", batch_first=True)" if c["batch_first"] else ")"))
+        name = "padded"
+    lead = "L" if c["unbatched"] else ("N, L" if c["batch_first"] else "L, N")
+    state = "num_layers, D" + ("" if c["unbatched"] else ", N")
+    for view, meaning in ((f"{name}.view({lead}, D, H_out)", "[..., 0, :] forward, [..., 1, :] backward"
+                           if s["D"] == 2 else "one direction"),
+                          (f"h_n.view({state}, H_out)", "[k, d] is layer k, direction d")):
+        shape = list(eval(view, {}, env).shape)  # noqa: S307 -- our own expression, run as printed
+        explanation.splits.append(f"{view} -> {_shape(shape)}: {meaning}")
+
+
+def _equalities(explanation: Explanation, output, h_n) -> None:
+    """Which slices of output are which final states: each statement's two sides are evaluated as printed."""
+    c, s = explanation.config, explanation.sizes
+    D = s["D"]
+    env = {"output": output, "h_n": h_n, "H_out": s["H_out"]}
+    statements = []
+    if c["lengths"] is not None:
+        env["padded"], lengths = pad_packed_sequence(output, batch_first=c["batch_first"])
+        last, first = ("[b, lengths[b] - 1", "[b, 0") if c["batch_first"] else ("[lengths[b] - 1, b", "[0, b")
+        checks = [(f"padded{last}, :H_out]", f"h_n[{-D}][b]", "for every sequence b: the last layer's forward "
+                   "final state is each sequence's last valid step, not padded's last row")]
+        if D == 2:
+            checks.append((f"padded{first}, H_out:]", "h_n[-1][b]", "for every sequence b: the backward "
+                           "direction ends at step 0"))
+        for left, right, meaning in checks:
+            assert all(_holds(left, right, {**env, "b": b, "lengths": lengths}) for b in range(len(lengths)))
+            statements.append(f"{left} == {right} {meaning}")
+    else:
+        last, first = {(True, False): ("[-1", "[0"), (True, True): ("[-1", "[0"),
+                       (False, False): ("[-1, :", "[0, :"), (False, True): ("[:, -1", "[:, 0")}[
+            (c["unbatched"], c["batch_first"])]
+        if D == 1:
+            left, right = f"output{last}]", "h_n[-1]"
+            assert _holds(left, right, env)
+            statements.append(f"{left} == {right}: the last layer's final state is its output at the last step")
+        else:
+            checks = [(f"output{last}, :H_out]", "h_n[-2]", ": the last layer's forward final state"),
+                      (f"output{first}, H_out:]", "h_n[-1]", ": its backward final state, at step 0")]
+            for left, right, meaning in checks:
+                assert _holds(left, right, env)
+                statements.append(f"{left} == {right}{meaning}")
+            if s["L"] > 1:  # with one step, the last step is step 0
+                wrong = f"output{last}, H_out:]"
+                assert not _holds(wrong, "h_n[-1]", env)
+                statements.append(f"{wrong} != h_n[-1]: the backward direction starts at the last step, "
+                                  "so its output there has read one step only")
+    if s["num_layers"] > 1:  # no step and direction of output holds a lower layer's final state
+        steps = env.get("padded", output)
+        slices = [steps[..., d * s["H_out"]:(d + 1) * s["H_out"]] for d in range(D)]
+        lower = h_n[:-D]
+        assert all(not torch.isclose(part.reshape(-1, part.shape[-1]).unsqueeze(1),
+                                     state.reshape(-1, state.shape[-1]).unsqueeze(0)).all(-1).any()
+                   for part in slices for state in lower)
+        statements.append(f"h_n[:{-D}] (the lower layers' final states) appear nowhere in output: output is the "
+                          "last layer's, and its feature size is D*H_out whatever num_layers is")
+    explanation.equalities.extend(statements)
+
+
+def _evaluate(expression: str, sizes: dict):
+    """'(4*H_cell, H_in)' -> [80, 10]; 'D*H_out' -> 40."""
+    if expression.startswith("("):
+        return [_evaluate(part, sizes) for part in expression.strip("(),").split(",") if part.strip()]
+    value = 1
+    for factor in expression.strip().split("*"):
+        value *= int(factor) if factor.isdigit() else sizes[factor]
+    return value
+
+
+def _shape(shape) -> str:
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _arguments(config: dict) -> str:
+    args = [str(config["input_size"]), str(config["hidden_size"])]
+    defaults = {"num_layers": 1, "bidirectional": False, "batch_first": False, "proj_size": 0}
+    args += [f"{name}={config[name]}" for name, default in defaults.items() if config[name] != default]
+    return ", ".join(args)
