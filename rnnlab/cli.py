@@ -154,6 +154,17 @@ def build_parser() -> argparse.ArgumentParser:
     kind.add_argument("--lengths", help="a packed batch of sequences of these lengths, e.g. 5,3,2")
     shapes.add_argument("--json", action="store_true", help="print JSON for scripts")
 
+    grads = commands.add_parser("gradients", help="vanishing gradients, measured: ||dL/dh_t|| of RNN, LSTM, GRU",
+                                description="Train a tanh RNN, a relu RNN, an LSTM and a GRU on a task that "
+                                "needs memory (tell the sign of the first step) and plot ||dL/dh_t|| against t, "
+                                "at initialisation and after training.")
+    grads.add_argument("--out", default="runs/gradients", help="folder for gradients.png and gradients.json "
+                                                              "(default runs/gradients)")
+    grads.add_argument("--length", type=int, default=50, help="steps T (default 50)")
+    grads.add_argument("--hidden", type=int, default=32, help="hidden units (default 32)")
+    grads.add_argument("--steps", type=int, default=300, help="training steps (default 300)")
+    grads.add_argument("--seed", type=int, default=0)
+
     evaluate = classify.add_parser("evaluate", help="test metrics of a trained classifier, as JSON on stdout")
     evaluate.add_argument("--model", required=True, help="run folder of a trained classifier")
     _classify_data(evaluate)
@@ -220,6 +231,16 @@ def run(args) -> None:
             dated = forecasts.index.dtype.kind == "M"
             for step, (when, value) in enumerate(forecasts.items(), start=1):
                 print(f"t+{step},{value:.6g}" + (f",{_date_text(when)}" if dated else ""))
+    elif args.command == "gradients":
+        from . import gradients
+        from .errors import check_settings
+        check_settings({"length": args.length, "hidden": args.hidden, "steps": args.steps},
+                       positive=("length", "hidden", "steps"))
+        from .train import prepare_out_dir
+        out = prepare_out_dir(args.out)
+        print(gradients.table(gradients.run(out, length=args.length, hidden=args.hidden, steps=args.steps,
+                                            seed=args.seed)))
+        print(f"wrote {out / 'gradients.png'} and {out / 'gradients.json'}", file=sys.stderr)
     elif args.command == "shapes":
         from .shapes import explain_shapes
         lengths = None
