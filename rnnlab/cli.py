@@ -154,6 +154,18 @@ def build_parser() -> argparse.ArgumentParser:
     kind.add_argument("--lengths", help="a packed batch of sequences of these lengths, e.g. 5,3,2")
     shapes.add_argument("--json", action="store_true", help="print JSON for scripts")
 
+    look = commands.add_parser("inspect", help="heatmaps of a trained model's gates and hidden units over one input",
+                               description="Run a trained model of any task on one input inside rnnlab.nn.inspect "
+                               "and write a heatmap PNG per layer and direction (units x steps, a panel per "
+                               "gate and state) and the numbers as internals.npz.")
+    look.add_argument("--model", required=True, help="run folder of a trained model")
+    given = look.add_mutually_exclusive_group()
+    given.add_argument("--text", help="character model: the text to read (default: a greedy sample of its own)")
+    given.add_argument("--csv", help="forecaster: a CSV with its columns; it reads the last window")
+    given.add_argument("--index", type=int, help="classifier: which test sequence (default 0)")
+    look.add_argument("--out", default="runs/inspect", help="folder for the PNGs and internals.npz "
+                                                            "(default runs/inspect)")
+
     grads = commands.add_parser("gradients", help="vanishing gradients, measured: ||dL/dh_t|| of RNN, LSTM, GRU",
                                 description="Train a tanh RNN, a relu RNN, an LSTM and a GRU on a task that "
                                 "needs memory (tell the sign of the first step) and plot ||dL/dh_t|| against t, "
@@ -231,6 +243,10 @@ def run(args) -> None:
             dated = forecasts.index.dtype.kind == "M"
             for step, (when, value) in enumerate(forecasts.items(), start=1):
                 print(f"t+{step},{value:.6g}" + (f",{_date_text(when)}" if dated else ""))
+    elif args.command == "inspect":
+        from .gates import inspect_model
+        for path in inspect_model(args.model, args.out, text=args.text, csv=args.csv, index=args.index):
+            print(path)
     elif args.command == "gradients":
         from . import gradients
         from .errors import check_settings

@@ -1,0 +1,70 @@
+"""rnnlab inspect: heatmaps and numbers of a trained model's gates, for every task, and its one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rnnlab.gates import inspect_model
+from rnnlab.tasks import charlm, classify, forecast
+from shared_data import SHARED
+
+STOCK = "stock/data-02-stock_daily.csv"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    charlm.train(text="hihello, if you want you", steps=5, out=str(root / "lm"), quiet=True)
+    classify.train(steps=3, hidden=8, layers=2, bidirectional=True, out=str(root / "cls"), quiet=True)
+    forecast.train(csv=str(SHARED / STOCK), newest_first=True, target="Close", steps=3, out=str(root / "fc"),
+                   quiet=True, arch="gru")
+    return root
+
+
+def test_a_character_model_per_character(runs, tmp_path):
+    files = inspect_model(runs / "lm", tmp_path, text="hihello")
+    assert (tmp_path / "layer0_forward.png").stat().st_size > 0 and tmp_path / "internals.npz" in files
+    saved = np.load(tmp_path / "internals.npz")
+    assert list(saved["labels"]) == list("hihello")
+    assert {"l0_d0_i", "l0_d0_f", "l0_d0_g", "l0_d0_o", "l0_d0_c", "l0_d0_h"} <= set(saved.files)
+    trained = charlm.load(runs / "lm")  # the last step's h is the network's own final state
+    with torch.no_grad():
+        _, (h_n, _) = trained.network(trained.vocab.encode("hihello")[None])
+    np.testing.assert_allclose(saved["l0_d0_h"][-1], h_n[0, 0].numpy(), atol=1e-6)
+    assert saved["l0_d0_h"].shape == (7, trained.network.config.hidden)
+
+
+def test_a_bidirectional_classifier_and_a_forecaster(runs, tmp_path):
+    inspect_model(runs / "cls", tmp_path / "cls", index=2)
+    names = {path.name for path in (tmp_path / "cls").iterdir()}
+    assert {"layer0_forward.png", "layer0_backward.png", "layer1_forward.png", "layer1_backward.png"} <= names
+    assert np.load(tmp_path / "cls" / "internals.npz")["l1_d1_z"].shape == (8, 8)  # 8 rows of an 8x8 digit
+    inspect_model(runs / "fc", tmp_path / "fc", csv=str(SHARED / STOCK))
+    saved = np.load(tmp_path / "fc" / "internals.npz")
+    assert list(saved["labels"])[-1] == "t" and saved["l0_d0_r"].shape[0] == 7  # the window of 7 rows
+
+
+@pytest.mark.parametrize("model, args, message", [
+    ("lm", ["--index", "1"], "reads --text"),
+    ("lm", ["--text", "hi~"], "not in the model's vocabulary"),
+    ("fc", [], "give --csv"),
+    ("cls", ["--index", "100000"], "--index must be in"),
+    ("cls", ["--text", "abc"], "reads test sequence --index"),
+])
+def test_mistakes_are_one_line(runs, tmp_path, model, args, message):
+    result = subprocess.run([sys.executable, "-m", "rnnlab.cli", "inspect", "--model", str(runs / model),
+                             "--out", str(tmp_path), *args], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_command_prints_what_it_wrote(runs, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "rnnlab.cli", "inspect", "--model", str(runs / "lm"), "--out",
+                             str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert [Path(line).name for line in result.stdout.split()] == ["layer0_forward.png", "internals.npz"]
