@@ -83,29 +83,44 @@ class LSTM:
         return dA @ Wx.T, dA @ Wh.T, dc_prev  # dx (N, D), dh_prev (N, H), dc_prev (N, H)
 
 
-class TimeRNN:
-    """The RNN over T steps: ``forward(xs)`` (N, T, D) -> hs (N, T, H); ``backward(dhs)`` -> dxs, with
-    ``grads`` = [dWx, dWh, db] summed over the steps and ``dh`` the gradient at the initial state.
-    ``stateful=True`` carries h from one forward call to the next (truncated BPTT); ``reset_state()`` clears it."""
+class TimeLayer:
+    """What TimeRNN and TimeLSTM share: the weights, the gradients, the state, and summing each step's
+    gradients after backward."""
 
     def __init__(self, Wx: np.ndarray, Wh: np.ndarray, b: np.ndarray, stateful: bool = False) -> None:
         self.params = [Wx, Wh, b]
         self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]
-        self.layers: list[RNN] = []
-        self.h, self.dh, self.stateful = None, None, stateful
+        self.layers = []  # one cell per step, each with its cache
+        self.h = self.c = self.dh = None
+        self.stateful = stateful
+
+    def reset_state(self) -> None:
+        self.h = self.c = None
+
+    def _zeros_state(self, xs: np.ndarray, state):
+        """The state to start from: the carried one when stateful, else zeros (N, H)."""
+        if self.stateful and state is not None:
+            return state
+        return np.zeros((xs.shape[0], self.params[1].shape[0]), dtype=xs.dtype)
+
+    def _sum_grads(self) -> None:
+        """dWx, dWh, db of the whole sequence: the sum over the steps, since every step used the same weights."""
+        for slot, *per_step in zip(self.grads, *(layer.grads for layer in self.layers)):
+            slot[...] = np.sum(per_step, axis=0)
+
+
+class TimeRNN(TimeLayer):
+    """The RNN over T steps: ``forward(xs)`` (N, T, D) -> hs (N, T, H); ``backward(dhs)`` -> dxs, with
+    ``grads`` = [dWx, dWh, db] summed over the steps and ``dh`` the gradient at the initial state.
+    ``stateful=True`` carries h from one forward call to the next (truncated BPTT); ``reset_state()`` clears it."""
 
     def set_state(self, h: np.ndarray) -> None:
         self.h = h
 
-    def reset_state(self) -> None:
-        self.h = None
-
     def forward(self, xs: np.ndarray) -> np.ndarray:
         N, T, _ = xs.shape
-        H = self.params[1].shape[0]
-        if not self.stateful or self.h is None:
-            self.h = np.zeros((N, H), dtype=xs.dtype)
-        hs = np.empty((N, T, H), dtype=xs.dtype)
+        self.h = self._zeros_state(xs, self.h)
+        hs = np.empty((N, T, self.h.shape[1]), dtype=xs.dtype)
         self.layers = []
         for t in range(T):
             layer = RNN(*self.params)
@@ -116,45 +131,25 @@ class TimeRNN:
 
     def backward(self, dhs: np.ndarray) -> np.ndarray:
         N, T, _ = dhs.shape
-        D = self.params[0].shape[0]
-        dxs = np.empty((N, T, D), dtype=dhs.dtype)
+        dxs = np.empty((N, T, self.params[0].shape[0]), dtype=dhs.dtype)
         dh = np.zeros_like(dhs[:, 0, :])
-        grads = [np.zeros_like(p) for p in self.params]
         for t in reversed(range(T)):
-            layer = self.layers[t]
-            dxs[:, t, :], dh = layer.backward(dhs[:, t, :] + dh)  # from the output at t and from step t+1
-            for total, grad in zip(grads, layer.grads):
-                total += grad
-        for slot, total in zip(self.grads, grads):
-            slot[...] = total
+            dxs[:, t, :], dh = self.layers[t].backward(dhs[:, t, :] + dh)  # from the output at t and from t+1
+        self._sum_grads()
         self.dh = dh
         return dxs
 
 
-class TimeLSTM:
+class TimeLSTM(TimeLayer):
     """The LSTM over T steps, as ``TimeRNN`` (with the cell state c carried too)."""
-
-    def __init__(self, Wx: np.ndarray, Wh: np.ndarray, b: np.ndarray, stateful: bool = False) -> None:
-        self.params = [Wx, Wh, b]
-        self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]
-        self.layers: list[LSTM] = []
-        self.h = self.c = self.dh = None
-        self.stateful = stateful
 
     def set_state(self, h: np.ndarray, c: np.ndarray | None = None) -> None:
         self.h, self.c = h, c
 
-    def reset_state(self) -> None:
-        self.h = self.c = None
-
     def forward(self, xs: np.ndarray) -> np.ndarray:
         N, T, _ = xs.shape
-        H = self.params[1].shape[0]
-        if not self.stateful or self.h is None:
-            self.h = np.zeros((N, H), dtype=xs.dtype)
-        if not self.stateful or self.c is None:
-            self.c = np.zeros((N, H), dtype=xs.dtype)
-        hs = np.empty((N, T, H), dtype=xs.dtype)
+        self.h, self.c = self._zeros_state(xs, self.h), self._zeros_state(xs, self.c)
+        hs = np.empty((N, T, self.h.shape[1]), dtype=xs.dtype)
         self.layers = []
         for t in range(T):
             layer = LSTM(*self.params)
@@ -165,18 +160,12 @@ class TimeLSTM:
 
     def backward(self, dhs: np.ndarray) -> np.ndarray:
         N, T, _ = dhs.shape
-        D = self.params[0].shape[0]
-        dxs = np.empty((N, T, D), dtype=dhs.dtype)
+        dxs = np.empty((N, T, self.params[0].shape[0]), dtype=dhs.dtype)
         dh = np.zeros_like(dhs[:, 0, :])
         dc = np.zeros_like(dh)
-        grads = [np.zeros_like(p) for p in self.params]
         for t in reversed(range(T)):
-            layer = self.layers[t]
-            dxs[:, t, :], dh, dc = layer.backward(dhs[:, t, :] + dh, dc)
-            for total, grad in zip(grads, layer.grads):
-                total += grad
-        for slot, total in zip(self.grads, grads):
-            slot[...] = total
+            dxs[:, t, :], dh, dc = self.layers[t].backward(dhs[:, t, :] + dh, dc)
+        self._sum_grads()
         self.dh = dh
         return dxs
 
