@@ -214,8 +214,7 @@ def run_layer(cell, batch_sizes, reverse, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_h
     tensors = (x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, *variants)
     needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
     keep = recorder is not None or needs_grad
-    if (fast and recorder is None and fast_path.usable(x) and fast_path.runs(variants)
-            and all(t is None or t.dtype == x.dtype for t in tensors)):
+    if fast and recorder is None and fast_path.usable(x) and all(t is None or t.dtype == x.dtype for t in tensors):
         if not keep:  # inference: no autograd node at all
             return fast_path.infer(cell.name, batch_sizes, reverse, *tensors)
         return fast_path.FastLayer.apply(cell.name, batch_sizes, reverse, keep, checkpoint_steps, *tensors)

@@ -55,11 +55,6 @@ def usable(x: torch.Tensor) -> bool:
     return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and extension() is not None
 
 
-def runs(variants) -> bool:
-    """Whether the C++ loop runs these variant tensors (``engine.RecurrentLayer``'s nine): it runs them all."""
-    return True
-
-
 class FastLayer(torch.autograd.Function):
     """``engine.RecurrentLayer`` with the loop in C++: the same arguments (a cell name instead of a cell
     class, and ``checkpoint_steps`` instead of a recorder; weights, then the nine variant tensors) and results.
