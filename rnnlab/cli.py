@@ -62,7 +62,7 @@ def _model_options(parser: argparse.ArgumentParser, defaults: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .tasks import charlm as lm, classify as cls, forecast as fc  # defaults in the help, never restated
+    from .tasks import charlm as lm, classify as cls, forecast as fc, memory as mt  # defaults in the help
     parser = Parser(prog="rnnlab", description="Recurrent neural networks from first principles.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -166,6 +166,16 @@ def build_parser() -> argparse.ArgumentParser:
     look.add_argument("--out", default="runs/inspect", help="folder for the PNGs and internals.npz "
                                                             "(default runs/inspect)")
 
+    memory = commands.add_parser("memory-task", help="the adding problem or the copy task: what can a network "
+                                 "remember over T steps", description="Train on the adding problem (Hochreiter & "
+                                 "Schmidhuber 1997) or the copy-memory task (Arjovsky et al. 2016) and write "
+                                 "metrics.json (final metric, its no-memory baseline, solved) and curve.png.")
+    memory.add_argument("--task", choices=["adding", "copy"], help=f"(default {mt.DEFAULTS['task']})")
+    memory.add_argument("--length", type=int, help=f"T, steps to remember across (default {mt.DEFAULTS['length']})")
+    memory.add_argument("--out", help=f"run folder (default {mt.OUT})")
+    _model_options(memory, f"{mt.DEFAULTS['layers']} x {mt.DEFAULTS['hidden']} {mt.DEFAULTS['arch'].upper()}")
+    _train_options(memory)
+
     grads = commands.add_parser("gradients", help="vanishing gradients, measured: ||dL/dh_t|| of RNN, LSTM, GRU",
                                 description="Train a tanh RNN, a relu RNN, an LSTM and a GRU on a task that "
                                 "needs memory (tell the sign of the first step) and plot ||dL/dh_t|| against t, "
@@ -243,6 +253,9 @@ def run(args) -> None:
             dated = forecasts.index.dtype.kind == "M"
             for step, (when, value) in enumerate(forecasts.items(), start=1):
                 print(f"t+{step},{value:.6g}" + (f",{_date_text(when)}" if dated else ""))
+    elif args.command == "memory-task":
+        from .tasks import memory
+        _print_metrics(memory.train(**_train_keywords(args, "task", "length")))
     elif args.command == "inspect":
         from .gates import inspect_model
         for path in inspect_model(args.model, args.out, text=args.text, csv=args.csv, index=args.index):

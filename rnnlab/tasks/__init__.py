@@ -1,12 +1,12 @@
-"""The three tasks -- ``charlm``, ``forecast``, ``classify`` -- each with keyword-only ``train(...)`` and
-``load(model_dir)``; ``load`` here opens a trained model of any task."""
+"""The tasks -- ``charlm``, ``forecast``, ``classify`` and the long-memory tasks ``memory`` -- each with
+keyword-only ``train(...)`` and ``load(model_dir)``; ``load`` here opens a trained model of any task."""
 
 from __future__ import annotations
 
 from importlib import import_module
 from pathlib import Path
 
-TASKS = ("charlm", "forecast", "classify")
+TASKS = ("charlm", "forecast", "classify", "memory")
 
 
 def load(model_dir: str | Path):

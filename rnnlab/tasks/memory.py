@@ -1,0 +1,155 @@
+"""The standard long-memory tasks, to see what each architecture can remember over T steps.
+
+- ``adding`` (Hochreiter & Schmidhuber 1997, in the form of Le, Jaitly & Hinton 2015): T steps of two
+  features, a value uniform in [0, 1] and a marker that is 1 at two steps (one in each half), 0 elsewhere;
+  the target is the sum of the two marked values. Metric: test MSE; baseline: always predicting 1, MSE 1/6
+  (the variance of a sum of two uniforms).
+- ``copy`` (Arjovsky, Shah & Bengio 2016): 10 symbols from {1..8}, T - 1 blanks (0), the delimiter 9, then
+  10 blanks; at the last 10 steps the network must write the 10 symbols, elsewhere blanks. Metric:
+  cross-entropy per step; baseline: the memoryless guess, 10 ln 8 / (T + 20) nats per step.
+
+``solved`` in metrics.json: the final metric is below a tenth of the baseline. Every sequence is generated
+from the run's seed, so there is no data to read; the learning curve is ``curve.png``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import check_settings, require
+from ..train import Task, fit
+from .common import VARIANTS, Trained, check_network, network_config, network_guard, resolve
+
+OUT = "runs/memory"
+TASKS = ("adding", "copy")
+DEFAULTS = dict(task="adding", length=100, arch="lstm", hidden=128, layers=1, dropout=0.0, **VARIANTS)
+TRAIN_DEFAULTS = dict(steps=1500, batch_size=64, lr=1e-3, warmup=0.0, final_lr=1.0, eval_every=100,
+                      checkpoint_every=500)  # Adam at a constant 1e-3, the recipe of the papers
+SYMBOLS, COPIED = 8, 10  # copy task: alphabet {1..8}, 10 symbols to remember
+EVAL_SEQUENCES = 1000
+
+
+def adding_batch(length: int, size: int, generator: torch.Generator):
+    """x (N, T, 2): values and markers; y (N,): the sum of the two marked values."""
+    values = torch.rand(size, length, generator=generator)
+    half = length // 2
+    first = torch.randint(0, half, (size,), generator=generator)
+    second = torch.randint(half, length, (size,), generator=generator)
+    markers = torch.zeros(size, length)
+    rows = torch.arange(size)
+    markers[rows, first] = markers[rows, second] = 1.0
+    return torch.stack((values, markers), dim=2), values[rows, first] + values[rows, second]
+
+
+def copy_batch(length: int, size: int, generator: torch.Generator):
+    """x (N, T + 20) symbols 0..9; y (N, T + 20): blanks, then the 10 symbols at the last 10 steps."""
+    symbols = torch.randint(1, SYMBOLS + 1, (size, COPIED), generator=generator)
+    x = torch.zeros(size, length + 2 * COPIED, dtype=torch.long)
+    y = torch.zeros_like(x)
+    x[:, :COPIED] = symbols
+    x[:, length + COPIED - 1] = SYMBOLS + 1  # the delimiter: "write now"
+    y[:, -COPIED:] = symbols
+    return x, y
+
+
+def baseline(task: str, length: int) -> float:
+    return 1 / 6 if task == "adding" else COPIED * math.log(SYMBOLS) / (length + 2 * COPIED)
+
+
+class MemoryTask(Task):
+    name = "memory"
+
+    def __init__(self, task: str, length: int, model, options: dict) -> None:
+        self.task, self.length, self.options, self.config = task, length, options, model
+        from ..models import SequenceModel
+        self.model = SequenceModel(model)
+        self.make = adding_batch if task == "adding" else copy_batch
+        self.held_out = {part: self.make(length, EVAL_SEQUENCES, torch.Generator().manual_seed(seed))
+                         for part, seed in (("val", 1), ("test", 2))}  # fixed, never trained on
+
+    def batch(self, generator, size, device):
+        return tuple(t.to(device) for t in self.make(self.length, size, generator))
+
+    def loss(self, model, batch):
+        x, y = batch
+        out = model(x)[0]
+        if self.task == "adding":
+            return F.mse_loss(out.squeeze(1), y)
+        return F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
+
+    def metric(self, model, part: str, device) -> float:
+        x, y = self.held_out[part]
+        with torch.no_grad():
+            return self.loss(model, (x.to(device), y.to(device))).item()
+
+    def evaluate(self, model, device):
+        return {"val_loss": self.metric(model, "val", device)}
+
+    def report(self, model, device, out_dir):
+        final, base = self.metric(model, "test", device), baseline(self.task, self.length)
+        return {"task": self.task, "arch": self.config.arch, "length": self.length,
+                "metric": "mse" if self.task == "adding" else "cross_entropy_per_step", "final": final,
+                "baseline": base, "solved": final < base / 10}
+
+    def state(self):
+        return {"options": self.options, "model": self.config.to_dict()}
+
+
+def train(*, task: str | None = None, length: int | None = None, out: str | None = None, resume: bool = False,
+          arch: str | None = None, hidden: int | None = None, layers: int | None = None, dropout: float | None = None,
+          weight_drop: float | None = None, layer_norm: bool | None = None, recurrent_dropout: float | None = None,
+          zoneout: float | None = None, **train_options) -> dict:
+    """Train on the ``adding`` or ``copy`` task with sequences of ``length`` steps; returns the metrics and
+    writes metrics.json, the checkpoint and curve.png into ``out``."""
+    out = out or OUT
+    options, config, _ = resolve(
+        "memory", out, resume, dict(task=task, length=length, arch=arch, hidden=hidden, layers=layers,
+                                    dropout=dropout, weight_drop=weight_drop, layer_norm=layer_norm,
+                                    recurrent_dropout=recurrent_dropout, zoneout=zoneout),
+        DEFAULTS, train_options, TRAIN_DEFAULTS)
+    require(options["task"] in TASKS, "task", f"be one of {', '.join(TASKS)}", options["task"])
+    check_settings(options, positive=("length",))
+    require(options["length"] >= 2, "length", "be >= 2", options["length"])
+    check_network(options)
+    if options["task"] == "adding":
+        model = network_config(options, input_size=2, output_size=1, readout="last")
+    else:
+        model = network_config(options, input_size=16, vocab_size=SYMBOLS + 2, output_size=SYMBOLS + 2,
+                               readout="steps")
+    with network_guard(options):
+        memory = MemoryTask(options["task"], options["length"], model, options)
+    metrics = fit(memory, config, out, resume=resume)
+    curve(Path(out), metrics)
+    return metrics
+
+
+def curve(out: Path, metrics: dict) -> None:
+    """curve.png: training and validation loss over the steps, with the baseline."""
+    from .. import checkpoint
+    from ..plots import _pyplot
+    history = checkpoint.load(out, "memory").state["run"]["history"]
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4))
+    steps = [h["step"] for h in history]
+    ax.semilogy(steps, [h["train_loss"] for h in history], label="training batch")
+    ax.semilogy(steps, [h["val_loss"] for h in history], label="validation")
+    ax.axhline(metrics["baseline"], color="gray", linestyle="--", label="baseline (no memory)")
+    ax.set_xlabel("step")
+    ax.set_ylabel(metrics["metric"])
+    ax.set_title(f"{metrics['task']}, T = {metrics['length']}, {metrics['arch']}: final {metrics['final']:.4g}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "curve.png", dpi=100)
+    plt.close(fig)
+
+
+class MemoryModel(Trained):
+    """A model trained on a memory task (its ``network`` and ``options``)."""
+
+
+def load(model_dir: str | Path) -> MemoryModel:
+    return MemoryModel.read(model_dir, "memory")

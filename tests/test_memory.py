@@ -1,0 +1,58 @@
+"""The long-memory tasks: their data, their baselines (measured, not assumed), a run that solves one, the command."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import torch
+import torch.nn.functional as F
+
+from rnnlab.tasks import load, memory
+
+
+def test_adding_data_and_its_baseline():
+    x, y = memory.adding_batch(20, 4000, torch.Generator().manual_seed(0))
+    markers = x[:, :, 1]
+    assert torch.equal(markers.sum(1), torch.full((4000,), 2.0))
+    assert markers[:, :10].sum(1).eq(1).all() and markers[:, 10:].sum(1).eq(1).all()  # one in each half
+    torch.testing.assert_close(y, (x[:, :, 0] * markers).sum(1))
+    assert abs(F.mse_loss(torch.ones_like(y), y).item() - memory.baseline("adding", 20)) < 0.01  # 1/6
+
+
+def test_copy_data_and_its_baseline():
+    length = 15
+    x, y = memory.copy_batch(length, 500, torch.Generator().manual_seed(0))
+    assert x.shape == y.shape == (500, length + 20)
+    assert torch.equal(y[:, -10:], x[:, :10]) and (y[:, :-10] == 0).all()
+    assert (x[:, length + 9] == 9).all() and x[:, :10].min() >= 1 and x[:, :10].max() <= 8
+    # the memoryless guess: a blank where blanks come, uniform over the 8 symbols at the last 10 steps
+    logits = torch.full((500, length + 20, 10), -1e9)
+    logits[:, :-10, 0] = 0.0
+    logits[:, -10:, 1:9] = 0.0
+    loss = F.cross_entropy(logits.reshape(-1, 10), y.reshape(-1)).item()
+    assert abs(loss - memory.baseline("copy", length)) < 1e-5
+    assert abs(memory.baseline("copy", length) - 10 * math.log(8) / (length + 20)) < 1e-12
+
+
+def test_a_gru_solves_a_short_adding_problem(tmp_path):
+    metrics = memory.train(task="adding", length=10, arch="gru", hidden=32, steps=300, lr=1e-2, out=str(tmp_path),
+                           quiet=True)
+    assert metrics["solved"] and metrics["final"] < metrics["baseline"] / 10
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert {"task", "arch", "length", "steps", "metric", "final", "baseline", "solved"} <= set(saved)
+    assert (tmp_path / "curve.png").stat().st_size > 0
+    assert load(tmp_path).network.config.arch == "gru"  # rnnlab.tasks.load opens it like any task's run
+
+
+def test_the_command_and_its_mistakes(tmp_path):
+    run = [sys.executable, "-m", "rnnlab.cli", "memory-task"]
+    done = subprocess.run(run + ["--task", "copy", "--length", "5", "--hidden", "8", "--steps", "3", "--out",
+                                 str(tmp_path), "--quiet"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "metrics.json").read_text())["metric"] == "cross_entropy_per_step"
+    for args, message in ((["--length", "1"], "--length must be >= 2"), (["--zoneout", "2"], "--zoneout must be")):
+        bad = subprocess.run(run + args + ["--out", str(tmp_path / "bad")], capture_output=True, text=True)
+        assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr
