@@ -50,3 +50,12 @@ def test_scratch_quickstart_runs():
     import torch
     expected = namespace["lstm"](torch.tensor(namespace["xs"]))[0].detach().numpy()
     assert abs(namespace["hs"] - expected).max() < 1e-10 and namespace["dxs"].shape == (2, 7, 3)
+
+
+def test_korean_quickstart_runs():
+    korean = README.with_name("README.ko.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", korean, flags=re.S)
+    namespace = {}
+    exec(compile(blocks[0], "README.ko quickstart", "exec"), namespace)
+    assert namespace["forget"].shape == (3, 7, 20) and namespace["output"].shape == (3, 7, 20)
+    assert "README.ko.md" in README.read_text()  # linked from the English README
