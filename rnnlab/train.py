@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from tqdm import tqdm  # a text bar on stderr, in a terminal and in a notebook alike
 
 from . import checkpoint
 from .checkpoint import Checkpoint
