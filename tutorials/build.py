@@ -50,6 +50,7 @@ def notebook(source: Path) -> nbformat.NotebookNode:
 def run(book: nbformat.NotebookNode, quick: bool, workdir: Path, timeout: int = 900) -> nbformat.NotebookNode:
     """Execute ``book`` in ``workdir`` (its run folders land there); raises on the first failing cell."""
     os.environ["RNNLAB_TUTORIAL_QUICK"] = "1" if quick else "0"
+    os.environ.setdefault("RNNLAB_SHARED_DATA", str(HERE.parents[1] / "shared" / "data"))  # real data sets
     workdir.mkdir(parents=True, exist_ok=True)
     NotebookClient(book, timeout=timeout, kernel_name="python3",
                    resources={"metadata": {"path": str(workdir)}}).execute()
