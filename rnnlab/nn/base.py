@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import Tensor, nn
@@ -36,6 +37,45 @@ class RecurrentModule(nn.Module):
             raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
         self.impl = impl
         self._recorders: list = []  # filled by rnnlab.nn.inspect
+
+    # ---- the variants layers and cells share: layer norm and zoneout ---------------------------------------
+
+    @staticmethod
+    def _check_variants(impl: str, layer_norm, probabilities: dict, unsupported: dict) -> None:
+        """torch.nn-style checks of the variants' arguments; ``unsupported``: name -> value of the settings torch's
+        kernel lacks, refused with impl="native" when on."""
+        for name, p in probabilities.items():
+            if not isinstance(p, numbers.Number) or isinstance(p, bool) or not 0 <= p < 1:
+                raise ValueError(f"{name} should be a probability in [0, 1), got {p!r}")
+        if not isinstance(layer_norm, bool):
+            raise TypeError(f"layer_norm should be of type bool, got: {type(layer_norm).__name__}")
+        if impl == "native" and any(unsupported.values()):
+            names = list(unsupported)
+            raise ValueError(f"impl='native' runs torch's kernel, which has no {', '.join(names[:-1])} or "
+                             f"{names[-1]}; use impl='auto' or 'ours'")
+
+    def _add_layer_norm(self, suffix: str, gate_size: int, hidden_size: int, lstm: bool, factory: dict) -> None:
+        """Gains (init 1) and shifts (init 0) of LN_ih, LN_hh (G*H) and the LSTM's LN_c (H): ``ln_gain_ih{suffix}``..."""
+        sizes = {"ih": gate_size, "hh": gate_size, **({"c": hidden_size} if lstm else {})}
+        for part, size in sizes.items():
+            for kind in ("gain", "shift"):
+                setattr(self, f"ln_{kind}_{part}{suffix}", nn.Parameter(torch.empty(size, **factory)))
+
+    def _norms(self, suffix: str) -> list:
+        """The six layer norm tensors of engine.RecurrentLayer (gain, shift of ih, hh, c), None where absent."""
+        return [getattr(self, f"ln_{kind}_{part}{suffix}", None) if self.layer_norm else None
+                for part in ("ih", "hh", "c") for kind in ("gain", "shift")]
+
+    def _zoneout(self, rows: int, sizes: tuple, like: Tensor) -> tuple:
+        """(zone_h, zone_c): in training (rows, size) masks, 1 with probability p, h's drawn before c's; in
+        evaluation the constant p as a (1, 1) tensor; None where off (zone_c: None unless two sizes)."""
+        if not self.zoneout:
+            return None, None
+        if self.training:
+            masks = [ones_with_probability(self.zoneout, (rows, size), like) for size in sizes]
+        else:
+            masks = [like.new_full((1, 1), self.zoneout)] * len(sizes)
+        return masks[0], masks[1] if len(masks) > 1 else None
 
     def uses_native(self, x: Tensor | None = None) -> bool:
         """Whether a forward on ``x`` runs torch's fused kernel rather than our engine."""

@@ -20,12 +20,10 @@ and ``zoneout=p``. Recurrent dropout needs one mask for a whole sequence, across
 
 from __future__ import annotations
 
-import numbers
-
 import torch
 from torch import Tensor, nn
 
-from .base import RecurrentModule, ones_with_probability
+from .base import RecurrentModule
 from .cells import CELLS
 from .engine import run_layer
 
@@ -39,13 +37,7 @@ class RNNCellBase(RecurrentModule):
     def __init__(self, mode: str, input_size: int, hidden_size: int, bias: bool = True, device=None,
                  dtype=None, *, impl: str = "auto", layer_norm: bool = False, zoneout: float = 0.0) -> None:
         super().__init__(impl)
-        if not isinstance(layer_norm, bool):
-            raise TypeError(f"layer_norm should be of type bool, got: {type(layer_norm).__name__}")
-        if not isinstance(zoneout, numbers.Number) or isinstance(zoneout, bool) or not 0 <= zoneout < 1:
-            raise ValueError(f"zoneout should be a probability in [0, 1), got {zoneout!r}")
-        if impl == "native" and (layer_norm or zoneout):
-            raise ValueError("impl='native' runs torch's kernel, which has no layer_norm or zoneout; "
-                             "use impl='auto' or 'ours'")
+        self._check_variants(impl, layer_norm, dict(zoneout=zoneout), dict(layer_norm=layer_norm, zoneout=zoneout))
         self.layer_norm, self.zoneout = layer_norm, float(zoneout)
         self.mode, self.cell = mode, CELLS[mode]
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
@@ -59,11 +51,8 @@ class RNNCellBase(RecurrentModule):
         else:
             self.register_parameter("bias_ih", None)
             self.register_parameter("bias_hh", None)
-        if layer_norm:  # gains (init 1) and shifts (init 0) of LN_ih, LN_hh (G*H) and the LSTM's LN_c (H)
-            sizes = {"ih": gate_size, "hh": gate_size, **({"c": hidden_size} if mode == "LSTM" else {})}
-            for part, size in sizes.items():
-                for kind in ("gain", "shift"):
-                    setattr(self, f"ln_{kind}_{part}", nn.Parameter(torch.empty(size, **factory)))
+        if layer_norm:
+            self._add_layer_norm("", gate_size, hidden_size, mode == "LSTM", factory)
         self.reset_parameters()
 
     def extra_repr(self) -> str:
@@ -82,19 +71,8 @@ class RNNCellBase(RecurrentModule):
     def step_variants(self, input: Tensor) -> tuple:
         """The nine variant tensors of ``engine.RecurrentLayer`` for this step: layer norm's gains and shifts,
         zoneout's weights ((N, H) masks drawn here in training, h's then c's; the constant p in evaluation)."""
-        parts = ("ih", "hh", "c") if self.mode == "LSTM" else ("ih", "hh")
-        norms = [getattr(self, f"ln_{kind}_{part}") if self.layer_norm and part in parts else None
-                 for part in ("ih", "hh", "c") for kind in ("gain", "shift")]
-        zone_h = zone_c = None
-        lstm = self.mode == "LSTM"
-        if self.zoneout and self.training:
-            shape = (input.size(0), self.hidden_size)
-            zone_h = ones_with_probability(self.zoneout, shape, input)
-            zone_c = ones_with_probability(self.zoneout, shape, input) if lstm else None
-        elif self.zoneout:
-            zone_h = input.new_full((1, 1), self.zoneout)
-            zone_c = zone_h if lstm else None
-        return (*norms, None, zone_h, zone_c)
+        sizes = (self.hidden_size,) * (2 if self.mode == "LSTM" else 1)
+        return (*self._norms(""), None, *self._zoneout(input.size(0), sizes, input))
 
     def forward(self, input: Tensor, hx=None):
         kind = type(self).__name__

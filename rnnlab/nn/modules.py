@@ -37,16 +37,12 @@ class RNNBase(RecurrentModule):
                  checkpoint_steps: int = 0) -> None:
         super().__init__(impl)
         _check_arguments(input_size, hidden_size, num_layers, bias, batch_first, dropout, proj_size)
-        for name, p in (("weight_drop", weight_drop), ("recurrent_dropout", recurrent_dropout), ("zoneout", zoneout)):
-            if not isinstance(p, numbers.Number) or isinstance(p, bool) or not 0 <= p < 1:
-                raise ValueError(f"{name} should be a probability in [0, 1), got {p!r}")
         if not isinstance(checkpoint_steps, int) or isinstance(checkpoint_steps, bool) or checkpoint_steps < 0:
             raise ValueError(f"checkpoint_steps should be a whole number >= 0 (0: off), got {checkpoint_steps!r}")
-        if not isinstance(layer_norm, bool):
-            raise TypeError(f"layer_norm should be of type bool, got: {type(layer_norm).__name__}")
-        if impl == "native" and (layer_norm or recurrent_dropout or zoneout or checkpoint_steps):
-            raise ValueError("impl='native' runs torch's kernel, which has no layer_norm, recurrent_dropout, "
-                             "zoneout or checkpoint_steps; use impl='auto' or 'ours'")
+        self._check_variants(impl, layer_norm, dict(weight_drop=weight_drop, recurrent_dropout=recurrent_dropout,
+                                                    zoneout=zoneout),
+                             dict(layer_norm=layer_norm, recurrent_dropout=recurrent_dropout, zoneout=zoneout,
+                                  checkpoint_steps=checkpoint_steps))
         if mode not in CELLS:
             raise ValueError("Unrecognized RNN mode: " + mode)
         self.mode, self.cell = mode, CELLS[mode]
@@ -76,11 +72,8 @@ class RNNBase(RecurrentModule):
                     setattr(self, name, nn.Parameter(torch.empty(shape, **factory)))
                 self._flat_weights_names.extend(names)
                 self._all_weights.append(names)
-                if layer_norm:  # gains (init 1) and shifts (init 0) of LN_ih, LN_hh (G*H) and LSTM's LN_c (H)
-                    sizes = {"ih": gate_size, "hh": gate_size, **({"c": hidden_size} if mode == "LSTM" else {})}
-                    for part, size in sizes.items():
-                        for kind in ("gain", "shift"):
-                            setattr(self, f"ln_{kind}_{part}{suffix}", nn.Parameter(torch.empty(size, **factory)))
+                if layer_norm:
+                    self._add_layer_norm(suffix, gate_size, hidden_size, mode == "LSTM", factory)
         self.reset_parameters()
 
     @property
@@ -123,22 +116,14 @@ class RNNBase(RecurrentModule):
         (batch, P), one per sequence with entries 0 or 1 / (1 - p); zoneout's (N, P) and, for LSTM, (N, H),
         one per packed row with entries 1 (keep the previous value) with probability p. Masks only in training;
         in evaluation zoneout is the constant p."""
-        suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
-        parts = ("ih", "hh", "c") if self.mode == "LSTM" else ("ih", "hh")
-        norms = [getattr(self, f"ln_{kind}_{part}{suffix}") if self.layer_norm and part in parts else None
-                 for part in ("ih", "hh", "c") for kind in ("gain", "shift")]
-        state_size, lstm = self.proj_size or self.hidden_size, self.mode == "LSTM"
-        rd_mask = zone_h = zone_c = None
+        norms = self._norms(f"_l{layer}" + ("_reverse" if direction == 1 else ""))
+        state_size = self.proj_size or self.hidden_size
+        rd_mask = None
         if self.training and self.recurrent_dropout:
             keep = 1 - self.recurrent_dropout
             rd_mask = ones_with_probability(keep, (batch, state_size), rows).div_(keep)
-        if self.zoneout and self.training:
-            zone_h = ones_with_probability(self.zoneout, (rows.shape[0], state_size), rows)
-            zone_c = ones_with_probability(self.zoneout, (rows.shape[0], self.hidden_size), rows) if lstm else None
-        elif self.zoneout:
-            zone_h = rows.new_full((1, 1), self.zoneout)
-            zone_c = zone_h if lstm else None
-        return (*norms, rd_mask, zone_h, zone_c)
+        sizes = (state_size, self.hidden_size) if self.mode == "LSTM" else (state_size,)
+        return (*norms, rd_mask, *self._zoneout(rows.shape[0], sizes, rows))
 
     def call_weights(self) -> dict:
         """The weights of this forward call, name -> tensor: the parameters, except that in training mode with
