@@ -29,7 +29,7 @@ def extension():
         try:
             from torch.utils.cpp_extension import load
             name, flags = build_flags()
-            _loaded["module"] = load(name=name, sources=[str(SOURCE)], extra_cflags=flags, extra_ldflags=["-lm"])
+            _loaded["module"] = load(name=name, sources=[str(SOURCE)], extra_cflags=flags, extra_ldflags=["-lm", "-fopenmp"])
         except Exception as err:  # noqa: BLE001 -- no compiler, no headers, a failed build: all fall back
             warnings.warn(f"rnnlab: the C++ engine could not be built ({str(err).splitlines()[0][:200]}); "
                           "running the readable Python engine", RuntimeWarning, stacklevel=2)
@@ -37,10 +37,12 @@ def extension():
 
 
 def build_flags() -> tuple[str, list[str]]:
-    """(extension name, compiler flags). The cell loops' tanh is vectorized (glibc's libmvec, which -ffast-math
-    enables) with AVX2 and FMA where this CPU has them; the name records that, so a build is never reused on
-    a CPU it does not fit."""
-    flags = ["-O3", "-ffast-math", "-fopenmp-simd"]
+    """(extension name, compiler flags). The cell loops' exp and tanh are vectorized (glibc's libmvec, which
+    -ffast-math enables) with AVX2 and FMA where this CPU has them; the name records that, so a build is never
+    reused on a CPU it does not fit. -fopenmp: ``at::parallel_for`` is a header template whose OpenMP pragma
+    is compiled into the extension, so without it the cell loops run on one core (with it they share torch's
+    own OpenMP runtime, the libgomp it loaded)."""
+    flags = ["-O3", "-ffast-math", "-fopenmp"]
     try:
         cpu = Path("/proc/cpuinfo").read_text()
     except OSError:
