@@ -92,29 +92,38 @@ StepWeight step_weight(const at::Tensor& w, int64_t batch) {
   return weight;
 }
 
-// y (rows, n) = a (rows, k) w^T [+ bias], with w (n, k): the recurrent product h W_hh^T + b_hh of one step.
+// A (rows, cols) tensor over raw memory that the loop owns (a step's rows of a larger buffer), for BLAS.
 template <typename T>
-void product_nt(at::Tensor y, const at::Tensor& a, const StepWeight& weight, const c10::optional<at::Tensor>& bias) {
+at::Tensor rows_view(const T* data, int64_t rows, int64_t cols, const at::Tensor& like) {
+  return at::from_blob(const_cast<T*>(data), {rows, cols}, like.options());
+}
+
+// y (rows, n) = a (rows, k) w^T [+ bias], with w (n, k): the recurrent product h W_hh^T + b_hh of one step.
+// Raw pointers: small products (the common case at small sizes) then cost no tensor at all.
+template <typename T>
+void product_nt(T* y, const T* a, int64_t rows, const StepWeight& weight, const T* bias) {
   const at::Tensor& w = weight.w;
-  const int64_t rows = a.size(0), k = a.size(1), n = w.size(0);
+  const int64_t k = w.size(1), n = w.size(0);
   if (rows * n * k > SMALL_PRODUCT) {
+    at::Tensor out = rows_view(y, rows, n, w), in = rows_view(a, rows, k, w);
+    c10::optional<at::Tensor> b;
+    if (bias) b = rows_view(bias, 1, n, w).view({n});
     if (weight.packed.defined()) {
-      y.copy_(onednn().apply(a, weight.packed, bias));
-    } else if (bias.has_value()) {
-      at::addmm_out(y, *bias, a, w.t());
+      out.copy_(onednn().apply(in, weight.packed, b));
+    } else if (bias) {
+      at::addmm_out(out, *b, in, w.t());
     } else {
-      at::mm_out(y, a, w.t());
+      at::mm_out(out, in, w.t());
     }
     return;
   }
-  const T *ap = a.data_ptr<T>(), *wp = w.data_ptr<T>(), *bp = bias.has_value() ? bias->data_ptr<T>() : nullptr;
-  T* yp = y.data_ptr<T>();
+  const T* wp = w.data_ptr<T>();
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t j = 0; j < n; ++j) {
-      T sum = bp ? bp[j] : T(0);
+      T sum = bias ? bias[j] : T(0);
 #pragma omp simd reduction(+ : sum)
-      for (int64_t i = 0; i < k; ++i) sum += ap[r * k + i] * wp[j * k + i];
-      yp[r * n + j] = sum;
+      for (int64_t i = 0; i < k; ++i) sum += a[r * k + i] * wp[j * k + i];
+      y[r * n + j] = sum;
     }
   }
 }
@@ -122,23 +131,23 @@ void product_nt(at::Tensor y, const at::Tensor& a, const StepWeight& weight, con
 // y (rows, n) = a (rows, k) w, with w (k, n): the gradient d_h_proj W_hh reaching h_{t-1}. `transposed` is
 // step_weight(w^T), for oneDNN.
 template <typename T>
-void product_nn(at::Tensor y, const at::Tensor& a, const at::Tensor& w, const StepWeight& transposed) {
-  const int64_t rows = a.size(0), k = a.size(1), n = w.size(1);
+void product_nn(T* y, const T* a, int64_t rows, const at::Tensor& w, const StepWeight& transposed) {
+  const int64_t k = w.size(0), n = w.size(1);
   if (rows * n * k > SMALL_PRODUCT) {
+    at::Tensor out = rows_view(y, rows, n, w), in = rows_view(a, rows, k, w);
     if (transposed.packed.defined()) {
-      y.copy_(onednn().apply(a, transposed.packed, c10::nullopt));
+      out.copy_(onednn().apply(in, transposed.packed, c10::nullopt));
     } else {
-      at::mm_out(y, a, w);
+      at::mm_out(out, in, w);
     }
     return;
   }
-  const T *ap = a.data_ptr<T>(), *wp = w.data_ptr<T>();
-  T* yp = y.data_ptr<T>();
+  const T* wp = w.data_ptr<T>();
   for (int64_t r = 0; r < rows; ++r) {
-    T* y_row = yp + r * n;
+    T* y_row = y + r * n;
     std::fill(y_row, y_row + n, T(0));
     for (int64_t i = 0; i < k; ++i) {
-      const T scale = ap[r * k + i];
+      const T scale = a[r * k + i];
       const T* w_row = wp + i * n;
 #pragma omp simd
       for (int64_t j = 0; j < n; ++j) y_row[j] += scale * w_row[j];
@@ -461,40 +470,43 @@ std::vector<at::Tensor> forward(int64_t mode, std::vector<int64_t> batch_sizes, 
     using T = scalar_t;
     if (norm) norm_rows<T>(N, G * H, ptr<T>(x_proj), ptr<T>(v.ln_ih_g), ptr<T>(v.ln_ih_s), ptr<T>(b_ih),
                            ptr<T>(x_hat), ptr<T>(x_rstd));
-    T* h_data = h.data_ptr<T>();
+    // raw rows from here on: a tensor per step would cost more than a small step's arithmetic
+    T *h_data = h.data_ptr<T>(), *hp = h_proj.data_ptr<T>(), *out_data = out.data_ptr<T>();
+    T *xp = ptr<T>(x_proj), *c_data = ptr<T>(c), *act_data = ptr<T>(act), *m_data = ptr<T>(m_all);
+    T *cand = ptr<T>(cand_all), *c_prev = ptr<T>(c_prev_all), *hn = ptr<T>(hn_all), *h_prev = ptr<T>(h_prev_all);
+    T *h_in_data = ptr<T>(h_in_all), *hh_hat_data = ptr<T>(hh_hat), *hh_rstd_data = ptr<T>(hh_rstd);
+    T *c_hat_data = ptr<T>(c_hat), *c_rstd_data = ptr<T>(c_rstd), *zone_h_data = ptr<T>(zone_h);
+    const T *mask = ptr<T>(v.rd_mask), *bias_hh = norm ? nullptr : ptr<T>(b_hh), *zone_c_data = ptr<T>(zone_c);
+    const T *ln_hh_g = ptr<T>(v.ln_hh_g), *ln_hh_s = ptr<T>(v.ln_hh_s), *ln_c_g = ptr<T>(v.ln_c_g);
+    const T *ln_c_s = ptr<T>(v.ln_c_s), *b_hh_data = ptr<T>(b_hh);
     for (auto [start, size] : step_rows(batch_sizes, reverse)) {
       const int64_t at_row = keep ? start : 0;  // where this step's kept rows go
-      if (keep) std::copy(h_data, h_data + size * P, h_prev_all.data_ptr<T>() + start * P);
-      at::Tensor h_in = h.narrow(0, 0, size);  // (B_t, P)
+      if (keep) std::copy(h_data, h_data + size * P, h_prev + start * P);
+      const T* h_in = h_data;  // (B_t, P)
       if (dropped) {  // recurrent dropout: h_{t-1} * mask enters W_hh
-        h_in = h_in_all.narrow(0, at_row, size);
-        const T* mask = ptr<T>(v.rd_mask);
-        T* in = h_in.data_ptr<T>();
+        T* in = h_in_data + at_row * P;
         for (int64_t e = 0; e < size * P; ++e) in[e] = h_data[e] * mask[e];
+        h_in = in;
       }
-      at::Tensor hp = h_proj.narrow(0, 0, size);  // (B_t, G*H)
-      product_nt<T>(hp, h_in, recurrent, norm ? c10::optional<at::Tensor>() : b_hh);
-      if (norm) norm_rows<T>(size, G * H, hp.data_ptr<T>(), ptr<T>(v.ln_hh_g), ptr<T>(v.ln_hh_s), ptr<T>(b_hh),
-                             keep ? ptr<T>(hh_hat) + start * G * H : nullptr, keep ? ptr<T>(hh_rstd) + start : nullptr);
-      at::Tensor h_new = out.narrow(0, start, size);  // (B_t, P)
-      at::Tensor m = proj ? m_all.narrow(0, at_row, size) : h_new;  // (B_t, H)
-      CellStep<T> step{ptr<T>(x_proj) + start * G * H, hp.data_ptr<T>(), h_data, P,
-                       lstm ? c.data_ptr<T>() : nullptr,
-                       keep && lstm ? ptr<T>(c_prev_all) + start * H : nullptr,
-                       lstm ? ptr<T>(cand_all) + at_row * H : nullptr, m.data_ptr<T>(),
-                       act.data_ptr<T>() + at_row * G * H, mode == GRU ? ptr<T>(hn_all) + at_row * H : nullptr,
-                       zone_c.defined() ? ptr<T>(zone_c) + (zone_c_rows ? start * H : 0) : nullptr,
-                       norm && lstm ? ptr<T>(v.ln_c_g) : nullptr, norm && lstm ? ptr<T>(v.ln_c_s) : nullptr,
-                       keep && norm && lstm ? ptr<T>(c_hat) + start * H : nullptr,
-                       keep && norm && lstm ? ptr<T>(c_rstd) + start : nullptr};
+      product_nt<T>(hp, h_in, size, recurrent, bias_hh);  // (B_t, G*H)
+      if (norm) norm_rows<T>(size, G * H, hp, ln_hh_g, ln_hh_s, b_hh_data,
+                             keep ? hh_hat_data + start * G * H : nullptr, keep ? hh_rstd_data + start : nullptr);
+      T* h_new = out_data + start * P;  // (B_t, P)
+      T* m = proj ? m_data + at_row * H : h_new;  // (B_t, H)
+      CellStep<T> step{xp + start * G * H, hp, h_data, P, c_data,
+                       keep && lstm ? c_prev + start * H : nullptr, lstm ? cand + at_row * H : nullptr, m,
+                       act_data + at_row * G * H, mode == GRU ? hn + at_row * H : nullptr,
+                       zone_c_data ? zone_c_data + (zone_c_rows ? start * H : 0) : nullptr,
+                       norm && lstm ? ln_c_g : nullptr, norm && lstm ? ln_c_s : nullptr,
+                       keep && norm && lstm ? c_hat_data + start * H : nullptr,
+                       keep && norm && lstm ? c_rstd_data + start : nullptr};
       cell_forward<T>(mode, size, H, step);
-      if (proj) product_nt<T>(h_new, m, projection, c10::nullopt);  // h~_t = W_hr m_t
-      T* new_data = h_new.data_ptr<T>();
-      if (zone_h.defined()) {  // zoneout: h_t = d h_{t-1} + (1 - d) h~_t
-        const T* d = ptr<T>(zone_h) + (zone_h_rows ? start * P : 0);
-        for (int64_t e = 0; e < size * P; ++e) new_data[e] = d[e] * h_data[e] + (T(1) - d[e]) * new_data[e];
+      if (proj) product_nt<T>(h_new, m, size, projection, nullptr);  // h~_t = W_hr m_t
+      if (zone_h_data) {  // zoneout: h_t = d h_{t-1} + (1 - d) h~_t
+        const T* d = zone_h_data + (zone_h_rows ? start * P : 0);
+        for (int64_t e = 0; e < size * P; ++e) h_new[e] = d[e] * h_data[e] + (T(1) - d[e]) * h_new[e];
       }
-      std::copy(new_data, new_data + size * P, h_data);
+      std::copy(h_new, h_new + size * P, h_data);
     }
   });
   return {out, h, c, act, cand_all, c_prev_all, hn_all, h_prev_all, m_all, h_in_all,
@@ -534,46 +546,48 @@ std::vector<at::Tensor> backward(int64_t mode, std::vector<int64_t> batch_sizes,
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnlab_backward", [&] {
     using T = scalar_t;
     T *dh_data = dh.data_ptr<T>(), *dh_t_data = dh_t.data_ptr<T>(), *kept = dh_kept.data_ptr<T>();
-    const T* grad_out_data = grad_out.data_ptr<T>();
+    T *dm_data = dm.data_ptr<T>(), *dc_data = ptr<T>(dc), *dxp = d_xp.data_ptr<T>(), *dhp = d_hp.data_ptr<T>();
+    T *dhw = d_hw.data_ptr<T>(), *direct_data = ptr<T>(direct), *dh_all_data = ptr<T>(dh_all);
+    T *dc_out_data = ptr<T>(dc_out);
+    const T *grad_out_data = grad_out.data_ptr<T>(), *act_data = act.data_ptr<T>(), *cand = ptr<T>(cand_all);
+    const T *c_prev = ptr<T>(c_prev_all), *hn = ptr<T>(hn_all), *h_prev = ptr<T>(h_prev_all);
+    const T *zone_h_data = ptr<T>(zone_h), *zone_c_data = ptr<T>(zone_c), *mask = ptr<T>(v.rd_mask);
+    const T *ln_c_g = ptr<T>(v.ln_c_g), *ln_c_s = ptr<T>(v.ln_c_s), *c_hat_data = ptr<T>(c_hat);
+    const T *c_rstd_data = ptr<T>(c_rstd), *hh_hat_data = ptr<T>(hh_hat), *hh_rstd_data = ptr<T>(hh_rstd);
+    const T* ln_hh_g = ptr<T>(v.ln_hh_g);
     for (auto it = rows.rbegin(); it != rows.rend(); ++it) {
       auto [start, size] = *it;
       for (int64_t e = 0; e < size * P; ++e) dh_t_data[e] = dh_data[e] + grad_out_data[start * P + e];  // t+1, output t
-      if (zone_h.defined()) {  // split between the kept previous state and the candidate
-        const T* d = ptr<T>(zone_h) + (zone_h_rows ? start * P : 0);
+      if (zone_h_data) {  // split between the kept previous state and the candidate
+        const T* d = zone_h_data + (zone_h_rows ? start * P : 0);
         for (int64_t e = 0; e < size * P; ++e) {
           kept[e] = d[e] * dh_t_data[e];
           dh_t_data[e] *= T(1) - d[e];
         }
       }
-      at::Tensor dh_step = dh_t.narrow(0, 0, size);
       if (proj) {
-        std::copy(dh_t_data, dh_t_data + size * P, dh_all.data_ptr<T>() + start * P);
-        product_nn<T>(dm.narrow(0, 0, size), dh_step, *w_hr, projection_t);  // back through the projection
+        std::copy(dh_t_data, dh_t_data + size * P, dh_all_data + start * P);
+        product_nn<T>(dm_data, dh_t_data, size, *w_hr, projection_t);  // back through the projection
       }
-      CellGrad<T> grad{dm.data_ptr<T>(), act.data_ptr<T>() + start * G * H,
-                       lstm ? ptr<T>(cand_all) + start * H : nullptr, lstm ? ptr<T>(c_prev_all) + start * H : nullptr,
-                       mode == GRU ? ptr<T>(hn_all) + start * H : nullptr, ptr<T>(h_prev_all) + start * P, P,
-                       lstm ? dc.data_ptr<T>() : nullptr, d_xp.data_ptr<T>() + start * G * H,
-                       mode == GRU ? d_hp.data_ptr<T>() + start * G * H : nullptr,
-                       mode == GRU ? direct.data_ptr<T>() : nullptr,
-                       zone_c.defined() ? ptr<T>(zone_c) + (zone_c_rows ? start * H : 0) : nullptr,
-                       norm && lstm ? ptr<T>(v.ln_c_g) : nullptr, norm && lstm ? ptr<T>(v.ln_c_s) : nullptr,
-                       norm && lstm ? ptr<T>(c_hat) + start * H : nullptr,
-                       norm && lstm ? ptr<T>(c_rstd) + start : nullptr,
-                       norm && lstm ? ptr<T>(dc_out) + start * H : nullptr};
+      const bool ln_c = norm && lstm;
+      CellGrad<T> grad{dm_data, act_data + start * G * H, lstm ? cand + start * H : nullptr,
+                       lstm ? c_prev + start * H : nullptr, mode == GRU ? hn + start * H : nullptr,
+                       h_prev + start * P, P, dc_data, dxp + start * G * H,
+                       mode == GRU ? dhp + start * G * H : nullptr, direct_data,
+                       zone_c_data ? zone_c_data + (zone_c_rows ? start * H : 0) : nullptr,
+                       ln_c ? ln_c_g : nullptr, ln_c ? ln_c_s : nullptr, ln_c ? c_hat_data + start * H : nullptr,
+                       ln_c ? c_rstd_data + start : nullptr, ln_c ? dc_out_data + start * H : nullptr};
       cell_backward<T>(mode, size, H, grad);
-      if (norm) norm_rows_backward<T>(size, G * H, d_hp.data_ptr<T>() + start * G * H, ptr<T>(hh_hat) + start * G * H,
-                                      ptr<T>(hh_rstd) + start, ptr<T>(v.ln_hh_g), d_hw.data_ptr<T>() + start * G * H);
-      product_nn<T>(dh.narrow(0, 0, size), d_hw.narrow(0, start, size), w_hh, recurrent_t);  // dh_{t-1} via W_hh
+      if (norm) norm_rows_backward<T>(size, G * H, dhp + start * G * H, hh_hat_data + start * G * H,
+                                      hh_rstd_data + start, ln_hh_g, dhw + start * G * H);
+      product_nn<T>(dh_data, dhw + start * G * H, size, w_hh, recurrent_t);  // dh_{t-1} via W_hh
       if (dropped) {
-        const T* mask = ptr<T>(v.rd_mask);
         for (int64_t e = 0; e < size * P; ++e) dh_data[e] *= mask[e];
       }
       if (mode == GRU) {
-        const T* direct_data = direct.data_ptr<T>();
         for (int64_t e = 0; e < size * P; ++e) dh_data[e] += direct_data[e];  // and around it (z * h_{t-1})
       }
-      if (zone_h.defined()) {
+      if (zone_h_data) {
         for (int64_t e = 0; e < size * P; ++e) dh_data[e] += kept[e];
       }
     }
