@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from rnnlab import nn as rnn
+from rnnlab.nn import fast
 
 DTYPE = torch.float64
 MODES = ("RNN_TANH", "RNN_RELU", "LSTM", "GRU")
@@ -42,3 +45,17 @@ def flat(result) -> list[torch.Tensor]:
     output, state = result
     output = output.data if hasattr(output, "batch_sizes") else output
     return [output, *(state if isinstance(state, tuple) else (state,))]
+
+
+@contextlib.contextmanager
+def lstm_units_split():
+    """Within: the fast path's LSTM loop that splits the hidden units between two threads (normally used from
+    hidden size 64 up) runs at every size, so that the parity tests' small random layers go through it."""
+    engine, threads = fast.extension(), torch.get_num_threads()
+    torch.set_num_threads(2)
+    before = engine.set_split_range(1, 2**62)
+    try:
+        yield
+    finally:
+        engine.set_split_range(*before)
+        torch.set_num_threads(threads)

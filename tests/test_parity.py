@@ -12,7 +12,7 @@ import zlib
 import pytest
 import torch
 
-from layer_pairs import DTYPE, MODES, flat, make_pair, pack, random_lengths
+from layer_pairs import DTYPE, MODES, flat, lstm_units_split, make_pair, pack, random_lengths
 
 TOL = 1e-10
 
@@ -83,6 +83,12 @@ def test_matches_torch(config, impl):
     for ref, got in zip(ref_outs + list(ref_grads), our_outs + list(our_grads)):
         assert ref.shape == got.shape
         torch.testing.assert_close(got, ref, rtol=0, atol=TOL)
+
+
+@pytest.mark.parametrize("config", [config for config in CONFIGS if config[0] == "LSTM"], ids=_id)
+def test_lstm_with_its_units_split_between_threads_matches_torch(config):
+    with lstm_units_split():  # with a projection the loop does not split: those configurations check that
+        test_matches_torch(config, "ours")
 
 
 @pytest.mark.parametrize("impl", ["auto", "native"])

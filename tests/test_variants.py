@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from layer_pairs import DTYPE, MODES, flat, module_kwargs, random_lengths
+from layer_pairs import DTYPE, MODES, flat, lstm_units_split, module_kwargs, random_lengths
 from rnnlab import nn as rnn
 
 TOL = 1e-10
@@ -150,8 +150,12 @@ def _loss_and_grads(outs, leaves):
 
 @pytest.mark.parametrize("config", CONFIGS, ids=_id)
 def test_matches_the_papers(config):
+    check_against_the_papers(config)
+
+
+def check_against_the_papers(config, **extra):
     gen = torch.Generator().manual_seed(zlib.crc32(_id(config).encode()))
-    module = _random_module(config, gen)
+    module = _random_module(config, gen, **extra)
     steps, batch = 2 + int(torch.randint(0, 5, (1,), generator=gen)), 1 + int(torch.randint(0, 4, (1,), generator=gen))
     x = torch.randn(steps, batch, module.input_size, generator=gen, dtype=DTYPE)
     states = module.num_layers * (2 if module.bidirectional else 1)
@@ -171,6 +175,12 @@ def test_matches_the_papers(config):
         for a, b in zip(naive_outs + list(naive_grads), our_outs + list(our_grads)):
             assert a.shape == b.shape
             torch.testing.assert_close(b, a, atol=TOL, rtol=0)
+
+
+@pytest.mark.parametrize("config", [c for c in CONFIGS if c[0] == "LSTM" and c[-1] == "ours"], ids=_id)
+def test_lstm_with_its_units_split_between_threads_matches_the_papers(config):
+    with lstm_units_split():  # zoneout (and DropConnect's weights) split; layer norm, recurrent dropout (in
+        check_against_the_papers(config, proj_size=0)  # training) and a projection do not
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -222,6 +232,22 @@ def test_gradcheck_every_variant(mode, impl):
             return flat(torch.func.functional_call(module, dict(zip(dict(module.named_parameters()), weights)),
                                                    (x,)))
         assert torch.autograd.gradcheck(run, (x, *params)), (mode, variant)
+
+
+def test_gradcheck_lstm_with_its_units_split_between_threads():
+    torch.manual_seed(0)
+    for variant in (dict(), dict(zoneout=0.3), dict(weight_drop=0.3)):
+        module = rnn.LSTM(3, 5, num_layers=2, bidirectional=True, dtype=DTYPE, impl="ours", **variant)
+        x = torch.randn(4, 3, 3, dtype=DTYPE, requires_grad=True)
+        lengths = torch.tensor([2, 4, 1])
+
+        def run(x, *weights):
+            torch.manual_seed(1)
+            packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
+            return flat(torch.func.functional_call(module, dict(zip(dict(module.named_parameters()), weights)),
+                                                   (packed,)))
+        with lstm_units_split():
+            assert torch.autograd.gradcheck(run, (x, *module.parameters())), variant
 
 
 @pytest.mark.parametrize("mode", MODES)
