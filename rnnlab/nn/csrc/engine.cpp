@@ -251,8 +251,13 @@ void lstm_forward_row(int64_t H, int64_t b, const CellStep<T>& s, const Units& u
     T g = std::tanh(x_row[2 * H + k] + h_row[2 * gh + k]);
     T o = sigmoid(x_row[3 * H + k] + h_row[3 * gh + k]);
     T c_new = f * c[k] + i * g;  // c' = f * c + i * g
-    cand[k] = c_new;
-    if constexpr (!NORM) m[k] = o * std::tanh(c_new);  // h' = o * tanh(c')
+    if constexpr (NORM) {
+      cand[k] = c_new;  // LN_c's input, below
+    } else {
+      T tanh_c = std::tanh(c_new);
+      cand[k] = tanh_c;  // kept for backward, which then needs no tanh of its own
+      m[k] = o * tanh_c;  // h' = o * tanh(c')
+    }
     c[k] = ZONE ? zone[k] * c[k] + (T(1) - zone[k]) * c_new : c_new;  // zoneout: c_t = d c_{t-1} + (1 - d) c'
     a[k] = i;
     a[H + k] = f;
@@ -325,7 +330,7 @@ void cell_forward(int64_t mode, int64_t size, int64_t H, const CellStep<T>& s) {
 // The cell's backward step for `size` rows. dm (size, H): gradient at the new hidden state; dc (size, H):
 // gradient at c_t, overwritten with the gradient at c_{t-1}; dxp, dhp (size, G*H): gradients at the
 // pre-activations (dhp differs from dxp only for GRU); direct (size, H): GRU's z * dh reaching h_{t-1}.
-// LSTM reads act, cand (the candidate c'), c_prev, and with zoneout zone_c, with LN_c the gain, c_hat and
+// LSTM reads act, cand (tanh(c'), or with LN_c c' itself), c_prev, and with zoneout zone_c, with LN_c the gain, c_hat and
 // c_rstd, writing dc_out (size, H), the gradient at LN_c's output, for the gain and shift gradients.
 template <typename T>
 struct CellGrad {
@@ -366,7 +371,7 @@ void lstm_backward_row(int64_t H, int64_t b, const CellGrad<T>& s, int64_t first
       tanh_c = std::tanh(hat[k] * gain[k] + shift[k]);
       via_h = dx[k];
     } else {
-      tanh_c = std::tanh(cand[k]);
+      tanh_c = cand[k];  // tanh(c'), as forward kept it
       via_h = dm[k] * o * (T(1) - tanh_c * tanh_c);
     }
     T keep = ZONE ? zone[k] : T(0);
@@ -613,7 +618,7 @@ template <typename T> T* ptr(const c10::optional<at::Tensor>& t) { return t.has_
 }  // namespace
 
 // Returns out (N, P), h_n (B, P), c_n (B, H) (empty unless LSTM), and what backward needs: act (N, G*H),
-// cand_all (N, H), c_prev_all (N, H), hn_all (N, H), h_prev_all (N, P), m_all (N, H), h_in_all (N, P), and
+// cand_all (N, H) (tanh(c'); with layer norm c'), c_prev_all (N, H), hn_all (N, H), h_prev_all (N, P), m_all (N, H), h_in_all (N, P), and
 // layer norm's x_hat, x_rstd, hh_hat, hh_rstd, c_hat, c_rstd (empty where unused).
 std::vector<at::Tensor> forward(int64_t mode, std::vector<int64_t> batch_sizes, bool reverse, bool keep,
                                 const at::Tensor& x, const at::Tensor& h0, const c10::optional<at::Tensor>& c0,
@@ -790,7 +795,7 @@ std::vector<at::Tensor> backward(int64_t mode, std::vector<int64_t> batch_sizes,
     }
   });
   at::Tensor db_ih = has_bias || norm ? d_xp.sum(0) : none;
-  at::Tensor db_hh = has_bias || norm ? d_hp.sum(0) : none;
+  at::Tensor db_hh = has_bias || norm ? (mode == GRU ? d_hp.sum(0) : db_ih.clone()) : none;  // d_hp is d_xp but in GRU
   std::vector<at::Tensor> norm_grads(6, none);
   at::Tensor d_xw = d_xp;
   if (norm) {
