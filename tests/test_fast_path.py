@@ -88,14 +88,17 @@ def test_without_the_engine_ours_falls_back_with_one_warning(monkeypatch):
     assert fast.extension() is None
 
 
+@pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")  # torch, about itself
 def test_auto_runs_our_engine_where_it_measured_faster(monkeypatch):
     calls = count_fast_calls(monkeypatch)
     x = torch.randn(6, 3, 4)
     gru, lstm, tanh, relu = rnn.GRU(4, 5), rnn.LSTM(4, 5), rnn.RNN(4, 5), rnn.RNN(4, 5, nonlinearity="relu")
-    assert not gru.uses_native(x) and not tanh.uses_native(x) and lstm.uses_native(x) and relu.uses_native(x)
-    for layer in (gru, lstm, tanh, relu):
+    wide, projected = rnn.LSTM(4, 512), rnn.LSTM(4, 5, proj_size=3)
+    assert not gru.uses_native(x) and not tanh.uses_native(x) and not lstm.uses_native(x) and relu.uses_native(x)
+    assert wide.uses_native(x) and projected.uses_native(x)
+    for layer in (gru, lstm, tanh, relu, wide, projected):
         layer(x)
-    assert calls == ["GRU", "RNN_TANH"]  # faster than torch's kernel at every benchmark shape; LSTM, relu: not yet
+    assert calls == ["GRU", "LSTM", "RNN_TANH"]  # faster than torch's kernel at the benchmark shapes; relu: not
     assert not rnn.LSTM(4, 5, zoneout=0.1).uses_native(x)  # a variant torch's kernel lacks: ours
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert gru.uses_native(x)  # under autocast torch's kernel runs in bf16; ours would not

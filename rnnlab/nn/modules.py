@@ -23,8 +23,10 @@ from .engine import run_layer
 
 _NATIVE = {"RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu, "LSTM": torch.lstm, "GRU": torch.gru}
 # Modes whose C++ fast path trained and inferred faster than torch's kernel at every shape of
-# benchmarks/layers.py (README): impl="auto" runs them on our engine.
+# benchmarks/layers.py (README): impl="auto" runs them on our engine. LSTM: below LSTM_NATIVE_FROM hidden
+# units without a projection (at 512, torch's oneDNN LSTM stayed ahead: 0.8-0.9x; projections: not measured).
 FASTER_THAN_NATIVE = ("GRU", "RNN_TANH")
+LSTM_NATIVE_FROM = 512
 
 
 class RNNBase(RecurrentModule):
@@ -99,8 +101,9 @@ class RNNBase(RecurrentModule):
     def prefers_ours(self, x: Tensor) -> bool:
         if self.has_variants:
             return True
-        return (self.mode in FASTER_THAN_NATIVE and not autocast_on(x.device.type) and fast.usable(x)
-                and x.dtype == self.weight_ih_l0.dtype)
+        faster = (self.mode in FASTER_THAN_NATIVE or self.mode == "LSTM" and not self.proj_size
+                  and self.hidden_size < LSTM_NATIVE_FROM)
+        return faster and not autocast_on(x.device.type) and fast.usable(x) and x.dtype == self.weight_ih_l0.dtype
 
     def layer_weights(self, layer: int, direction: int, weights: dict | None = None) -> tuple:
         """(w_ih, w_hh, b_ih, b_hh, w_hr) of one layer and direction, from ``weights`` (name -> tensor,
