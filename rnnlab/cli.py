@@ -187,6 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
     grads.add_argument("--steps", type=int, default=300, help="training steps (default 300)")
     grads.add_argument("--seed", type=int, default=0)
 
+    export = commands.add_parser("export", help="a trained model as ONNX or TorchScript, its data settings as JSON",
+                                 description="Write a trained model of any task with torch.nn's recurrent layer "
+                                 "(the same weights) as ONNX or TorchScript, dynamic in batch and length; beside "
+                                 "it FILE.json holds the vocabulary, scalers or normalisation. Prints both paths.")
+    export.add_argument("--model", required=True, help="run folder of a trained model")
+    export.add_argument("--format", required=True, choices=["onnx", "torchscript"])
+    export.add_argument("--out", help="file to write (default: the run folder's model.onnx or model.pt)")
+
     evaluate = classify.add_parser("evaluate", help="test metrics of a trained classifier, as JSON on stdout")
     evaluate.add_argument("--model", required=True, help="run folder of a trained classifier")
     _classify_data(evaluate)
@@ -259,6 +267,10 @@ def run(args) -> None:
     elif args.command == "inspect":
         from .gates import inspect_model
         for path in inspect_model(args.model, args.out, text=args.text, csv=args.csv, index=args.index):
+            print(path)
+    elif args.command == "export":
+        from .export import export
+        for path in export(args.model, args.format, args.out):
             print(path)
     elif args.command == "gradients":
         from . import gradients

@@ -77,6 +77,27 @@ class RecurrentModule(nn.Module):
             masks = [like.new_full((1, 1), self.zoneout)] * len(sizes)
         return masks[0], masks[1] if len(masks) > 1 else None
 
+    # ---- the same module in torch.nn -------------------------------------------------------------------------
+
+    def to_torch(self) -> nn.Module:
+        """The equivalent ``torch.nn`` module: the same class, arguments and weights (copied), in the same mode,
+        e.g. to export the model with torch's own exporters. A variant ``torch.nn`` cannot express
+        (``layer_norm``, ``recurrent_dropout``, ``zoneout``) is a ValueError; ``weight_drop`` acts only in
+        training and ``checkpoint_steps`` only on memory, so with those the module is the one that evaluates."""
+        inexpressible = [name for name in ("layer_norm", "recurrent_dropout", "zoneout") if getattr(self, name, 0)]
+        kind = type(self).__name__
+        if inexpressible:
+            raise ValueError(f"{kind} with {' and '.join(inexpressible)}: torch.nn.{kind} has no such option, so "
+                             "to_torch() cannot express it (run it with rnnlab, or train without it)")
+        weight = next(self.parameters())
+        module = getattr(nn, kind)(**self._torch_arguments(), device=weight.device, dtype=weight.dtype)
+        module.load_state_dict({name: p.detach().clone() for name, p in self.named_parameters()})
+        return module.train(self.training)
+
+    def _torch_arguments(self) -> dict:
+        """The constructor arguments of the torch.nn twin (layers and cells say)."""
+        raise NotImplementedError
+
     def uses_native(self, x: Tensor | None = None) -> bool:
         """Whether a forward on ``x`` runs torch's fused kernel rather than our engine."""
         if self.impl == "native":

@@ -55,6 +55,10 @@ class RNNCellBase(RecurrentModule):
             self._add_layer_norm("", gate_size, hidden_size, mode == "LSTM", factory)
         self.reset_parameters()
 
+    def _torch_arguments(self) -> dict:
+        extra = {"nonlinearity": "tanh" if self.mode == "RNN_TANH" else "relu"} if self.mode.startswith("RNN") else {}
+        return dict(input_size=self.input_size, hidden_size=self.hidden_size, bias=self.bias, **extra)
+
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
         if not self.bias:

@@ -98,6 +98,14 @@ class RNNBase(RecurrentModule):
         """Whether something torch's kernel lacks is on (layer_norm, recurrent_dropout, zoneout, checkpoint_steps)."""
         return bool(self.layer_norm or self.recurrent_dropout or self.zoneout or self.checkpoint_steps)
 
+    def _torch_arguments(self) -> dict:
+        extra = {"nonlinearity": "tanh" if self.mode == "RNN_TANH" else "relu"} if self.mode.startswith("RNN") else {}
+        if self.proj_size:
+            extra["proj_size"] = self.proj_size
+        return dict(input_size=self.input_size, hidden_size=self.hidden_size, num_layers=self.num_layers,
+                    bias=self.bias, batch_first=self.batch_first, dropout=self.dropout,
+                    bidirectional=self.bidirectional, **extra)
+
     def prefers_ours(self, x: Tensor) -> bool:
         if self.has_variants:
             return True
