@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 $(BIN)/rnnlab: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0        # the CPU build; a bare `torch` would pull a CUDA build
-	$(BIN)/pip install -q -e ".[dev,onnx]"
+	$(BIN)/pip install -q -e ".[dev,onnx,tensorboard]"
 	$(BIN)/python -c "from rnnlab.nn import fast; print('C++ engine:', 'built' if fast.extension() else 'not built')"
 	touch $@
 

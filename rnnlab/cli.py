@@ -15,7 +15,7 @@ from .errors import UserError
 # Settings whose flag is not "--" + the setting's name with dashes.
 FLAGS = {"batch_size": "--batch", "text_file": "--text"}
 TRAIN_KEYS = ("steps", "minutes", "batch_size", "lr", "weight_decay", "clip", "eval_every", "checkpoint_every",
-              "patience", "ema", "seed", "device", "precision", "quiet")
+              "patience", "ema", "seed", "device", "precision", "quiet", "log_dir")
 
 
 class Parser(argparse.ArgumentParser):
@@ -43,6 +43,8 @@ def _train_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--precision", choices=["fp32", "bf16", "auto"], help="bf16: autocast the training forward")
     group.add_argument("--quiet", action="store_true", default=None, help="no progress bar")
     group.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    group.add_argument("--log-dir", help="write TensorBoard event files and history.csv here "
+                       '(pip install "rnnlab[tensorboard]")')
 
 
 def _model_options(parser: argparse.ArgumentParser, defaults: str) -> None:

@@ -56,6 +56,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | mps
     precision: str = "fp32"  # fp32 | bf16 (autocast for the training forward) | auto (bf16 where it is fast)
     quiet: bool = False  # no progress bar (the summary lines stay)
+    log_dir: str = ""  # TensorBoard event files and history.csv here (rnnlab.runlog); "": none
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
@@ -228,6 +229,8 @@ class Trainer:
         self.budget = config.minutes * 60  # seconds; 0: none
         self.started = time.perf_counter()  # when the seconds not yet added to run["seconds"] began
         self.last: dict = {}  # the latest loss and evaluation metrics
+        self.grad_norm = 0.0  # of the last step, before clipping
+        self.runlog = None  # rnnlab.runlog.RunLog with a log_dir (fit opens it)
 
     def elapsed(self) -> float:
         return self.run["seconds"] + time.perf_counter() - self.started
@@ -283,7 +286,10 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.clip:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip)
+            self.grad_norm = float(nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip))
+        elif self.runlog is not None:
+            norms = [p.grad.detach().norm() for p in self.model.parameters() if p.grad is not None]
+            self.grad_norm = float(torch.stack(norms).norm()) if norms else 0.0
         self.optimizer.step()
         if self.ema is not None:
             self.ema.update(self.model, self.run["step"])
@@ -302,6 +308,11 @@ class Trainer:
         if self.ema is not None:
             self.ema.swap(self.model)
         self.run["history"].append({"step": self.run["step"], "train_loss": self.last["loss"], **self.last})
+        if self.runlog is not None:
+            metrics = {k: v for k, v in self.last.items() if k != "loss"}
+            self.runlog.scalars(self.run["step"], {"seconds": self.run["seconds"], "train_loss": self.last["loss"],
+                                                   "lr": self.optimizer.param_groups[0]["lr"],
+                                                   "grad_norm": self.grad_norm, **metrics})
         if "val_loss" not in self.last:
             return  # no validation part: nothing to stop early on
         if self.last["val_loss"] < self.run["best_val"]:
@@ -350,6 +361,9 @@ class Trainer:
         metrics = {"steps": self.run["step"], "seconds": round(self.run["seconds"], 3), **report}
         self.save(metrics)
         checkpoint.write_json_atomic(self.out_dir / "metrics.json", metrics)
+        if self.runlog is not None:
+            self.runlog.images(self.out_dir, self.run["step"])  # the task's plots, now written
+            self.runlog.close()
         return metrics
 
 
@@ -392,6 +406,10 @@ def fit(task: Task, config: TrainConfig, out_dir: str | Path, resume: bool = Fal
         finished = trainer.resume()
         if finished is not None:
             return finished
+    if config.log_dir:
+        from .runlog import RunLog
+        trainer.runlog = RunLog(config.log_dir)
+        trainer.runlog.start(trainer.run["step"])
     bar = ProgressBar(trainer)
     trainer.log = log or bar.write
     try:
