@@ -1,6 +1,7 @@
 """Experiment logs for ``--log-dir``: TensorBoard event files and a ``history.csv`` of the same scalars.
 
-At every evaluation of the training loop one row: ``step``, ``seconds``, ``train_loss``, ``lr``,
+At every evaluation of the training loop one row (in TensorBoard: ``train/loss``, ``train/lr``, ... and
+``eval/<metric>``): ``step``, ``seconds``, ``train_loss``, ``lr``,
 ``grad_norm`` (of the last step, before clipping), ``steps_per_second`` (since the previous row) and the
 task's metrics (``val_loss``, ``accuracy``, ...). At the end the task's plots (the PNGs in its ``--out``
 folder) go into the event file as images. TensorBoard is an optional extra: ``pip install
@@ -16,6 +17,12 @@ from pathlib import Path
 from .errors import UserError
 
 NEEDS = 'a --log-dir needs TensorBoard: pip install "rnnlab[tensorboard]"'
+LOOP = ("seconds", "train_loss", "lr", "grad_norm", "steps_per_second")  # the loop's own scalars
+
+
+def tag(name: str) -> str:
+    """TensorBoard's name of a scalar: the loop's under "train/", the task's metrics under "eval/" (two groups)."""
+    return "train/" + name.replace("train_", "") if name in LOOP else "eval/" + name
 
 
 class RunLog:
@@ -54,7 +61,7 @@ class RunLog:
         self.since = (step, now)
         for name, value in row.items():
             if name != "step":
-                self.writer.add_scalar(name, value, step)
+                self.writer.add_scalar(tag(name), value, step)
         self.writer.flush()
         self.rows = [r for r in self.rows if r["step"] < step] + [row]  # a resumed run redoes the steps after
         self._write_csv()

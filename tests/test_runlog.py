@@ -42,9 +42,10 @@ def test_every_task_logs_its_scalars_and_plots(tmp_path, task, train, metric, pi
         assert all(row[name] != "" for name in COMMON + [metric])
         assert float(row["lr"]) > 0 and float(row["grad_norm"]) > 0 and float(row["steps_per_second"]) > 0
     recorded = events(logs)
-    assert set(COMMON[1:] + [metric]) <= set(recorded.Tags()["scalars"])
-    assert [event.step for event in recorded.Scalars("train_loss")] == [3, 6]
-    assert [event.value for event in recorded.Scalars("train_loss")] == pytest.approx(
+    assert {"train/seconds", "train/loss", "train/lr", "train/grad_norm", "train/steps_per_second",
+            f"eval/{metric}"} <= set(recorded.Tags()["scalars"])
+    assert [event.step for event in recorded.Scalars("train/loss")] == [3, 6]
+    assert [event.value for event in recorded.Scalars("train/loss")] == pytest.approx(
         [float(row["train_loss"]) for row in rows])
     if picture:
         assert picture in recorded.Tags()["images"]
