@@ -234,6 +234,9 @@ def _train_keywords(args, *names: str) -> dict:
 
 
 def _print_metrics(metrics: dict) -> None:
+    from .distributed import is_main
+    if not is_main():
+        return  # under torchrun rank 0 speaks for the job
     shown = {k: v for k, v in metrics.items() if not isinstance(v, (list, dict)) and k != "sample"}
     print(" ".join(f"{k}={v}" for k, v in shown.items()), file=sys.stderr)
 

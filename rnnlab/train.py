@@ -17,6 +17,7 @@ weights, so a run killed at step k and resumed ends with the same weights as one
 from __future__ import annotations
 
 import math
+import os
 import re
 import sys
 import time
@@ -29,7 +30,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm  # a text bar on stderr, in a terminal and in a notebook alike
 
-from . import checkpoint
+from . import checkpoint, distributed
 from .checkpoint import Checkpoint
 from .errors import UserError, check_settings, require
 
@@ -178,7 +179,7 @@ def prepare_out_dir(out_dir: str | Path) -> Path:
         raise UserError(f"out {out_dir} is a file, not a folder", "out")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / ".rnnlab-write-test"
+        probe = out_dir / f".rnnlab-write-test-{os.getpid()}"  # one per process: torchrun starts several
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as err:
@@ -215,12 +216,20 @@ class Trainer:
     def __init__(self, task: Task, config: TrainConfig, out_dir: Path, log) -> None:
         self.task, self.config, self.out_dir, self.log = task, config, out_dir, log
         self.device = pick_device(config.device)
+        self.world = distributed.start(self.device)  # rank 0 of 1 unless launched by torchrun
+        if self.world.active and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.world.local_rank)
+        if self.world.size > config.batch_size:
+            raise UserError(f"batch_size {config.batch_size} is the global batch: it needs at least one sequence "
+                            f"for each of the {self.world.size} processes", "batch_size")
         torch.manual_seed(config.seed)
         self.data_rng = torch.Generator().manual_seed(config.seed)
         for module in task.model.modules():  # initial weights from the seed, whatever ran before
             if hasattr(module, "reset_parameters"):
                 module.reset_parameters()
         self.model = task.model.to(self.device)
+        # DDP all-reduces the gradients in backward; the loop keeps using self.model itself
+        self.ddp = nn.parallel.DistributedDataParallel(self.model) if self.world.active else None
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.run = {"step": 0, "seconds": 0.0, "best_val": math.inf, "bad_evals": 0, "history": [], "stopped": ""}
         self.best: dict | None = None  # the weights of the best validation loss (with restore_best)
@@ -277,10 +286,12 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(self.config, self.progress())
         self.model.train()
-        batch = self.task.batch(self.data_rng, self.config.batch_size, self.device)
+        batch = self.task.batch(self.data_rng, self.config.batch_size, self.device)  # the global batch
+        batch, weight = distributed.shard(batch, self.world)  # this process's rows of it
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            loss = self.task.loss(self.model, batch).float()
-        if not torch.isfinite(loss):
+            loss = self.task.loss(self.ddp or self.model, batch).float() * weight
+        reported = distributed.mean_over_ranks(loss, self.world)  # the global batch's loss
+        if not torch.isfinite(reported):
             raise UserError(f"the loss became {loss.item()} at step {self.run['step'] + 1}; stopped. The last good "
                             f"checkpoint is in {self.out_dir / 'checkpoint'} (try a lower lr)")
         self.optimizer.zero_grad(set_to_none=True)
@@ -294,7 +305,7 @@ class Trainer:
         if self.ema is not None:
             self.ema.update(self.model, self.run["step"])
         self.run["step"] += 1
-        self.last["loss"] = loss.item()
+        self.last["loss"] = reported.item()
 
     def evaluate(self) -> None:
         """The task's metrics (with the averaged weights, if any); keeps the best weights; stops early."""
@@ -327,6 +338,8 @@ class Trainer:
                 self.run["stopped"] = f"no better validation loss in {self.config.patience} evaluations"
 
     def save(self, metrics: dict | None = None) -> None:
+        if not self.world.main:
+            return  # one writer: rank 0
         state = {"task": self.task.name, "train": asdict(self.config), "run": self.run, **self.task.state()}
         if metrics is not None:
             state["metrics"] = metrics
@@ -356,9 +369,11 @@ class Trainer:
             self.ema.swap(self.model)  # the run ends with the averaged weights (a later resume swaps them back)
             self.run["averaged"] = True
         self.model.eval()
+        metrics = {"steps": self.run["step"], "seconds": round(self.run["seconds"], 3)}
+        if not self.world.main:
+            return metrics  # rank 0 reports and writes
         with torch.no_grad():
-            report = self.task.report(self.model, self.device, self.out_dir)
-        metrics = {"steps": self.run["step"], "seconds": round(self.run["seconds"], 3), **report}
+            metrics.update(self.task.report(self.model, self.device, self.out_dir))
         self.save(metrics)
         checkpoint.write_json_atomic(self.out_dir / "metrics.json", metrics)
         if self.runlog is not None:
@@ -375,7 +390,8 @@ class ProgressBar:
         timed = bool(trainer.budget)
         self.bar = tqdm(total=round(trainer.budget) if timed else trainer.config.steps, unit="s" if timed else "step",
                         initial=round(trainer.elapsed()) if timed else trainer.run["step"], file=sys.stderr,
-                        desc=trainer.task.name, disable=trainer.config.quiet, dynamic_ncols=True, leave=True,
+                        desc=trainer.task.name, disable=trainer.config.quiet or not trainer.world.main,
+                        dynamic_ncols=True, leave=True,
                         delay=0.5)  # a run that fails at once shows no bar
         self.timed = timed
 
@@ -392,7 +408,8 @@ class ProgressBar:
         self.bar.set_postfix(shown, refresh=True)
 
     def write(self, message: str) -> None:
-        tqdm.write(message, file=sys.stderr)
+        if self.trainer.world.main:
+            tqdm.write(message, file=sys.stderr)
 
     def close(self) -> None:
         self.bar.close()
@@ -402,11 +419,13 @@ def fit(task: Task, config: TrainConfig, out_dir: str | Path, resume: bool = Fal
     """Train ``task.model`` in place; write checkpoints and metrics to ``out_dir``; return the metrics."""
     config.check()
     trainer = Trainer(task, config, prepare_out_dir(out_dir), log or _say)
+    if not trainer.world.main:
+        log = trainer.log = lambda message: None  # rank 0 speaks for the job
     if resume:
         finished = trainer.resume()
         if finished is not None:
             return finished
-    if config.log_dir:
+    if config.log_dir and trainer.world.main:
         from .runlog import RunLog
         trainer.runlog = RunLog(config.log_dir)
         trainer.runlog.start(trainer.run["step"])
@@ -416,7 +435,8 @@ def fit(task: Task, config: TrainConfig, out_dir: str | Path, resume: bool = Fal
         with memory_guard(f"batch_size {config.batch_size}", "lower it (or the network's size)",
                           "batch_size"):
             while trainer.run["step"] < config.steps:
-                if trainer.budget and trainer.elapsed() >= trainer.budget:
+                if trainer.budget and distributed.rank0_says(trainer.elapsed() >= trainer.budget, trainer.world,
+                                                             trainer.device):
                     trainer.run["stopped"] = f"time budget of {config.minutes:g} minutes reached"
                     break
                 trainer.step()
@@ -431,7 +451,9 @@ def fit(task: Task, config: TrainConfig, out_dir: str | Path, resume: bool = Fal
                     break
     finally:
         bar.close()
-    return trainer.finish()
+    metrics = trainer.finish()
+    distributed.stop()
+    return metrics
 
 
 def _say(message: str) -> None:
