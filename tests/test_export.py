@@ -15,6 +15,7 @@ import torch
 
 from layer_pairs import DTYPE, flat
 from rnnlab import nn as rnn
+from rnnlab.errors import UserError
 from rnnlab.export import export
 from rnnlab.tasks import charlm, classify, forecast, load
 
@@ -124,3 +125,10 @@ def test_the_command_prints_what_it_wrote_and_refuses_what_torch_lacks(runs, tmp
                                  "torchscript"], capture_output=True, text=True, timeout=300)
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_without_onnx_the_format_says_what_to_install(runs, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if it were not installed
+    with pytest.raises(UserError, match=r'ONNX export needs the onnx package: pip install "rnnlab\[onnx\]"'):
+        export(runs / "lm", "onnx", tmp_path / "lm.onnx")
+    assert not (tmp_path / "lm.onnx").exists()
