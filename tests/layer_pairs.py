@@ -48,12 +48,13 @@ def flat(result) -> list[torch.Tensor]:
 
 
 @contextlib.contextmanager
-def lstm_units_split():
+def lstm_units_split(team: int = 0):
     """Within: the fast path's LSTM loop that splits the hidden units between two threads (normally used from
-    hidden size 64 up) runs at every size, so that the parity tests' small random layers go through it."""
+    hidden size 64 up) runs at every size, so that the parity tests' small random layers go through it.
+    ``team=1``: one thread runs both blocks, as when the loop is called inside another parallel region."""
     engine, threads = fast.extension(), torch.get_num_threads()
     torch.set_num_threads(2)
-    before = engine.set_split_range(1, 2**62)
+    before = engine.set_split_range(1, 2**62, team)
     try:
         yield
     finally:

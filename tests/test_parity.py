@@ -91,6 +91,13 @@ def test_lstm_with_its_units_split_between_threads_matches_torch(config):
         test_matches_torch(config, "ours")
 
 
+@pytest.mark.parametrize("config", [config for config in CONFIGS if config[0] == "LSTM" and not config[5]][::8],
+                         ids=_id)
+def test_lstm_split_blocks_run_by_fewer_threads_match_torch(config):
+    with lstm_units_split(team=1):  # a region nested in another gets one thread: it runs every block
+        test_matches_torch(config, "ours")
+
+
 @pytest.mark.parametrize("impl", ["auto", "native"])
 @pytest.mark.parametrize("mode", MODES)
 def test_other_engines_match_torch_too(mode, impl):

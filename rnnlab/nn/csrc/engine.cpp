@@ -447,6 +447,11 @@ void cell_backward(int64_t mode, int64_t size, int64_t H, const CellGrad<T>& s) 
 
 int64_t split_from = 64, split_to = ONEDNN_FROM;  // hidden sizes split between threads: [split_from, split_to)
 
+int64_t split_team = 0;  // > 0: at most this many threads for the blocks (tests: one thread takes them all)
+
+// The threads to ask for; a region nested in another may get fewer, and then each thread takes several blocks.
+int64_t team_for(int64_t parts) { return split_team > 0 ? std::min(parts, split_team) : parts; }
+
 int64_t split_parts(int64_t H) {
   const int64_t threads = at::get_num_threads();
   return threads > 1 && H >= split_from && H < split_to ? std::min(threads, H) : 1;
@@ -490,20 +495,21 @@ void lstm_forward_split(const std::vector<std::pair<int64_t, int64_t>>& rows, bo
   at::Tensor spare = at::empty({B, H}, options);
   T* states[2] = {h, spare.data_ptr<T>()};  // h_{t-1} and h_t, swapped each step
   Failure failure;
-#pragma omp parallel num_threads(parts)
+#pragma omp parallel num_threads(team_for(parts))
   {
     at::NoGradGuard no_grad;  // a worker thread's own grad mode is on; the products here are plain arithmetic
-    const int64_t p = omp_get_thread_num();
-    auto [first, end] = unit_block(H, parts, p);
-    const int64_t count = end - first;
-    const Units units{first, end, 4 * count, count};
-    T* y = y_part[p].data_ptr<T>();
+    const int64_t team = omp_get_num_threads();  // fewer than parts when nested: a thread then takes several
     int64_t now = 0;
     for (auto [start, size] : rows) {
       const int64_t at_row = keep ? start : 0;
       const T* h_old = states[now];
       T* h_next = states[1 - now];
       T* h_t = out + start * H;  // (B_t, H)
+      for (int64_t p = omp_get_thread_num(); p < parts; p += team) {
+      auto [first, end] = unit_block(H, parts, p);
+      const int64_t count = end - first;
+      const Units units{first, end, 4 * count, count};
+      T* y = y_part[p].data_ptr<T>();
       if (count > 0 && !failure.happened) try {
         if (keep)
           for (int64_t b = 0; b < size; ++b) std::copy(h_old + b * H + first, h_old + b * H + end, h_prev + (start + b) * H + first);
@@ -532,6 +538,7 @@ void lstm_forward_split(const std::vector<std::pair<int64_t, int64_t>>& rows, bo
       } catch (...) {
         failure.keep(std::current_exception());
       }
+      }
       now = 1 - now;
 #pragma omp barrier
     }
@@ -547,16 +554,21 @@ void lstm_backward_split(const std::vector<std::pair<int64_t, int64_t>>& rows, i
                          const CellGrad<T>& base, T* dh, T* dh_t, T* kept, const T* grad_out, const T* zone_h,
                          bool zone_h_rows, bool zone_c_rows, int64_t parts) {
   const auto options = w_hh.options();
+  std::vector<at::Tensor> w_columns(parts);  // (4H, units): W_hh's columns of each block
+  for (int64_t p = 0; p < parts; ++p) {
+    auto [first, end] = unit_block(H, parts, p);
+    w_columns[p] = w_hh.narrow(1, first, end - first);
+  }
   Failure failure;
-#pragma omp parallel num_threads(parts)
+#pragma omp parallel num_threads(team_for(parts))
   {
     at::NoGradGuard no_grad;
-    const int64_t p = omp_get_thread_num();
-    auto [first, end] = unit_block(H, parts, p);
-    const int64_t count = end - first;
-    const at::Tensor w_columns = w_hh.narrow(1, first, count);  // (4H, units)
+    const int64_t team = omp_get_num_threads(), me = omp_get_thread_num();
     for (auto it = rows.rbegin(); it != rows.rend(); ++it) {
       auto [start, size] = *it;
+      for (int64_t p = me; p < parts; p += team) {
+      auto [first, end] = unit_block(H, parts, p);
+      const int64_t count = end - first;
       if (count > 0 && !failure.happened) try {
         const T* d = zone_h ? zone_h + (zone_h_rows ? start * H : 0) : nullptr;
         for (int64_t b = 0; b < size; ++b) {
@@ -582,16 +594,21 @@ void lstm_backward_split(const std::vector<std::pair<int64_t, int64_t>>& rows, i
       } catch (...) {
         failure.keep(std::current_exception());
       }
+      }
 #pragma omp barrier
+      for (int64_t p = me; p < parts; p += team) {
+      auto [first, end] = unit_block(H, parts, p);
+      const int64_t count = end - first;
       if (count > 0 && !failure.happened) try {  // its columns of dh_{t-1} = d_pre (B_t, 4H) W_hh (4H, H)
         at::Tensor columns = at::from_blob(dh + first, {size, count}, {H, 1}, options);  // (B_t, units)
-        at::mm_out(columns, at::from_blob(base.dxp + start * 4 * H, {size, 4 * H}, options), w_columns);
+        at::mm_out(columns, at::from_blob(base.dxp + start * 4 * H, {size, 4 * H}, options), w_columns[p]);
         if (zone_h) {
           for (int64_t b = 0; b < size; ++b)
             for (int64_t k = first; k < end; ++k) dh[b * H + k] += kept[b * H + k];
         }
       } catch (...) {
         failure.keep(std::current_exception());
+      }
       }
     }
   }
@@ -956,10 +973,11 @@ std::vector<at::Tensor> backward_py(int64_t mode, std::vector<int64_t> batch_siz
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("use_onednn", [](bool on) { onednn_wanted = on; }, "run large float32 recurrent products through oneDNN");
-  m.def("set_split_range", [](int64_t from, int64_t to) {
-    std::swap(split_from, from), std::swap(split_to, to);
-    return std::make_pair(from, to);
-  }, "the LSTM hidden sizes [from, to) whose units are split between threads; returns the old range");
+  m.def("set_split_range", [](int64_t from, int64_t to, int64_t team) {
+    std::swap(split_from, from), std::swap(split_to, to), std::swap(split_team, team);
+    return std::make_tuple(from, to, team);
+  }, "the LSTM hidden sizes [from, to) whose units are split between threads, and at most how many threads run "
+     "the blocks (0: one each); returns the old settings", py::arg("from"), py::arg("to"), py::arg("team") = 0);
   m.def("forward", &forward_py, "one recurrent layer and direction over packed rows, forward");
   m.def("backward", &backward_py, "its backward pass (backprop through time)");
 }
