@@ -494,6 +494,39 @@ void lstm_forward_split(const std::vector<std::pair<int64_t, int64_t>>& rows, bo
   }
   at::Tensor spare = at::empty({B, H}, options);
   T* states[2] = {h, spare.data_ptr<T>()};  // h_{t-1} and h_t, swapped each step
+  // Block p's share of one step: its product, its units' cell step, its columns of h_t.
+  auto step_block = [&](int64_t p, int64_t start, int64_t size, const T* h_old, T* h_next) {
+    auto [first, end] = unit_block(H, parts, p);
+    const int64_t count = end - first, at_row = keep ? start : 0;
+    if (count == 0) return;
+    T* y = y_part[p].data_ptr<T>();
+    T* h_t = out + start * H;  // (B_t, H)
+    if (keep)
+      for (int64_t b = 0; b < size; ++b) std::copy(h_old + b * H + first, h_old + b * H + end, h_prev + (start + b) * H + first);
+    at::Tensor product = at::from_blob(y, {size, 4 * count}, options);  // (B_t, 4 units)
+    at::mm_out(product, at::from_blob(const_cast<T*>(h_old), {size, H}, options), w_part[p]);
+    CellStep<T> s = base;
+    s.xp = base.xp + start * 4 * H;
+    s.hp = y;
+    s.c_prev_out = keep ? base.c_prev_out + start * H : nullptr;
+    s.cand = base.cand + at_row * H;
+    s.m = h_t;
+    s.act = base.act + at_row * 4 * H;
+    s.zone_c = base.zone_c ? base.zone_c + (zone_c_rows ? start * H : 0) : nullptr;
+    const Units units{first, end, 4 * count, count};
+    for (int64_t b = 0; b < size; ++b) {
+      if (s.zone_c) lstm_forward_row<T, false, true>(H, b, s, units); else lstm_forward_row<T, false, false>(H, b, s, units);
+    }
+    const T* d = zone_h ? zone_h + (zone_h_rows ? start * H : 0) : nullptr;
+    for (int64_t b = 0; b < size; ++b) {
+      T* row = h_t + b * H;
+      if (d) {  // zoneout: h_t = d h_{t-1} + (1 - d) h~_t
+        for (int64_t k = first; k < end; ++k) row[k] = d[b * H + k] * h_old[b * H + k] + (T(1) - d[b * H + k]) * row[k];
+      }
+      std::copy(row + first, row + end, h_next + b * H + first);
+    }
+    for (int64_t b = size; b < B; ++b) std::copy(h_old + b * H + first, h_old + b * H + end, h_next + b * H + first);
+  };
   Failure failure;
 #pragma omp parallel num_threads(team_for(parts))
   {
@@ -501,43 +534,12 @@ void lstm_forward_split(const std::vector<std::pair<int64_t, int64_t>>& rows, bo
     const int64_t team = omp_get_num_threads();  // fewer than parts when nested: a thread then takes several
     int64_t now = 0;
     for (auto [start, size] : rows) {
-      const int64_t at_row = keep ? start : 0;
-      const T* h_old = states[now];
-      T* h_next = states[1 - now];
-      T* h_t = out + start * H;  // (B_t, H)
-      for (int64_t p = omp_get_thread_num(); p < parts; p += team) {
-      auto [first, end] = unit_block(H, parts, p);
-      const int64_t count = end - first;
-      const Units units{first, end, 4 * count, count};
-      T* y = y_part[p].data_ptr<T>();
-      if (count > 0 && !failure.happened) try {
-        if (keep)
-          for (int64_t b = 0; b < size; ++b) std::copy(h_old + b * H + first, h_old + b * H + end, h_prev + (start + b) * H + first);
-        at::Tensor product = at::from_blob(y, {size, 4 * count}, options);  // (B_t, 4 units)
-        at::mm_out(product, at::from_blob(const_cast<T*>(h_old), {size, H}, options), w_part[p]);
-        CellStep<T> s = base;
-        s.xp = base.xp + start * 4 * H;
-        s.hp = y;
-        s.c_prev_out = keep ? base.c_prev_out + start * H : nullptr;
-        s.cand = base.cand + at_row * H;
-        s.m = h_t;
-        s.act = base.act + at_row * 4 * H;
-        s.zone_c = base.zone_c ? base.zone_c + (zone_c_rows ? start * H : 0) : nullptr;
-        for (int64_t b = 0; b < size; ++b) {
-          if (s.zone_c) lstm_forward_row<T, false, true>(H, b, s, units); else lstm_forward_row<T, false, false>(H, b, s, units);
+      for (int64_t p = omp_get_thread_num(); p < parts && !failure.happened; p += team) {
+        try {
+          step_block(p, start, size, states[now], states[1 - now]);
+        } catch (...) {
+          failure.keep(std::current_exception());
         }
-        const T* d = zone_h ? zone_h + (zone_h_rows ? start * H : 0) : nullptr;
-        for (int64_t b = 0; b < size; ++b) {
-          T* row = h_t + b * H;
-          if (d) {  // zoneout: h_t = d h_{t-1} + (1 - d) h~_t
-            for (int64_t k = first; k < end; ++k) row[k] = d[b * H + k] * h_old[b * H + k] + (T(1) - d[b * H + k]) * row[k];
-          }
-          std::copy(row + first, row + end, h_next + b * H + first);
-        }
-        for (int64_t b = size; b < B; ++b) std::copy(h_old + b * H + first, h_old + b * H + end, h_next + b * H + first);
-      } catch (...) {
-        failure.keep(std::current_exception());
-      }
       }
       now = 1 - now;
 #pragma omp barrier
@@ -559,6 +561,41 @@ void lstm_backward_split(const std::vector<std::pair<int64_t, int64_t>>& rows, i
     auto [first, end] = unit_block(H, parts, p);
     w_columns[p] = w_hh.narrow(1, first, end - first);
   }
+  // Block p's cell step of one step (its units' share of d_pre), then after the barrier its columns of dh_{t-1}.
+  auto cell_block = [&](int64_t p, int64_t start, int64_t size) {
+    auto [first, end] = unit_block(H, parts, p);
+    const T* d = zone_h ? zone_h + (zone_h_rows ? start * H : 0) : nullptr;
+    for (int64_t b = 0; b < size; ++b) {
+      for (int64_t k = first; k < end; ++k) {
+        const int64_t e = b * H + k;
+        dh_t[e] = dh[e] + grad_out[start * H + e];  // from step t+1 and from output t
+        if (d) {  // split between the kept previous state and the candidate
+          kept[e] = d[e] * dh_t[e];
+          dh_t[e] *= T(1) - d[e];
+        }
+      }
+    }
+    CellGrad<T> s = base;
+    s.dm = dh_t;
+    s.act = base.act + start * 4 * H;
+    s.cand = base.cand + start * H;
+    s.c_prev = base.c_prev + start * H;
+    s.dxp = base.dxp + start * 4 * H;
+    s.zone_c = base.zone_c ? base.zone_c + (zone_c_rows ? start * H : 0) : nullptr;
+    for (int64_t b = 0; b < size; ++b) {
+      if (s.zone_c) lstm_backward_row<T, false, true>(H, b, s, first, end); else lstm_backward_row<T, false, false>(H, b, s, first, end);
+    }
+  };
+  auto state_block = [&](int64_t p, int64_t start, int64_t size) {  // dh_{t-1} = d_pre (B_t, 4H) W_hh (4H, H)
+    auto [first, end] = unit_block(H, parts, p);
+    if (end == first) return;
+    at::Tensor columns = at::from_blob(dh + first, {size, end - first}, {H, 1}, options);  // (B_t, units)
+    at::mm_out(columns, at::from_blob(base.dxp + start * 4 * H, {size, 4 * H}, options), w_columns[p]);
+    if (zone_h) {
+      for (int64_t b = 0; b < size; ++b)
+        for (int64_t k = first; k < end; ++k) dh[b * H + k] += kept[b * H + k];
+    }
+  };
   Failure failure;
 #pragma omp parallel num_threads(team_for(parts))
   {
@@ -566,49 +603,20 @@ void lstm_backward_split(const std::vector<std::pair<int64_t, int64_t>>& rows, i
     const int64_t team = omp_get_num_threads(), me = omp_get_thread_num();
     for (auto it = rows.rbegin(); it != rows.rend(); ++it) {
       auto [start, size] = *it;
-      for (int64_t p = me; p < parts; p += team) {
-      auto [first, end] = unit_block(H, parts, p);
-      const int64_t count = end - first;
-      if (count > 0 && !failure.happened) try {
-        const T* d = zone_h ? zone_h + (zone_h_rows ? start * H : 0) : nullptr;
-        for (int64_t b = 0; b < size; ++b) {
-          for (int64_t k = first; k < end; ++k) {
-            const int64_t e = b * H + k;
-            dh_t[e] = dh[e] + grad_out[start * H + e];  // from step t+1 and from output t
-            if (d) {  // split between the kept previous state and the candidate
-              kept[e] = d[e] * dh_t[e];
-              dh_t[e] *= T(1) - d[e];
-            }
-          }
+      for (int64_t p = me; p < parts && !failure.happened; p += team) {
+        try {
+          cell_block(p, start, size);
+        } catch (...) {
+          failure.keep(std::current_exception());
         }
-        CellGrad<T> s = base;
-        s.dm = dh_t;
-        s.act = base.act + start * 4 * H;
-        s.cand = base.cand + start * H;
-        s.c_prev = base.c_prev + start * H;
-        s.dxp = base.dxp + start * 4 * H;
-        s.zone_c = base.zone_c ? base.zone_c + (zone_c_rows ? start * H : 0) : nullptr;
-        for (int64_t b = 0; b < size; ++b) {
-          if (s.zone_c) lstm_backward_row<T, false, true>(H, b, s, first, end); else lstm_backward_row<T, false, false>(H, b, s, first, end);
-        }
-      } catch (...) {
-        failure.keep(std::current_exception());
-      }
       }
 #pragma omp barrier
-      for (int64_t p = me; p < parts; p += team) {
-      auto [first, end] = unit_block(H, parts, p);
-      const int64_t count = end - first;
-      if (count > 0 && !failure.happened) try {  // its columns of dh_{t-1} = d_pre (B_t, 4H) W_hh (4H, H)
-        at::Tensor columns = at::from_blob(dh + first, {size, count}, {H, 1}, options);  // (B_t, units)
-        at::mm_out(columns, at::from_blob(base.dxp + start * 4 * H, {size, 4 * H}, options), w_columns[p]);
-        if (zone_h) {
-          for (int64_t b = 0; b < size; ++b)
-            for (int64_t k = first; k < end; ++k) dh[b * H + k] += kept[b * H + k];
+      for (int64_t p = me; p < parts && !failure.happened; p += team) {
+        try {
+          state_block(p, start, size);
+        } catch (...) {
+          failure.keep(std::current_exception());
         }
-      } catch (...) {
-        failure.keep(std::current_exception());
-      }
       }
     }
   }
