@@ -90,13 +90,10 @@ class RecurrentModule(nn.Module):
             raise ValueError(f"{kind} with {' and '.join(inexpressible)}: torch.nn.{kind} has no such option, so "
                              "to_torch() cannot express it (run it with rnnlab, or train without it)")
         weight = next(self.parameters())
-        module = getattr(nn, kind)(**self._torch_arguments(), device=weight.device, dtype=weight.dtype)
+        arguments = self._torch_arguments()  # the twin's constructor arguments: RNNBase and RNNCellBase say
+        module = getattr(nn, kind)(**arguments, device=weight.device, dtype=weight.dtype)
         module.load_state_dict({name: p.detach().clone() for name, p in self.named_parameters()})
         return module.train(self.training)
-
-    def _torch_arguments(self) -> dict:
-        """The constructor arguments of the torch.nn twin (layers and cells say)."""
-        raise NotImplementedError
 
     def uses_native(self, x: Tensor | None = None) -> bool:
         """Whether a forward on ``x`` runs torch's fused kernel rather than our engine."""
