@@ -15,7 +15,6 @@ the outputs back into answers -- the vocabulary, the scalers, the normalisation 
 from __future__ import annotations
 
 import copy
-import json
 import warnings
 from pathlib import Path
 
@@ -95,7 +94,3 @@ def describe(trained, fmt: str, example: Tensor) -> dict:
                + [config.output_size]}
     saved = {key: value for key, value in trained.state.items() if key not in SIDECAR_SKIPS}
     return {"format": fmt, "task": trained.task, "inputs": inputs, "outputs": outputs, **saved}
-
-
-def read_sidecar(path: str | Path) -> dict:
-    return json.loads(Path(str(path) + ".json").read_text())

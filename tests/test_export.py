@@ -16,7 +16,7 @@ import torch
 from layer_pairs import DTYPE, flat
 from rnnlab import nn as rnn
 from rnnlab.errors import UserError
-from rnnlab.export import export
+from rnnlab.export import example_input, export
 from rnnlab.tasks import charlm, classify, forecast, load
 
 SIZES = [(1, 1), (3, 7), (5, 19)]  # (batch, steps) other than the example the exporters traced (2, 5)
@@ -76,13 +76,6 @@ def runs(tmp_path_factory):
     return root
 
 
-def inputs_for(network, batch: int, steps: int) -> torch.Tensor:
-    config = network.config
-    if config.vocab_size:
-        return torch.randint(0, config.vocab_size, (batch, steps))
-    return torch.randn(batch, steps, config.input_size)
-
-
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated")  # TorchScript is what the issue asks for
 @pytest.mark.parametrize("task, fmt", list(itertools.product(["lm", "cls", "fc"], ["onnx", "torchscript"])))
 def test_exported_models_compute_what_ours_does(runs, tmp_path, task, fmt):
@@ -95,7 +88,7 @@ def test_exported_models_compute_what_ours_does(runs, tmp_path, task, fmt):
         loaded = torch.jit.load(str(path))
         run = lambda x: loaded(x).detach()  # noqa: E731
     for batch, steps in SIZES:
-        x = inputs_for(network, batch, steps)
+        x = example_input(network, batch, steps)
         with torch.no_grad():
             expected = network(x)[0]
         got = run(x)
