@@ -91,6 +91,8 @@ class RecurrentModule(nn.Module):
                              "to_torch() cannot express it (run it with rnnlab, or train without it)")
         weight = next(self.parameters())
         arguments = self._torch_arguments()  # the twin's constructor arguments: RNNBase and RNNCellBase say
+        if self.mode.startswith("RNN"):
+            arguments["nonlinearity"] = "tanh" if self.mode == "RNN_TANH" else "relu"
         module = getattr(nn, kind)(**arguments, device=weight.device, dtype=weight.dtype)
         module.load_state_dict({name: p.detach().clone() for name, p in self.named_parameters()})
         return module.train(self.training)

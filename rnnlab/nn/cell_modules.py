@@ -56,8 +56,7 @@ class RNNCellBase(RecurrentModule):
         self.reset_parameters()
 
     def _torch_arguments(self) -> dict:
-        extra = {"nonlinearity": "tanh" if self.mode == "RNN_TANH" else "relu"} if self.mode.startswith("RNN") else {}
-        return dict(input_size=self.input_size, hidden_size=self.hidden_size, bias=self.bias, **extra)
+        return dict(input_size=self.input_size, hidden_size=self.hidden_size, bias=self.bias)
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"

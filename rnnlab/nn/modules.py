@@ -99,9 +99,7 @@ class RNNBase(RecurrentModule):
         return bool(self.layer_norm or self.recurrent_dropout or self.zoneout or self.checkpoint_steps)
 
     def _torch_arguments(self) -> dict:
-        extra = {"nonlinearity": "tanh" if self.mode == "RNN_TANH" else "relu"} if self.mode.startswith("RNN") else {}
-        if self.proj_size:
-            extra["proj_size"] = self.proj_size
+        extra = {"proj_size": self.proj_size} if self.proj_size else {}
         return dict(input_size=self.input_size, hidden_size=self.hidden_size, num_layers=self.num_layers,
                     bias=self.bias, batch_first=self.batch_first, dropout=self.dropout,
                     bidirectional=self.bidirectional, **extra)
