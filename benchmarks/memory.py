@@ -5,6 +5,7 @@ and T, one run after another, and prints the table: final test MSE, its no-memor
 answering 1), solved (below a tenth of the baseline), and the training time.
 
     python benchmarks/memory.py [--steps 3000] [--lengths 50,100,200,400] [--archs rnn,lstm,gru] [--task adding]
+                                [--device auto|cpu|cuda]
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ def main() -> None:
     parser.add_argument("--archs", default="rnn,lstm,gru")
     parser.add_argument("--task", default="adding", choices=memory.TASKS)
     parser.add_argument("--out", default="runs/memory_table")
+    parser.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu or cuda")
     args = parser.parse_args()
     print(f"{args.task}, hidden 128, {args.steps} steps of batch 64, Adam 1e-3; final test metric (baseline "
           f"{memory.baseline(args.task, 100) if args.task == 'copy' else 1 / 6:.4g}), solved = below a tenth of it")
     print("| arch | T | final | baseline | solved | seconds |\n|---|---|---|---|---|---|")
     for arch in args.archs.split(","):
         for length in map(int, args.lengths.split(",")):
-            m = memory.train(task=args.task, length=length, arch=arch, steps=args.steps, quiet=True,
+            m = memory.train(task=args.task, length=length, arch=arch, steps=args.steps, quiet=True, device=args.device,
                              out=f"{args.out}/{args.task}_{arch}_{length}")
             print(f"| {arch} | {length} | {m['final']:.4f} | {m['baseline']:.4f} | {'yes' if m['solved'] else 'no'} | "
                   f"{m['seconds']:.0f} |", flush=True)

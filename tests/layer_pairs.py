@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence
@@ -11,6 +12,8 @@ from rnnlab import nn as rnn
 from rnnlab.nn import fast
 
 DTYPE = torch.float64
+# The parity tests run on the CPU; RNNLAB_TEST_DEVICE=cuda runs them on a GPU against torch.nn there (cuDNN).
+DEVICE = torch.device(os.environ.get("RNNLAB_TEST_DEVICE", "cpu"))
 MODES = ("RNN_TANH", "RNN_RELU", "LSTM", "GRU")
 
 
@@ -21,10 +24,10 @@ def module_kwargs(mode: str) -> tuple[str, dict]:
 
 
 def make_pair(mode: str, input_size: int, hidden_size: int, impl: str = "ours", **options):
-    """(torch.nn module, rnnlab module) with identical float64 parameters."""
+    """(torch.nn module, rnnlab module) with identical float64 parameters, on DEVICE."""
     name, extra = module_kwargs(mode)
-    reference = getattr(torch.nn, name)(input_size, hidden_size, dtype=DTYPE, **extra, **options)
-    ours = getattr(rnn, name)(input_size, hidden_size, dtype=DTYPE, impl=impl, **extra, **options)
+    reference = getattr(torch.nn, name)(input_size, hidden_size, dtype=DTYPE, **extra, **options).to(DEVICE)
+    ours = getattr(rnn, name)(input_size, hidden_size, dtype=DTYPE, impl=impl, **extra, **options).to(DEVICE)
     ours.load_state_dict(reference.state_dict())
     return reference, ours
 

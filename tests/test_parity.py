@@ -12,7 +12,7 @@ import zlib
 import pytest
 import torch
 
-from layer_pairs import DTYPE, MODES, flat, lstm_units_split, make_pair, pack, random_lengths
+from layer_pairs import DEVICE, DTYPE, MODES, flat, lstm_units_split, make_pair, pack, random_lengths
 
 TOL = 1e-10
 
@@ -44,7 +44,7 @@ def test_every_combination_is_covered():
 def test_matches_torch(config, impl):
     mode, layers, bias, batch_first, bidirectional, proj, kind, with_hx = config
     gen = torch.Generator().manual_seed(zlib.crc32(_id(config).encode()))
-    rand = lambda *shape: torch.randn(*shape, generator=gen, dtype=DTYPE)  # noqa: E731
+    rand = lambda *shape: torch.randn(*shape, generator=gen, dtype=DTYPE).to(DEVICE)  # noqa: E731
     seq_len, batch, input_size = (int(v) for v in torch.randint(1, 7, (3,), generator=gen))
     hidden = int(torch.randint(2, 7, (1,), generator=gen))
     proj_size = int(torch.randint(1, hidden, (1,), generator=gen)) if proj else 0
@@ -74,7 +74,7 @@ def test_matches_torch(config, impl):
         hx = None if not leaves else (tuple(leaves) if mode == "LSTM" else leaves[0])
         outs = flat(module(inp, hx))
         weights = torch.Generator().manual_seed(7)
-        loss = sum((o * torch.randn(o.shape, generator=weights, dtype=DTYPE)).sum() for o in outs)
+        loss = sum((o * torch.randn(o.shape, generator=weights, dtype=DTYPE).to(DEVICE)).sum() for o in outs)
         grads = torch.autograd.grad(loss, [x_leaf, *leaves, *module.parameters()])
         results.append((outs, grads))
 
@@ -103,7 +103,7 @@ def test_lstm_split_blocks_run_by_fewer_threads_match_torch(config):
 def test_other_engines_match_torch_too(mode, impl):
     torch.manual_seed(3)
     reference, ours = make_pair(mode, 5, 7, impl=impl, num_layers=2, bidirectional=True, batch_first=True)
-    x = torch.randn(4, 6, 5, dtype=DTYPE)
+    x = torch.randn(4, 6, 5, dtype=DTYPE).to(DEVICE)
     lengths = torch.tensor([6, 2, 5, 3])
     for inp in (x, pack(x, lengths, True)):
         for ref, got in zip(flat(reference(inp)), flat(ours(inp))):
@@ -119,11 +119,11 @@ def test_gradcheck(mode, impl):
     _, ours = make_pair(mode, 3, 4, impl=impl, **options)
     params = list(ours.parameters())
     names = [name for name, _ in ours.named_parameters()]
-    x = torch.randn(4, 3, 3, dtype=DTYPE, requires_grad=True)
+    x = torch.randn(4, 3, 3, dtype=DTYPE).to(DEVICE).requires_grad_()
     lengths = torch.tensor([2, 4, 1])
     h_size = 2 if mode == "LSTM" else 4
-    h0 = torch.randn(4, 3, h_size, dtype=DTYPE, requires_grad=True)
-    c0 = torch.randn(4, 3, 4, dtype=DTYPE, requires_grad=True)
+    h0 = torch.randn(4, 3, h_size, dtype=DTYPE).to(DEVICE).requires_grad_()
+    c0 = torch.randn(4, 3, 4, dtype=DTYPE).to(DEVICE).requires_grad_()
 
     def run(x, h0, c0, *weights):
         hx = (h0, c0) if mode == "LSTM" else h0
