@@ -29,8 +29,8 @@ def main() -> None:
     print("| arch | T | final | baseline | solved | seconds |\n|---|---|---|---|---|---|")
     for arch in args.archs.split(","):
         for length in map(int, args.lengths.split(",")):
-            m = memory.train(task=args.task, length=length, arch=arch, steps=args.steps, quiet=True, device=args.device,
-                             out=f"{args.out}/{args.task}_{arch}_{length}")
+            m = memory.train(task=args.task, length=length, arch=arch, steps=args.steps, quiet=True,
+                             device=args.device, out=f"{args.out}/{args.task}_{arch}_{length}")
             print(f"| {arch} | {length} | {m['final']:.4f} | {m['baseline']:.4f} | {'yes' if m['solved'] else 'no'} | "
                   f"{m['seconds']:.0f} |", flush=True)
 

@@ -77,6 +77,7 @@ class RNNBase(RecurrentModule):
                 if layer_norm:
                     self._add_layer_norm(suffix, gate_size, hidden_size, mode == "LSTM", factory)
         self.reset_parameters()
+        self.flatten_parameters()
 
     @property
     def num_directions(self) -> int:
@@ -91,7 +92,26 @@ class RNNBase(RecurrentModule):
         return [[getattr(self, name) for name in names] for names in self._all_weights]
 
     def flatten_parameters(self) -> None:
-        """Kept for compatibility with torch.nn code; parameters here are never flattened."""
+        """On a GPU with cuDNN: move the weights into the one buffer that cuDNN's kernel reads (each parameter
+        becomes a view of it, as in torch.nn), so that ``impl="auto"``/``"native"`` does not copy them at
+        every call. Anywhere else (the CPU, mixed dtypes, shared weights) it does nothing."""
+        weights = self._flat_weights
+        first = weights[0]
+        if not all(w.is_cuda and w.dtype == first.dtype and torch.backends.cudnn.is_acceptable(w) for w in weights):
+            return
+        if len({w.data_ptr() for w in weights}) < len(weights) or not torch._use_cudnn_rnn_flatten_weight():
+            return
+        from torch.backends.cudnn import rnn as cudnn_rnn
+        per_direction = (4 if self.bias else 2) + (1 if self.proj_size else 0)
+        with torch.cuda.device_of(first), torch.no_grad():
+            torch._cudnn_rnn_flatten_weight(weights, per_direction, self.input_size,
+                                            cudnn_rnn.get_cudnn_mode(self.mode), self.hidden_size, self.proj_size,
+                                            self.num_layers, self.batch_first, bool(self.bidirectional))
+
+    def _apply(self, fn, recurse=True):
+        result = super()._apply(fn, recurse)  # .to(), .cuda(), .double(): new parameter tensors
+        self.flatten_parameters()
+        return result
 
     @property
     def has_variants(self) -> bool:
