@@ -104,14 +104,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--csv", help="CSV file with a header line (comma, semicolon or tab separated)")
     _series_options(train)
     defaults = fc.DEFAULTS
-    train.add_argument("--window", type=int, help=f"rows the model reads (default {defaults['window']})")
+    train.add_argument("--window", type=int, help=f"rows the model reads (default: one season and a step, at "
+                                                  f"least {fc.WINDOW}; {fc.WINDOW} without a season)")
     train.add_argument("--horizon", type=int, help=f"values it predicts ahead (default {defaults['horizon']})")
     train.add_argument("--test-frac", type=float, help=f"last fraction of rows for testing "
                                                        f"(default {defaults['test_frac']})")
     train.add_argument("--val-frac", type=float, help=f"fraction of the rest for validation "
                                                       f"(default {defaults['val_frac']})")
-    train.add_argument("--season", type=int, help=f"season length of the seasonal-naive baseline (default "
-                                                  f"{fc.CSV_SEASON}; the built-in sine's period, "
+    train.add_argument("--season", type=int, help=f"season length in rows (default: from the dates -- quarterly 4, "
+                                                  f"monthly 12, weekly 52, daily 7, hourly 24, half-hourly 48; "
+                                                  f"none for yearly data or without dates, where the seasonal-naive "
+                                                  f"baseline uses {fc.CSV_SEASON}; the built-in sine's period, "
                                                   f"{fc.BUILTINS['sine'][1]})")
     train.add_argument("--out", help=f"run folder (default {fc.OUT})")
     _model_options(train, f"{defaults['layers']} x {defaults['hidden']} {defaults['arch'].upper()}")

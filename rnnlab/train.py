@@ -101,6 +101,10 @@ class Task(ABC):
     def state(self) -> dict:
         """What it takes to rebuild the task's model and data handling: JSON only."""
 
+    def describe(self) -> str:
+        """One line the loop prints before training: what the task inferred from the data ("" for nothing)."""
+        return ""
+
     def carry_tensors(self) -> dict[str, Tensor]:
         """Training state kept between batches (e.g. hidden states carried on), saved with the checkpoint."""
         return {}
@@ -421,6 +425,8 @@ def fit(task: Task, config: TrainConfig, out_dir: str | Path, resume: bool = Fal
     trainer = Trainer(task, config, prepare_out_dir(out_dir), log or _say)
     if not trainer.world.main:
         log = trainer.log = lambda message: None  # rank 0 speaks for the job
+    if task.describe():
+        trainer.log(task.describe())
     if resume:
         finished = trainer.resume()
         if finished is not None:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from rnnlab.data.series import read_csv, sine_wave
@@ -147,3 +148,80 @@ def test_mase_is_mae_over_the_in_sample_naive_mae(tmp_path):
         assert metrics[part]["mase"] == pytest.approx(metrics[part]["mae"] / scale)
     written = json.loads((tmp_path / "walk" / "metrics.json").read_text())
     assert {"rmse", "mae", "mape", "mase"} <= set(written["drift"]) and "rmse_vs_naive" in written
+
+
+@pytest.mark.parametrize("freq, season, name", [
+    ("YS", None, "yearly"), ("QS", 4, "quarterly"), ("MS", 12, "monthly"), ("ME", 12, "monthly"),
+    ("W-SUN", 52, "weekly"), ("D", 7, "daily"), ("B", 5, "business days"), ("h", 24, "hourly"),
+    ("30min", 48, "half-hourly"), ("15min", 96, "every 15 minutes"), ("2h", 12, "every 2 hours")])
+def test_season_is_inferred_from_the_dates(freq, season, name):
+    from rnnlab.data.series import season_and_name
+    dates = pd.date_range("2001-01-01", periods=40, freq=freq)
+    assert season_and_name(dates) == (season, name)
+    assert forecast.infer_season(dates) == season
+
+
+def test_no_season_without_regular_dates():
+    assert forecast.infer_season(None) is None
+    irregular = pd.DatetimeIndex(["2020-01-01", "2020-01-04", "2020-02-17", "2020-06-30", "2021-01-09"])
+    assert forecast.infer_season(irregular) is None
+
+
+def monthly_frame(years: int = 14, noise: float = 0.02, seed: int = 0) -> pd.DataFrame:
+    """A multiplicative yearly season on a growing trend (the shape of the air passengers series)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(12 * years)
+    level = 100 * np.exp(0.01 * t + 0.2 * np.sin(2 * np.pi * t / 12) + noise * rng.standard_normal(len(t)))
+    return pd.DataFrame({"sales": level}, index=pd.date_range("2000-01-01", periods=len(t), freq="MS"))
+
+
+def test_monthly_data_gets_season_12_a_window_of_13_and_beats_the_seasonal_naive(tmp_path, capsys):
+    metrics = forecast.train(data=monthly_frame(), out=str(tmp_path / "m"), steps=400, quiet=True)
+    assert "season 12 (monthly dates), window 13, the network corrects the seasonal naive" in capsys.readouterr().err
+    written = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    assert (written["season"], written["window"], written["base"]) == (12, 13, "seasonal_naive")
+    assert written["seasonal_naive_lag"] == 12
+    # the seasonal naive misses the trend (a year of growth, ~12 %); the network corrects it
+    assert metrics["test"]["mae"] < 0.5 * metrics["seasonal_naive"]["mae"]
+    assert metrics["test"]["mae"] < 0.5 * metrics["naive"]["mae"]
+
+
+def test_season_flag_overrides_the_dates_and_yearly_data_has_none(tmp_path):
+    frame = monthly_frame(years=8)
+    given = forecast.train(data=frame, season=6, out=str(tmp_path / "a"), steps=20, quiet=True)
+    assert (given["season"], given["window"]) == (6, 7)
+    yearly = frame.set_axis(pd.date_range("1900", periods=len(frame), freq="YS"))
+    none = forecast.train(data=yearly, out=str(tmp_path / "b"), steps=20, quiet=True)
+    assert (none["season"], none["window"], none["base"], none["seasonal_naive_lag"]) == (None, 7, "naive", 7)
+
+
+def test_seasonal_inputs_and_targets_are_changes_against_a_season_back():
+    values = np.arange(1.0, 41.0)[:, None] ** 2  # (40, 1), positive: log changes
+    scaler = forecast.Scaler(["log"], [0.5])
+    ends = np.array([20, 30])
+    state = dict(window=4, horizon=3, base="seasonal_naive", season=5)
+    inputs = forecast.network_inputs(values, ends, state, scaler, 0)  # (2, 4, 2)
+    assert inputs.shape == (2, 4, 2)
+    rows = ends[:, None] + np.arange(-3, 1)
+    assert np.allclose(inputs[..., 0], np.log(values[rows, 0] / values[ends, 0][:, None]) / 0.5)
+    assert np.allclose(inputs[..., 1], np.log(values[rows, 0] / values[rows - 5, 0]) / 0.5)
+    base = forecast.base_forecaster(state, 0).forecast(values, ends)  # (2, 3): a season before each target
+    assert np.allclose(base, values[ends[:, None] + np.arange(1, 4) - 5, 0])
+
+
+def test_validation_falls_back_to_the_better_baseline(tmp_path):
+    # a pure season with no noise: the seasonal naive is exact, so a barely trained network must lose to it
+    t = np.arange(12 * 12)
+    frame = pd.DataFrame({"v": 10 + np.sin(2 * np.pi * t / 12)}, index=pd.date_range("2000", periods=len(t), freq="MS"))
+    metrics = forecast.train(data=frame, out=str(tmp_path / "f"), steps=2, quiet=True)
+    assert metrics["fallback"] == "seasonal_naive"
+    assert metrics["test"]["mae"] == pytest.approx(metrics["seasonal_naive"]["mae"])
+    model = forecast.load(tmp_path / "f")
+    values = frame.to_numpy()
+    ends = np.arange(100, 130)
+    assert np.allclose(model.forecast(values, ends), values[ends + 1 - 12])
+    # a random walk: persistence, not the seasonal naive, is what a barely trained network falls back to
+    walk = frame.assign(v=100 + np.cumsum(np.random.default_rng(1).standard_normal(len(t))))
+    metrics = forecast.train(data=walk, out=str(tmp_path / "w"), steps=2, quiet=True)
+    assert metrics["fallback"] == "naive"
+    assert metrics["test"]["mae"] == pytest.approx(metrics["naive"]["mae"])

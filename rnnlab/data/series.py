@@ -292,3 +292,44 @@ def future_dates(dates: pd.DatetimeIndex | None, steps: int) -> pd.DatetimeIndex
     if freq is None:
         return None
     return pd.date_range(dates[-1], periods=steps + 1, freq=freq)[1:]
+
+
+# The season length for the spacing of the dates: (spacing in days, season, name)
+SEASONS = ((365.25, None, "yearly"), (91.3, 4, "quarterly"), (30.4, 12, "monthly"), (7, 52, "weekly"),
+           (1, 7, "daily"))
+
+
+def infer_season(dates: pd.DatetimeIndex | None) -> int | None:
+    """The season length that the dates' spacing implies: quarterly 4, monthly 12, weekly 52, daily 7
+    (business days 5), hourly 24, half-hourly 48 -- any spacing that divides a day: that many per day --
+    and None for yearly data, for data without dates and for irregular dates."""
+    return season_and_name(dates)[0]
+
+
+def season_and_name(dates: pd.DatetimeIndex | None) -> tuple[int | None, str]:
+    """(season, what the dates are: "monthly", "every 30 minutes", ... or why there is none)."""
+    if dates is None or len(dates) < 3:
+        return None, "no dates"
+    steps = np.diff(dates.to_numpy()).astype("timedelta64[s]").astype(np.float64) / 86400.0  # (T-1,) days
+    spacing = float(np.median(steps))
+    if spacing <= 0:
+        return None, "repeated dates"
+    if abs(spacing - 1) < 1e-9 and _business_days(dates):
+        return 5, "business days"
+    if np.mean(np.abs(steps - spacing) <= 0.1 * spacing) < 0.8:  # months vary by 3 days, quarters by 3
+        return None, f"irregular dates (typical spacing {spacing:g} days)"
+    for days, season, name in SEASONS:
+        if abs(spacing - days) <= 0.05 * days:
+            return season, name
+    per_day = 1.0 / spacing
+    if spacing < 1 and abs(per_day - round(per_day)) < 1e-6 and round(per_day) >= 2:
+        minutes = round(spacing * 1440, 6)
+        names = {30: "half-hourly", 60: "hourly"}
+        name = names.get(minutes) or (f"every {minutes:g} minutes" if minutes < 60 else f"every {minutes / 60:g} hours")
+        return round(per_day), name
+    return None, f"irregular dates (typical spacing {spacing:g} days)"
+
+
+def _business_days(dates: pd.DatetimeIndex) -> bool:
+    """Daily dates that skip weekends (the weekly gap of three days, and no Saturday or Sunday)."""
+    return bool((dates.dayofweek < 5).all() and (np.diff(dates.to_numpy()) > np.timedelta64(1, "D")).any())

@@ -28,18 +28,27 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ..data.series import Series, from_data, future_dates, random_walk_prices, read_csv, sine_wave
+from ..data.series import (Series, from_data, future_dates, infer_season, random_walk_prices, read_csv,
+                           season_and_name, sine_wave)
 from ..errors import UserError, check_settings, require
 from ..models import ModelConfig, SequenceModel
 from ..train import Task, fit
 from .common import VARIANTS, Trained, check_network, network_config, network_guard, resolve
 
 OUT = "runs/forecast"
-BUILTINS = {"sine": (sine_wave, 63), "random_walk": (random_walk_prices, 7)}  # series, season (the sine's period)
-DEFAULTS = dict(window=7, horizon=1, test_frac=0.2, val_frac=0.15, season=None, arch="lstm", hidden=64, layers=1,
+# series, the seasonal-naive baseline's lag (the sine's period); the network takes no season from these
+BUILTINS = {"sine": (sine_wave, 63), "random_walk": (random_walk_prices, None)}
+DEFAULTS = dict(window=None, horizon=1, test_frac=0.2, val_frac=0.15, season=None, arch="lstm", hidden=64, layers=1,
                 dropout=0.0, target=None, features=None, date_col=None, date_format=None, newest_first=False,
                 missing="error", **VARIANTS)
-CSV_SEASON = 7  # the seasonal-naive season of a CSV or data without one given
+CSV_SEASON = 7  # the seasonal-naive baseline's lag where no season is known (data without dates)
+WINDOW = 7  # rows the network reads where there is no season; with one: a season and a step
+
+
+def default_window(season: int | None) -> int:
+    """The default window: one season plus a step (the row one season before the next is in view), at
+    least ``WINDOW`` rows."""
+    return max(WINDOW, season + 1) if season and season > 1 else WINDOW
 TRAIN_DEFAULTS = dict(steps=1500, batch_size=64, lr=3e-3, weight_decay=1e-4, warmup=0.05, eval_every=50,
                       checkpoint_every=500, patience=8, restore_best=True)
 
@@ -82,6 +91,24 @@ def window_inputs(values: np.ndarray, ends: np.ndarray, window: int, scaler: Sca
                      for col in range(values.shape[1])], axis=-1)
 
 
+def seasonal_changes(values: np.ndarray, ends: np.ndarray, window: int, scaler: Scaler, target: int,
+                     season: int) -> np.ndarray:
+    """(n, window, 1): the target's change over one season at each of the window's rows, y_r against
+    y_{r-m}, scaled like the target's changes (0 where the series is too short to look a season back)."""
+    rows = ends[:, None] + np.arange(1 - window, 1)[None, :]  # (n, W)
+    change = scaler.relative(values[rows, target], values[np.maximum(rows - season, 0), target], target)
+    return np.where(rows >= season, change, 0.0)[..., None]
+
+
+def network_inputs(values: np.ndarray, ends: np.ndarray, state: dict, scaler: Scaler, target: int) -> np.ndarray:
+    """(n, window, F (+1 with a season)): what the network reads for forecasts made at each end row."""
+    inputs = window_inputs(values, ends, state["window"], scaler)
+    if state.get("base") == "seasonal_naive":
+        inputs = np.concatenate([inputs, seasonal_changes(values, ends, state["window"], scaler, target,
+                                                          state["season"])], axis=-1)
+    return inputs
+
+
 # ---- forecasters: the network and the baselines share forecast(values, ends) -> (n, horizon) -------------
 
 class Naive:
@@ -116,6 +143,13 @@ class Drift(Naive):
         return last[:, None] + slope[:, None] * np.arange(1, self.horizon + 1)[None, :]
 
 
+def base_forecaster(state: dict, target: int) -> Naive:
+    """The forecast the network corrects: the seasonal naive when the series has a season, else persistence."""
+    if state.get("base") == "seasonal_naive":
+        return SeasonalNaive(target, state["horizon"], state["season"])
+    return Naive(target, state["horizon"])
+
+
 def baselines(target: int, horizon: int, season: int) -> dict:
     return {"naive": Naive(target, horizon), "seasonal_naive": SeasonalNaive(target, horizon, season),
             "drift": Drift(target, horizon)}
@@ -148,13 +182,17 @@ class Forecaster(Trained):
         return self.state["columns"].index(self.state["target"])
 
     def forecast(self, values: np.ndarray, ends: np.ndarray) -> np.ndarray:
-        """(n, horizon) forecasts in original units made at each row of ``ends``: persistence + shrink * model."""
-        window = self.state["window"]
-        inputs = torch.tensor(window_inputs(values, ends, window, self.scaler), dtype=torch.float32)  # (n, W, F)
+        """(n, horizon) forecasts in original units made at each row of ``ends``: base + shrink * model, where
+        the base is the seasonal naive (series with a season) or persistence -- or, where validation chose it,
+        the better of those two alone (``fallback``)."""
+        state, target = self.state, self.target
+        if state.get("fallback"):
+            return baselines(target, state["horizon"], state["season"] or 1)[state["fallback"]].forecast(values, ends)
+        inputs = torch.tensor(network_inputs(values, ends, state, self.scaler, target), dtype=torch.float32)
         with torch.no_grad():
             changes = self.network(inputs.to(self.device))[0].cpu().double().numpy()  # (n, H) scaled changes
-        reference = values[ends, self.target][:, None]  # (n, 1)
-        return self.scaler.absolute(self.state["shrink"] * changes, reference, self.target)
+        reference = base_forecaster(state, target).forecast(values, ends)  # (n, H)
+        return self.scaler.absolute(state["shrink"] * changes, reference, target)
 
     def predict(self, csv: str | Path | None = None, data=None) -> pd.Series:
         """The next ``horizon`` values of the target after the last row of ``csv`` or ``data`` (read with the
@@ -185,17 +223,20 @@ def predict(model_dir: str | Path, csv: str | Path | None = None, data=None) -> 
 class ForecastTask(Task):
     name = "forecast"
 
-    def __init__(self, series: Series, window: int, horizon: int, test_frac: float, val_frac: float, season: int,
-                 model: ModelConfig, options: dict) -> None:
-        check_settings(dict(window=window, horizon=horizon, season=season, test_frac=test_frac,
-                            val_frac=val_frac), positive=("window", "horizon", "season"),
-                       open_fractions=("test_frac", "val_frac"))
+    def __init__(self, series: Series, window: int, horizon: int, test_frac: float, val_frac: float,
+                 season: int | None, model: ModelConfig, options: dict, season_source: str = "",
+                 baseline_season: int | None = None) -> None:
+        check_settings(dict(window=window, horizon=horizon, test_frac=test_frac, val_frac=val_frac,
+                            **({"season": season} if season is not None else {})),
+                       positive=("window", "horizon", "season"), open_fractions=("test_frac", "val_frac"))
         values, rows = series.values, len(series.values)
         if window >= rows:
             raise UserError(f"window {window} is longer than the series ({rows} rows)", "window")
+        self.base = "seasonal_naive" if season and season > 1 else "naive"
         test_start = int(round(rows * (1 - test_frac)))  # first test row
         val_start = int(round(test_start * (1 - val_frac)))  # first validation row
-        ends = np.arange(window - 1, rows - horizon)  # each sample's last input row
+        first_end = max(window, season if self.base == "seasonal_naive" else 0) - 1  # a season back is seen
+        ends = np.arange(first_end, rows - horizon)  # each sample's last input row
         first, last = ends + 1, ends + horizon  # its first and last target rows
         parts = {"train": last < val_start, "val": (first >= val_start) & (last < test_start), "test": first >= test_start}
         for name, mask in parts.items():
@@ -203,21 +244,28 @@ class ForecastTask(Task):
                 raise UserError(f"{rows} rows are too few for window {window}, horizon {horizon} and the "
                                 f"train/validation/test split: the {name} part gets {int(mask.sum())} windows")
         self.series, self.window, self.horizon, self.season = series, window, horizon, season
+        self.season_source, self.baseline_season = season_source, baseline_season or season or CSV_SEASON
         self.test_frac, self.val_frac, self.options = test_frac, val_frac, options
         self.target = series.target_index
         self.scaler = Scaler.fit(values[:val_start])  # fitted on the training rows only
         self.naive_mae = in_sample_naive_mae(values[:val_start, self.target])  # MASE's scale
-        self.shrink = 1.0
+        self.shrink, self.fallback = 1.0, None
         self.ends = {name: ends[mask] for name, mask in parts.items()}
-        self.inputs = {name: torch.tensor(window_inputs(values, e, window, self.scaler), dtype=torch.float32)
-                       for name, e in self.ends.items()}  # (n, W, F)
+        how = dict(window=window, horizon=horizon, base=self.base, season=season)
+        self.inputs = {name: torch.tensor(network_inputs(values, e, how, self.scaler, self.target),
+                                          dtype=torch.float32) for name, e in self.ends.items()}  # (n, W, F(+1))
         ahead = {name: e[:, None] + np.arange(1, horizon + 1) for name, e in self.ends.items()}  # (n, H)
         self.actual = {name: values[a, self.target] for name, a in ahead.items()}  # (n, H) original units
-        self.targets = {name: torch.tensor(self.scaler.relative(self.actual[name], values[e, self.target][:, None],
-                                                                self.target), dtype=torch.float32)
-                        for name, e in self.ends.items()}  # (n, H) scaled changes
+        base = base_forecaster(how, self.target)
+        self.bases = {name: base.forecast(values, e) for name, e in self.ends.items()}  # (n, H) what is corrected
+        self.targets = {name: torch.tensor(self.scaler.relative(self.actual[name], self.bases[name], self.target),
+                                           dtype=torch.float32) for name in self.ends}  # (n, H) scaled changes
         self.config = model
         self.model = SequenceModel(model)
+
+    def describe(self) -> str:
+        season = f"season {self.season} ({self.season_source})" if self.season else f"no season ({self.season_source})"
+        return f"forecast: {season}, window {self.window}, the network corrects the {self.base.replace('_', ' ')}"
 
     def batch(self, generator, size, device):
         pick = torch.randint(0, len(self.inputs["train"]), (size,), generator=generator)
@@ -237,25 +285,40 @@ class ForecastTask(Task):
         val_changes, val_targets = self._changes(model, "val", device), self.targets["val"].numpy()
         fit_gain = float(np.sum(val_changes * val_targets) / max(np.sum(val_changes ** 2), 1e-12))
         self.shrink = float(np.clip(fit_gain, 0.0, 1.0))  # least squares on validation, kept in [0, 1]
+        self.fallback = self._fallback(model, out_dir)
         trained = Forecaster(self.name, model, self.options, {}, self.state(), Path(out_dir))
-        forecasters = {"test": trained, **baselines(self.target, self.horizon, self.season)}
+        forecasters = {"test": trained, **baselines(self.target, self.horizon, self.baseline_season)}
         ends, actual = self.ends["test"], self.actual["test"]
         predicted = {name: f.forecast(self.series.values, ends) for name, f in forecasters.items()}  # (n, H) each
         metrics = {name: score(guess, actual, self.naive_mae) for name, guess in predicted.items()}
         metrics["rmse_vs_naive"] = metrics["test"]["rmse"] / max(metrics["naive"]["rmse"], 1e-300)
         metrics["test"]["rmse_per_step"] = np.sqrt(np.mean((predicted["test"] - actual) ** 2, axis=0)).tolist()
         metrics.update(shrink=self.shrink, target=self.series.target, window=self.window, horizon=self.horizon,
-                       season=self.season, test_windows=len(ends), naive_mae_in_sample=self.naive_mae,
+                       season=self.season, base=self.base, fallback=self.fallback,
+                       seasonal_naive_lag=self.baseline_season, test_windows=len(ends), naive_mae_in_sample=self.naive_mae,
                        mse=float(np.mean((predicted["test"] - actual) ** 2)))
         from ..plots import forecast_plot
         forecast_plot(Path(out_dir) / "forecast.png", actual[:, 0], predicted["test"][:, 0],
                       predicted["naive"][:, 0], f"{self.series.target}: test part, one step ahead")
         return metrics
 
+    def _fallback(self, model, out_dir) -> str | None:
+        """"naive" or "seasonal_naive" where that baseline alone beats the network on validation (MAE), else
+        None: so that the forecaster is never worse than the better of the two on validation."""
+        trained = Forecaster(self.name, model, self.options, {}, self.state(), Path(out_dir))
+        ends, actual = self.ends["val"], self.actual["val"]
+        candidates = {None: trained, "naive": Naive(self.target, self.horizon)}
+        if self.season and self.season > 1:
+            candidates["seasonal_naive"] = SeasonalNaive(self.target, self.horizon, self.season)
+        errors = {name: float(np.mean(np.abs(f.forecast(self.series.values, ends) - actual)))
+                  for name, f in candidates.items()}
+        return min(errors, key=lambda name: (errors[name], name is None))  # a tie: the simpler forecaster
+
     def state(self):
         return {"options": self.options, "model": self.config.to_dict(), "window": self.window,
-                "horizon": self.horizon, "season": self.season, "columns": self.series.columns,
-                "target": self.series.target, "scaler": self.scaler.state(), "shrink": self.shrink}
+                "horizon": self.horizon, "season": self.season, "base": self.base, "fallback": self.fallback,
+                "columns": self.series.columns, "target": self.series.target, "scaler": self.scaler.state(),
+                "shrink": self.shrink}
 
 
 def _series(options: dict, csv, data, columns=None, target=None) -> Series:
@@ -294,13 +357,17 @@ def train(*, csv: str | Path | None = None, data=None, builtin: str | None = Non
     check_network(options)
     if csv is None and data is None:
         require((builtin or "sine") in BUILTINS, "builtin", f"be one of {', '.join(BUILTINS)}", builtin)
-        make_series, default_season = BUILTINS[builtin or "sine"]
-        series = make_series()
+        make_series, lag = BUILTINS[builtin or "sine"]
+        series, inferred, source = make_series(), None, "a built-in series without dates"
     else:
-        series, default_season = _series(options, csv, data), CSV_SEASON
-    season = default_season if options["season"] is None else options["season"]
-    model = network_config(options, input_size=len(series.columns), output_size=options["horizon"], readout="last")
+        series, lag = _series(options, csv, data), None
+        inferred, source = season_and_name(series.dates)
+        source = f"{source} dates" if inferred else source
+    season, source = (options["season"], "--season") if options["season"] is not None else (inferred, source)
+    window = default_window(season) if options["window"] is None else options["window"]
+    base_inputs = len(series.columns) + (1 if season and season > 1 else 0)  # + the seasonal change channel
+    model = network_config(options, input_size=base_inputs, output_size=options["horizon"], readout="last")
     with network_guard(options):
-        task = ForecastTask(series, options["window"], options["horizon"], options["test_frac"], options["val_frac"],
-                            season, model, options)
+        task = ForecastTask(series, window, options["horizon"], options["test_frac"], options["val_frac"],
+                            season, model, options, source, baseline_season=season or lag or CSV_SEASON)
     return fit(task, config, out, resume=resume)
