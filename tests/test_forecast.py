@@ -176,7 +176,7 @@ def monthly_frame(years: int = 14, noise: float = 0.02, seed: int = 0) -> pd.Dat
 
 
 def test_monthly_data_gets_season_12_a_window_of_13_and_beats_the_seasonal_naive(tmp_path, capsys):
-    metrics = forecast.train(data=monthly_frame(), out=str(tmp_path / "m"), steps=400, quiet=True)
+    metrics = forecast.train(data=monthly_frame(), out=str(tmp_path / "m"), steps=400)
     assert "season 12 (monthly dates), window 13, the network corrects the seasonal naive" in capsys.readouterr().err
     written = json.loads((tmp_path / "m" / "metrics.json").read_text())
     assert (written["season"], written["window"], written["base"]) == (12, 13, "seasonal_naive")

@@ -249,9 +249,12 @@ def _to_datetime(text: pd.Series, **how) -> pd.Series:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pandas warns when it guesses a format cell by cell
         try:
-            return pd.to_datetime(text, errors="coerce", **how)
-        except ValueError:  # mixed time-zone offsets: read them all as UTC
+            parsed = pd.to_datetime(text, errors="coerce", **how)
+        except ValueError:  # mixed time-zone offsets (pandas 3 raises): read them all as UTC
             return pd.to_datetime(text, errors="coerce", utc=True, **how)
+        if parsed.dtype == object:  # mixed offsets again (pandas 2 returns Python datetimes): as UTC
+            return pd.to_datetime(text, errors="coerce", utc=True, **how)
+        return parsed
 
 
 def _fill(values: np.ndarray, columns: list[str], rows: list[str], dates, missing: str):
