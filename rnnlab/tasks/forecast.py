@@ -42,6 +42,7 @@ DEFAULTS = dict(window=None, horizon=1, test_frac=0.2, val_frac=0.15, season=Non
                 dropout=0.0, target=None, features=None, date_col=None, date_format=None, newest_first=False,
                 missing="error", **VARIANTS)
 CSV_SEASON = 7  # the seasonal-naive baseline's lag where no season is known (data without dates)
+HUBER_BETA = 0.01  # the training loss is absolute beyond this many typical steps, squared within
 WINDOW = 7  # rows the network reads where there is no season; with one: a season and a step
 
 
@@ -273,7 +274,9 @@ class ForecastTask(Task):
 
     def loss(self, model, batch):
         inputs, targets = batch
-        return F.mse_loss(model(inputs)[0], targets)
+        # Huber: absolute error (what MASE scores; robust to the spikes of real series) beyond a hundredth of
+        # a typical step, squared within it (so that a smooth series like the sine is still fitted closely)
+        return F.smooth_l1_loss(model(inputs)[0], targets, beta=HUBER_BETA)
 
     def _changes(self, model, part: str, device) -> np.ndarray:
         return model(self.inputs[part].to(device))[0].cpu().double().numpy()  # (n, H)
@@ -303,16 +306,20 @@ class ForecastTask(Task):
         return metrics
 
     def _fallback(self, model, out_dir) -> str | None:
-        """"naive" or "seasonal_naive" where that baseline alone beats the network on validation (MAE), else
-        None: so that the forecaster is never worse than the better of the two on validation."""
+        """"naive" or "seasonal_naive" -- the better of the two on validation (MAE) -- unless the network beats
+        it there by more than one standard error of the difference (per validation window): a network that
+        is not clearly better than the simple forecast gives way to it."""
         trained = Forecaster(self.name, model, self.options, {}, self.state(), Path(out_dir))
         ends, actual = self.ends["val"], self.actual["val"]
-        candidates = {None: trained, "naive": Naive(self.target, self.horizon)}
+        candidates = {"naive": Naive(self.target, self.horizon)}
         if self.season and self.season > 1:
             candidates["seasonal_naive"] = SeasonalNaive(self.target, self.horizon, self.season)
-        errors = {name: float(np.mean(np.abs(f.forecast(self.series.values, ends) - actual)))
-                  for name, f in candidates.items()}
-        return min(errors, key=lambda name: (errors[name], name is None))  # a tie: the simpler forecaster
+        errors = {name: np.abs(f.forecast(self.series.values, ends) - actual).mean(axis=1)  # (n,) per window
+                  for name, f in {**candidates, "network": trained}.items()}
+        best = min(candidates, key=lambda name: errors[name].mean())
+        gain = errors[best] - errors["network"]  # (n,) > 0 where the network is better
+        clearly_better = gain.mean() > gain.std(ddof=1) / np.sqrt(len(gain))
+        return None if clearly_better else best
 
     def state(self):
         return {"options": self.options, "model": self.config.to_dict(), "window": self.window,
