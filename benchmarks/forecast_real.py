@@ -5,12 +5,13 @@ The series ship inside statsmodels and pmdarima (no download). For each series: 
 AutoARIMA) is fitted once on the rows before it and rolled forward over the test part without refitting
 (``forward``: the fitted model applied to the data seen so far), and rnnlab trains with its defaults on the
 same rows (``forecast.train(data=...)``, which holds its own validation part out of them). Forecasts are made
-from every origin whose targets lie in the test part (at most 200, evenly spaced), one step ahead and one season ahead (h = m: every step
-1..m is scored); MASE = MAE / the in-sample MAE of the seasonal naive on the pre-test part (lag m, lag 1
-for yearly series). The table gives each series' MASE and the geometric mean over the series.
+from every origin whose targets lie in the test part (at most 200, evenly spaced), one step ahead and one
+season ahead (h = m: every step 1..m is scored); MASE = MAE / the in-sample MAE of the seasonal naive on the
+pre-test part (lag m; lag 1 for yearly series). The table gives each series' MASE and the geometric mean
+over the series.
 
     pip install -e ".[bench]"      # statsforecast, statsmodels, pmdarima: not needed by rnnlab itself
-    python benchmarks/forecast_real.py [--series air,wine,...] [--horizons one,season] [--out DIR]
+    python benchmarks/forecast_real.py [--series air,wine,...] [--horizons one,season] [--out DIR] [--seed N]
 
 The statistical forecasts are cached in ``DIR/baselines.json`` (they do not change); ``--refit`` redoes them.
 """

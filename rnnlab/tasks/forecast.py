@@ -46,10 +46,15 @@ HUBER_BETA = 0.01  # the training loss is absolute beyond this many typical step
 WINDOW = 7  # rows the network reads where there is no season; with one: a season and a step
 
 
+def has_season(season: int | None) -> bool:
+    """Whether the network works with a season (a season of one row is none)."""
+    return bool(season and season > 1)
+
+
 def default_window(season: int | None) -> int:
     """The default window: one season plus a step (the row one season before the next is in view), at
     least ``WINDOW`` rows."""
-    return max(WINDOW, season + 1) if season and season > 1 else WINDOW
+    return max(WINDOW, season + 1) if has_season(season) else WINDOW
 TRAIN_DEFAULTS = dict(steps=1500, batch_size=64, lr=3e-3, weight_decay=1e-4, warmup=0.05, eval_every=50,
                       checkpoint_every=500, patience=8, restore_best=True)
 
@@ -233,19 +238,20 @@ class ForecastTask(Task):
         values, rows = series.values, len(series.values)
         if window >= rows:
             raise UserError(f"window {window} is longer than the series ({rows} rows)", "window")
-        self.base = "seasonal_naive" if season and season > 1 else "naive"
+        self.base = "seasonal_naive" if has_season(season) else "naive"
         test_start = int(round(rows * (1 - test_frac)))  # first test row
         val_start = int(round(test_start * (1 - val_frac)))  # first validation row
         first_end = max(window, season if self.base == "seasonal_naive" else 0) - 1  # a season back is seen
         ends = np.arange(first_end, rows - horizon)  # each sample's last input row
         first, last = ends + 1, ends + horizon  # its first and last target rows
-        parts = {"train": last < val_start, "val": (first >= val_start) & (last < test_start), "test": first >= test_start}
+        parts = {"train": last < val_start, "val": (first >= val_start) & (last < test_start),
+                 "test": first >= test_start}
         for name, mask in parts.items():
             if mask.sum() < 2:
                 raise UserError(f"{rows} rows are too few for window {window}, horizon {horizon} and the "
                                 f"train/validation/test split: the {name} part gets {int(mask.sum())} windows")
         self.series, self.window, self.horizon, self.season = series, window, horizon, season
-        self.season_source, self.baseline_season = season_source, baseline_season or season or CSV_SEASON
+        self.season_source, self.baseline_season = season_source, season or baseline_season or CSV_SEASON
         self.test_frac, self.val_frac, self.options = test_frac, val_frac, options
         self.target = series.target_index
         self.scaler = Scaler.fit(values[:val_start])  # fitted on the training rows only
@@ -257,10 +263,10 @@ class ForecastTask(Task):
                                           dtype=torch.float32) for name, e in self.ends.items()}  # (n, W, F(+1))
         ahead = {name: e[:, None] + np.arange(1, horizon + 1) for name, e in self.ends.items()}  # (n, H)
         self.actual = {name: values[a, self.target] for name, a in ahead.items()}  # (n, H) original units
-        base = base_forecaster(how, self.target)
-        self.bases = {name: base.forecast(values, e) for name, e in self.ends.items()}  # (n, H) what is corrected
-        self.targets = {name: torch.tensor(self.scaler.relative(self.actual[name], self.bases[name], self.target),
-                                           dtype=torch.float32) for name in self.ends}  # (n, H) scaled changes
+        base = base_forecaster(how, self.target)  # what the network corrects
+        self.targets = {name: torch.tensor(self.scaler.relative(self.actual[name], base.forecast(values, e),
+                                                                self.target), dtype=torch.float32)
+                        for name, e in self.ends.items()}  # (n, H) scaled changes
         self.config = model
         self.model = SequenceModel(model)
 
@@ -298,7 +304,8 @@ class ForecastTask(Task):
         metrics["test"]["rmse_per_step"] = np.sqrt(np.mean((predicted["test"] - actual) ** 2, axis=0)).tolist()
         metrics.update(shrink=self.shrink, target=self.series.target, window=self.window, horizon=self.horizon,
                        season=self.season, base=self.base, fallback=self.fallback,
-                       seasonal_naive_lag=self.baseline_season, test_windows=len(ends), naive_mae_in_sample=self.naive_mae,
+                       seasonal_naive_lag=self.baseline_season, test_windows=len(ends),
+                       naive_mae_in_sample=self.naive_mae,
                        mse=float(np.mean((predicted["test"] - actual) ** 2)))
         from ..plots import forecast_plot
         forecast_plot(Path(out_dir) / "forecast.png", actual[:, 0], predicted["test"][:, 0],
@@ -309,13 +316,13 @@ class ForecastTask(Task):
         """"naive" or "seasonal_naive" -- the better of the two on validation (MAE) -- unless the network beats
         it there by more than one standard error of the difference (per validation window): a network that
         is not clearly better than the simple forecast gives way to it."""
-        trained = Forecaster(self.name, model, self.options, {}, self.state(), Path(out_dir))
+        network = Forecaster(self.name, model, self.options, {}, dict(self.state(), fallback=None), Path(out_dir))
         ends, actual = self.ends["val"], self.actual["val"]
         candidates = {"naive": Naive(self.target, self.horizon)}
-        if self.season and self.season > 1:
+        if self.base == "seasonal_naive":
             candidates["seasonal_naive"] = SeasonalNaive(self.target, self.horizon, self.season)
         errors = {name: np.abs(f.forecast(self.series.values, ends) - actual).mean(axis=1)  # (n,) per window
-                  for name, f in {**candidates, "network": trained}.items()}
+                  for name, f in {**candidates, "network": network}.items()}
         best = min(candidates, key=lambda name: errors[name].mean())
         gain = errors[best] - errors["network"]  # (n,) > 0 where the network is better
         clearly_better = gain.mean() > gain.std(ddof=1) / np.sqrt(len(gain))
@@ -372,9 +379,9 @@ def train(*, csv: str | Path | None = None, data=None, builtin: str | None = Non
         source = f"{source} dates" if inferred else source
     season, source = (options["season"], "--season") if options["season"] is not None else (inferred, source)
     window = default_window(season) if options["window"] is None else options["window"]
-    base_inputs = len(series.columns) + (1 if season and season > 1 else 0)  # + the seasonal change channel
-    model = network_config(options, input_size=base_inputs, output_size=options["horizon"], readout="last")
+    inputs = len(series.columns) + (1 if has_season(season) else 0)  # + the seasonal change channel
+    model = network_config(options, input_size=inputs, output_size=options["horizon"], readout="last")
     with network_guard(options):
         task = ForecastTask(series, window, options["horizon"], options["test_frac"], options["val_frac"],
-                            season, model, options, source, baseline_season=season or lag or CSV_SEASON)
+                            season, model, options, source, baseline_season=lag)
     return fit(task, config, out, resume=resume)
