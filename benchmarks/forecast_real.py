@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 import warnings
 from pathlib import Path
@@ -29,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from rnnlab.tasks import forecast
+from timing import geometric_mean
 
 TEST_FRAC = 0.2
 STATISTICAL = ("Naive", "SeasonalNaive", "AutoETS", "AutoTheta", "AutoARIMA")
@@ -82,9 +82,9 @@ def statistical_forecasts(y: np.ndarray, test_start: int, h: int, m: int) -> dic
     from statsforecast import models
 
     ends = origins(len(y), test_start, h)
-    steps = np.arange(1, h + 1)[None, :]
-    back = ends[:, None] + steps - m * np.ceil(steps / m).astype(int)
-    result = {"Naive": np.repeat(y[ends][:, None], h, axis=1), "SeasonalNaive": y[back]}
+    column = y[:, None]  # (T, 1): rnnlab's own naive forecasters read (T, F) values
+    result = {"Naive": forecast.Naive(0, h).forecast(column, ends),
+              "SeasonalNaive": forecast.SeasonalNaive(0, h, m).forecast(column, ends)}
     for name in STATISTICAL[2:]:
         options = {"season_length": m}
         if name == "AutoARIMA":  # R's auto.arima default: a quick likelihood to choose the orders on long series
@@ -108,14 +108,11 @@ def rnnlab_forecasts(series: pd.Series, h: int, out: Path, seed: int = 0) -> tup
 
 
 def mase(predicted, y: np.ndarray, test_start: int, h: int, m: int) -> float:
+    """MASE of (n, h) forecasts, scaled by the seasonal naive's in-sample MAE on the pre-test rows."""
     ends = origins(len(y), test_start, h)
     actual = y[ends[:, None] + np.arange(1, h + 1)[None, :]]
-    scale = np.mean(np.abs(y[m:test_start] - y[:test_start - m]))
-    return float(np.mean(np.abs(np.asarray(predicted) - actual)) / scale)
-
-
-def geometric_mean(values) -> float:
-    return math.exp(sum(math.log(v) for v in values) / len(values))
+    scale = float(np.mean(np.abs(y[m:test_start] - y[:test_start - m])))
+    return forecast.score(np.asarray(predicted), actual, scale)["mase"]
 
 
 def main() -> None:

@@ -425,8 +425,9 @@ def fit(task: Task, config: TrainConfig, out_dir: str | Path, resume: bool = Fal
     trainer = Trainer(task, config, prepare_out_dir(out_dir), log or _say)
     if not trainer.world.main:
         log = trainer.log = lambda message: None  # rank 0 speaks for the job
-    if task.describe() and not config.quiet:
-        trainer.log(task.describe())
+    described = task.describe()
+    if described and not config.quiet:
+        trainer.log(described)
     if resume:
         finished = trainer.resume()
         if finished is not None:
