@@ -16,8 +16,8 @@ from rnnlab.nn import fast
 
 def count_fast_calls(monkeypatch) -> list:
     """The cell names of the fast path's calls: with autograd, and for inference (no_grad) without."""
-    calls, real_apply, real_infer = [], fast.FastLayer.apply, fast.infer
-    monkeypatch.setattr(fast.FastLayer, "apply", lambda *args: (calls.append(args[0]), real_apply(*args))[1])
+    calls, real_train, real_infer = [], fast.train, fast.infer
+    monkeypatch.setattr(fast, "train", lambda *args: (calls.append(args[0]), real_train(*args))[1])
     monkeypatch.setattr(fast, "infer", lambda *args: (calls.append("infer " + args[0]), real_infer(*args))[1])
     return calls
 

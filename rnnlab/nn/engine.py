@@ -208,16 +208,16 @@ NO_VARIANTS = (None,) * 9  # ln_ih_g, ln_ih_s, ln_hh_g, ln_hh_s, ln_c_g, ln_c_s,
 def run_layer(cell, batch_sizes, reverse, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, variants=NO_VARIANTS,
               recorder=None, fast=False, checkpoint_steps=0):
     """Differentiable call of ``RecurrentLayer`` -- or, with ``fast`` and no recorder, of its C++ twin
-    ``fast.FastLayer`` where that is built: returns (out (N, P), h_n (B, P), c_n (B, H) | None).
+    ``fast.train`` where that is built: returns (out (N, P), h_n (B, P), c_n (B, H) | None).
     ``variants``: the nine variant tensors of ``RecurrentLayer`` (None where off). ``checkpoint_steps`` K > 0:
     keep for backward only the state at every K-th step and run the steps between again in backward."""
     tensors = (x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, *variants)
-    needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
-    keep = recorder is not None or needs_grad
-    if fast and recorder is None and fast_path.usable(x) and all(t is None or t.dtype == x.dtype for t in tensors):
+    given = [t for t in tensors if t is not None]
+    keep = recorder is not None or torch.is_grad_enabled() and any(t.requires_grad for t in given)
+    if fast and recorder is None and fast_path.usable(x) and all(t.dtype == x.dtype for t in given):
         if not keep:  # inference: no autograd node at all
             return fast_path.infer(cell.name, batch_sizes, reverse, *tensors)
-        return fast_path.FastLayer.apply(cell.name, batch_sizes, reverse, keep, checkpoint_steps, *tensors)
+        return fast_path.train(cell.name, batch_sizes, reverse, checkpoint_steps, *tensors)
     if checkpoint_steps and recorder is None and keep:
         return run_layer_checkpointed(cell, batch_sizes, reverse, *tensors[:8], variants, checkpoint_steps)
     return RecurrentLayer.apply(cell, batch_sizes, reverse, recorder, keep, *tensors)
@@ -227,7 +227,7 @@ def run_layer_checkpointed(cell, batch_sizes, reverse, x, h0, c0, w_ih, w_hh, b_
     """The readable engine keeping only the state between segments of ``steps`` time steps: each segment runs
     under ``torch.utils.checkpoint`` and again, from its saved first state, when backward reaches it. Memory
     for backward grows like T / steps + steps instead of T; the results are the same (the masks in
-    ``variants`` are drawn once, before). The C++ loop does the same inside ``FastLayer``."""
+    ``variants`` are drawn once, before). The C++ loop does the same inside ``fast.train``."""
     offsets = [0]
     for size in batch_sizes:
         offsets.append(offsets[-1] + size)

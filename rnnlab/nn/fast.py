@@ -13,7 +13,6 @@ import warnings
 from pathlib import Path
 
 import torch
-from torch.autograd.function import once_differentiable
 
 SOURCE = Path(__file__).parent / "csrc" / "engine.cpp"
 MODES = {"RNN_TANH": 0, "RNN_RELU": 1, "LSTM": 2, "GRU": 3}
@@ -57,43 +56,19 @@ def usable(x: torch.Tensor) -> bool:
     return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and extension() is not None
 
 
-class FastLayer(torch.autograd.Function):
-    """``engine.RecurrentLayer`` with the loop in C++: the same arguments (a cell name instead of a cell
-    class, and ``checkpoint_steps`` instead of a recorder; weights, then the nine variant tensors) and results.
-    Inspection runs the readable engine. With ``checkpoint_steps`` K > 0 forward keeps only the state at the
-    start of every K steps, and backward runs each stretch again before going back through it."""
-
-    @staticmethod
-    def forward(ctx, mode, batch_sizes, reverse, keep, checkpoint_steps, *tensors):
-        dense, results, saved = _forward(mode, batch_sizes, reverse, keep, tensors, checkpoint_steps)
-        x, _, _, w_ih, w_hh, b_ih, b_hh, w_hr, *variants = dense
-        ctx.mode, ctx.batch_sizes, ctx.reverse, ctx.steps = MODES[mode], list(batch_sizes), reverse, checkpoint_steps
-        ctx.count = len(saved)
-        ctx.save_for_backward(x, *saved, w_ih, w_hh, b_ih, b_hh, w_hr, *variants)
-        return results
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_out, grad_h_n, grad_c_n):
-        x, *rest = ctx.saved_tensors
-        saved, weights, variants = rest[:ctx.count], rest[ctx.count:ctx.count + 5], rest[ctx.count + 5:]
-        needs = ctx.needs_input_grad[5:]  # x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, the nine variants
-        grads = extension().backward(
-            ctx.mode, ctx.batch_sizes, ctx.reverse, ctx.steps, grad_out.contiguous(), grad_h_n.contiguous(),
-            grad_c_n.contiguous() if grad_c_n is not None else None, x, saved, *weights, needs[0], variants)
-        # dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, then the layer norm gains' and shifts' (ih, hh, c)
-        return (None,) * 5 + tuple(g if need and g.numel() else None for g, need in zip(grads, needs)) + (None,) * 3
+def train(mode, batch_sizes, reverse, checkpoint_steps, *tensors):
+    """``engine.RecurrentLayer`` with the loop in C++, recording an autograd node whose backward (BPTT) is C++
+    too: the same arguments (a cell name instead of a cell class, and ``checkpoint_steps`` instead of a
+    recorder; x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, then the nine variant tensors) and results (out, h_n,
+    c_n or None). With ``checkpoint_steps`` K > 0 forward keeps only the state at the start of every K steps,
+    and backward runs each stretch again before going back through it. Inspection runs the readable engine."""
+    out, h_n, c_n = extension().layer(MODES[mode], batch_sizes, reverse, checkpoint_steps, *tensors[:8],
+                                      list(tensors[8:]))
+    return out, h_n, c_n if mode == "LSTM" else None
 
 
 def infer(mode, batch_sizes, reverse, *tensors):
-    """``FastLayer``'s forward where nothing needs a gradient: no autograd node, nothing kept for backward."""
-    return _forward(mode, batch_sizes, reverse, False, tensors)[1]
-
-
-def _forward(mode, batch_sizes, reverse, keep, tensors, checkpoint_steps=0):
-    """The C++ forward on contiguous copies of ``tensors`` (x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, then the
-    nine variants; the loops read raw rows): (those tensors, (out, h_n, c_n or None), what backward needs)."""
-    dense = [t.contiguous() if t is not None else None for t in tensors]
-    out, h_n, c_n, *saved = extension().forward(MODES[mode], list(batch_sizes), reverse, keep, checkpoint_steps,
-                                                *dense[:8], dense[8:])
-    return dense, (out, h_n, c_n if mode == "LSTM" else None), saved
+    """``train``'s forward where nothing needs a gradient: no autograd node, nothing kept for backward."""
+    dense = [t.contiguous() if t is not None else None for t in tensors]  # the loops read raw rows
+    out, h_n, c_n = extension().forward(MODES[mode], batch_sizes, reverse, False, 0, *dense[:8], dense[8:])[:3]
+    return out, h_n, c_n if mode == "LSTM" else None

@@ -19,7 +19,7 @@ from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 from . import fast
 from .base import RecurrentModule, ones_with_probability
 from .cells import CELLS
-from .engine import run_layer
+from .engine import NO_VARIANTS, run_layer
 
 _NATIVE = {"RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu, "LSTM": torch.lstm, "GRU": torch.gru}
 # Modes whose C++ fast path trained and inferred faster than torch's kernel at every shape of
@@ -145,6 +145,8 @@ class RNNBase(RecurrentModule):
         (batch, P), one per sequence with entries 0 or 1 / (1 - p); zoneout's (N, P) and, for LSTM, (N, H),
         one per packed row with entries 1 (keep the previous value) with probability p. Masks only in training;
         in evaluation zoneout is the constant p."""
+        if not self.has_variants:
+            return NO_VARIANTS
         norms = self._norms(f"_l{layer}" + ("_reverse" if direction == 1 else ""))
         state_size = self.proj_size or self.hidden_size
         rd_mask = None
@@ -196,7 +198,8 @@ class RNNBase(RecurrentModule):
 
         states = self._initial_states(hx, data, batch, unbatched, packed)  # tuple of (L*dirs, B, ·)
         self._check_input(data, packed)
-        self._check_states(states, batch)
+        if hx is not None:  # (the zeros made above have the right shapes)
+            self._check_states(states, batch)
         if sorted_indices is not None:
             states = tuple(state.index_select(1, sorted_indices) for state in states)
 
@@ -301,7 +304,7 @@ class RNNBase(RecurrentModule):
             output = output.transpose(0, 1) if self.batch_first else output
         else:
             output = rows
-        final = [torch.stack(h_n)] + ([torch.stack(c_n)] if c0 is not None else [])
+        final = [_stack(h_n)] + ([_stack(c_n)] if c0 is not None else [])
         return (output, *final)
 
     def _publish(self, recorded: dict, data: Tensor, batch_sizes, sorted_indices, unsorted_indices,
@@ -321,6 +324,11 @@ class RNNBase(RecurrentModule):
                  for key, internals in recorded.items()}
         for recorder in self._recorders:
             recorder.add(self, steps)
+
+
+def _stack(states: list) -> Tensor:
+    """The layers' final states (each (B, ·)) as one (L*dirs, B, ·) tensor."""
+    return states[0].unsqueeze(0) if len(states) == 1 else torch.stack(states)
 
 
 def autocast_on(device_type: str) -> bool:
