@@ -63,3 +63,15 @@ def lstm_units_split(team: int = 0):
     finally:
         engine.set_split_range(*before)
         torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def lstm_rows_whole():
+    """Within: the fast path's LSTM step runs each row's units as one loop at every size (normally below 32
+    hidden units it takes blocks of rows gate-major), so that the parity tests' small layers go through it."""
+    engine = fast.extension()
+    before = engine.set_flat_below(0)
+    try:
+        yield
+    finally:
+        engine.set_flat_below(before)

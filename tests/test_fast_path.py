@@ -103,3 +103,29 @@ def test_auto_runs_our_engine_where_it_measured_faster(monkeypatch):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert gru.uses_native(x)  # under autocast torch's kernel runs in bf16; ours would not
     assert rnn.GRUCell(4, 5).uses_native(x[0])  # a single step: torch's cell kernel
+
+
+@pytest.mark.parametrize("name", ["LSTM", "GRU"])
+def test_many_rows_and_few_features_match_torch_in_float64(name):
+    # 2,000 rows of 5 features and 10 units: the weight and input gradients take the transposed products, and
+    # the LSTM's step its gate-major blocks of rows with a partial last block (200 sequences = 6 x 32 + 8)
+    torch.manual_seed(3)
+    reference = getattr(torch.nn, name)(5, 10, dtype=torch.float64)
+    ours = getattr(rnn, name)(5, 10, dtype=torch.float64, impl="ours")
+    ours.load_state_dict(reference.state_dict())
+    x = torch.randn(10, 200, 5, dtype=torch.float64)
+    results = []
+    for module in (reference, ours):
+        leaf = x.clone().requires_grad_()
+        output, _ = module(leaf)
+        output.pow(2).sum().backward()
+        results.append([output, leaf.grad, *[p.grad for p in module.parameters()]])
+    for got, expected in zip(results[1], results[0]):
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-10)
+
+
+def test_a_second_backward_through_the_engine_is_refused_with_a_clear_error():
+    lstm = rnn.LSTM(3, 4, impl="ours")
+    x = torch.randn(5, 2, 3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="differentiates once .*create_graph=True is not supported"):
+        torch.autograd.grad(lstm(x)[0].sum(), x, create_graph=True)

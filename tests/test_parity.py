@@ -13,7 +13,7 @@ import zlib
 import pytest
 import torch
 
-from layer_pairs import DEVICE, DTYPE, MODES, flat, lstm_units_split, make_pair, pack, random_lengths
+from layer_pairs import DEVICE, DTYPE, MODES, flat, lstm_rows_whole, lstm_units_split, make_pair, pack, random_lengths
 
 TOL = 1e-10
 
@@ -89,6 +89,12 @@ def test_matches_torch(config, impl):
 @pytest.mark.parametrize("config", [config for config in CONFIGS if config[0] == "LSTM"], ids=_id)
 def test_lstm_with_its_units_split_between_threads_matches_torch(config):
     with lstm_units_split():  # with a projection the loop does not split: those configurations check that
+        test_matches_torch(config, "ours")
+
+
+@pytest.mark.parametrize("config", [config for config in CONFIGS if config[0] == "LSTM"][::3], ids=_id)
+def test_lstm_with_whole_rows_matches_torch(config):
+    with lstm_rows_whole():  # the step of each row as one loop, as from 32 hidden units up
         test_matches_torch(config, "ours")
 
 

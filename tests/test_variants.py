@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from layer_pairs import DTYPE, MODES, flat, lstm_units_split, module_kwargs, random_lengths
+from layer_pairs import DTYPE, MODES, flat, lstm_rows_whole, lstm_units_split, module_kwargs, random_lengths
 from rnnlab import nn as rnn
 
 TOL = 1e-10
@@ -181,6 +181,12 @@ def check_against_the_papers(config, **extra):
 def test_lstm_with_its_units_split_between_threads_matches_the_papers(config):
     with lstm_units_split():  # zoneout (and DropConnect's weights) split; layer norm, recurrent dropout (in
         check_against_the_papers(config, proj_size=0)  # training) and a projection do not
+
+
+@pytest.mark.parametrize("config", [c for c in CONFIGS if c[0] == "LSTM" and c[-1] == "ours"], ids=_id)
+def test_lstm_with_whole_rows_matches_the_papers(config):
+    with lstm_rows_whole():  # each row's units as one loop (from 32 hidden units up): zoneout, dropout, projection
+        check_against_the_papers(config)
 
 
 @pytest.mark.parametrize("mode", MODES)

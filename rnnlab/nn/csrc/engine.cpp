@@ -289,15 +289,16 @@ void lstm_forward_row(int64_t H, int64_t b, const CellStep<T>& s, const Units& u
 
 // Below this many hidden units an LSTM row leaves most of each vector unused (10 units: one 8-wide vector and
 // two scalar remainders per gate), so the plain LSTM step takes blocks of rows gate-major instead (below).
-constexpr int64_t FLAT_BELOW = 32;
+constexpr int64_t FLAT_UNITS = 32;  // the most units the blocks hold
+int64_t flat_below = FLAT_UNITS;  // set_flat_below (tests: 0 runs every row whole)
 constexpr int64_t FLAT_ROWS = 32;  // rows per block: 4 gates x 32 rows x 31 units stay in L1
 
-// The plain LSTM's step for rows [begin, end) with H < FLAT_BELOW: each block of rows has its pre-activations
+// The plain LSTM's step for rows [begin, end) with H < flat_below: each block of rows has its pre-activations
 // gathered gate by gate into pre[g] (rows x H, in the order of c and h), so that the cell's equations run as
 // one vectorized loop over rows x units; the gates then go back to act in row order. ZONE: zoneout on c.
 template <typename T, bool ZONE>
 void lstm_forward_flat(int64_t H, int64_t begin, int64_t end, const CellStep<T>& s) {
-  T pre[4][FLAT_ROWS * FLAT_BELOW];
+  T pre[4][FLAT_ROWS * FLAT_UNITS];
   for (int64_t b0 = begin; b0 < end; b0 += FLAT_ROWS) {
     const int64_t rows = std::min(FLAT_ROWS, end - b0), n = rows * H;
     for (int64_t r = 0; r < rows; ++r)
@@ -341,7 +342,7 @@ void cell_forward(int64_t mode, int64_t size, int64_t H, const CellStep<T>& s) {
     });
     return;
   }
-  if (mode == LSTM && !s.ln_gain && H < FLAT_BELOW) {
+  if (mode == LSTM && !s.ln_gain && H < flat_below) {
     at::parallel_for(0, size, FLAT_ROWS, [&](int64_t begin, int64_t end) {
       if (s.zone_c) lstm_forward_flat<T, true>(H, begin, end, s); else lstm_forward_flat<T, false>(H, begin, end, s);
     });
@@ -440,7 +441,7 @@ void lstm_backward_row(int64_t H, int64_t b, const CellGrad<T>& s, int64_t first
 // gradients at the pre-activations computed in one vectorized loop, and put back in row order in dxp.
 template <typename T, bool ZONE>
 void lstm_backward_flat(int64_t H, int64_t begin, int64_t end, const CellGrad<T>& s) {
-  T a[4][FLAT_ROWS * FLAT_BELOW];
+  T a[4][FLAT_ROWS * FLAT_UNITS];
   for (int64_t b0 = begin; b0 < end; b0 += FLAT_ROWS) {
     const int64_t rows = std::min(FLAT_ROWS, end - b0), n = rows * H;
     for (int64_t r = 0; r < rows; ++r)
@@ -482,7 +483,7 @@ void cell_backward(int64_t mode, int64_t size, int64_t H, const CellGrad<T>& s) 
     });
     return;
   }
-  if (mode == LSTM && !s.ln_gain && H < FLAT_BELOW) {
+  if (mode == LSTM && !s.ln_gain && H < flat_below) {
     at::parallel_for(0, size, FLAT_ROWS, [&](int64_t begin, int64_t end) {
       if (s.zone_c) lstm_backward_flat<T, true>(H, begin, end, s); else lstm_backward_flat<T, false>(H, begin, end, s);
     });
@@ -1108,8 +1109,8 @@ struct LayerFunction : public torch::autograd::Function<LayerFunction> {
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    TORCH_CHECK(!torch::autograd::GradMode::is_enabled(), "rnnlab's C++ engine differentiates once: a second "
-                "backward (create_graph=True) needs impl=\"reference\"");
+    TORCH_CHECK(!torch::autograd::GradMode::is_enabled(), "rnnlab's engine differentiates once (its backprop "
+                "through time is written by hand): create_graph=True is not supported");
     const auto saved = ctx->get_saved_variables();
     const int64_t mode = ctx->saved_data["mode"].toInt(), steps = ctx->saved_data["steps"].toInt();
     const int64_t needs = ctx->saved_data["needs"].toInt();
@@ -1151,6 +1152,12 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     return LayerFunction::apply(mode, batch_sizes, reverse, steps, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, t[0], t[1],
                                 t[2], t[3], t[4], t[5], std::vector<c10::optional<at::Tensor>>(t.begin() + 6, t.end()));
   }, "one layer and direction with an autograd node (forward now, backward when autograd reaches it)");
+  m.def("set_flat_below", [](int64_t units) {
+    TORCH_CHECK(units >= 0 && units <= FLAT_UNITS, "set_flat_below: 0 to ", FLAT_UNITS, " units");
+    std::swap(flat_below, units);
+    return units;
+  }, "LSTM layers with fewer hidden units than this (at most 32) run blocks of rows gate-major; returns the old "
+     "setting", py::arg("units"));
   m.def("use_onednn", [](bool on) { onednn_wanted = on; }, "run large float32 recurrent products through oneDNN");
   m.def("set_split_range", [](int64_t from, int64_t to, int64_t team) {
     std::swap(split_from, from), std::swap(split_to, to), std::swap(split_team, team);
