@@ -160,11 +160,12 @@ void product_nn(T* y, const T* a, int64_t rows, const at::Tensor& w, const StepW
   }
 }
 
-// a (M, K) b (K, N) for the weight and input gradients, whose K (all rows of all steps) is large. BLAS ran
-// such products with few output columns 1.2-3x slower than the same product transposed, (b^T a^T)^T (measured
-// here: dW_ih and dx with 5 or 28 input features, dW_hh with 10 units); so those are computed that way.
+// a (M, K) b (K, N) for the weight and input gradients of the whole sequence. BLAS ran such products with
+// few output columns (N <= 32) 1.1-3x slower than the same product transposed, (b^T a^T)^T, once a has 64k
+// entries or more (measured here: dW_ih and dx with 5 or 28 input features, dW_hh with 10 units; below
+// that size the transposed copy cost more than it saved); so those are computed that way.
 at::Tensor product(const at::Tensor& a, const at::Tensor& b) {
-  if (b.size(1) <= 32 && a.size(1) >= 1024 && a.size(0) > b.size(1)) return at::mm(b.t(), a.t()).t().contiguous();
+  if (b.size(1) <= 32 && a.numel() >= (1 << 16) && a.size(0) > b.size(1)) return at::mm(b.t(), a.t()).t().contiguous();
   return at::mm(a, b);
 }
 
