@@ -7,6 +7,8 @@ and the ratio torch.nn / ours (above 1: ours is faster), then each layer's geome
 
     python benchmarks/layers.py [--repeats 7] [--modes RNN,LSTM,GRU] [--threads N] [--device cuda]
 
+(``--modes`` also takes RNN_RELU: the plain RNN with relu instead of tanh.)
+
 On a GPU (``--device cuda``) torch.nn runs cuDNN and ours runs the readable engine's CUDA operations step
 by step (the C++ fast path is for the CPU); every timed call ends with a synchronize.
 """
@@ -27,8 +29,9 @@ SHAPES = [(14, 1, 10, 10), (20, 1, 1, 32), (7, 500, 5, 10), (28, 128, 28, 128), 
 def measure(mode: str, shape: tuple, repeats: int, device: torch.device) -> dict:
     steps, batch, features, hidden = shape
     torch.manual_seed(0)
-    reference = getattr(torch.nn, mode)(features, hidden).to(device)
-    ours = getattr(rnn, mode)(features, hidden, impl="ours").to(device)
+    name, extra = ("RNN", {"nonlinearity": "relu"}) if mode == "RNN_RELU" else (mode, {})
+    reference = getattr(torch.nn, name)(features, hidden, **extra).to(device)
+    ours = getattr(rnn, name)(features, hidden, impl="ours", **extra).to(device)
     ours.load_state_dict(reference.state_dict())
     x = torch.randn(steps, batch, features).to(device)
     finish = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
