@@ -611,7 +611,9 @@ void lstm_forward_split(const std::vector<std::pair<int64_t, int64_t>>& rows, bo
     for (int64_t b = 0; b < size; ++b) {
       T* row = h_t + b * H;
       if (d) {  // zoneout: h_t = d h_{t-1} + (1 - d) h~_t
-        for (int64_t k = first; k < end; ++k) row[k] = d[b * H + k] * h_old[b * H + k] + (T(1) - d[b * H + k]) * row[k];
+        const T *d_row = d + b * H, *old_row = h_old + b * H;
+#pragma omp simd
+        for (int64_t k = first; k < end; ++k) row[k] = d_row[k] * old_row[k] + (T(1) - d_row[k]) * row[k];
       }
       std::copy(row + first, row + end, h_next + b * H + first);
     }
@@ -656,12 +658,15 @@ void lstm_backward_split(const std::vector<std::pair<int64_t, int64_t>>& rows, i
     auto [first, end] = unit_block(H, parts, p);
     const T* d = zone_h ? zone_h + (zone_h_rows ? start * H : 0) : nullptr;
     for (int64_t b = 0; b < size; ++b) {
-      for (int64_t k = first; k < end; ++k) {
-        const int64_t e = b * H + k;
-        dh_t[e] = dh[e] + grad_out[start * H + e];  // from step t+1 and from output t
-        if (d) {  // split between the kept previous state and the candidate
-          kept[e] = d[e] * dh_t[e];
-          dh_t[e] *= T(1) - d[e];
+      const int64_t row = b * H;
+      const T* g = grad_out + start * H + row;
+#pragma omp simd
+      for (int64_t k = first; k < end; ++k) dh_t[row + k] = dh[row + k] + g[k];  // from step t+1 and output t
+      if (d) {  // split between the kept previous state and the candidate
+#pragma omp simd
+        for (int64_t k = first; k < end; ++k) {
+          kept[row + k] = d[row + k] * dh_t[row + k];
+          dh_t[row + k] *= T(1) - d[row + k];
         }
       }
     }
@@ -682,8 +687,12 @@ void lstm_backward_split(const std::vector<std::pair<int64_t, int64_t>>& rows, i
     at::Tensor columns = at::from_blob(dh + first, {size, end - first}, {H, 1}, options);  // (B_t, units)
     at::mm_out(columns, at::from_blob(base.dxp + start * 4 * H, {size, 4 * H}, options), w_columns[p]);
     if (zone_h) {
-      for (int64_t b = 0; b < size; ++b)
-        for (int64_t k = first; k < end; ++k) dh[b * H + k] += kept[b * H + k];
+      for (int64_t b = 0; b < size; ++b) {
+        T* dh_row = dh + b * H;
+        const T* kept_row = kept + b * H;
+#pragma omp simd
+        for (int64_t k = first; k < end; ++k) dh_row[k] += kept_row[k];
+      }
     }
   };
   Failure failure;
