@@ -294,6 +294,23 @@ constexpr int64_t FLAT_UNITS = 32;  // the most units the blocks hold
 int64_t flat_below = FLAT_UNITS;  // set_flat_below (tests: 0 runs every row whole)
 constexpr int64_t FLAT_ROWS = 32;  // rows per block: 4 gates x 32 rows x 31 units stay in L1
 
+// A block of rows gate by gate: rows [b0, b0 + rows) of a (., 4H) array in row order (with `plus`, the sum of
+// two such arrays) into to[g] (rows x H) -- and back.
+template <typename T>
+void gather_gates(int64_t H, int64_t b0, int64_t rows, const T* from, const T* plus, T (*to)[FLAT_ROWS * FLAT_UNITS]) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t g = 0; g < 4; ++g) {
+      const int64_t at = (b0 + r) * 4 * H + g * H;
+      for (int64_t k = 0; k < H; ++k) to[g][r * H + k] = plus ? from[at + k] + plus[at + k] : from[at + k];
+    }
+}
+
+template <typename T>
+void scatter_gates(int64_t H, int64_t b0, int64_t rows, const T (*from)[FLAT_ROWS * FLAT_UNITS], T* to) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t g = 0; g < 4; ++g) std::copy(from[g] + r * H, from[g] + (r + 1) * H, to + (b0 + r) * 4 * H + g * H);
+}
+
 // The plain LSTM's step for rows [begin, end) with H < flat_below: each block of rows has its pre-activations
 // gathered gate by gate into pre[g] (rows x H, in the order of c and h), so that the cell's equations run as
 // one vectorized loop over rows x units; the gates then go back to act in row order. ZONE: zoneout on c.
@@ -302,11 +319,7 @@ void lstm_forward_flat(int64_t H, int64_t begin, int64_t end, const CellStep<T>&
   T pre[4][FLAT_ROWS * FLAT_UNITS];
   for (int64_t b0 = begin; b0 < end; b0 += FLAT_ROWS) {
     const int64_t rows = std::min(FLAT_ROWS, end - b0), n = rows * H;
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t g = 0; g < 4; ++g) {
-        const T *x_row = s.xp + (b0 + r) * 4 * H + g * H, *h_row = s.hp + (b0 + r) * 4 * H + g * H;
-        for (int64_t k = 0; k < H; ++k) pre[g][r * H + k] = x_row[k] + h_row[k];
-      }
+    gather_gates(H, b0, rows, s.xp, s.hp, pre);  // the pre-activations x W_ih^T + b_ih + h W_hh^T + b_hh
     T *c = s.c + b0 * H, *cand = s.cand + b0 * H, *m = s.m + b0 * H;
     const T* zone = ZONE ? s.zone_c + b0 * H : nullptr;
     if (s.c_prev_out) std::copy(c, c + n, s.c_prev_out + b0 * H);
@@ -320,8 +333,7 @@ void lstm_forward_flat(int64_t H, int64_t begin, int64_t end, const CellStep<T>&
       c[e] = ZONE ? zone[e] * c[e] + (T(1) - zone[e]) * c_new : c_new;
       pre[0][e] = i, pre[1][e] = f, pre[2][e] = g, pre[3][e] = o;
     }
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t g = 0; g < 4; ++g) std::copy(pre[g] + r * H, pre[g] + (r + 1) * H, s.act + (b0 + r) * 4 * H + g * H);
+    scatter_gates(H, b0, rows, pre, s.act);
   }
 }
 
@@ -445,11 +457,7 @@ void lstm_backward_flat(int64_t H, int64_t begin, int64_t end, const CellGrad<T>
   T a[4][FLAT_ROWS * FLAT_UNITS];
   for (int64_t b0 = begin; b0 < end; b0 += FLAT_ROWS) {
     const int64_t rows = std::min(FLAT_ROWS, end - b0), n = rows * H;
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t g = 0; g < 4; ++g) {
-        const T* act_row = s.act + (b0 + r) * 4 * H + g * H;
-        std::copy(act_row, act_row + H, a[g] + r * H);
-      }
+    gather_gates<T>(H, b0, rows, s.act, nullptr, a);
     const T *dm = s.dm + b0 * H, *cand = s.cand + b0 * H, *c_prev = s.c_prev + b0 * H;
     const T* zone = ZONE ? s.zone_c + b0 * H : nullptr;
     T* dc = s.dc + b0 * H;
@@ -464,8 +472,7 @@ void lstm_backward_flat(int64_t H, int64_t begin, int64_t end, const CellGrad<T>
       a[2][e] = d_cand * i * (T(1) - g * g);
       a[3][e] = dm[e] * tanh_c * o * (T(1) - o);
     }
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t g = 0; g < 4; ++g) std::copy(a[g] + r * H, a[g] + (r + 1) * H, s.dxp + (b0 + r) * 4 * H + g * H);
+    scatter_gates(H, b0, rows, a, s.dxp);
   }
 }
 
