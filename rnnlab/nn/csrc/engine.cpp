@@ -169,6 +169,28 @@ at::Tensor product(const at::Tensor& a, const at::Tensor& b) {
   return at::mm(a, b);
 }
 
+// Column sums of a * b, both (rows, cols): a layer norm gain's gradient, sum over rows of dy * v_hat, without
+// the (rows, cols) product that (a * b).sum(0) would allocate (fresh memory costs page faults).
+template <typename T>
+void column_dot_into(int64_t rows, int64_t cols, const T* a, const T* b, T* sum) {
+  at::parallel_for(0, cols, 256, [&](int64_t begin, int64_t end) {
+    for (int64_t r = 0; r < rows; ++r) {
+      const T *a_row = a + r * cols, *b_row = b + r * cols;
+#pragma omp simd
+      for (int64_t j = begin; j < end; ++j) sum[j] += a_row[j] * b_row[j];
+    }
+  });
+}
+
+at::Tensor column_dot(const at::Tensor& a, const at::Tensor& b) {
+  at::Tensor out = at::zeros({a.size(1)}, a.options());
+  AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "rnnlab_column_dot", [&] {
+    column_dot_into<scalar_t>(a.size(0), a.size(1), a.data_ptr<scalar_t>(), b.data_ptr<scalar_t>(),
+                              out.data_ptr<scalar_t>());
+  });
+  return out;
+}
+
 // Mean and 1 / sqrt(var + eps) of n values: layer normalisation's statistics of one row.
 constexpr double NORM_EPS = 1e-5;
 
@@ -930,13 +952,12 @@ std::vector<at::Tensor> backward(int64_t mode, std::vector<int64_t> batch_sizes,
   std::vector<at::Tensor> norm_grads(6, none);
   at::Tensor d_xw = d_xp;
   if (norm) {
-    norm_grads = {(d_xp * x_hat).sum(0), db_ih, (d_hp * hh_hat).sum(0), db_hh, none, none};
-    if (lstm) norm_grads[4] = (dc_out * c_hat).sum(0), norm_grads[5] = dc_out.sum(0);
-    d_xw = x.new_empty({N, G * H});
+    norm_grads = {column_dot(d_xp, x_hat), db_ih, column_dot(d_hp, hh_hat), db_hh, none, none};
+    if (lstm) norm_grads[4] = column_dot(dc_out, c_hat), norm_grads[5] = dc_out.sum(0);
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnlab_norm_backward", [&] {
-      using T = scalar_t;
+      using T = scalar_t;  // back through LN_ih, in place: nothing reads d_xp (or the LSTM's d_hp, the same) after
       norm_rows_backward<T>(N, G * H, d_xp.data_ptr<T>(), ptr<T>(x_hat), ptr<T>(x_rstd), ptr<T>(v.ln_ih_g),
-                            d_xw.data_ptr<T>());
+                            d_xp.data_ptr<T>());
     });
   }
   at::Tensor dx = needs_dx ? product(d_xw, w_ih) : none;
