@@ -334,4 +334,4 @@ def season_and_name(dates: pd.DatetimeIndex | None) -> tuple[int | None, str]:
 
 def _business_days(dates: pd.DatetimeIndex) -> bool:
     """Daily dates that skip weekends (the weekly gap of three days, and no Saturday or Sunday)."""
-    return bool((dates.dayofweek < 5).all() and (np.diff(dates.to_numpy()) > np.timedelta64(1, "D")).any())
+    return bool((dates.day_of_week < 5).all() and (np.diff(dates.to_numpy()) > np.timedelta64(1, "D")).any())
