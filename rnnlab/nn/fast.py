@@ -69,6 +69,5 @@ def train(mode, batch_sizes, reverse, checkpoint_steps, *tensors):
 
 def infer(mode, batch_sizes, reverse, *tensors):
     """``train``'s forward where nothing needs a gradient: no autograd node, nothing kept for backward."""
-    dense = [t.contiguous() if t is not None else None for t in tensors]  # the loops read raw rows
-    out, h_n, c_n = extension().forward(MODES[mode], batch_sizes, reverse, False, 0, *dense[:8], dense[8:])[:3]
+    out, h_n, c_n = extension().infer(MODES[mode], batch_sizes, reverse, *tensors[:8], list(tensors[8:]))
     return out, h_n, c_n if mode == "LSTM" else None

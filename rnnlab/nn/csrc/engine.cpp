@@ -950,7 +950,6 @@ std::vector<at::Tensor> backward(int64_t mode, std::vector<int64_t> batch_sizes,
   at::Tensor db_ih = has_bias || norm ? d_xp.sum(0) : none;
   at::Tensor db_hh = has_bias || norm ? (mode == GRU ? d_hp.sum(0) : db_ih.clone()) : none;  // d_hp is d_xp but in GRU
   std::vector<at::Tensor> norm_grads(6, none);
-  at::Tensor d_xw = d_xp;
   if (norm) {
     norm_grads = {column_dot(d_xp, x_hat), db_ih, column_dot(d_hp, hh_hat), db_hh, none, none};
     if (lstm) norm_grads[4] = column_dot(dc_out, c_hat), norm_grads[5] = dc_out.sum(0);
@@ -960,8 +959,9 @@ std::vector<at::Tensor> backward(int64_t mode, std::vector<int64_t> batch_sizes,
                             d_xp.data_ptr<T>());
     });
   }
-  at::Tensor dx = needs_dx ? product(d_xw, w_ih) : none;
-  at::Tensor dw_ih = product(d_xw.t(), x);
+  // d_xp is now the gradient at W_ih x (with layer norm: LN_ih's backward ran in place above)
+  at::Tensor dx = needs_dx ? product(d_xp, w_ih) : none;
+  at::Tensor dw_ih = product(d_xp.t(), x);
   at::Tensor dw_hh = product(d_hw.t(), dropped ? h_in_all : h_prev_all);
   at::Tensor dw_hr = proj ? product(dh_all.t(), m_all) : none;
   std::vector<at::Tensor> grads{dx, dh, dc, dw_ih, dw_hh, has_bias ? db_ih : none, has_bias ? db_hh : none, dw_hr};
@@ -1075,18 +1075,25 @@ std::vector<at::Tensor> backward_checkpointed(int64_t mode, const std::vector<in
   return grads;
 }
 
-// Python passes the nine variant tensors (None where off) after the weights, and checkpoint_steps (0: off).
-std::vector<at::Tensor> forward_py(int64_t mode, std::vector<int64_t> batch_sizes, bool reverse, bool keep,
-                                   int64_t checkpoint_steps, const at::Tensor& x, const at::Tensor& h0,
-                                   const c10::optional<at::Tensor>& c0, const at::Tensor& w_ih, const at::Tensor& w_hh,
-                                   const c10::optional<at::Tensor>& b_ih, const c10::optional<at::Tensor>& b_hh,
-                                   const c10::optional<at::Tensor>& w_hr, std::vector<c10::optional<at::Tensor>> variants) {
-  auto& t = variants;
+// A tensor the loops can read as raw rows (contiguous), or none where absent.
+c10::optional<at::Tensor> dense(const c10::optional<at::Tensor>& t) {
+  if (t.has_value() && t->defined()) return t->contiguous();
+  return c10::nullopt;
+}
+
+// Inference: the loop with nothing kept for backward and no autograd node. Python passes the nine variant
+// tensors (None where off) after the weights. Returns out (N, P), h_n (B, P), c_n (B, H) (empty unless LSTM).
+std::vector<at::Tensor> infer_py(int64_t mode, std::vector<int64_t> batch_sizes, bool reverse, const at::Tensor& x,
+                                 const at::Tensor& h0, const c10::optional<at::Tensor>& c0, const at::Tensor& w_ih,
+                                 const at::Tensor& w_hh, const c10::optional<at::Tensor>& b_ih,
+                                 const c10::optional<at::Tensor>& b_hh, const c10::optional<at::Tensor>& w_hr,
+                                 std::vector<c10::optional<at::Tensor>> variants) {
+  std::vector<c10::optional<at::Tensor>> t;
+  for (const auto& variant : variants) t.push_back(dense(variant));
   Variants v{t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8]};
-  if (keep && checkpoint_steps > 0)
-    return forward_checkpointed(mode, batch_sizes, reverse, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, v,
-                                checkpoint_steps);
-  return forward(mode, batch_sizes, reverse, keep, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, v);
+  auto r = forward(mode, batch_sizes, reverse, false, x.contiguous(), h0.contiguous(), dense(c0), w_ih.contiguous(),
+                   w_hh.contiguous(), dense(b_ih), dense(b_hh), dense(w_hr), v);
+  return {r[0], r[1], r[2]};
 }
 
 // ---- the autograd node: forward and backward of one layer and direction, in C++ ----------------------------
@@ -1112,10 +1119,6 @@ struct LayerFunction : public torch::autograd::Function<LayerFunction> {
                                const c10::optional<at::Tensor>& ln_hh_s, const c10::optional<at::Tensor>& ln_c_g,
                                const c10::optional<at::Tensor>& ln_c_s,
                                std::vector<c10::optional<at::Tensor>> masks) {
-    auto dense = [](const c10::optional<at::Tensor>& t) -> c10::optional<at::Tensor> {
-      if (t.has_value() && t->defined()) return t->contiguous();
-      return c10::nullopt;
-    };
     const at::Tensor xd = x.contiguous(), h0d = h0.contiguous(), w_ih_d = w_ih.contiguous(), w_hh_d = w_hh.contiguous();
     const Optionals o{dense(c0), dense(b_ih), dense(b_hh), dense(w_hr), dense(ln_ih_g), dense(ln_ih_s),
                       dense(ln_hh_g), dense(ln_hh_s), dense(ln_c_g), dense(ln_c_s)};
@@ -1202,5 +1205,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     return std::make_tuple(from, to, team);
   }, "the LSTM hidden sizes [from, to) whose units are split between threads, and at most how many threads run "
      "the blocks (0: one each); returns the old settings", py::arg("from"), py::arg("to"), py::arg("team") = 0);
-  m.def("forward", &forward_py, "one recurrent layer and direction over packed rows, forward");
+  m.def("infer", &infer_py, "one layer and direction over packed rows, forward only, keeping nothing");
 }
