@@ -9,14 +9,9 @@ import numbers
 import torch
 from torch import Tensor, nn
 
+from .masks import ones_with_probability
+
 IMPLS = ("auto", "ours", "native", "reference")
-
-
-def ones_with_probability(p: float, shape: tuple, like: Tensor) -> Tensor:
-    """A mask of ``shape`` in ``like``'s dtype and device, each entry 1 with probability p, else 0: float32
-    uniform draws compared with p (on the CPU twice as fast as ``bernoulli_``; tests draw them the same way)."""
-    mask = torch.rand(shape, device=like.device).lt_(p)  # in place: 1.0 where the draw is below p, else 0.0
-    return mask if mask.dtype == like.dtype else mask.to(like.dtype)
 
 
 class RecurrentModule(nn.Module):

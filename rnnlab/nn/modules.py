@@ -17,9 +17,10 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from . import fast
-from .base import RecurrentModule, ones_with_probability
+from .base import RecurrentModule
 from .cells import CELLS
 from .engine import NO_VARIANTS, run_layer
+from .masks import ones_with_probability
 
 _NATIVE = {"RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu, "LSTM": torch.lstm, "GRU": torch.gru}
 # Modes whose C++ fast path trained and inferred faster than torch's kernel over the shapes of

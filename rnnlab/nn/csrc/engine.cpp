@@ -1183,6 +1183,34 @@ struct LayerFunction : public torch::autograd::Function<LayerFunction> {
   static const at::Tensor* ptr_of(const c10::optional<at::Tensor>& t) { return t.has_value() ? &*t : nullptr; }
 };
 
+// masks.py's random masks: entry i is 1 where mix((mix(i ^ k0) + k1) mod 2^32) < threshold, mix being
+// lowbias32. Each entry depends on its index alone, so all cores fill the mask, 8 entries per instruction.
+inline uint32_t mix32(uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x7feb352du;
+  x ^= x >> 15;
+  x *= 0x846ca68bu;
+  return x ^ (x >> 16);
+}
+
+template <typename T>
+void fill_mask(T* mask, int64_t numel, uint32_t k0, uint32_t k1, uint32_t threshold) {
+  at::parallel_for(0, numel, 1 << 14, [&](int64_t begin, int64_t end) {
+#pragma omp simd
+    for (int64_t i = begin; i < end; ++i) mask[i] = mix32(mix32(uint32_t(i) ^ k0) + k1) < threshold ? T(1) : T(0);
+  });
+}
+
+at::Tensor bernoulli_mask(int64_t k0, int64_t k1, int64_t threshold, int64_t numel, at::ScalarType dtype) {
+  TORCH_CHECK(numel < (int64_t(1) << 32) && threshold >= 0 && threshold < (int64_t(1) << 32), "bernoulli_mask: ",
+              numel, " entries, threshold ", threshold);
+  at::Tensor mask = at::empty({numel}, at::TensorOptions().dtype(dtype));
+  AT_DISPATCH_FLOATING_TYPES(dtype, "rnnlab_bernoulli_mask", [&] {
+    fill_mask<scalar_t>(mask.data_ptr<scalar_t>(), numel, uint32_t(k0), uint32_t(k1), uint32_t(threshold));
+  });
+  return mask;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("layer", [](int64_t mode, std::vector<int64_t> batch_sizes, bool reverse, int64_t steps, const at::Tensor& x,
                     const at::Tensor& h0, const c10::optional<at::Tensor>& c0, const at::Tensor& w_ih,
@@ -1205,5 +1233,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     return std::make_tuple(from, to, team);
   }, "the LSTM hidden sizes [from, to) whose units are split between threads, and at most how many threads run "
      "the blocks (0: one each); returns the old settings", py::arg("from"), py::arg("to"), py::arg("team") = 0);
+  m.def("bernoulli_mask", &bernoulli_mask, "masks.py's mask of numel entries (a 1-d CPU tensor of dtype)");
   m.def("infer", &infer_py, "one layer and direction over packed rows, forward only, keeping nothing");
 }
