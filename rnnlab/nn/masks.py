@@ -21,6 +21,8 @@ torch's generator, so ``torch.manual_seed`` fixes every mask, on the CPU and on 
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -32,9 +34,7 @@ MIX_MULTIPLIERS = (0x7FEB352D, 0x846CA68B)
 
 def ones_with_probability(p: float, shape: tuple, like: Tensor) -> Tensor:
     """A mask of ``shape`` in ``like``'s dtype and device, each entry 1 with probability p, else 0."""
-    numel = 1
-    for size in shape:
-        numel *= size
+    numel = math.prod(shape)
     if numel >= WORD:
         raise ValueError(f"a mask holds fewer than 2**32 entries, asked for {tuple(shape)}")
     key = [int(k) for k in torch.randint(0, WORD, (2,), dtype=torch.int64)]  # k0, k1
