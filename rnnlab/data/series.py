@@ -319,17 +319,19 @@ def season_and_name(dates: pd.DatetimeIndex | None) -> tuple[int | None, str]:
         return None, "repeated dates"
     if abs(spacing - 1) < 1e-9 and _business_days(dates):
         return 5, "business days"
-    regular = np.mean(np.abs(steps - spacing) <= 0.1 * spacing) >= 0.8  # months vary by 3 days, quarters by 3
-    for days, season, name in SEASONS if regular else ():
+    irregular = None, f"irregular dates (typical spacing {spacing:g} days)"
+    if np.mean(np.abs(steps - spacing) <= 0.1 * spacing) < 0.8:  # months vary by 3 days, quarters by 3
+        return irregular
+    for days, season, name in SEASONS:
         if abs(spacing - days) <= 0.05 * days:
             return season, name
     per_day = 1.0 / spacing
-    if regular and spacing < 1 and abs(per_day - round(per_day)) < 1e-6 and round(per_day) >= 2:
+    if spacing < 1 and abs(per_day - round(per_day)) < 1e-6 and round(per_day) >= 2:
         minutes = round(spacing * 1440, 6)
         names = {30: "half-hourly", 60: "hourly"}
         name = names.get(minutes) or (f"every {minutes:g} minutes" if minutes < 60 else f"every {minutes / 60:g} hours")
         return round(per_day), name
-    return None, f"irregular dates (typical spacing {spacing:g} days)"
+    return irregular
 
 
 def _business_days(dates: pd.DatetimeIndex) -> bool:
