@@ -4,7 +4,7 @@ Trains ``rnnlab memory-task`` (hidden 128, Adam 1e-3, batch 64, gradient clippin
 and T, one run after another, and prints the table: final test MSE, its no-memory baseline (1/6, always
 answering 1), solved (below a tenth of the baseline), and the training time.
 
-    python benchmarks/memory.py [--steps 3000] [--lengths 50,100,200,400] [--archs rnn,lstm,gru] [--task adding]
+    python benchmarks/memory.py [--steps 3000] [--lengths 50,100,200,400] [--archs rnn,lstm,gru (default: every registered)] [--task adding]
                                 [--device auto|cpu|cuda]
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 
+from rnnlab.nn import registry
 from rnnlab.tasks import memory
 
 
@@ -19,7 +20,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--lengths", default="50,100,200,400")
-    parser.add_argument("--archs", default="rnn,lstm,gru")
+    parser.add_argument("--archs", default=",".join(registry.names()), help="default: every registered one")
     parser.add_argument("--task", default="adding", choices=memory.TASKS)
     parser.add_argument("--out", default="runs/memory_table")
     parser.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu or cuda")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .layers_tour import tour
+from .learn.tour import tour
 
 
 def demo(out: str = "runs/demo", classify_steps: int = 600) -> dict:

@@ -21,8 +21,9 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from .checkpoint import write_json_atomic
+from .training.checkpoint import write_json_atomic
 from .errors import UserError
+from .nn import registry
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 SIDECAR_SKIPS = ("run", "train")  # the training record: not needed to use the model
@@ -35,6 +36,9 @@ class Exportable(nn.Module):
     def __init__(self, network: nn.Module) -> None:
         super().__init__()
         self.network = copy.deepcopy(network).eval()
+        arch = registry.of_layer(network.rnn)
+        if not arch.torch_twin:
+            raise UserError(f"cannot export: torch.nn has no twin of {arch.name} to carry its weights")
         try:
             self.network.rnn = self.network.rnn.to_torch()
         except ValueError as err:
@@ -42,14 +46,6 @@ class Exportable(nn.Module):
 
     def forward(self, inputs: Tensor) -> Tensor:
         return self.network(inputs)[0]
-
-
-def example_input(network: nn.Module, batch: int = 2, steps: int = 5) -> Tensor:
-    """An input of the shape and dtype the network reads: token ids (N, L) or features (N, L, F)."""
-    config = network.config
-    if config.vocab_size:
-        return torch.randint(0, config.vocab_size, (batch, steps), dtype=torch.int64)
-    return torch.randn(batch, steps, config.input_size)
 
 
 def export(model_dir: str | Path, fmt: str, out: str | Path | None = None) -> tuple[Path, Path]:
@@ -67,7 +63,7 @@ def export(model_dir: str | Path, fmt: str, out: str | Path | None = None) -> tu
     model = Exportable(trained.network)
     path = Path(out) if out else Path(model_dir) / ("model" + FORMATS[fmt])
     path.parent.mkdir(parents=True, exist_ok=True)
-    example = example_input(trained.network)
+    example = trained.example_input()
     tmp = path.with_name(path.name + ".tmp")
     with warnings.catch_warnings():  # the exporters' notes about themselves (deprecations, tracing)
         warnings.simplefilter("ignore")

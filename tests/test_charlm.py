@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from rnnlab.cli import main
 from rnnlab.errors import UserError
-from rnnlab.models import ModelConfig
+from rnnlab.tasks.network import ModelConfig
 from rnnlab.tasks import charlm
 
 

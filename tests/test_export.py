@@ -16,7 +16,7 @@ import torch
 from layer_pairs import DTYPE, flat
 from rnnlab import nn as rnn
 from rnnlab.errors import UserError
-from rnnlab.export import example_input, export
+from rnnlab.export import export
 from rnnlab.tasks import charlm, classify, forecast, load
 
 SIZES = [(1, 1), (3, 7), (5, 19)]  # (batch, steps) other than the example the exporters traced (2, 5)
@@ -80,7 +80,8 @@ def runs(tmp_path_factory):
 @pytest.mark.parametrize("task, fmt", list(itertools.product(["lm", "cls", "fc"], ["onnx", "torchscript"])))
 def test_exported_models_compute_what_ours_does(runs, tmp_path, task, fmt):
     path, sidecar = export(runs / task, fmt, tmp_path / f"{task}.{fmt}")
-    network = load(runs / task).network
+    trained = load(runs / task)
+    network = trained.network
     if fmt == "onnx":
         session = onnxruntime.InferenceSession(str(path))
         run = lambda x: torch.from_numpy(session.run(None, {"inputs": x.numpy()})[0])  # noqa: E731
@@ -88,7 +89,7 @@ def test_exported_models_compute_what_ours_does(runs, tmp_path, task, fmt):
         loaded = torch.jit.load(str(path))
         run = lambda x: loaded(x).detach()  # noqa: E731
     for batch, steps in SIZES:
-        x = example_input(network, batch, steps)
+        x = trained.example_input(batch, steps)
         with torch.no_grad():
             expected = network(x)[0]
         got = run(x)

@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rnnlab.data.series import read_csv, sine_wave
+from rnnlab.data.series import infer_season, read_csv, sine_wave
 from rnnlab.errors import UserError
 from rnnlab.tasks import forecast
+from rnnlab.tasks.network import ModelConfig
 from shared_data import SHARED
 
 STOCK = SHARED / "stock" / "data-02-stock_daily.csv"
@@ -60,7 +61,7 @@ def test_scalers_are_fitted_on_the_training_part_only(tmp_path):
     values = np.concatenate([np.linspace(1, 2, 100), np.linspace(2, 400, 100)])[:, None]
     from rnnlab.data.series import Series
     series = Series(values, ["x"], "x")
-    model = forecast.ModelConfig(input_size=1, hidden=4)
+    model = ModelConfig(input_size=1, hidden=4)
     task = forecast.ForecastTask(series, 5, 1, 0.2, 0.15, 7, model, {})
     train_rows = int(round(int(round(200 * 0.8)) * 0.85))
     expected = np.diff(np.log(values[:train_rows, 0])).std()
@@ -158,13 +159,13 @@ def test_season_is_inferred_from_the_dates(freq, season, name):
     from rnnlab.data.series import season_and_name
     dates = pd.date_range("2001-01-01", periods=40, freq=freq)
     assert season_and_name(dates) == (season, name)
-    assert forecast.infer_season(dates) == season
+    assert infer_season(dates) == season
 
 
 def test_no_season_without_regular_dates():
-    assert forecast.infer_season(None) is None
+    assert infer_season(None) is None
     irregular = pd.DatetimeIndex(["2020-01-01", "2020-01-04", "2020-02-17", "2020-06-30", "2021-01-09"])
-    assert forecast.infer_season(irregular) is None
+    assert infer_season(irregular) is None
 
 
 def monthly_frame(years: int = 14, noise: float = 0.02, seed: int = 0) -> pd.DataFrame:

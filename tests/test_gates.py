@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from rnnlab.gates import inspect_model
+from rnnlab.learn.heatmaps import inspect_model
 from rnnlab.tasks import charlm, classify, forecast
 from shared_data import SHARED
 

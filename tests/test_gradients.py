@@ -9,7 +9,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from rnnlab import gradients
+from rnnlab.learn import gradients
 
 
 def test_norms_follow_the_chain_rule_for_a_tanh_rnn():

@@ -1,4 +1,4 @@
-"""The task network (rnnlab.models.SequenceModel): DropConnect passed on to its layer, against torch.nn."""
+"""The task network (rnnlab.tasks.network.SequenceModel): DropConnect passed on to its layer, against torch.nn."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import pytest
 import torch
 from torch import nn
 
-from rnnlab.models import ModelConfig, SequenceModel
+from rnnlab.nn import Variants
+from rnnlab.tasks.network import ModelConfig, SequenceModel
 
 
 def _model(arch, weight_drop, layers=2, bidirectional=False):
-    config = ModelConfig(arch=arch, input_size=5, hidden=6, layers=layers, weight_drop=weight_drop,
+    config = ModelConfig(arch=arch, input_size=5, hidden=6, layers=layers, variants=Variants(weight_drop=weight_drop),
                          bidirectional=bidirectional, output_size=3, readout="steps")
     return SequenceModel(config).double()
 

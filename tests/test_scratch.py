@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from rnnlab import scratch
+from rnnlab.learn import scratch
 
 TOL = 1e-10
 

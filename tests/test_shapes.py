@@ -15,7 +15,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 import rnnlab
 from rnnlab import nn as rnn
-from rnnlab import shapes
+from rnnlab.learn import shapes
 
 
 def test_a_stacked_bidirectional_lstm_with_projection_by_hand():

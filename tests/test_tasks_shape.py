@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from rnnlab import checkpoint
+from rnnlab.training import checkpoint
 from rnnlab.errors import UserError
 from rnnlab.tasks import charlm, classify, forecast, load
 from rnnlab.tasks.common import Trained

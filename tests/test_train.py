@@ -9,10 +9,10 @@ import pickle
 import pytest
 import torch
 
-from rnnlab import checkpoint
+from rnnlab.training import checkpoint
 from rnnlab.errors import UserError
 from rnnlab.tasks import charlm, classify
-from rnnlab.train import Task, TrainConfig, fit
+from rnnlab.training import Task, TrainConfig, fit
 
 TEXT = "".join(f"line {k}: the quick brown fox jumps over the lazy dog {k * k % 97}\n" for k in range(120))
 

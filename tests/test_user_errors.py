@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from rnnlab import checkpoint
+from rnnlab.training import checkpoint
 from rnnlab.cli import main
 
 SIZES = {  # flag -> a bad value, for every task that has the flag

@@ -1,10 +1,7 @@
-"""The variants torch.nn lacks -- layer_norm, recurrent_dropout, zoneout (and weight_drop with them) -- against a
-naive per-step loop written straight from the papers under autograd, in float64, on both of our engines.
-
-The naive loop draws its masks with the same calls, in the same order, as ``RNNBase.layer_variants``
-(documented there), so a seed gives both the same masks: weight_drop's per weight_hh first, then per layer and
-direction the recurrent dropout mask (B, P) and zoneout's (T*B, P) and, for LSTM, (T*B, H), then dropout
-between layers.
+"""The variants torch.nn lacks -- layer_norm, recurrent_dropout, zoneout (and weight_drop with them) -- against
+the naive per-step loop written straight from the papers (``rnnlab.nn.reference``) under autograd, in float64,
+on both of our engines. The reference draws its masks with the same calls, in the same order, as the layers,
+so a seed gives both the same masks.
 """
 
 from __future__ import annotations
@@ -14,96 +11,18 @@ import zlib
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from layer_pairs import DTYPE, MODES, flat, lstm_rows_whole, lstm_units_split, module_kwargs, random_lengths
 from rnnlab import nn as rnn
-from rnnlab.nn.masks import ones_with_probability
+from rnnlab.nn.reference import recurrent_layer
 
 TOL = 1e-10
-EPS = 1e-5
-
-
-def layer_norm(v, gain, shift):
-    """Ba et al. 2016: normalise each row over its features, then scale and shift."""
-    mean = v.mean(-1, keepdim=True)
-    var = ((v - mean) ** 2).mean(-1, keepdim=True)
-    return (v - mean) / torch.sqrt(var + EPS) * gain + shift
-
-
-def ones(p, *shape):
-    """Each entry 1 with probability p, from rnnlab's mask generator (tested on its own in test_masks.py)."""
-    return ones_with_probability(p, shape, torch.empty(0, dtype=DTYPE))
 
 
 def naive(module, x, hx, seed):
-    """The module's forward on time-major padded ``x`` (T, B, D), one step at a time under autograd."""
-    torch.manual_seed(seed)
-    params = dict(module.named_parameters())
-    if module.training and module.weight_drop:  # DropConnect, one mask per weight_hh, in parameter order
-        for name in list(params):
-            if name.startswith("weight_hh"):
-                params[name] = params[name] * F.dropout(torch.ones_like(params[name]), module.weight_drop)
-    steps, batch = x.shape[:2]
-    hidden, state_size, mode = module.hidden_size, module.proj_size or module.hidden_size, module.mode
-    dirs = 2 if module.bidirectional else 1
-    h0, c0 = (hx if mode == "LSTM" else (hx, None)) if hx is not None else (
-        x.new_zeros(module.num_layers * dirs, batch, state_size), x.new_zeros(module.num_layers * dirs, batch, hidden))
-    p_rd, p_zone = module.recurrent_dropout, module.zoneout
-    layer_input, h_n, c_n = x, [], []
-    for layer in range(module.num_layers):
-        outputs = []
-        for direction in range(dirs):
-            suffix = f"_l{layer}" + ("_reverse" if direction else "")
-            get = lambda name: params.get(name + suffix)  # noqa: E731
-            rd = zone_h = zone_c = None
-            if module.training and p_rd:
-                rd = ones(1 - p_rd, batch, state_size) / (1 - p_rd)
-            if module.training and p_zone:
-                zone_h = ones(p_zone, steps * batch, state_size).view(steps, batch, -1)
-                if mode == "LSTM":
-                    zone_c = ones(p_zone, steps * batch, hidden).view(steps, batch, -1)
-            h, c = h0[layer * dirs + direction], c0[layer * dirs + direction] if mode == "LSTM" else None
-            out = [None] * steps
-            for t in (reversed(range(steps)) if direction else range(steps)):
-                a = layer_input[t] @ get("weight_ih").t()
-                b = (h * rd if rd is not None else h) @ get("weight_hh").t()
-                if module.layer_norm:
-                    a = layer_norm(a, get("ln_gain_ih"), get("ln_shift_ih"))
-                    b = layer_norm(b, get("ln_gain_hh"), get("ln_shift_hh"))
-                if module.bias:
-                    a, b = a + get("bias_ih"), b + get("bias_hh")
-                c_new = None
-                if mode == "LSTM":
-                    i, f, g, o = (a + b).chunk(4, 1)
-                    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-                    c_out = layer_norm(c_new, get("ln_gain_c"), get("ln_shift_c")) if module.layer_norm else c_new
-                    h_new = torch.sigmoid(o) * torch.tanh(c_out)
-                    if module.proj_size:
-                        h_new = h_new @ get("weight_hr").t()
-                elif mode == "GRU":
-                    (a_r, a_z, a_n), (b_r, b_z, b_n) = a.chunk(3, 1), b.chunk(3, 1)
-                    r, z = torch.sigmoid(a_r + b_r), torch.sigmoid(a_z + b_z)
-                    h_new = (1 - z) * torch.tanh(a_n + r * b_n) + z * h
-                else:
-                    h_new = torch.tanh(a + b) if mode == "RNN_TANH" else torch.relu(a + b)
-                if p_zone:  # Krueger et al. 2016: keep the previous value with probability p (eval: weight p)
-                    d_h = zone_h[t] if zone_h is not None else p_zone
-                    h_new = d_h * h + (1 - d_h) * h_new
-                    if mode == "LSTM":
-                        d_c = zone_c[t] if zone_c is not None else p_zone
-                        c_new = d_c * c + (1 - d_c) * c_new
-                h, c = h_new, c_new
-                out[t] = h
-            outputs.append(torch.stack(out))
-            h_n.append(h)
-            c_n.append(c)
-        layer_input = torch.cat(outputs, -1)
-        if module.dropout and module.training and layer < module.num_layers - 1:
-            layer_input = F.dropout(layer_input, module.dropout)
-    final = torch.stack(h_n)
-    return layer_input, ((final, torch.stack(c_n)) if mode == "LSTM" else final)
+    """The module's forward on time-major padded ``x`` (T, B, D), one step at a time: rnnlab.nn.reference."""
+    return recurrent_layer(module, x, hx, seed)
 
 
 def _configs():

@@ -2,11 +2,28 @@
 
 ``RNN``, ``LSTM``, ``GRU`` and the cells ``RNNCell``, ``LSTMCell``, ``GRUCell`` take the same arguments,
 have the same parameters and return the same outputs and gradients as their ``torch.nn`` namesakes.
-``inspect`` shows their gates and states step by step.
+``inspect`` shows their gates and states step by step. ``Variants`` holds the variants torch.nn lacks,
+``registry`` the list of architectures every other part of rnnlab reads, and ``reference`` the naive
+per-step loops from the papers that the layers are tested against.
+
+    cells.py         the cell equations: each cell's forward step and its backward step, side by side
+    engine.py        the time loop over a cell (packed rows), with backprop through time
+    fast.py, csrc/   the same loop in C++ (built on first use; the readable engine where it cannot be)
+    modules.py       RNN, LSTM, GRU: torch.nn's arguments, parameters and checks
+    cell_modules.py  RNNCell, LSTMCell, GRUCell
+    base.py          what layers and cells share: the engine choice (impl), layer norm, zoneout, to_torch
+    variants.py      Variants (the settings) and VariantTensors (one call's gains and masks)
+    masks.py         the counter-based dropout/zoneout masks
+    reference.py     the papers' equations as plain loops (the tests' yardstick)
+    registry.py      the architectures: name, layer, what each supports
+    inspect.py       recording gates and states
 """
 
+from . import reference, registry
 from .cell_modules import GRUCell, LSTMCell, RNNCell, RNNCellBase
 from .inspect import Trace, inspect
 from .modules import GRU, LSTM, RNN, RNNBase
+from .variants import Variants
 
-__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "RNNBase", "RNNCellBase", "inspect", "Trace"]
+__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "RNNBase", "RNNCellBase", "inspect", "Trace",
+           "Variants", "registry", "reference"]

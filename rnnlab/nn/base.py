@@ -57,10 +57,12 @@ class RecurrentModule(nn.Module):
             for kind in ("gain", "shift"):
                 setattr(self, f"ln_{kind}_{part}{suffix}", nn.Parameter(torch.empty(size, **factory)))
 
-    def _norms(self, suffix: str) -> list:
-        """The six layer norm tensors of engine.RecurrentLayer (gain, shift of ih, hh, c), None where absent."""
-        return [getattr(self, f"ln_{kind}_{part}{suffix}", None) if self.layer_norm else None
-                for part in ("ih", "hh", "c") for kind in ("gain", "shift")]
+    def _norms(self, suffix: str) -> dict:
+        """The layer norm fields of ``VariantTensors`` (gain, shift of ih, hh, c): name -> parameter; {} when off."""
+        if not self.layer_norm:
+            return {}
+        return {f"ln_{part}_{kind}": getattr(self, f"ln_{kind}_{part}{suffix}", None)
+                for part in ("ih", "hh", "c") for kind in ("gain", "shift")}
 
     def _zoneout(self, rows: int, sizes: tuple, like: Tensor) -> tuple:
         """(zone_h, zone_c): in training (rows, size) masks, 1 with probability p, h's drawn before c's; in

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from .base import RecurrentModule
 from .cells import CELLS
 from .engine import run_layer
+from .variants import VariantTensors
 
 _NATIVE = {"RNN_TANH": torch.rnn_tanh_cell, "RNN_RELU": torch.rnn_relu_cell, "LSTM": torch.lstm_cell,
            "GRU": torch.gru_cell}
@@ -71,11 +72,12 @@ class RNNCellBase(RecurrentModule):
     def prefers_ours(self, x: Tensor) -> bool:
         return bool(self.layer_norm or self.zoneout)
 
-    def step_variants(self, input: Tensor) -> tuple:
-        """The nine variant tensors of ``engine.RecurrentLayer`` for this step: layer norm's gains and shifts,
-        zoneout's weights ((N, H) masks drawn here in training, h's then c's; the constant p in evaluation)."""
+    def step_variants(self, input: Tensor) -> VariantTensors:
+        """The variant tensors of this step: layer norm's gains and shifts, zoneout's weights ((N, H) masks
+        drawn here in training, h's then c's; the constant p in evaluation)."""
         sizes = (self.hidden_size,) * (2 if self.mode == "LSTM" else 1)
-        return (*self._norms(""), None, *self._zoneout(input.size(0), sizes, input))
+        zone_h, zone_c = self._zoneout(input.size(0), sizes, input)
+        return VariantTensors(**self._norms(""), zone_h=zone_h, zone_c=zone_c)
 
     def forward(self, input: Tensor, hx=None):
         kind = type(self).__name__

@@ -19,6 +19,8 @@ Backward:  for t in reverse: the cell's backward step gives d_x_proj_t, d_h_proj
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.utils.checkpoint
 from torch import Tensor
@@ -26,6 +28,7 @@ from torch.autograd.function import once_differentiable
 
 from . import fast as fast_path
 from .cells import LayerNorm
+from .variants import VariantTensors
 
 
 def step_rows(batch_sizes: list[int], reverse: bool) -> list[tuple[int, int]]:
@@ -62,13 +65,10 @@ class RecurrentLayer(torch.autograd.Function):
         h0          (B, P)        initial hidden state, P = proj_size or hidden_size
         c0          (B, H) | None initial cell state (LSTM)
         w_ih        (G*H, D),  w_hh (G*H, P),  b_ih, b_hh (G*H,) | None,  w_hr (P, H) | None
-      the variants, each None when off:
-        ln_ih_g, ln_ih_s, ln_hh_g, ln_hh_s (G*H,), ln_c_g, ln_c_s (H,)   layer norm gains and shifts:
-                    pre = LN_ih(W_ih x) + b_ih + LN_hh(W_hh h) + b_hh,  LSTM h = o * tanh(LN_c(c))
-        rd_mask     (B, P)   recurrent dropout: h_{t-1} * rd_mask enters W_hh (the same mask at every step)
-        zone_h      (N, P) | (1, 1)  zoneout: h_t = d h_{t-1} + (1 - d) h~_t, d = zone_h's row (0/1 in
-                    training, the constant p in evaluation)
-        zone_c      (N, H) | (1, 1)  the same for the LSTM cell state
+      then the nine tensors of ``variants.VariantTensors``, in its order (each None when off):
+        ln_ih_g, ln_ih_s, ln_hh_g, ln_hh_s (G*H,), ln_c_g, ln_c_s (H,)   layer norm gains and shifts
+        rd_mask     (B, P)            recurrent dropout's mask
+        zone_h      (N, P) | (1, 1)   zoneout's weights of h; zone_c (N, H) | (1, 1) of the LSTM cell state
     Returns:
         out (N, P) hidden state of every step, h_n (B, P), c_n (B, H) | None
     """
@@ -202,47 +202,46 @@ def _gather_internals(cell, saved_per_step, rows_per_step, out: Tensor) -> dict[
     return internals
 
 
-NO_VARIANTS = (None,) * 9  # ln_ih_g, ln_ih_s, ln_hh_g, ln_hh_s, ln_c_g, ln_c_s, rd_mask, zone_h, zone_c
-
-
-def run_layer(cell, batch_sizes, reverse, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, variants=NO_VARIANTS,
-              recorder=None, fast=False, checkpoint_steps=0):
+def run_layer(cell, batch_sizes, reverse, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr,
+              variants: VariantTensors | None = None, recorder=None, fast=False, checkpoint_steps=0):
     """Differentiable call of ``RecurrentLayer`` -- or, with ``fast`` and no recorder, of its C++ twin
     ``fast.train`` where that is built: returns (out (N, P), h_n (B, P), c_n (B, H) | None).
-    ``variants``: the nine variant tensors of ``RecurrentLayer`` (None where off). ``checkpoint_steps`` K > 0:
+    ``variants``: the variant tensors of this layer and direction (None: all off). ``checkpoint_steps`` K > 0:
     keep for backward only the state at every K-th step and run the steps between again in backward."""
-    tensors = (x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, *variants)
-    given = [t for t in tensors if t is not None]
+    variants = variants or VariantTensors()
+    weights = (x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr)
+    given = [t for t in (*weights, *variants.as_tuple()) if t is not None]
     keep = recorder is not None or torch.is_grad_enabled() and any(t.requires_grad for t in given)
     if fast and recorder is None and fast_path.usable(x) and all(t.dtype == x.dtype for t in given):
         if not keep:  # inference: no autograd node at all
-            return fast_path.infer(cell.name, batch_sizes, reverse, *tensors)
-        return fast_path.train(cell.name, batch_sizes, reverse, checkpoint_steps, *tensors)
+            return fast_path.infer(cell.name, batch_sizes, reverse, weights, variants)
+        return fast_path.train(cell.name, batch_sizes, reverse, checkpoint_steps, weights, variants)
     if checkpoint_steps and recorder is None and keep:
-        return run_layer_checkpointed(cell, batch_sizes, reverse, *tensors[:8], variants, checkpoint_steps)
-    return RecurrentLayer.apply(cell, batch_sizes, reverse, recorder, keep, *tensors)
+        return run_layer_checkpointed(cell, batch_sizes, reverse, weights, variants, checkpoint_steps)
+    return RecurrentLayer.apply(cell, batch_sizes, reverse, recorder, keep, *weights, *variants.as_tuple())
 
 
-def run_layer_checkpointed(cell, batch_sizes, reverse, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, variants, steps: int):
+def run_layer_checkpointed(cell, batch_sizes, reverse, weights: tuple, variants: VariantTensors, steps: int):
     """The readable engine keeping only the state between segments of ``steps`` time steps: each segment runs
     under ``torch.utils.checkpoint`` and again, from its saved first state, when backward reaches it. Memory
     for backward grows like T / steps + steps instead of T; the results are the same (the masks in
     ``variants`` are drawn once, before). The C++ loop does the same inside ``fast.train``."""
+    x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr = weights
     offsets = [0]
     for size in batch_sizes:
         offsets.append(offsets[-1] + size)
     segments = [(t, min(t + steps, len(batch_sizes))) for t in range(0, len(batch_sizes), steps)]
-    ln, (rd_mask, zone_h, zone_c) = variants[:6], variants[6:]
     h, c = h0, c0  # (B, P), (B, H) | None
     outputs = {}
     for first, end in (reversed(segments) if reverse else segments):
         rows = slice(offsets[first], offsets[end])
         batch = batch_sizes[first]  # the segment's widest step: sizes never grow
-        segment_variants = (*ln, rd_mask[:batch] if rd_mask is not None else None, _step(zone_h, rows),
-                            _step(zone_c, rows))
+        rd_mask = variants.rd_mask
+        segment_variants = replace(variants, rd_mask=rd_mask[:batch] if rd_mask is not None else None,
+                                   zone_h=_step(variants.zone_h, rows), zone_c=_step(variants.zone_c, rows))
         out, h_seg, c_seg = torch.utils.checkpoint.checkpoint(
             RecurrentLayer.apply, cell, batch_sizes[first:end], reverse, None, True, x[rows], h[:batch],
-            c[:batch] if c is not None else None, w_ih, w_hh, b_ih, b_hh, w_hr, *segment_variants,
+            c[:batch] if c is not None else None, w_ih, w_hh, b_ih, b_hh, w_hr, *segment_variants.as_tuple(),
             use_reentrant=False, preserve_rng_state=False)
         outputs[first] = out
         h = _replace_head(h, h_seg)

@@ -56,18 +56,19 @@ def usable(x: torch.Tensor) -> bool:
     return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and extension() is not None
 
 
-def train(mode, batch_sizes, reverse, checkpoint_steps, *tensors):
+def train(mode, batch_sizes, reverse, checkpoint_steps, weights: tuple, variants):
     """``engine.RecurrentLayer`` with the loop in C++, recording an autograd node whose backward (BPTT) is C++
     too: the same arguments (a cell name instead of a cell class, and ``checkpoint_steps`` instead of a
-    recorder; x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, then the nine variant tensors) and results (out, h_n,
-    c_n or None). With ``checkpoint_steps`` K > 0 forward keeps only the state at the start of every K steps,
-    and backward runs each stretch again before going back through it. Inspection runs the readable engine."""
-    out, h_n, c_n = extension().layer(MODES[mode], batch_sizes, reverse, checkpoint_steps, *tensors[:8],
-                                      list(tensors[8:]))
+    recorder; ``weights`` = (x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr), ``variants`` a
+    ``variants.VariantTensors``) and results (out, h_n, c_n or None). With ``checkpoint_steps`` K > 0 forward
+    keeps only the state at the start of every K steps, and backward runs each stretch again before going back
+    through it. Inspection runs the readable engine."""
+    out, h_n, c_n = extension().layer(MODES[mode], batch_sizes, reverse, checkpoint_steps, *weights,
+                                      list(variants.as_tuple()))
     return out, h_n, c_n if mode == "LSTM" else None
 
 
-def infer(mode, batch_sizes, reverse, *tensors):
+def infer(mode, batch_sizes, reverse, weights: tuple, variants):
     """``train``'s forward where nothing needs a gradient: no autograd node, nothing kept for backward."""
-    out, h_n, c_n = extension().infer(MODES[mode], batch_sizes, reverse, *tensors[:8], list(tensors[8:]))
+    out, h_n, c_n = extension().infer(MODES[mode], batch_sizes, reverse, *weights, list(variants.as_tuple()))
     return out, h_n, c_n if mode == "LSTM" else None

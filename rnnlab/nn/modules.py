@@ -19,8 +19,9 @@ from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 from . import fast
 from .base import RecurrentModule
 from .cells import CELLS
-from .engine import NO_VARIANTS, run_layer
+from .engine import run_layer
 from .masks import ones_with_probability
+from .variants import VariantTensors
 
 _NATIVE = {"RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu, "LSTM": torch.lstm, "GRU": torch.gru}
 # Modes whose C++ fast path trained and inferred faster than torch's kernel over the shapes of
@@ -141,14 +142,14 @@ class RNNBase(RecurrentModule):
         kinds = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
         return tuple(weights.get(kind + suffix) for kind in kinds)
 
-    def layer_variants(self, layer: int, direction: int, rows: Tensor, batch: int) -> tuple:
-        """The variant tensors of ``engine.RecurrentLayer`` for one layer and direction of this call (None where
-        off): layer norm gains and shifts, and the masks, drawn here in this order -- recurrent dropout
+    def layer_variants(self, layer: int, direction: int, rows: Tensor, batch: int) -> VariantTensors:
+        """The variant tensors for one layer and direction of this call (None where off): layer norm gains
+        and shifts, and the masks, drawn here in this order -- recurrent dropout
         (batch, P), one per sequence with entries 0 or 1 / (1 - p); zoneout's (N, P) and, for LSTM, (N, H),
         one per packed row with entries 1 (keep the previous value) with probability p. Masks only in training;
         in evaluation zoneout is the constant p."""
         if not self.has_variants:
-            return NO_VARIANTS
+            return VariantTensors()
         norms = self._norms(f"_l{layer}" + ("_reverse" if direction == 1 else ""))
         state_size = self.proj_size or self.hidden_size
         rd_mask = None
@@ -156,7 +157,8 @@ class RNNBase(RecurrentModule):
             keep = 1 - self.recurrent_dropout
             rd_mask = ones_with_probability(keep, (batch, state_size), rows).div_(keep)
         sizes = (state_size, self.hidden_size) if self.mode == "LSTM" else (state_size,)
-        return (*norms, rd_mask, *self._zoneout(rows.shape[0], sizes, rows))
+        zone_h, zone_c = self._zoneout(rows.shape[0], sizes, rows)
+        return VariantTensors(**norms, rd_mask=rd_mask, zone_h=zone_h, zone_c=zone_c)
 
     def call_weights(self) -> dict:
         """The weights of this forward call, name -> tensor: the parameters, except that in training mode with

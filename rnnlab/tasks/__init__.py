@@ -11,7 +11,7 @@ TASKS = ("charlm", "forecast", "classify", "memory")
 
 def load(model_dir: str | Path):
     """The trained model in ``model_dir``, whichever task made it (a ``common.Trained``)."""
-    from .. import checkpoint
+    from ..training import checkpoint
     from ..errors import UserError
     task = checkpoint.load(model_dir).state["task"]
     if task not in TASKS:

@@ -23,9 +23,9 @@ import torch.nn.functional as F
 
 from ..data.text import DEFAULT_TEXT, Vocabulary, read_text
 from ..errors import UserError, check_settings, require
-from ..models import ModelConfig, SequenceModel
-from ..train import Task, fit
-from .common import VARIANTS, Trained, check_network, network_config, network_guard, resolve
+from .network import ModelConfig, SequenceModel
+from ..training import Task, fit
+from .common import VARIANTS, ModelInput, Trained, check_network, network_config, network_guard, resolve
 
 SMALL_TEXT = 5_000
 EVAL_CHARS = 30_000  # validation characters scored at each evaluation during training (all of them at the end)
@@ -165,14 +165,14 @@ class CharLMTask(Task):
 def train(*, text_file: str | None = None, text: str | None = None, encoding: str | None = None,
           out: str | None = None, resume: bool = False, arch: str | None = None, hidden: int | None = None,
           layers: int | None = None, embed: int | None = None, seq_len: int | None = None,
-          dropout: float | None = None, weight_drop: float | None = None, layer_norm: bool | None = None,
-          recurrent_dropout: float | None = None, zoneout: float | None = None, val_frac: float | None = None,
+          dropout: float | None = None, val_frac: float | None = None,
           stateful: bool | None = None, **train_options) -> dict:
     """Train a character model on ``text_file``, or on ``text`` itself, or on the built-in text; returns the metrics.
 
     Settings left as None take the defaults for the text's size (``SMALL`` / ``LARGE`` and their ``_TRAIN``);
     ``train_options`` are the training loop's settings (``TrainConfig``: steps, minutes, batch_size, lr, seed,
-    device, quiet, ...). ``resume=True`` continues the run in ``out``.
+    device, quiet, ...) and the recurrent layers' variants (``rnnlab.nn.Variants``: weight_drop, layer_norm,
+    recurrent_dropout, zoneout). ``resume=True`` continues the run in ``out``.
     """
     if text_file is not None and text is not None:
         raise UserError("give either text_file or text, not both")
@@ -185,7 +185,7 @@ def train(*, text_file: str | None = None, text: str | None = None, encoding: st
     small = len(text) < SMALL_TEXT
     options, config, saved = resolve(
         "charlm", out, resume, dict(arch=arch, hidden=hidden, layers=layers, embed=embed, seq_len=seq_len,
-                                    dropout=dropout, val_frac=val_frac, stateful=stateful, weight_drop=weight_drop, layer_norm=layer_norm, recurrent_dropout=recurrent_dropout, zoneout=zoneout),
+                                    dropout=dropout, val_frac=val_frac, stateful=stateful),
         SMALL if small else LARGE, train_options, SMALL_TRAIN if small else LARGE_TRAIN)
     check_network(options)
     vocab = Vocabulary(saved["vocab"]) if saved else Vocabulary.of(text)
@@ -215,6 +215,16 @@ class CharLM(Trained):
         prime = prime or self.state["start"]
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         return prime + generate(self.network, self.vocab, prime, length, temperature, top_k, greedy, generator)
+
+    def model_input(self, text: str | None = None, csv: str | None = None, index: int | None = None) -> ModelInput:
+        """``text`` as the network reads it, a column per character (default: a greedy sample of 60)."""
+        if csv is not None or index is not None:
+            raise UserError("a character model reads --text (default: a greedy sample of its own)")
+        if text is None:
+            text = self.sample(length=60, greedy=True)
+        if not text:
+            raise UserError("--text is empty")
+        return ModelInput(self.vocab.encode(text)[None], list(text), f"{len(text)} characters")
 
 
 def load(model_dir: str | Path) -> CharLM:

@@ -21,9 +21,9 @@ import torch.nn.functional as F
 
 from ..data.sequences import Sequences, digits, from_arrays, read_idx_dir, read_npz
 from ..errors import UserError, check_settings, require
-from ..models import ModelConfig, SequenceModel
-from ..train import Task, fit
-from .common import VARIANTS, Trained, check_network, network_config, network_guard, resolve
+from .network import ModelConfig, SequenceModel
+from ..training import Task, fit
+from .common import VARIANTS, ModelInput, Trained, check_network, network_config, network_guard, resolve
 
 OUT = "runs/classify"
 DEFAULTS = dict(arch="gru", hidden=128, layers=2, dropout=0.2, bidirectional=False, val_frac=0.1, shift=None,
@@ -146,8 +146,7 @@ def load_data(idx_dir: str | None = None, npz: str | None = None, train_prefix: 
 def train(*, idx_dir: str | None = None, npz: str | None = None, train_prefix: str | None = None,
           test_prefix: str | None = None, x=None, y=None, x_test=None, y_test=None, out: str | None = None,
           resume: bool = False, arch: str | None = None, hidden: int | None = None, layers: int | None = None,
-          dropout: float | None = None, weight_drop: float | None = None, layer_norm: bool | None = None,
-          recurrent_dropout: float | None = None, zoneout: float | None = None, bidirectional: bool | None = None,
+          dropout: float | None = None, bidirectional: bool | None = None,
           val_frac: float | None = None, shift: int | None = None, label_smoothing: float | None = None,
           pixels: bool | None = None, **train_options) -> dict:
     """Train a sequence classifier on an MNIST-format folder ``idx_dir``, an ``npz`` file, arrays ``x`` (n, T, F)
@@ -155,14 +154,15 @@ def train(*, idx_dir: str | None = None, npz: str | None = None, train_prefix: s
     part), or the built-in 8x8 digits; returns the metrics. ``pixels=True`` reads each (H, W) image as H * W
     steps of one pixel (pixel-by-pixel MNIST: 784 steps, the classic long-memory benchmark), without shifts.
 
-    Settings left as None take ``DEFAULTS``; ``train_options`` are the training loop's (``TrainConfig``).
+    Settings left as None take ``DEFAULTS``; ``train_options`` are the training loop's (``TrainConfig``)
+    and the recurrent layers' variants (``rnnlab.nn.Variants``: weight_drop, layer_norm, recurrent_dropout, zoneout).
     """
     train_set, test_set = load_data(idx_dir, npz, train_prefix, test_prefix, x, y, x_test, y_test)
     out = out or OUT
     options, config, _ = resolve(
         "classify", out, resume, dict(arch=arch, hidden=hidden, layers=layers, dropout=dropout,
                                       bidirectional=bidirectional, val_frac=val_frac, shift=shift,
-                                      label_smoothing=label_smoothing, pixels=pixels, weight_drop=weight_drop, layer_norm=layer_norm, recurrent_dropout=recurrent_dropout, zoneout=zoneout),
+                                      label_smoothing=label_smoothing, pixels=pixels),
         DEFAULTS, train_options, TRAIN_DEFAULTS)
     check_network(options)
     check_settings(options, non_negative=("shift",))
@@ -211,6 +211,26 @@ class Classifier(Trained):
         if len(y) and int(y.max()) >= classes:
             raise UserError(f"the data has label {int(y.max())}; the model knows {classes} classes")
         return test_metrics(scores, torch.as_tensor(y, dtype=torch.long), classes)
+
+
+    def model_input(self, text: str | None = None, csv: str | None = None, index: int | None = None) -> ModelInput:
+        """Test sequence ``index`` (default 0) of the data the model was trained on, normalised as in training."""
+        if text is not None or csv is not None:
+            raise UserError("a classifier reads test sequence --index K of its data")
+        source = self.options.get("source", {})
+        if source.get("arrays"):
+            raise UserError("the model was trained on arrays: inspect it from Python with rnnlab.nn.inspect")
+        _, test = load_data(source.get("idx_dir"), source.get("npz"), source.get("train_prefix"),
+                            source.get("test_prefix"))
+        index = 0 if index is None else index
+        if not 0 <= index < len(test.y):
+            raise UserError(f"--index must be in [0, {len(test.y)}), got {index}", "index")
+        x = test.x[index:index + 1]  # (1, T, F)
+        if self.options.get("pixels"):
+            x = x.reshape(1, -1, 1)
+        labels = [str(t) for t in range(x.shape[1])]
+        return ModelInput(normalise(x, self.state["norm"]), labels,
+                          f"test sequence {index} (label {int(test.y[index])})")
 
 
 def load(model_dir: str | Path) -> Classifier:

@@ -9,21 +9,23 @@ minutes, lr, ...) may, and a given value replaces the saved one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import torch
 
-from .. import checkpoint
 from ..errors import UserError, check_settings, require
-from ..models import ARCHS, ModelConfig, SequenceModel
-from ..train import TrainConfig, memory_guard
+from ..nn import registry
+from ..nn.variants import Variants
+from ..training import TrainConfig, checkpoint
+from ..training.device import memory_guard
+from .network import ModelConfig, SequenceModel
 
 FIXED_TRAIN = ("ema",)  # training settings a resumed run keeps: its checkpoint's tensors depend on them
 NOT_RESTORED = ("quiet",)  # training settings a resumed run does not take from the checkpoint
 MODEL_SIZES = ("hidden", "layers")  # every task's network sizes (whole numbers > 0)
-VARIANTS = dict(weight_drop=0.0, layer_norm=False, recurrent_dropout=0.0, zoneout=0.0)
-"""The recurrent layers' variants every task's network takes (``rnnlab.nn``'s keywords), all off by default."""
+VARIANTS = Variants().to_dict()
+"""The recurrent layers' variants every task's network takes (``rnnlab.nn.Variants``), all off by default."""
 
 
 def given(values: dict) -> dict:
@@ -33,8 +35,11 @@ def given(values: dict) -> dict:
 
 def resolve(task: str, out: str | Path, resume: bool, options: dict, defaults: dict, train_options: dict,
             train_defaults: dict) -> tuple[dict, TrainConfig, dict | None]:
-    """(the task's settings, the training loop's settings, the saved state or None) for a new or resumed run."""
-    options, train_options = given(options), given(train_options)
+    """(the task's settings, the training loop's settings, the saved state or None) for a new or resumed run.
+    The variants' keywords (``rnnlab.nn.Variants``) come among ``train_options``, as each task's
+    ``train(**train_options)`` takes them: they join the task's settings."""
+    options = given({**options, **{k: v for k, v in train_options.items() if k in VARIANTS}})
+    train_options = given({k: v for k, v in train_options.items() if k not in VARIANTS})
     unknown = set(train_options) - set(TrainConfig.__dataclass_fields__)
     if unknown:
         raise UserError(f"unknown setting {sorted(unknown)[0]!r}; the training settings are: "
@@ -61,24 +66,39 @@ def _differs(value, saved) -> bool:
 
 
 def check_network(options: dict) -> None:
-    """The checks every task's network settings get: arch, sizes, dropout rates."""
-    require(options["arch"] in ARCHS, "arch", f"be one of {', '.join(ARCHS)}", options["arch"])
-    check_settings(options, positive=MODEL_SIZES + ("embed",),
-                   fractions=("dropout", "weight_drop", "recurrent_dropout", "zoneout"))
-    require(isinstance(options["layer_norm"], bool), "layer_norm", "be True or False", options["layer_norm"])
+    """The checks every task's network settings get: arch, sizes, dropout rates, what the arch supports."""
+    arch = options["arch"]
+    require(arch in registry.names(), "arch", f"be one of {', '.join(registry.names())}", arch)
+    fractions = [f.name for f in fields(Variants) if f.metadata["kind"] == "fraction"]
+    check_settings(options, positive=MODEL_SIZES + ("embed",), fractions=["dropout", *fractions])
+    for f in fields(Variants):
+        if f.metadata["kind"] == "switch":
+            require(isinstance(options[f.name], bool), f.name, "be True or False", options[f.name])
+    missing = registry.get(arch).unsupported(bool(options.get("bidirectional")), variants=Variants.from_settings(options))
+    if missing:
+        raise UserError(f"arch {arch} has no {' or '.join(missing)}", "arch")
 
 
 def network_config(options: dict, **shape) -> ModelConfig:
-    """The task's network: its settings (arch, hidden, layers, dropout and the ``VARIANTS``) and its ``shape``
+    """The task's network: its settings (arch, hidden, layers, dropout and the variants) and its ``shape``
     (input_size, output_size, readout, ...)."""
     return ModelConfig(arch=options["arch"], hidden=options["hidden"], layers=options["layers"],
-                       dropout=options["dropout"], **{name: options[name] for name in VARIANTS}, **shape)
+                       dropout=options["dropout"], variants=Variants.from_settings(options), **shape)
 
 
 def network_guard(options: dict):
     """Building a network too large for memory is one line that names its size."""
     size = ", ".join(f"{name} {options[name]}" for name in ("hidden", "layers", "embed") if options.get(name))
     return memory_guard(f"the network ({size})", "lower its size")
+
+
+@dataclass
+class ModelInput:
+    """One input of a trained network, as its task reads its data (what ``rnnlab inspect`` looks at)."""
+
+    inputs: torch.Tensor  # (1, T) token ids or (1, T, F) features
+    labels: list[str]  # one per step, for the pictures' columns
+    title: str  # what the input is, in a few words
 
 
 @dataclass
@@ -100,7 +120,7 @@ class Trained:
     def read(cls, model_dir: str | Path, task: str):
         saved = checkpoint.load(model_dir, task)
         try:
-            config = ModelConfig(**saved.state["model"])
+            config = ModelConfig.from_dict(saved.state["model"])
         except (KeyError, TypeError):
             raise UserError(f"checkpoint in {model_dir} has no usable model configuration") from None
         network = SequenceModel(config)
@@ -111,3 +131,23 @@ class Trained:
     @property
     def device(self) -> torch.device:
         return next(self.network.parameters()).device
+
+    def model_input(self, text: str | None = None, csv: str | None = None, index: int | None = None) -> ModelInput:
+        """One input of the network from the task's own kind of data: a character model reads ``text``, a
+        forecaster the last window of ``csv``, a classifier or a memory model test sequence ``index``. Each
+        task's trained model says which (a UserError names what to give instead)."""
+        raise UserError(f"a {self.task} model has no input to show")
+
+    def example_input(self, batch: int = 2, steps: int = 5) -> torch.Tensor:
+        """Random input of the shape and dtype the network reads (for exporters): token ids (N, L) or
+        features (N, L, F)."""
+        config = self.network.config
+        if config.vocab_size:
+            return torch.randint(0, config.vocab_size, (batch, steps), dtype=torch.int64)
+        return torch.randn(batch, steps, config.input_size)
+
+    def _refuse(self, given: dict, reads: str) -> None:
+        """A UserError when an input this model does not read was given (``given``: flag -> value)."""
+        wrong = [flag for flag, value in given.items() if value is not None]
+        if wrong:
+            raise UserError(f"a {self.task} model reads {reads}, not {wrong[0]}")

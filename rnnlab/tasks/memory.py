@@ -20,9 +20,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..errors import check_settings, require
-from ..train import Task, fit
-from .common import VARIANTS, Trained, check_network, network_config, network_guard, resolve
+from ..errors import UserError, check_settings, require
+from ..training import Task, fit
+from .network import SequenceModel
+from .common import VARIANTS, ModelInput, Trained, check_network, network_config, network_guard, resolve
 
 OUT = "runs/memory"
 TASKS = ("adding", "copy")
@@ -56,6 +57,15 @@ def copy_batch(length: int, size: int, generator: torch.Generator):
     return x, y
 
 
+BATCHES = {"adding": adding_batch, "copy": copy_batch}
+
+
+def held_out(task: str, length: int) -> dict:
+    """The fixed validation and test sequences ({"val": (x, y), "test": (x, y)}), never trained on."""
+    return {part: BATCHES[task](length, EVAL_SEQUENCES, torch.Generator().manual_seed(seed))
+            for part, seed in (("val", 1), ("test", 2))}
+
+
 def baseline(task: str, length: int) -> float:
     return 1 / 6 if task == "adding" else COPIED * math.log(SYMBOLS) / (length + 2 * COPIED)
 
@@ -65,11 +75,9 @@ class MemoryTask(Task):
 
     def __init__(self, task: str, length: int, model, options: dict) -> None:
         self.task, self.length, self.options, self.config = task, length, options, model
-        from ..models import SequenceModel
         self.model = SequenceModel(model)
-        self.make = adding_batch if task == "adding" else copy_batch
-        self.held_out = {part: self.make(length, EVAL_SEQUENCES, torch.Generator().manual_seed(seed))
-                         for part, seed in (("val", 1), ("test", 2))}  # fixed, never trained on
+        self.make = BATCHES[task]
+        self.held_out = held_out(task, length)
 
     def batch(self, generator, size, device):
         return tuple(t.to(device) for t in self.make(self.length, size, generator))
@@ -101,15 +109,14 @@ class MemoryTask(Task):
 
 def train(*, task: str | None = None, length: int | None = None, out: str | None = None, resume: bool = False,
           arch: str | None = None, hidden: int | None = None, layers: int | None = None, dropout: float | None = None,
-          weight_drop: float | None = None, layer_norm: bool | None = None, recurrent_dropout: float | None = None,
-          zoneout: float | None = None, **train_options) -> dict:
+          **train_options) -> dict:
     """Train on the ``adding`` or ``copy`` task with sequences of ``length`` steps; returns the metrics and
-    writes metrics.json, the checkpoint and curve.png into ``out``."""
+    writes metrics.json, the checkpoint and curve.png into ``out``. ``train_options``: the training loop's
+    settings (``TrainConfig``) and the recurrent layers' variants (``rnnlab.nn.Variants``)."""
     out = out or OUT
     options, config, _ = resolve(
         "memory", out, resume, dict(task=task, length=length, arch=arch, hidden=hidden, layers=layers,
-                                    dropout=dropout, weight_drop=weight_drop, layer_norm=layer_norm,
-                                    recurrent_dropout=recurrent_dropout, zoneout=zoneout),
+                                    dropout=dropout),
         DEFAULTS, train_options, TRAIN_DEFAULTS)
     require(options["task"] in TASKS, "task", f"be one of {', '.join(TASKS)}", options["task"])
     check_settings(options, positive=("length",))
@@ -129,7 +136,7 @@ def train(*, task: str | None = None, length: int | None = None, out: str | None
 
 def curve(out: Path, metrics: dict) -> None:
     """curve.png: training and validation loss over the steps, with the baseline."""
-    from .. import checkpoint
+    from ..training import checkpoint
     from ..plots import _pyplot
     history = checkpoint.load(out, "memory").state["run"]["history"]
     plt = _pyplot()
@@ -149,6 +156,17 @@ def curve(out: Path, metrics: dict) -> None:
 
 class MemoryModel(Trained):
     """A model trained on a memory task (its ``network`` and ``options``)."""
+
+    def model_input(self, text: str | None = None, csv: str | None = None, index: int | None = None) -> ModelInput:
+        """Test sequence ``index`` (default 0) of the task's fixed held-out set."""
+        if text is not None or csv is not None:
+            raise UserError("a memory-task model reads test sequence --index K of its task")
+        index = 0 if index is None else index
+        if not 0 <= index < EVAL_SEQUENCES:
+            raise UserError(f"--index must be in [0, {EVAL_SEQUENCES}), got {index}", "index")
+        task, length = self.options["task"], self.options["length"]
+        x, _ = held_out(task, length)["test"]
+        return ModelInput(x[index:index + 1], [str(t) for t in range(x.shape[1])], f"{task} test sequence {index}")
 
 
 def load(model_dir: str | Path) -> MemoryModel:

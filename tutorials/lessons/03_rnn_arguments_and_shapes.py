@@ -49,6 +49,30 @@ print("last layer backward final state == output[0, :, H:]:", torch.equal(h_n[-1
 print("... and NOT output[-1, :, H:]:", torch.equal(h_n[-1], output[-1, :, H:]))
 
 # %% [markdown]
+# Drawn for the first sequence of the batch: `output` as a grid of L steps by D * H features, and where the
+# last layer's two final states sit in it.
+
+# %%
+import matplotlib.pyplot as plt
+from matplotlib.patches import Rectangle
+
+grid = output[:, 0, :].detach()  # (L, D*H) of sequence 0
+fig, ax = plt.subplots(figsize=(8, 3.6))
+image = ax.imshow(grid, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
+for row, first, name, color in ((L - 1, 0, "h_n[-2]: forward final state, step L-1", "black"),
+                                (0, H, "h_n[-1]: backward final state, step 0", "darkgreen")):
+    ax.add_patch(Rectangle((first - 0.5, row - 0.5), H, 1, fill=False, edgecolor=color, linewidth=3, label=name))
+ax.axvline(H - 0.5, color="gray", linewidth=1)
+ax.set_xticks(range(2 * H), [f"f{k}" for k in range(H)] + [f"b{k}" for k in range(H)])
+ax.set_xlabel("feature of output: forward direction's H, then backward direction's H")
+ax.set_ylabel("step t")
+ax.set_title("output[:, 0, :] of a 2-layer bidirectional RNN (values in [-1, 1])")
+ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, fontsize=8)
+fig.colorbar(image, ax=ax)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
 # The backward direction reads the sequence from the end, so its *final* state is at step 0. Taking
 # `output[-1]` as "the last hidden state" of a bidirectional RNN mixes the forward direction's last state with
 # the backward direction's *first* one.

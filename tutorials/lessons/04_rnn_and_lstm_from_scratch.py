@@ -32,6 +32,7 @@ print(inspect.getsource(scratch.TimeRNN.forward))
 # %%
 rng = np.random.default_rng(0)
 N, T, D, H = 3, 6, 4, 5
+pairs = {}  # kind -> (every gradient entry of ours, the same entries of torch's)
 for kind in ("RNN", "LSTM"):
     torch.manual_seed(0)
     layer = getattr(torch.nn, kind)(D, H, batch_first=True, dtype=torch.float64)
@@ -50,6 +51,28 @@ for kind in ("RNN", "LSTM"):
           f"  dWx {np.abs(dWx - layer.weight_ih_l0.grad.numpy().T).max():.1e}"
           f"  dWh {np.abs(dWh - layer.weight_hh_l0.grad.numpy().T).max():.1e}"
           f"  db {np.abs(db - layer.bias_ih_l0.grad.numpy()).max():.1e}")
+    theirs = (x.grad.numpy(), layer.weight_ih_l0.grad.numpy().T, layer.weight_hh_l0.grad.numpy().T,
+              layer.bias_ih_l0.grad.numpy())
+    pairs[kind] = (np.concatenate([g.ravel() for g in (dxs, dWx, dWh, db)]),
+                   np.concatenate([g.ravel() for g in theirs]))
+
+# %% [markdown]
+# Every gradient entry -- dx, dWx, dWh, db -- of the NumPy code against torch's autograd: on the diagonal.
+
+# %%
+import matplotlib.pyplot as plt
+
+fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+for ax, (kind, (ours_grads, torch_grads)) in zip(axes, pairs.items()):
+    ax.scatter(torch_grads, ours_grads, s=10)
+    low, high = torch_grads.min(), torch_grads.max()
+    ax.plot([low, high], [low, high], color="gray", linewidth=1, label="y = x")
+    ax.set_title(f"{kind}: {len(ours_grads)} gradient entries, max |diff| {np.abs(ours_grads - torch_grads).max():.0e}")
+    ax.set_xlabel("torch.nn autograd")
+    ax.set_ylabel("rnnlab.scratch, by hand")
+    ax.legend()
+fig.tight_layout()
+plt.show()
 
 # %% [markdown]
 # Differences around 1e-16: the from-scratch code and torch compute the same numbers. The LSTM cell is the

@@ -67,6 +67,34 @@ print(f"rnnlab test RMSE {m['test']['rmse']:.3f}   persistence {m['naive']['rmse
 print(f"MASE: rnnlab {m['test']['mase']:.3f}, persistence {m['naive']['mase']:.3f}, drift {m['drift']['mase']:.3f}")
 
 # %% [markdown]
+# ## The picture
+#
+# The last 60 trading days of the test period: the usual recipe's LSTM, persistence and rnnlab, each
+# forecasting the next close from the days before it. The LSTM's curve hugs the truth one day late -- as
+# persistence's does, without any model.
+
+# %%
+import matplotlib.pyplot as plt
+
+model = forecast.load("runs/stock")
+series = forecast.read_series(model.options, str(CSV), None, columns=model.state["columns"],
+                              target=model.state["target"])  # oldest first, the columns rnnlab trained on
+ends = np.arange(split, len(x)) + 6  # the last day each test window reads (its target is the day after)
+rnnlab_close = model.forecast(series.values, ends)[:, 0]
+low = values[:, 4].min()
+days = slice(-60, None)
+fig, ax = plt.subplots(figsize=(10, 4))
+ax.plot(values[ends + 1, 4][days], color="black", linewidth=2, label="actual close")
+ax.plot((guess * span + low)[days], label=f"usual recipe's LSTM (RMSE {model_rmse:.2f})")
+ax.plot(values[ends, 4][days], linestyle="--", label=f"persistence (RMSE {persistence_rmse:.2f})")
+ax.plot(rnnlab_close[days], linestyle=":", linewidth=2, label=f"rnnlab (shrink {m['shrink']:.2f})")
+ax.set_xlabel("trading day (the last 60 of the test period)")
+ax.set_ylabel("close (dollars)")
+ax.legend(fontsize=8)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
 # "Beating the baseline" means a ratio below 1 on data the model never saw, with nothing learnt from that
 # data. On this series no model found a signal that held up on validation, so the fitted shrink is (close
 # to) 0 and the forecast is persistence: an honest answer is sometimes "no better than yesterday's close".

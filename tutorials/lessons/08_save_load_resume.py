@@ -50,7 +50,7 @@ from safetensors.torch import load_file
 
 Path("ifyou.txt").write_text("if you want you")
 command = [sys.executable, "-m", "rnnlab.cli", "charlm", "train", "--text", "ifyou.txt", "--steps", str(4 * steps),
-           "--checkpoint-every", str(steps // 2), "--quiet"]
+           "--checkpoint-every", str(steps // 2), "--eval-every", "10", "--quiet"]
 subprocess.run(command + ["--out", "runs/straight"], check=True)
 
 job = subprocess.Popen(command + ["--out", "runs/killed"])
@@ -59,9 +59,32 @@ while not saved.exists() and job.poll() is None:
     time.sleep(0.01)
 job.send_signal(signal.SIGKILL)
 job.wait()
-print("killed; its checkpoint is at step", json.loads(saved.read_text())["run"]["step"], "of", 4 * steps)
+killed_at = json.loads(saved.read_text())["run"]["step"]
+print("killed; its checkpoint is at step", killed_at, "of", 4 * steps)
 subprocess.run(command + ["--out", "runs/killed", "--resume"], check=True)
 
 straight = load_file("runs/straight/checkpoint/model.safetensors")
 resumed = load_file("runs/killed/checkpoint/model.safetensors")
 print("bit-identical weights:", all(torch.equal(straight[k], resumed[k]) for k in straight))
+
+# %% [markdown]
+# The two runs' loss curves, from the run record each checkpoint keeps: after the kill the resumed run picks
+# up at its checkpoint and traces the straight run's curve step for step.
+
+# %%
+import matplotlib.pyplot as plt
+
+curves = {name: json.loads(Path(f"runs/{name}/checkpoint/state.json").read_text())["run"]["history"]
+          for name in ("straight", "killed")}
+fig, ax = plt.subplots(figsize=(9, 3.8))
+ax.semilogy([row["step"] for row in curves["straight"]], [row["val_loss"] for row in curves["straight"]],
+            linewidth=4, alpha=0.4, label="the run that never stopped")
+after = [row for row in curves["killed"] if row["step"] > killed_at]
+ax.semilogy([row["step"] for row in after], [row["val_loss"] for row in after], "o", markersize=3,
+            label="the killed run, after --resume")
+ax.axvline(killed_at, color="gray", linestyle="--", label=f"killed; resumed from the checkpoint at step {killed_at}")
+ax.set_xlabel("training step")
+ax.set_ylabel("loss (nats per character)")
+ax.legend(fontsize=8)
+fig.tight_layout()
+plt.show()

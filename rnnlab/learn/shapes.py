@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .errors import UserError
+from ..errors import UserError
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 

@@ -22,7 +22,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import nn as rnn
+from .. import nn as rnn
+from ..errors import check_settings
+from ..training import prepare_out_dir
 
 KINDS = {"rnn_tanh": ("RNN", {"nonlinearity": "tanh"}), "rnn_relu": ("RNN", {"nonlinearity": "relu"}),
          "lstm": ("LSTM", {}), "gru": ("GRU", {})}
@@ -110,7 +112,7 @@ def table(results: dict) -> str:
 
 
 def plot(results: dict, path: Path) -> None:
-    from .plots import _pyplot
+    from ..plots import _pyplot
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for ax, stage, title in zip(axes, ("init", "trained"), ("at initialisation", f"after {results['steps']} steps")):
@@ -125,9 +127,10 @@ def plot(results: dict, path: Path) -> None:
 
 
 def run(out: str | Path, **settings) -> dict:
-    """``measure``, then write gradients.json and gradients.png into ``out``; returns the results."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    """``measure``, then write gradients.json and gradients.png into ``out``; returns the results. A setting
+    out of range (length, hidden, steps) or a folder that cannot be written is a UserError."""
+    check_settings(settings, positive=("length", "hidden", "steps", "batch"))
+    out = prepare_out_dir(out)
     results = measure(**settings)
     (out / "gradients.json").write_text(json.dumps(results, indent=1))
     plot(results, out / "gradients.png")

@@ -28,7 +28,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .errors import UserError
+from ..errors import UserError
 
 FILES = ("model.safetensors", "training.safetensors", "state.json")
 
@@ -74,6 +74,21 @@ def save(run_dir: str | Path, checkpoint: Checkpoint) -> Path:
 
 def _reason(err: Exception) -> str:
     return getattr(err, "strerror", None) or str(err)
+
+
+def prepare_out_dir(out_dir: str | Path) -> Path:
+    """The run folder, created if needed; a file in its place or a folder that cannot be written is a UserError."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"out {out_dir} is a file, not a folder", "out")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / f".rnnlab-write-test-{os.getpid()}"  # one per process: torchrun starts several
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise UserError(f"out {out_dir} cannot be written ({err.strerror or err})", "out") from None
+    return out_dir
 
 
 def find(path: str | Path) -> Path | None:
@@ -123,6 +138,26 @@ def load_weights(model: torch.nn.Module, weights: dict, source: str | Path) -> N
         raise UserError(f"checkpoint {source} does not fit the model: missing {sorted(missing)[:3]}, "
                         f"unexpected {sorted(unexpected)[:3]}")
     model.load_state_dict(weights)
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """An optimizer's per-parameter state as flat tensors "optim.{parameter index}.{key}" (safetensors holds
+    tensors only; a number such as Adam's step becomes a 0-d tensor)."""
+    tensors = {}
+    for index, param_state in optimizer.state_dict()["state"].items():
+        for key, value in param_state.items():
+            tensors[f"optim.{index}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
+    return tensors
+
+
+def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
+    """Load into ``optimizer`` the state that ``optimizer_tensors`` flattened (other names are passed over)."""
+    state = optimizer.state_dict()
+    for name, value in tensors.items():
+        if name.startswith("optim."):
+            _, index, key = name.split(".", 2)
+            state["state"].setdefault(int(index), {})[key] = value
+    optimizer.load_state_dict(state)
 
 
 def write_json_atomic(path: str | Path, data: dict) -> None:

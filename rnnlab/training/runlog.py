@@ -14,7 +14,7 @@ import csv
 import time
 from pathlib import Path
 
-from .errors import UserError
+from ..errors import UserError
 
 NEEDS = 'a --log-dir needs TensorBoard: pip install "rnnlab[tensorboard]"'
 LOOP = ("seconds", "train_loss", "lr", "grad_norm", "steps_per_second")  # the loop's own scalars

@@ -1,0 +1,56 @@
+"""``rnnlab classify train`` and ``rnnlab classify evaluate``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .options import keywords, model_options, print_metrics, train_keywords, train_options
+
+DATA_KEYS = ("idx_dir", "npz", "train_prefix", "test_prefix")
+
+
+def add(commands) -> None:
+    from ..tasks import classify as cls  # its defaults, in the help
+    actions = commands.add_parser("classify", help="sequence classification").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    train = actions.add_parser("train", help="train on MNIST-format IDX files, an .npz, or built-in digits")
+    data_options(train)
+    train.add_argument("--bidirectional", action="store_true", default=None)
+    defaults = cls.DEFAULTS
+    train.add_argument("--val-frac", type=float, help=f"fraction of training sequences held out "
+                                                      f"(default {defaults['val_frac']})")
+    train.add_argument("--shift", type=int, help="random image shifts in pixels (default 2 for images of 16 rows "
+                                                 "or more, 1 below, 0 for other sequences)")
+    train.add_argument("--label-smoothing", type=float, help=f"(default {defaults['label_smoothing']})")
+    train.add_argument("--pixels", action="store_true", default=None,
+                       help="read each image pixel by pixel (MNIST: 784 steps of 1 pixel) instead of row by row")
+    train.add_argument("--out", help=f"run folder (default {cls.OUT})")
+    model_options(train, f"{defaults['layers']} x {defaults['hidden']} {defaults['arch'].upper()}, "
+                         f"dropout {defaults['dropout']}")
+    train_options(train)
+    train.set_defaults(handler=run_train)
+
+    evaluate = actions.add_parser("evaluate", help="test metrics of a trained classifier, as JSON on stdout")
+    evaluate.add_argument("--model", required=True, help="run folder of a trained classifier")
+    data_options(evaluate)
+    evaluate.set_defaults(handler=run_evaluate)
+
+
+def data_options(parser: argparse.ArgumentParser) -> None:
+    data = parser.add_mutually_exclusive_group()
+    data.add_argument("--idx-dir", help="folder of MNIST-format files (*-images-idx3-ubyte[.gz], *-labels-...)")
+    data.add_argument("--npz", help=".npz with x (n, T, F), y (n,) and optionally x_test, y_test")
+    parser.add_argument("--train-prefix", help="training files' prefix (default: train, or the one present)")
+    parser.add_argument("--test-prefix", help="test files' prefix (default t10k)")
+
+
+def run_train(args) -> None:
+    from ..tasks import classify
+    print_metrics(classify.train(**train_keywords(args, *DATA_KEYS, "bidirectional", "val_frac", "shift",
+                                                  "label_smoothing", "pixels")))
+
+
+def run_evaluate(args) -> None:
+    from ..tasks import classify
+    print(json.dumps(classify.evaluate(args.model, **keywords(args, *DATA_KEYS))))

@@ -1,0 +1,74 @@
+"""``rnnlab forecast train`` and ``rnnlab forecast predict``."""
+
+from __future__ import annotations
+
+import argparse
+
+from .options import model_options, print_metrics, train_keywords, train_options
+
+SERIES_KEYS = ("csv", "target", "features", "date_col", "newest_first", "date_format", "missing")
+
+
+def add(commands) -> None:
+    from ..tasks import forecast as fc  # its defaults, in the help
+    actions = commands.add_parser("forecast", help="time-series forecasting").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    train = actions.add_parser("train", help="train on a CSV (default: a generated sine wave)")
+    train.add_argument("--csv", help="CSV file with a header line (comma, semicolon or tab separated)")
+    series_options(train)
+    defaults = fc.DEFAULTS
+    train.add_argument("--window", type=int, help=f"rows the model reads (default: one season and a step, at "
+                                                  f"least {fc.WINDOW}; {fc.WINDOW} without a season)")
+    train.add_argument("--horizon", type=int, help=f"values it predicts ahead (default {defaults['horizon']})")
+    train.add_argument("--test-frac", type=float, help=f"last fraction of rows for testing "
+                                                       f"(default {defaults['test_frac']})")
+    train.add_argument("--val-frac", type=float, help=f"fraction of the rest for validation "
+                                                      f"(default {defaults['val_frac']})")
+    train.add_argument("--season", type=int, help=f"season length in rows (default: from the dates -- quarterly 4, "
+                                                  f"monthly 12, weekly 52, daily 7, hourly 24, half-hourly 48; "
+                                                  f"none for yearly data or without dates, where the seasonal-naive "
+                                                  f"baseline uses {fc.CSV_SEASON}; the built-in sine's period, "
+                                                  f"{fc.BUILTINS['sine'][1]})")
+    train.add_argument("--out", help=f"run folder (default {fc.OUT})")
+    model_options(train, f"{defaults['layers']} x {defaults['hidden']} {defaults['arch'].upper()}")
+    train_options(train)
+    train.set_defaults(handler=run_train)
+
+    predict = actions.add_parser("predict", help="print the next values after the end of a CSV: "
+                                                 "t+k,value[,date] per line")
+    predict.add_argument("--model", required=True, help="run folder of a trained forecaster")
+    predict.add_argument("--csv", required=True, help="CSV with the columns the model was trained on")
+    predict.set_defaults(handler=run_predict)
+
+
+def series_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", help="column to forecast (default: the last numeric column)")
+    parser.add_argument("--features", help="comma-separated input columns (default: every numeric column)")
+    dates = parser.add_mutually_exclusive_group()
+    dates.add_argument("--date-col", help="date column: rows are sorted by it")
+    dates.add_argument("--newest-first", action="store_true", default=None, help="rows run from newest to oldest")
+    parser.add_argument("--date-format", help="how dates are written, e.g. %%d/%%m/%%Y (default: ISO 8601, or "
+                                              "day/month/year-style when that is unambiguous)")
+    parser.add_argument("--missing", choices=["error", "ffill", "drop"],
+                        help="empty or NaN cells: stop with an error (default), carry the last value, drop the row")
+
+
+def run_train(args) -> None:
+    from ..tasks import forecast
+    if args.features is not None:
+        args.features = [name.strip() for name in args.features.split(",")]
+    print_metrics(forecast.train(**train_keywords(args, *SERIES_KEYS, "window", "horizon", "test_frac", "val_frac",
+                                                  "season")))
+
+
+def run_predict(args) -> None:
+    from ..tasks import forecast
+    forecasts = forecast.predict(args.model, csv=args.csv)
+    dated = forecasts.index.dtype.kind == "M"
+    for step, (when, value) in enumerate(forecasts.items(), start=1):
+        print(f"t+{step},{value:.6g}" + (f",{date_text(when)}" if dated else ""))
+
+
+def date_text(when) -> str:
+    """2024-02-26 for a day, the full ISO timestamp when it has a time or a time zone."""
+    return when.strftime("%Y-%m-%d") if when == when.normalize() and when.tzinfo is None else when.isoformat()

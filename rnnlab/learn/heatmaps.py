@@ -1,0 +1,80 @@
+"""Gates and states, seen: heatmaps of a trained model's hidden units and gates over the steps of one input.
+
+    rnnlab inspect --model runs/shakespeare --text "ROMEO: But soft" --out runs/inspect
+
+For a character model every column is labelled with its character (the picture of Karpathy, Johnson &
+Fei-Fei's "Visualizing and understanding recurrent networks"); for a forecaster the columns are the rows of
+its last input window; for a classifier or a memory task the steps of test sequence K. The trained model
+says what its input is (``model_input``). It is ``rnnlab.nn.inspect`` on the
+task's own network: one PNG per layer and direction, rows = units, columns = steps, a panel per quantity
+(LSTM: i, f, g, o, c, h; GRU: r, z, n, h; RNN: h), and the numbers in ``internals.npz`` as (T, H) arrays
+named ``l{layer}_d{direction}_{name}``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import nn as rnn
+from ..nn import registry
+
+IN_UNIT_RANGE = ("i", "f", "o", "r", "z")  # sigmoid gates: 0..1; the rest: tanh-like, -1..1 (c unbounded)
+
+
+def record(trained, inputs) -> dict:
+    """{(layer, direction): {name: (T, H) array}} of the network's recurrent layer on ``inputs``, the names in
+    the order its architecture's registry entry gives (``recorded``: the gates, the states, then h)."""
+    network = trained.network
+    names = registry.of_layer(network.rnn).recorded
+    with torch.no_grad(), rnn.inspect(network.rnn) as trace:
+        network(inputs.to(trained.device))
+    return {key: {name: trace[key][name][0].cpu().numpy() for name in names} for key in trace.keys()}
+
+
+def heatmaps(internals: dict, labels: list[str], title: str, out: Path) -> list[Path]:
+    """One PNG per (layer, direction); returns their paths."""
+    from ..plots import _pyplot
+    plt = _pyplot()
+    paths = []
+    for (layer, direction), values in internals.items():
+        names = list(values)
+        steps, units = values[names[0]].shape
+        fig, axes = plt.subplots(len(names), 1, figsize=(min(3 + 0.22 * steps, 40), 1.2 + 1.6 * len(names)),
+                                 squeeze=False)
+        for ax, name in zip(axes[:, 0], names):
+            data = values[name].T  # (H, T): a row per unit, a column per step
+            limits = (0, 1) if name in IN_UNIT_RANGE else (-1, 1)
+            image = ax.imshow(data, aspect="auto", cmap="viridis" if name in IN_UNIT_RANGE else "RdBu_r",
+                              vmin=limits[0], vmax=limits[1], interpolation="nearest")
+            ax.set_ylabel(f"{name}\n({units} units)")
+            ax.set_xticks(range(steps) if steps <= 120 else [])
+            ax.set_xticklabels([repr(label)[1:-1] if len(label) == 1 else label for label in labels]
+                               if steps <= 120 else [], fontsize=7, rotation=0 if steps <= 60 else 90)
+            fig.colorbar(image, ax=ax, pad=0.01)
+        axes[0, 0].set_title(f"layer {layer}, {'forward' if direction == 0 else 'backward'}: {title}")
+        fig.tight_layout()
+        path = out / f"layer{layer}_{'forward' if direction == 0 else 'backward'}.png"
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def inspect_model(model_dir: str | Path, out: str | Path, text: str | None = None, csv: str | None = None,
+                  index: int | None = None) -> list[Path]:
+    """Load the model in ``model_dir``, record its gates on the given input, write the heatmaps and
+    ``internals.npz`` into ``out``; returns the files written."""
+    from ..tasks import load
+    from ..training import prepare_out_dir
+    trained = load(model_dir)
+    given = trained.model_input(text=text, csv=csv, index=index)
+    internals = record(trained, given.inputs)
+    out = prepare_out_dir(out)
+    paths = heatmaps(internals, given.labels, given.title, out)
+    arrays = {f"l{layer}_d{direction}_{name}": values
+              for (layer, direction), named in internals.items() for name, values in named.items()}
+    np.savez(out / "internals.npz", labels=np.array(given.labels), **arrays)
+    return paths + [out / "internals.npz"]

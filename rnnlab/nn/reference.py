@@ -1,0 +1,134 @@
+"""The recurrences as the papers write them: one function per step, a plain loop over time, autograd for the
+gradients. Slow on purpose and short enough to check by eye; the tests hold every rnnlab layer (both engines,
+every variant) to these in float64, outputs, final states and every gradient.
+
+    output, state = reference.recurrent_layer(lstm, x, hx, seed=11)   # x: (L, N, H_in), time-major, padded
+
+Each step takes the two pre-activations as the layer computes them, ``a = W_ih x_t (+ b_ih)`` and
+``b = W_hh h_{t-1} (+ b_hh)`` (with layer norm, each normalised before its bias), and the previous state:
+
+    RNN   (Elman 1990)                    h_t = tanh(a + b)                    (or relu)
+    LSTM  (Hochreiter & Schmidhuber 1997;  i, f, g, o = a + b;  c_t = s(f) c_{t-1} + s(i) tanh(g);
+           gates as in torch.nn)          h_t = s(o) tanh(c_t)                (then W_hr h_t with proj_size)
+    GRU   (Cho et al. 2014; torch.nn's    r = s(a_r + b_r);  z = s(a_z + b_z);  n = tanh(a_n + r b_n);
+           form: r scales W_hn h + b_hn)  h_t = (1 - z) n + z h_{t-1}
+
+and the variants on top: layer norm (Ba, Kiros & Hinton 2016), recurrent dropout (Gal & Ghahramani 2016),
+zoneout (Krueger et al. 2016), DropConnect on W_hh (Wan et al. 2013; Merity et al. 2017's AWD-LSTM).
+
+The loop draws its masks with the same calls, in the same order, as ``RNNBase.call_weights`` and
+``RNNBase.layer_variants``: weight_drop's per weight_hh first, then per layer and direction the recurrent
+dropout mask (B, P) and zoneout's (L*N, P) and, for LSTM, (L*N, H); then dropout between layers. So a seed
+gives the layer and its reference the same masks.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .masks import ones_with_probability
+
+EPS = 1e-5  # layer norm's epsilon, as in torch.nn.LayerNorm
+
+
+def layer_norm(v: Tensor, gain: Tensor, shift: Tensor) -> Tensor:
+    """Ba et al. 2016: normalise each row over its features, then scale and shift."""
+    mean = v.mean(-1, keepdim=True)
+    var = ((v - mean) ** 2).mean(-1, keepdim=True)
+    return (v - mean) / torch.sqrt(var + EPS) * gain + shift
+
+
+def rnn_step(a: Tensor, b: Tensor, h: Tensor, c, nonlinearity: str = "tanh", norm_c=None):
+    """Elman: h_t = tanh(a + b), or relu. Returns (h_t, None)."""
+    return (torch.tanh(a + b) if nonlinearity == "tanh" else torch.relu(a + b)), None
+
+
+def lstm_step(a: Tensor, b: Tensor, h: Tensor, c: Tensor, nonlinearity=None, norm_c=None):
+    """LSTM with gates i, f, g, o in torch.nn's order; ``norm_c`` (layer norm) normalises c_t before tanh."""
+    i, f, g, o = (a + b).chunk(4, 1)
+    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    c_out = norm_c(c_new) if norm_c is not None else c_new
+    return torch.sigmoid(o) * torch.tanh(c_out), c_new
+
+
+def gru_step(a: Tensor, b: Tensor, h: Tensor, c, nonlinearity=None, norm_c=None):
+    """GRU in torch.nn's form: the reset gate scales the whole recurrent term of n, W_hn h + b_hn."""
+    (a_r, a_z, a_n), (b_r, b_z, b_n) = a.chunk(3, 1), b.chunk(3, 1)
+    r, z = torch.sigmoid(a_r + b_r), torch.sigmoid(a_z + b_z)
+    return (1 - z) * torch.tanh(a_n + r * b_n) + z * h, None
+
+
+STEPS = {"RNN_TANH": rnn_step, "RNN_RELU": rnn_step, "LSTM": lstm_step, "GRU": gru_step}
+
+
+def _ones(p: float, like: Tensor, *shape: int) -> Tensor:
+    """Each entry 1 with probability p, from rnnlab's mask generator (tested on its own in test_masks.py)."""
+    return ones_with_probability(p, shape, like)
+
+
+def recurrent_layer(module, x: Tensor, hx=None, seed: int | None = None):
+    """``module``'s forward (an rnnlab ``RNN``, ``LSTM`` or ``GRU``, any variants) on time-major padded
+    ``x`` (L, N, H_in), one step at a time under autograd: (output (L, N, D*H_out), h_n or (h_n, c_n))."""
+    if seed is not None:
+        torch.manual_seed(seed)
+    params = dict(module.named_parameters())
+    if module.training and module.weight_drop:  # DropConnect, one mask per weight_hh, in parameter order
+        for name in list(params):
+            if name.startswith("weight_hh"):
+                params[name] = params[name] * F.dropout(torch.ones_like(params[name]), module.weight_drop)
+    steps, batch = x.shape[:2]
+    hidden, state_size, mode = module.hidden_size, module.proj_size or module.hidden_size, module.mode
+    lstm, dirs = mode == "LSTM", 2 if module.bidirectional else 1
+    if hx is None:
+        hx = (x.new_zeros(module.num_layers * dirs, batch, state_size),
+              x.new_zeros(module.num_layers * dirs, batch, hidden))
+        hx = hx if lstm else hx[0]
+    h0, c0 = hx if lstm else (hx, None)
+    nonlinearity = "relu" if mode == "RNN_RELU" else "tanh"
+    p_rd, p_zone = module.recurrent_dropout, module.zoneout
+    layer_input, h_n, c_n = x, [], []
+    for layer in range(module.num_layers):
+        outputs = []
+        for direction in range(dirs):
+            suffix = f"_l{layer}" + ("_reverse" if direction else "")
+            get = lambda name: params.get(name + suffix)  # noqa: E731
+            rd = zone_h = zone_c = None
+            if module.training and p_rd:
+                rd = _ones(1 - p_rd, x, batch, state_size) / (1 - p_rd)
+            if module.training and p_zone:
+                zone_h = _ones(p_zone, x, steps * batch, state_size).view(steps, batch, -1)
+                if lstm:
+                    zone_c = _ones(p_zone, x, steps * batch, hidden).view(steps, batch, -1)
+            norm_c = (lambda c: layer_norm(c, get("ln_gain_c"), get("ln_shift_c"))) if module.layer_norm else None
+            k = layer * dirs + direction
+            h, c = h0[k], c0[k] if lstm else None
+            out = [None] * steps
+            for t in (reversed(range(steps)) if direction else range(steps)):
+                a = layer_input[t] @ get("weight_ih").t()
+                b = (h * rd if rd is not None else h) @ get("weight_hh").t()
+                if module.layer_norm:
+                    a = layer_norm(a, get("ln_gain_ih"), get("ln_shift_ih"))
+                    b = layer_norm(b, get("ln_gain_hh"), get("ln_shift_hh"))
+                if module.bias:
+                    a, b = a + get("bias_ih"), b + get("bias_hh")
+                h_new, c_new = STEPS[mode](a, b, h, c, nonlinearity, norm_c)
+                if module.proj_size:
+                    h_new = h_new @ get("weight_hr").t()
+                if p_zone:  # keep the previous value with probability p (in evaluation: with weight p)
+                    d_h = zone_h[t] if zone_h is not None else p_zone
+                    h_new = d_h * h + (1 - d_h) * h_new
+                    if lstm:
+                        d_c = zone_c[t] if zone_c is not None else p_zone
+                        c_new = d_c * c + (1 - d_c) * c_new
+                h, c = h_new, c_new
+                out[t] = h
+            outputs.append(torch.stack(out))  # (L, N, H_out)
+            h_n.append(h)
+            c_n.append(c)
+        layer_input = torch.cat(outputs, -1)  # (L, N, D*H_out)
+        if module.dropout and module.training and layer < module.num_layers - 1:
+            layer_input = F.dropout(layer_input, module.dropout)
+    final = torch.stack(h_n)  # (layers*D, N, H_out)
+    return layer_input, ((final, torch.stack(c_n)) if lstm else final)
