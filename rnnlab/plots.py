@@ -1,4 +1,5 @@
-"""PNG plots of results (matplotlib, without a display)."""
+"""PNG plots of results: matplotlib figures drawn without pyplot, so that writing a plot opens no window and
+leaves the caller's matplotlib backend alone (in a notebook, the user's own plots keep showing)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,16 @@ from pathlib import Path
 import numpy as np
 
 
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
+def figure(**options):
+    """A new matplotlib ``Figure`` (``options``: figsize, ...); ``fig.subplots(...)`` gives its axes and
+    ``fig.savefig(path)`` writes it."""
+    from matplotlib.figure import Figure
+    return Figure(**options)
 
 
 def forecast_plot(path: Path, actual: np.ndarray, predicted: np.ndarray, baseline: np.ndarray, title: str) -> None:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(10, 4))
+    fig = figure(figsize=(10, 4))
+    ax = fig.subplots()
     ax.plot(actual, label="actual", color="black", linewidth=1.2)
     ax.plot(predicted, label="rnnlab", color="tab:blue", linewidth=1)
     ax.plot(baseline, label="persistence", color="tab:orange", linewidth=1, linestyle="--")
@@ -25,12 +26,11 @@ def forecast_plot(path: Path, actual: np.ndarray, predicted: np.ndarray, baselin
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def confusion_plot(path: Path, matrix: np.ndarray, labels: list[str], title: str) -> None:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig = figure(figsize=(6, 5))
+    ax = fig.subplots()
     image = ax.imshow(matrix, cmap="Blues")
     ax.set_xticks(range(len(labels)), labels)
     ax.set_yticks(range(len(labels)), labels)
@@ -44,4 +44,3 @@ def confusion_plot(path: Path, matrix: np.ndarray, labels: list[str], title: str
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)

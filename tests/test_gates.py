@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from rnnlab.learn.heatmaps import inspect_model
-from rnnlab.tasks import charlm, classify, forecast
+from rnnlab.tasks import charlm, classify, forecast, memory
 from shared_data import SHARED
 
 STOCK = "stock/data-02-stock_daily.csv"
@@ -24,6 +24,7 @@ def runs(tmp_path_factory):
     classify.train(steps=3, hidden=8, layers=2, bidirectional=True, out=str(root / "cls"), quiet=True)
     forecast.train(csv=str(SHARED / STOCK), newest_first=True, target="Close", steps=3, out=str(root / "fc"),
                    quiet=True, arch="gru")
+    memory.train(task="copy", length=6, hidden=8, steps=2, out=str(root / "mem"), quiet=True, arch="rnn")
     return root
 
 
@@ -50,12 +51,23 @@ def test_a_bidirectional_classifier_and_a_forecaster(runs, tmp_path):
     assert list(saved["labels"])[-1] == "t" and saved["l0_d0_r"].shape[0] == 7  # the window of 7 rows
 
 
+def test_a_memory_task_model_reads_its_test_sequence(runs, tmp_path):
+    inspect_model(runs / "mem", tmp_path, index=3)
+    saved = np.load(tmp_path / "internals.npz")
+    assert set(saved.files) == {"labels", "l0_d0_h"}  # a plain RNN records h only
+    assert saved["l0_d0_h"].shape == (6 + 20, 8)  # the copy task's T + 20 steps, 8 units
+    trained = memory.load(runs / "mem")
+    x = trained.model_input(index=3).inputs
+    assert x.shape == (1, 26) and x[0, 0] != 0 and x[0, 6 + 9] == 9  # symbols first, the delimiter at T + 9
+
+
 @pytest.mark.parametrize("model, args, message", [
     ("lm", ["--index", "1"], "reads --text"),
     ("lm", ["--text", "hi~"], "not in the model's vocabulary"),
     ("fc", [], "give --csv"),
     ("cls", ["--index", "100000"], "--index must be in"),
     ("cls", ["--text", "abc"], "reads test sequence --index"),
+    ("mem", ["--index", "1000"], "--index must be in [0, 1000)"),
 ])
 def test_mistakes_are_one_line(runs, tmp_path, model, args, message):
     result = subprocess.run([sys.executable, "-m", "rnnlab.cli", "inspect", "--model", str(runs / model),

@@ -15,7 +15,7 @@ from ..nn.variants import Variants
 FLAGS = {"batch_size": "--batch", "text_file": "--text"}
 TRAIN_KEYS = ("steps", "minutes", "batch_size", "lr", "weight_decay", "clip", "eval_every", "checkpoint_every",
               "patience", "ema", "seed", "device", "precision", "quiet", "log_dir")
-NETWORK_KEYS = ("out", "resume", "arch", "hidden", "layers", "dropout", *Variants.names())
+RUN_KEYS = ("out", "resume", "arch", "hidden", "layers", "dropout", *Variants.names())
 
 
 class Parser(argparse.ArgumentParser):
@@ -68,7 +68,7 @@ def keywords(args, *names: str) -> dict:
 
 def train_keywords(args, *names: str) -> dict:
     """The task's settings ``names``, the network's, the training loop's, --out and --resume."""
-    return keywords(args, *NETWORK_KEYS, *TRAIN_KEYS, *names)
+    return keywords(args, *RUN_KEYS, *TRAIN_KEYS, *names)
 
 
 def print_metrics(metrics: dict) -> None:

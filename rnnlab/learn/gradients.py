@@ -112,9 +112,9 @@ def table(results: dict) -> str:
 
 
 def plot(results: dict, path: Path) -> None:
-    from ..plots import _pyplot
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    from ..plots import figure
+    fig = figure(figsize=(11, 4))
+    axes = fig.subplots(1, 2, sharey=True)
     for ax, stage, title in zip(axes, ("init", "trained"), ("at initialisation", f"after {results['steps']} steps")):
         for kind, r in results["kinds"].items():
             ax.semilogy(range(results["length"]), r[stage], label=kind)
@@ -123,7 +123,6 @@ def plot(results: dict, path: Path) -> None:
     axes[0].legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def run(out: str | Path, **settings) -> dict:

@@ -36,14 +36,13 @@ def record(trained, inputs) -> dict:
 
 def heatmaps(internals: dict, labels: list[str], title: str, out: Path) -> list[Path]:
     """One PNG per (layer, direction); returns their paths."""
-    from ..plots import _pyplot
-    plt = _pyplot()
+    from ..plots import figure
     paths = []
     for (layer, direction), values in internals.items():
         names = list(values)
         steps, units = values[names[0]].shape
-        fig, axes = plt.subplots(len(names), 1, figsize=(min(3 + 0.22 * steps, 40), 1.2 + 1.6 * len(names)),
-                                 squeeze=False)
+        fig = figure(figsize=(min(3 + 0.22 * steps, 40), 1.2 + 1.6 * len(names)))
+        axes = fig.subplots(len(names), 1, squeeze=False)
         for ax, name in zip(axes[:, 0], names):
             data = values[name].T  # (H, T): a row per unit, a column per step
             limits = (0, 1) if name in IN_UNIT_RANGE else (-1, 1)
@@ -58,7 +57,6 @@ def heatmaps(internals: dict, labels: list[str], title: str, out: Path) -> list[
         fig.tight_layout()
         path = out / f"layer{layer}_{'forward' if direction == 0 else 'backward'}.png"
         fig.savefig(path, dpi=90)
-        plt.close(fig)
         paths.append(path)
     return paths
 

@@ -137,10 +137,10 @@ def train(*, task: str | None = None, length: int | None = None, out: str | None
 def curve(out: Path, metrics: dict) -> None:
     """curve.png: training and validation loss over the steps, with the baseline."""
     from ..training import checkpoint
-    from ..plots import _pyplot
+    from ..plots import figure
     history = checkpoint.load(out, "memory").state["run"]["history"]
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig = figure(figsize=(8, 4))
+    ax = fig.subplots()
     steps = [h["step"] for h in history]
     ax.semilogy(steps, [h["train_loss"] for h in history], label="training batch")
     ax.semilogy(steps, [h["val_loss"] for h in history], label="validation")
@@ -151,7 +151,6 @@ def curve(out: Path, metrics: dict) -> None:
     ax.legend()
     fig.tight_layout()
     fig.savefig(out / "curve.png", dpi=100)
-    plt.close(fig)
 
 
 class MemoryModel(Trained):
