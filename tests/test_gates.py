@@ -51,6 +51,20 @@ def test_a_bidirectional_classifier_and_a_forecaster(runs, tmp_path):
     assert list(saved["labels"])[-1] == "t" and saved["l0_d0_r"].shape[0] == 7  # the window of 7 rows
 
 
+def test_a_seasonal_forecaster_reads_its_seasonal_channel_too(tmp_path):
+    """With monthly dates the network reads each row's change over a season beside the columns (F + 1 inputs)."""
+    months = np.arange(120)
+    csv = tmp_path / "monthly.csv"
+    csv.write_text("month,sales\n" + "".join(f"{2000 + m // 12}-{m % 12 + 1:02d}-01,{100 + 10 * np.sin(m * np.pi / 6) + m}\n"
+                                           for m in months))
+    forecast.train(csv=str(csv), date_col="month", steps=2, hidden=6, out=str(tmp_path / "fc"), quiet=True)
+    trained = forecast.load(tmp_path / "fc")
+    assert trained.state["season"] == 12 and trained.network.config.input_size == 2
+    inspect_model(tmp_path / "fc", tmp_path / "look", csv=str(csv))
+    saved = np.load(tmp_path / "look" / "internals.npz")
+    assert saved["l0_d0_h"].shape == (13, 6) and list(saved["labels"])[0] == "t-12"  # a season and a step
+
+
 def test_a_memory_task_model_reads_its_test_sequence(runs, tmp_path):
     inspect_model(runs / "mem", tmp_path, index=3)
     saved = np.load(tmp_path / "internals.npz")

@@ -287,3 +287,13 @@ def test_cells_take_layer_norm_and_zoneout_as_one_step_of_the_layer(mode, impl):
         torch.manual_seed(1)
         return torch.func.functional_call(cell, dict(zip(dict(cell.named_parameters()), weights)), (x,))
     assert torch.autograd.gradcheck(run, (x.clone().requires_grad_(), *params))
+
+
+def test_variant_tensors_go_to_the_engine_in_their_declared_order():
+    from dataclasses import fields
+
+    from rnnlab.nn.variants import VariantTensors
+    names = [f.name for f in fields(VariantTensors)]
+    tensors = VariantTensors(**{name: torch.tensor(float(k)) for k, name in enumerate(names)})
+    assert [float(t) for t in tensors.as_tuple()] == list(map(float, range(len(names))))
+    assert len(names) == 9  # what engine.RecurrentLayer and the C++ engine take after the weights

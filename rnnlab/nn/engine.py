@@ -28,7 +28,7 @@ from torch.autograd.function import once_differentiable
 
 from . import fast as fast_path
 from .cells import LayerNorm
-from .variants import VariantTensors
+from .variants import NO_TENSORS, VariantTensors
 
 
 def step_rows(batch_sizes: list[int], reverse: bool) -> list[tuple[int, int]]:
@@ -208,7 +208,7 @@ def run_layer(cell, batch_sizes, reverse, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_h
     ``fast.train`` where that is built: returns (out (N, P), h_n (B, P), c_n (B, H) | None).
     ``variants``: the variant tensors of this layer and direction (None: all off). ``checkpoint_steps`` K > 0:
     keep for backward only the state at every K-th step and run the steps between again in backward."""
-    variants = variants or VariantTensors()
+    variants = variants or NO_TENSORS
     weights = (x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr)
     given = [t for t in (*weights, *variants.as_tuple()) if t is not None]
     keep = recorder is not None or torch.is_grad_enabled() and any(t.requires_grad for t in given)

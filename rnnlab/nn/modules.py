@@ -21,7 +21,7 @@ from .base import RecurrentModule
 from .cells import CELLS
 from .engine import run_layer
 from .masks import ones_with_probability
-from .variants import VariantTensors
+from .variants import NO_TENSORS, VariantTensors
 
 _NATIVE = {"RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu, "LSTM": torch.lstm, "GRU": torch.gru}
 # Modes whose C++ fast path trained and inferred faster than torch's kernel over the shapes of
@@ -149,7 +149,7 @@ class RNNBase(RecurrentModule):
         one per packed row with entries 1 (keep the previous value) with probability p. Masks only in training;
         in evaluation zoneout is the constant p."""
         if not self.has_variants:
-            return VariantTensors()
+            return NO_TENSORS
         norms = self._norms(f"_l{layer}" + ("_reverse" if direction == 1 else ""))
         state_size = self.proj_size or self.hidden_size
         rd_mask = None

@@ -47,7 +47,7 @@ class Variants:
         return tuple(name for name, value in self.to_dict().items() if value)
 
 
-@dataclass
+@dataclass(frozen=True)
 class VariantTensors:
     """What the time loop (``engine.RecurrentLayer``, and its C++ twin) needs of the variants for one layer and
     direction of one call; each None when off. The engine takes them in this order (``as_tuple``).
@@ -70,4 +70,9 @@ class VariantTensors:
     zone_c: Tensor | None = None
 
     def as_tuple(self) -> tuple:
-        return tuple(getattr(self, f.name) for f in fields(self))
+        """The nine tensors in the engine's order (written out: this runs once per layer and direction per call)."""
+        return (self.ln_ih_gain, self.ln_ih_shift, self.ln_hh_gain, self.ln_hh_shift, self.ln_c_gain, self.ln_c_shift,
+                self.rd_mask, self.zone_h, self.zone_c)
+
+
+NO_TENSORS = VariantTensors()  # every variant off
