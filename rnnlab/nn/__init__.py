@@ -16,6 +16,7 @@ per-step loops from the papers that the layers are tested against.
     masks.py         the counter-based dropout/zoneout masks
     reference.py     the papers' equations as plain loops (the tests' yardstick)
     registry.py      the architectures: name, layer, what each supports
+    scan.py          linear_scan: h_t = a_t * h_{t-1} + b_t over a sequence, with its backward
     inspect.py       recording gates and states
 """
 
@@ -23,7 +24,8 @@ from . import reference, registry
 from .cell_modules import GRUCell, LSTMCell, RNNCell, RNNCellBase
 from .inspect import Trace, inspect
 from .modules import GRU, LSTM, RNN, RNNBase
+from .scan import linear_scan
 from .variants import Variants
 
 __all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "RNNBase", "RNNCellBase", "inspect", "Trace",
-           "Variants", "registry", "reference"]
+           "Variants", "registry", "reference", "linear_scan"]
