@@ -73,6 +73,7 @@ def runs(tmp_path_factory):
     classify.train(steps=2, hidden=8, layers=2, bidirectional=True, out=str(root / "cls"), quiet=True, arch="gru")
     forecast.train(steps=2, hidden=8, out=str(root / "fc"), quiet=True, arch="rnn")
     charlm.train(text="hihello", steps=2, out=str(root / "lm_ln"), quiet=True, layer_norm=True)
+    charlm.train(text="hihello", steps=2, out=str(root / "lm_min"), quiet=True, arch="mingru")
     return root
 
 
@@ -114,6 +115,7 @@ def test_the_command_prints_what_it_wrote_and_refuses_what_torch_lacks(runs, tmp
     logits = session.run(None, {"inputs": np.zeros((2, 4), dtype=np.int64)})[0]
     assert logits.shape == (2, 4, len(json.loads((tmp_path / "exported" / "lm.onnx.json").read_text())["vocab"]))
     for model, message in ((runs / "lm_ln", "cannot export: LSTM with layer_norm: torch.nn.LSTM has no such option"),
+                           (runs / "lm_min", "cannot export: torch.nn has no twin of mingru"),
                            (tmp_path / "nothing", "nothing")):
         result = subprocess.run([sys.executable, "-m", "rnnlab.cli", "export", "--model", str(model), "--format",
                                  "torchscript"], capture_output=True, text=True, timeout=300)

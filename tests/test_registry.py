@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -27,8 +28,8 @@ def test_the_classic_three_are_registered_with_their_layers():
     assert ARCHS[:3] == ("rnn", "lstm", "gru")
     assert registry.get("lstm").layer is rnn.LSTM and registry.get("gru").cell is rnn.GRUCell
     assert registry.get("lstm").proj_size and not registry.get("gru").proj_size
-    with pytest.raises(ValueError, match="unknown architecture 'mingru'"):
-        registry.get("mingru")
+    with pytest.raises(ValueError, match="unknown architecture 'mamba'"):
+        registry.get("mamba")
     with pytest.raises(ValueError, match="registered already"):
         registry.register(registry.get("gru"))
 
@@ -98,6 +99,26 @@ def test_a_torch_twin_computes_the_same(name):
     torch.testing.assert_close(twin(x)[0], layer(x)[0])
 
 
+@pytest.mark.parametrize("name", ARCHS)
+def test_every_architecture_trains_in_a_task_and_is_inspected(name, tmp_path):
+    from rnnlab.learn.heatmaps import inspect_model
+    from rnnlab.tasks import memory
+    metrics = memory.train(task="adding", length=6, hidden=4, steps=2, arch=name, out=str(tmp_path / name), quiet=True)
+    assert metrics["steps"] == 2 and metrics["arch"] == name
+    inspect_model(tmp_path / name, tmp_path / "look", index=0)
+    saved = np.load(tmp_path / "look" / "internals.npz")
+    assert {f"l0_d0_{quantity}" for quantity in registry.get(name).recorded} <= set(saved.files)
+
+
+def test_a_variant_an_architecture_lacks_is_refused_in_one_line(tmp_path):
+    from rnnlab.errors import UserError
+    from rnnlab.tasks import memory
+    with pytest.raises(ValueError, match="mingru has no zoneout"):
+        registry.get("mingru").build(3, 4, zoneout=0.1)
+    with pytest.raises(UserError, match="arch mingru has no zoneout"):
+        memory.train(length=6, hidden=4, steps=1, arch="mingru", zoneout=0.1, out=str(tmp_path), quiet=True)
+
+
 def test_unsupported_settings_are_named():
     gru = registry.get("gru")
     assert gru.unsupported(proj_size=4) == ["proj_size"]
@@ -108,6 +129,7 @@ def test_the_command_line_offers_the_registered_names():
     result = subprocess.run([sys.executable, "-m", "rnnlab.cli", "memory-task", "--help"], capture_output=True,
                             text=True, timeout=120)
     assert "{" + ",".join(ARCHS) + "}" in result.stdout
-    bad = subprocess.run([sys.executable, "-m", "rnnlab.cli", "shapes", "--mode", "mingru", "--input-size", "2",
-                          "--hidden", "3"], capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+    for mode in ("mamba", "mingru"):  # not registered; registered without a torch.nn twin to explain
+        bad = subprocess.run([sys.executable, "-m", "rnnlab.cli", "shapes", "--mode", mode, "--input-size", "2",
+                              "--hidden", "3"], capture_output=True, text=True, timeout=120)
+        assert bad.returncode == 2 and "invalid choice" in bad.stderr

@@ -21,7 +21,7 @@ import torch
 from .. import nn as rnn
 from ..nn import registry
 
-IN_UNIT_RANGE = ("i", "f", "o", "r", "z")  # sigmoid gates: 0..1; the rest: tanh-like, -1..1 (c unbounded)
+IN_UNIT_RANGE = ("i", "f", "o", "r", "z", "f'", "i'", "a")  # sigmoid gates: 0..1; the rest: tanh-like, -1..1 (c unbounded)
 
 
 def record(trained, inputs) -> dict:

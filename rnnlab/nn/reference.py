@@ -13,6 +13,12 @@ Each step takes the two pre-activations as the layer computes them, ``a = W_ih x
     GRU   (Cho et al. 2014; torch.nn's    r = s(a_r + b_r);  z = s(a_z + b_z);  n = tanh(a_n + r b_n);
            form: r scales W_hn h + b_hn)  h_t = (1 - z) n + z h_{t-1}
 
+and, for the layers whose gates read only the input (``scan_layers.py``; ``input_gated_layer`` and a step):
+    minGRU (Feng et al. 2024)           z = s(W_z x_t + b_z);  h~ = g(W_h x_t + b_h);  h_t = (1 - z) h_{t-1} + z h~
+    minLSTM (the same paper)            f, i = s(.); h~ = g(.);  h_t = f / (f + i) h_{t-1} + i / (f + i) h~
+    RG-LRU (De et al. 2024, Griffin)    r, i = s(.); v = W_v x_t + b_v;  a = sigmoid(lambda)^(8 r);
+                                        h_t = a h_{t-1} + sqrt(1 - a^2) (i v)
+
 and the variants on top: layer norm (Ba, Kiros & Hinton 2016), recurrent dropout (Gal & Ghahramani 2016),
 zoneout (Krueger et al. 2016), DropConnect on W_hh (Wan et al. 2013; Merity et al. 2017's AWD-LSTM).
 
@@ -132,3 +138,74 @@ def recurrent_layer(module, x: Tensor, hx=None, seed: int | None = None):
             layer_input = F.dropout(layer_input, module.dropout)
     final = torch.stack(h_n)  # (layers*D, N, H_out)
     return layer_input, ((final, torch.stack(c_n)) if lstm else final)
+
+
+def _g(v: Tensor) -> Tensor:
+    """minGRU's and minLSTM's activation of the candidate: v + 0.5 for v >= 0, sigmoid(v) below."""
+    return torch.where(v >= 0, v + 0.5, torch.sigmoid(v))
+
+
+def min_gru_step(pre: Tensor, h: Tensor, get) -> Tensor:
+    """Feng et al. 2024: z = s(W_z x + b_z), h~ = g(W_h x + b_h), h_t = (1 - z) h_{t-1} + z h~."""
+    gate, candidate = pre.chunk(2, 1)
+    z = torch.sigmoid(gate)
+    return (1 - z) * h + z * _g(candidate)
+
+
+def min_lstm_step(pre: Tensor, h: Tensor, get) -> Tensor:
+    """Feng et al. 2024: f, i = s(.), h~ = g(.), f' = f / (f + i), i' = i / (f + i), h_t = f' h_{t-1} + i' h~."""
+    forget, keep_in, candidate = pre.chunk(3, 1)
+    f, i = torch.sigmoid(forget), torch.sigmoid(keep_in)
+    return f / (f + i) * h + i / (f + i) * _g(candidate)
+
+
+def rg_lru_step(pre: Tensor, h: Tensor, get) -> Tensor:
+    """De et al. 2024 (Griffin): r, i = s(.), v = W_v x + b_v, a = sigmoid(lambda)^(8 r),
+    h_t = a h_{t-1} + sqrt(1 - a^2) (i v)."""
+    reset, gate, value = pre.chunk(3, 1)
+    r, i = torch.sigmoid(reset), torch.sigmoid(gate)
+    a = torch.sigmoid(get("lambda")) ** (8 * r)
+    return a * h + torch.sqrt(1 - a ** 2) * (i * value)
+
+
+def input_gated_layer(module, x: Tensor, hx=None, seed: int | None = None, step=None):
+    """A layer whose gates read only the input (``scan_layers.py``), one step at a time on time-major padded
+    ``x`` (L, N, H_in): pre = W_ih x_t + b_ih, then the architecture's ``step``; stacked, bidirectional,
+    dropout between layers. Returns (output (L, N, D*H), h_n (layers*D, N, H))."""
+    if seed is not None:
+        torch.manual_seed(seed)
+    params = dict(module.named_parameters())
+    steps, batch = x.shape[:2]
+    dirs = 2 if module.bidirectional else 1
+    h0 = hx if hx is not None else x.new_zeros(module.num_layers * dirs, batch, module.hidden_size)
+    layer_input, h_n = x, []
+    for layer in range(module.num_layers):
+        outputs = []
+        for direction in range(dirs):
+            suffix = f"_l{layer}" + ("_reverse" if direction else "")
+            get = lambda name: params.get(name + suffix)  # noqa: E731
+            h, out = h0[layer * dirs + direction], [None] * steps
+            for t in (reversed(range(steps)) if direction else range(steps)):
+                pre = layer_input[t] @ get("weight_ih").t()
+                if module.bias:
+                    pre = pre + get("bias_ih")
+                h = step(pre, h, get)
+                out[t] = h
+            outputs.append(torch.stack(out))  # (L, N, H)
+            h_n.append(h)
+        layer_input = torch.cat(outputs, -1)  # (L, N, D*H)
+        if module.dropout and module.training and layer < module.num_layers - 1:
+            layer_input = F.dropout(layer_input, module.dropout)
+    return layer_input, torch.stack(h_n)
+
+
+def min_gru_layer(module, x: Tensor, hx=None, seed: int | None = None):
+    return input_gated_layer(module, x, hx, seed, min_gru_step)
+
+
+def min_lstm_layer(module, x: Tensor, hx=None, seed: int | None = None):
+    return input_gated_layer(module, x, hx, seed, min_lstm_step)
+
+
+def rg_lru_layer(module, x: Tensor, hx=None, seed: int | None = None):
+    return input_gated_layer(module, x, hx, seed, rg_lru_step)

@@ -20,6 +20,7 @@ from . import reference
 from .cell_modules import GRUCell, LSTMCell, RNNCell
 from .cells import GRUCellMath, LSTMCellMath, TanhCell
 from .modules import GRU, LSTM, RNN
+from .scan_layers import RGLRU, MinGRU, MinLSTM
 from .variants import Variants
 
 
@@ -30,7 +31,7 @@ class Architecture:
     name: str  # what --arch and shapes --mode say
     layer: type  # the sequence layer: (input_size, hidden_size, num_layers=..., ...) -> forward(x, hx)
     cell: type | None  # its one-step module, or None
-    math: type  # the cell equations (cells.py): gates, has_cell_state, inspected
+    math: type  # what the equations have: gates, has_cell_state, inspected (a cells.py class, or the layer)
     summary: str  # one line for help texts and docs
     reference: Callable  # the naive loop from the paper: reference(module, x (L, N, H_in), hx) -> (output, state)
     bidirectional: bool = True
@@ -64,7 +65,13 @@ class Architecture:
         return missing
 
     def build(self, input_size: int, hidden_size: int, **options):
-        """The layer, with ``options`` (num_layers, dropout, bidirectional, batch_first, the variants, ...)."""
+        """The layer, with ``options`` (num_layers, dropout, bidirectional, batch_first, the variants, ...); a
+        variant this architecture lacks may be passed when it is off, and is a ValueError when it is on."""
+        variants = {name: options.pop(name) for name in Variants.names() if name in options}
+        missing = [name for name, value in variants.items() if value and name not in self.variants]
+        if missing:
+            raise ValueError(f"{self.name} has no {' or '.join(missing)}")
+        options.update({name: value for name, value in variants.items() if name in self.variants})
         return self.layer(input_size, hidden_size, **self.options, **options)
 
 
@@ -103,3 +110,10 @@ register(Architecture("lstm", LSTM, LSTMCell, LSTMCellMath, "long short-term mem
                       reference.recurrent_layer, proj_size=True, torch_twin="LSTM"))
 register(Architecture("gru", GRU, GRUCell, GRUCellMath, "gated recurrent unit (Cho et al. 2014)",
                       reference.recurrent_layer, torch_twin="GRU"))
+# gates that read only the input, one scan per layer and direction (scan_layers.py; the layer is its own math)
+register(Architecture("mingru", MinGRU, None, MinGRU, "minimal GRU, trained with a scan (Feng et al. 2024)",
+                      reference.min_gru_layer, variants=()))
+register(Architecture("minlstm", MinLSTM, None, MinLSTM, "minimal LSTM, trained with a scan (Feng et al. 2024)",
+                      reference.min_lstm_layer, variants=()))
+register(Architecture("rglru", RGLRU, None, RGLRU, "real-gated linear recurrent unit (De et al. 2024, Griffin)",
+                      reference.rg_lru_layer, variants=()))

@@ -1,0 +1,257 @@
+"""Recurrent layers whose gates read only the input, computed with one scan per layer and direction.
+
+Once no gate reads h_{t-1}, every step's decay a_t and input b_t come from the input alone, all steps at once,
+and the layer is ``h_t = a_t * h_{t-1} + b_t`` -- ``scan.linear_scan``. ``ScanLayer`` owns what such layers
+share (the classic layers' arguments, parameters ``weight_ih_l{k}`` and ``bias_ih_l{k}`` per layer and
+direction, batch_first, unbatched and packed input, h_0, directions, dropout between layers, inspection);
+a layer only says how its pre-activations become (a, b).
+
+    MinGRU (Feng et al. 2024, "Were RNNs All We Needed?"), weight_ih_l{k} (2H, H_in) with rows [z; h~]:
+        z_t = sigmoid(W_z x_t + b_z),  h~_t = g(W_h x_t + b_h),  h_t = (1 - z_t) * h_{t-1} + z_t * h~_t
+        with g(v) = v + 0.5 for v >= 0 and sigmoid(v) below (positive, so the log-space scan applies too)
+    MinLSTM (the same paper), weight_ih_l{k} (3H, H_in) with rows [f; i; h~]:
+        f_t, i_t = sigmoid(.), h~_t = g(.),  f'_t = f_t / (f_t + i_t),  i'_t = i_t / (f_t + i_t),
+        h_t = f'_t * h_{t-1} + i'_t * h~_t
+    RGLRU (De et al. 2024, Griffin's real-gated linear recurrent unit), weight_ih_l{k} (3H, H_in) with rows
+    [r; i; v] and lambda_l{k} (H):
+        r_t, i_t = sigmoid(.), v_t = W_v x_t + b_v,  log a_t = -8 r_t softplus(-lambda)  (a_t = sigmoid(lambda)^(8 r_t)),
+        h_t = a_t * h_{t-1} + sqrt(1 - a_t^2) * (i_t * v_t);  sigmoid(lambda)^8 ~ U[0.9, 0.999] at initialisation
+
+Shapes as ``torch.nn.GRU``'s (N batch, L length, D = 2 if bidirectional else 1, H hidden_size):
+input (L, N, H_in), (N, L, H_in) with batch_first, (L, H_in) unbatched, or a PackedSequence;
+h_0 and h_n (D * num_layers, N, H); output (L, N, D * H) (batch_first: (N, L, D * H)).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from .scan import linear_scan
+
+
+def g(v: Tensor) -> Tensor:
+    """minGRU's activation of the candidate: v + 0.5 for v >= 0, sigmoid(v) below -- positive and continuous."""
+    return torch.where(v >= 0, v + 0.5, torch.sigmoid(v))
+
+
+class ScanLayer(nn.Module, ABC):
+    """The shared machinery; subclasses set ``gates`` (blocks of H rows in W_ih), ``inspected`` and
+    ``coefficients``."""
+
+    gates: int
+    inspected: tuple[str, ...] = ()
+    has_cell_state = False  # one state, h
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, device=None,
+                 dtype=None, *, impl: str = "reference") -> None:
+        super().__init__()
+        if impl not in ("reference", "log"):
+            raise ValueError(f"impl must be 'reference' or 'log' (the scan's two forms), got {impl!r}")
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{name} must be a whole number > 0, got {value!r}")
+        if not 0 <= dropout <= 1:
+            raise ValueError(f"dropout must be in [0, 1], got {dropout!r}")
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first, self.dropout, self.bidirectional = bias, batch_first, float(dropout), bidirectional
+        self.impl = impl
+        self._recorders: list = []  # filled by rnnlab.nn.inspect
+        factory = {"device": device, "dtype": dtype}
+        for layer in range(num_layers):
+            for direction in range(self.num_directions):
+                width = input_size if layer == 0 else hidden_size * self.num_directions
+                suffix = self._suffix(layer, direction)
+                setattr(self, f"weight_ih{suffix}", nn.Parameter(torch.empty(self.gates * hidden_size, width, **factory)))
+                if bias:
+                    setattr(self, f"bias_ih{suffix}", nn.Parameter(torch.empty(self.gates * hidden_size, **factory)))
+                self._add_parameters(suffix, factory)
+        self.reset_parameters()
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @staticmethod
+    def _suffix(layer: int, direction: int) -> str:
+        return f"_l{layer}" + ("_reverse" if direction == 1 else "")
+
+    def reset_parameters(self) -> None:
+        """Every weight and bias ~ U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)), as torch.nn's recurrent layers."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for weight in self.parameters():
+            nn.init.uniform_(weight, -bound, bound)
+
+    def _add_parameters(self, suffix: str, factory: dict) -> None:
+        """Parameters of one layer and direction beyond W_ih and b_ih (none here)."""
+
+    @abstractmethod
+    def coefficients(self, pre: Tensor, suffix: str) -> tuple[Tensor, Tensor, dict]:
+        """(a, b, what inspect shows) of every step from the pre-activations (N, T, G*H) of the layer and
+        direction whose parameters end in ``suffix``."""
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        for name, default in (("num_layers", 1), ("bias", True), ("batch_first", False), ("dropout", 0.0),
+                              ("bidirectional", False), ("impl", "reference")):
+            if getattr(self, name) != default:
+                s += f", {name}={getattr(self, name)!r}"
+        return s
+
+    def forward(self, input, hx: Tensor | None = None):
+        """(output, h_n), laid out as ``torch.nn.GRU`` lays them out (module docstring)."""
+        packed = isinstance(input, PackedSequence)
+        if packed and self.impl == "log":
+            raise ValueError("impl='log' cannot carry a state past a sequence's end (it needs b > 0): "
+                             "run packed sequences with impl='reference'")
+        if packed:
+            x, lengths = pad_packed_sequence(input, batch_first=True)  # (N, L, H_in), caller's order
+        else:
+            if input.dim() not in (2, 3):
+                raise ValueError(f"{type(self).__name__}: expected input to be 2D or 3D, got {input.dim()}D")
+            unbatched = input.dim() == 2
+            x = input.unsqueeze(0) if unbatched else (input if self.batch_first else input.transpose(0, 1))
+            lengths = None
+        if x.size(-1) != self.input_size:
+            raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected {self.input_size}, "
+                               f"got {x.size(-1)}")
+        layers = self.num_layers * self.num_directions
+        if hx is not None:  # None: zeros (the scans start from 0 themselves)
+            hx = hx.unsqueeze(1) if not packed and unbatched else hx
+            if tuple(hx.shape) != (layers, x.shape[0], self.hidden_size):
+                raise RuntimeError(f"Expected hidden size {(layers, x.shape[0], self.hidden_size)}, got "
+                                   f"{list(hx.shape)}")
+        output, h_n, recorded = self._layers(x, lengths, hx)  # (N, L, D*H), (layers*D, N, H)
+        if self._recorders:
+            self._publish(recorded, packed, unbatched=not packed and input.dim() == 2)
+        if packed:
+            output = pack_padded_sequence(output, lengths, batch_first=True, enforce_sorted=False)
+            return output, h_n
+        if not self.batch_first or input.dim() == 2:
+            output = output.transpose(0, 1)  # (L, N, D*H)
+        if input.dim() == 2:
+            return output.squeeze(1), h_n.squeeze(1)
+        return output, h_n
+
+    def _layers(self, x: Tensor, lengths: Tensor | None, hx: Tensor | None):
+        """Every layer and direction on batch-major padded rows: x (N, L, ·) -> (N, L, D*H), h_n, internals."""
+        valid = None
+        if lengths is not None:  # past a sequence's end the state is carried: a = 1, b = 0
+            valid = (torch.arange(x.shape[1]) < lengths[:, None]).to(x.device).unsqueeze(-1)  # (N, L, 1)
+        h_n, recorded = [], {}
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(self.num_directions):
+                suffix = self._suffix(layer, direction)
+                rows = _reverse_each(x, lengths) if direction else x  # the reverse direction reads back to front
+                pre = F.linear(rows, getattr(self, f"weight_ih{suffix}"), getattr(self, f"bias_ih{suffix}", None))
+                a, b, shown = self.coefficients(pre, suffix)  # (N, L, H) each
+                if valid is not None:
+                    a, b = torch.where(valid, a, torch.ones_like(a)), torch.where(valid, b, torch.zeros_like(b))
+                h0 = hx[layer * self.num_directions + direction] if hx is not None else None  # (N, H) | None
+                h = linear_scan(a, b, h0, impl=self.impl)  # (N, L, H)
+                h_n.append(h[:, -1])
+                if direction:
+                    h, shown = _reverse_each(h, lengths), {k: _reverse_each(v, lengths) for k, v in shown.items()}
+                outputs.append(h)
+                recorded[layer, direction] = {**{k: v.detach() for k, v in shown.items()}, "h": h.detach()}
+            x = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]  # (N, L, D*H)
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                x = F.dropout(x, self.dropout)
+        return x, torch.stack(h_n), recorded
+
+    def _publish(self, recorded: dict, packed: bool, unbatched: bool) -> None:
+        """Hand the internals (N, L, ·) to the inspect() traces in the layout of the call's output (a packed
+        call: padded, (L, N, ·), or (N, L, ·) with batch_first)."""
+        def layout(values: Tensor) -> Tensor:
+            if unbatched:
+                return values[0]
+            return values if self.batch_first else values.transpose(0, 1)
+        steps = {key: {name: layout(v) for name, v in named.items()} for key, named in recorded.items()}
+        for trace in self._recorders:
+            trace.add(self, steps)
+
+
+def _reverse_each(x: Tensor, lengths: Tensor | None) -> Tensor:
+    """Each sequence of x (N, L, ·) back to front within its own length (the padding stays after it)."""
+    if lengths is None:
+        return x.flip(1)
+    steps = torch.arange(x.shape[1], device=x.device)
+    ends = lengths.to(x.device)[:, None] - 1  # (N, 1)
+    index = torch.where(steps < ends + 1, ends - steps, steps)  # (N, L)
+    return x.gather(1, index.unsqueeze(-1).expand_as(x))
+
+
+class MinGRU(ScanLayer):
+    __doc__ = """minGRU (Feng et al. 2024): ``z_t = sigmoid(W_z x_t + b_z)``, ``h~_t = g(W_h x_t + b_h)``,
+    ``h_t = (1 - z_t) * h_{t-1} + z_t * h~_t``; ``weight_ih_l{k}`` (2H, H_in) with rows [z; h~].
+
+    ``MinGRU(input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+    bidirectional=False, device=None, dtype=None, *, impl='reference')``, ``forward(input, h_0=None) ->
+    (output, h_n)``; ``impl="log"`` runs the scan in log space. Shapes: ``rnnlab.nn.scan_layers``."""
+
+    gates = 2
+    inspected = ("z",)
+
+    def coefficients(self, pre: Tensor, suffix: str):
+        gate, candidate = pre.chunk(2, dim=-1)  # (N, L, H) each
+        z = torch.sigmoid(gate)
+        return 1 - z, z * g(candidate), {"z": z}
+
+
+class MinLSTM(ScanLayer):
+    __doc__ = """minLSTM (Feng et al. 2024): ``f_t = sigmoid(W_f x_t + b_f)``, ``i_t = sigmoid(W_i x_t + b_i)``,
+    ``h~_t = g(W_h x_t + b_h)``, normalised ``f'_t = f_t / (f_t + i_t)``, ``i'_t = i_t / (f_t + i_t)``,
+    ``h_t = f'_t * h_{t-1} + i'_t * h~_t``; ``weight_ih_l{k}`` (3H, H_in) with rows [f; i; h~]. Arguments as
+    ``MinGRU``'s."""
+
+    gates = 3
+    inspected = ("f'", "i'")
+
+    def coefficients(self, pre: Tensor, suffix: str):
+        forget, keep_in, candidate = pre.chunk(3, dim=-1)  # (N, L, H) each
+        f, i = torch.sigmoid(forget), torch.sigmoid(keep_in)
+        f_norm, i_norm = f / (f + i), i / (f + i)
+        return f_norm, i_norm * g(candidate), {"f'": f_norm, "i'": i_norm}
+
+
+class RGLRU(ScanLayer):
+    __doc__ = """RG-LRU (De et al. 2024, "Griffin"): ``r_t = sigmoid(W_r x_t + b_r)``, ``i_t = sigmoid(W_i x_t +
+    b_i)``, ``v_t = W_v x_t + b_v``, ``log a_t = -8 r_t softplus(-lambda)``, ``h_t = a_t * h_{t-1} +
+    sqrt(1 - a_t^2) * (i_t * v_t)``; ``weight_ih_l{k}`` (3H, H_in) with rows [r; i; v], ``lambda_l{k}`` (H)
+    initialised so that ``sigmoid(lambda)^8`` is uniform in [0.9, 0.999]. Arguments as ``MinGRU``'s; the
+    log-space scan does not apply (b may be negative)."""
+
+    gates = 3
+    inspected = ("a", "i")
+    C = 8.0  # the paper's constant: a_t = sigmoid(lambda)^(C r_t)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.impl == "log":
+            raise ValueError("RGLRU's scan input sqrt(1 - a^2) * i * v may be negative: the log-space scan does "
+                             "not apply; use impl='reference'")
+
+    def _add_parameters(self, suffix: str, factory: dict) -> None:
+        setattr(self, f"lambda{suffix}", nn.Parameter(torch.empty(self.hidden_size, **factory)))
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        with torch.no_grad():
+            for name, weight in self.named_parameters():
+                if name.startswith("lambda"):  # sigmoid(lambda)^8 = u ~ U[0.9, 0.999]: lambda = logit(u^(1/8))
+                    root = torch.empty_like(weight).uniform_(0.9, 0.999) ** (1 / self.C)
+                    weight.copy_(torch.log(root) - torch.log1p(-root))
+
+    def coefficients(self, pre: Tensor, suffix: str):
+        reset, gate, value = pre.chunk(3, dim=-1)  # (N, L, H) each
+        r, i = torch.sigmoid(reset), torch.sigmoid(gate)
+        log_a = -self.C * r * F.softplus(-getattr(self, f"lambda{suffix}"))  # (N, L, H)
+        a = torch.exp(log_a)
+        return a, torch.sqrt(1 - a ** 2) * (i * value), {"a": a, "i": i}

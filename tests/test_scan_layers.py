@@ -1,0 +1,126 @@
+"""MinGRU, MinLSTM (Feng et al. 2024) and RGLRU (De et al. 2024) against their papers' equations as per-step loops
+(``rnnlab.nn.reference``), in float64 on every combination of layers, directions, bias, h_0 and the scan's form:
+outputs, h_n and every gradient; packed with unsorted lengths, unbatched, batch_first; gradcheck; inspect."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from rnnlab import nn as rnn
+from rnnlab.nn import registry
+
+DTYPE = torch.float64
+TOL = 1e-10
+ARCHS = ("mingru", "minlstm", "rglru")
+IMPLS = {"mingru": ("reference", "log"), "minlstm": ("reference", "log"), "rglru": ("reference",)}
+CONFIGS = [(arch, *rest) for arch in ARCHS
+           for rest in itertools.product((1, 2, 3), (False, True), (False, True), (False, True), IMPLS[arch])]
+
+
+def _module(layers, bidirectional, bias, impl, seed, arch="mingru", **options):
+    torch.manual_seed(seed)
+    return registry.get(arch).layer(3, 4, num_layers=layers, bidirectional=bidirectional, bias=bias, impl=impl,
+                                    dtype=DTYPE, **options)
+
+
+def _grads(output, leaves):
+    weights = torch.randn(output.shape, generator=torch.Generator().manual_seed(7), dtype=DTYPE)
+    return torch.autograd.grad((output * weights).sum(), leaves)
+
+
+@pytest.mark.parametrize("arch, layers, bidirectional, bias, with_h0, impl", CONFIGS)
+def test_matches_the_paper_with_every_gradient(arch, layers, bidirectional, bias, with_h0, impl):
+    seed = layers * 16 + bidirectional * 8 + bias * 4 + with_h0 * 2 + (impl == "log") + 100 * ARCHS.index(arch)
+    module = _module(layers, bidirectional, bias, impl, seed, arch)
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(6, 2, 3, generator=gen, dtype=DTYPE, requires_grad=True)  # (L, N, H_in)
+    dirs = 2 if bidirectional else 1
+    h0 = torch.randn(layers * dirs, 2, 4, generator=gen, dtype=DTYPE).abs().requires_grad_() if with_h0 else None
+    leaves = [x, *([h0] if with_h0 else []), *module.parameters()]
+    results = []
+    for run in (registry.get(arch).reference, lambda m, x, hx: m(x, hx)):
+        output, h_n = run(module, x, h0)
+        results.append(((output, h_n), _grads(torch.cat([output.flatten(), h_n.flatten()]), leaves)))
+    (expected, expected_grads), (got, got_grads) = results
+    for g, e in zip([*got, *got_grads], [*expected, *expected_grads]):
+        torch.testing.assert_close(g, e, atol=TOL, rtol=0 if impl == "reference" else 1e-9)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_packed_unsorted_each_sequence_as_if_alone(arch, bidirectional):
+    module = _module(2, bidirectional, True, "reference", 3, arch, batch_first=True)
+    x = torch.randn(4, 7, 3, dtype=DTYPE)
+    lengths = torch.tensor([3, 7, 1, 5])
+    packed_out, h_n = module(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
+    padded, got_lengths = pad_packed_sequence(packed_out, batch_first=True)
+    assert got_lengths.tolist() == lengths.tolist()
+    for k, length in enumerate(lengths.tolist()):
+        alone, alone_h_n = module(x[k:k + 1, :length])
+        torch.testing.assert_close(padded[k, :length], alone[0], atol=TOL, rtol=0)
+        torch.testing.assert_close(h_n[:, k], alone_h_n[:, 0], atol=TOL, rtol=0)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_batch_first_and_unbatched_are_the_same_numbers(arch):
+    module = _module(2, True, True, "reference", 5, arch)
+    batch_first = _module(2, True, True, "reference", 5, arch, batch_first=True)
+    x = torch.randn(6, 3, 3, dtype=DTYPE)  # (L, N, H_in)
+    output, h_n = module(x)
+    assert output.shape == (6, 3, 8) and h_n.shape == (4, 3, 4)
+    torch.testing.assert_close(batch_first(x.transpose(0, 1))[0], output.transpose(0, 1))
+    alone, alone_h_n = module(x[:, 1])  # unbatched (L, H_in)
+    torch.testing.assert_close(alone, output[:, 1])
+    torch.testing.assert_close(alone_h_n, h_n[:, 1])
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_gradcheck(arch):
+    module = _module(2, True, True, "reference", 2, arch)
+    x = torch.randn(4, 2, 3, dtype=DTYPE, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, *params: module(x)[0], (x, *module.parameters()))
+
+
+@pytest.mark.parametrize("arch, gates", [("mingru", ("z",)), ("minlstm", ("f'", "i'")), ("rglru", ("a", "i"))])
+def test_inspect_shows_the_gates_and_h(arch, gates):
+    module = _module(1, True, True, "reference", 1, arch, batch_first=True)
+    x = torch.randn(2, 5, 3, dtype=DTYPE)
+    with rnn.inspect(module) as trace:
+        output, _ = module(x)
+    assert tuple(trace[0, 1]) == (*gates, "h")
+    for gate in gates:
+        assert trace[0, 0][gate].shape == (2, 5, 4) and ((trace[0, 0][gate] > 0) & (trace[0, 0][gate] < 1)).all()
+    if arch == "minlstm":  # the normalised gates sum to one
+        torch.testing.assert_close(trace[0, 0]["f'"] + trace[0, 0]["i'"], torch.ones(2, 5, 4, dtype=DTYPE))
+    torch.testing.assert_close(torch.cat([trace[0, 0]["h"], trace[0, 1]["h"]], -1), output)
+
+
+def test_parameters_and_mistakes():
+    module = rnn.MinGRU(3, 4, num_layers=2, bidirectional=True)
+    assert {name: tuple(p.shape) for name, p in module.named_parameters()} == {
+        "weight_ih_l0": (8, 3), "bias_ih_l0": (8,), "weight_ih_l0_reverse": (8, 3), "bias_ih_l0_reverse": (8,),
+        "weight_ih_l1": (8, 8), "bias_ih_l1": (8,), "weight_ih_l1_reverse": (8, 8), "bias_ih_l1_reverse": (8,)}
+    with pytest.raises(RuntimeError, match="input_size"):
+        module(torch.randn(5, 2, 4))
+    with pytest.raises(RuntimeError, match="Expected hidden size"):
+        module(torch.randn(5, 2, 3), torch.zeros(1, 2, 4))
+    with pytest.raises(ValueError, match="impl must be"):
+        rnn.MinGRU(3, 4, impl="native")
+    packed = pack_padded_sequence(torch.randn(5, 2, 3), torch.tensor([5, 2]))
+    with pytest.raises(ValueError, match="packed sequences with impl='reference'"):
+        rnn.MinGRU(3, 4, impl="log")(packed)
+
+
+def test_rglru_decays_start_where_the_paper_puts_them():
+    torch.manual_seed(0)
+    module = rnn.RGLRU(3, 2000, dtype=DTYPE)
+    decay = torch.sigmoid(module.lambda_l0) ** 8  # a_t at r_t = 1
+    assert decay.min() >= 0.9 - 1e-12 and decay.max() <= 0.999 + 1e-12
+    assert abs(decay.mean().item() - 0.9495) < 0.005  # uniform on [0.9, 0.999]
+    with pytest.raises(ValueError, match="log-space scan does not apply"):
+        rnn.RGLRU(3, 4, impl="log")
+    assert [name for name, _ in rnn.RGLRU(3, 4).named_parameters()] == ["weight_ih_l0", "bias_ih_l0", "lambda_l0"]
