@@ -34,7 +34,7 @@ def _inputs(n, steps, hidden, seed, positive=False, with_h0=True, dtype=DTYPE):
     return [t.requires_grad_() if t is not None else None for t in (a, b, h0)]
 
 
-@pytest.mark.parametrize("impl", ["reference", "log"])
+@pytest.mark.parametrize("impl", ["ours", "reference", "log"])
 @pytest.mark.parametrize("with_h0", [True, False])
 @pytest.mark.parametrize("n, steps, hidden, seed", [(1, 1, 1, 0), (3, 7, 5, 1), (2, 40, 3, 2), (5, 13, 16, 3)])
 def test_matches_the_loop_with_every_gradient(impl, with_h0, n, steps, hidden, seed):
@@ -46,7 +46,7 @@ def test_matches_the_loop_with_every_gradient(impl, with_h0, n, steps, hidden, s
         h = run(a, b, h0)
         results.append((h, torch.autograd.grad((h * weights).sum(), leaves)))
     (expected, expected_grads), (got, got_grads) = results
-    tolerance = 1e-12 if impl == "reference" else 1e-9
+    tolerance = 1e-9 if impl == "log" else 1e-12
     torch.testing.assert_close(got, expected, atol=tolerance, rtol=tolerance)
     for g, e in zip(got_grads, expected_grads):
         torch.testing.assert_close(g, e, atol=tolerance, rtol=tolerance)
@@ -54,7 +54,8 @@ def test_matches_the_loop_with_every_gradient(impl, with_h0, n, steps, hidden, s
 
 def test_gradcheck():
     a, b, h0 = _inputs(2, 6, 3, 5)
-    assert torch.autograd.gradcheck(lambda a, b, h0: linear_scan(a, b, h0), (a, b, h0))
+    for impl in ("ours", "reference"):
+        assert torch.autograd.gradcheck(lambda a, b, h0: linear_scan(a, b, h0, impl=impl), (a, b, h0))
     a, b, h0 = _inputs(2, 6, 3, 6, positive=True)
     assert torch.autograd.gradcheck(lambda a, b, h0: linear_scan(a, b, h0, impl="log"), (a, b, h0))
 
@@ -66,9 +67,27 @@ def test_in_float32_the_loop_stays_exact_over_long_sequences_and_the_log_space_f
     a, b = 1 - z, z * (torch.rand(4, 4096, 8, generator=gen, dtype=DTYPE) + 0.5)  # a in (0.49, 0.99), b > 0
     exact = naive(a, b, None)
     errors = {impl: ((linear_scan(a.float(), b.float(), impl=impl).double() - exact).abs() / exact.abs()).max().item()
-              for impl in ("reference", "log")}
-    assert errors["reference"] < 1e-5
+              for impl in ("ours", "reference", "log")}
+    assert errors["ours"] < 1e-5 and errors["reference"] < 1e-5
     assert errors["log"] > 3 * errors["reference"]
+
+
+def test_the_compiled_scan_is_built_and_taken(monkeypatch):
+    """On the CPU the default runs the C++ loop (a wide H, split into blocks of units, and non-contiguous
+    inputs included), equal to the reference loop."""
+    from rnnlab.nn import fast
+    assert fast.extension() is not None and fast.usable(torch.empty(0))
+    calls = []
+    real = fast.extension().scan_forward
+    monkeypatch.setattr(fast, "extension", lambda: type("E", (), {
+        "scan_forward": staticmethod(lambda *args: (calls.append("forward"), real(*args))[1]),
+        "scan_backward": staticmethod(fast._loaded["module"].scan_backward)})())
+    a, b, h0 = _inputs(3, 9, 150, 8)
+    a_t = a.detach().transpose(0, 1).contiguous().transpose(0, 1).requires_grad_()  # same values, strided
+    got = linear_scan(a_t, b, h0)
+    expected = linear_scan(a, b, h0, impl="reference")
+    torch.testing.assert_close(got, expected, atol=1e-12, rtol=0)
+    assert calls == ["forward"]
 
 
 def test_mistakes_are_clear():

@@ -2,10 +2,14 @@
 
 It is what the modern recurrences compute once their gates no longer read the previous state (minGRU,
 minLSTM: ``a = 1 - z``, ``b = z * h~``; RG-LRU: ``a = sigmoid(lambda)^(8 r)``): every a_t and b_t is known
-before the loop starts, so the sequence is one scan. ``linear_scan(a, b, h0)`` runs it two ways:
+before the loop starts, so the sequence is one scan. ``linear_scan(a, b, h0)`` runs it three ways:
 
-``impl="reference"``: the loop over time, vectorised across the batch and the units, with its hand-written
-backward -- the reverse scan of the same recurrence (``G_t`` is dL/dh_t through every path)::
+``impl="ours"`` (the default): the C++ engine's loop (``csrc/engine.cpp``: ``scan_forward``, ``scan_backward``),
+each row and block of units walking time with its state in registers, the tasks shared between the cores;
+where the engine is not built, or on a GPU, the reference loop below.
+
+``impl="reference"``: the loop over time in torch operations, vectorised across the batch and the units, with
+its hand-written backward -- the reverse scan of the same recurrence (``G_t`` is dL/dh_t through every path)::
 
     G_t  = dh_t + a_{t+1} * G_{t+1}        (G_T = dh_T)
     db_t = G_t,   da_t = G_t * h_{t-1},   dh_0 = a_1 * G_1
@@ -27,26 +31,35 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-IMPLS = ("reference", "log")
+from . import fast
+
+IMPLS = ("ours", "reference", "log")
 
 
 class LinearScan(torch.autograd.Function):
-    """``h_t = a_t * h_{t-1} + b_t`` forward in a loop over t, backward the reverse scan (module docstring)."""
+    """``h_t = a_t * h_{t-1} + b_t`` forward in a loop over t, backward the reverse scan (module docstring);
+    with ``compiled`` both loops run in the C++ engine."""
 
     @staticmethod
-    def forward(ctx, a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
-        h = torch.empty_like(b)  # (N, T, H)
-        state = h0  # (N, H)
-        for t in range(b.shape[1]):
-            state = torch.addcmul(b[:, t], a[:, t], state)  # a_t * h_{t-1} + b_t
-            h[:, t] = state
+    def forward(ctx, a: Tensor, b: Tensor, h0: Tensor, compiled: bool) -> Tensor:
+        if compiled:
+            h = fast.extension().scan_forward(a, b, h0)  # (N, T, H)
+        else:
+            h = torch.empty_like(b)  # (N, T, H)
+            state = h0  # (N, H)
+            for t in range(b.shape[1]):
+                state = torch.addcmul(b[:, t], a[:, t], state)  # a_t * h_{t-1} + b_t
+                h[:, t] = state
         ctx.save_for_backward(a, h, h0)
+        ctx.compiled = compiled
         return h
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_h: Tensor):
         a, h, h0 = ctx.saved_tensors
+        if ctx.compiled:
+            return (*fast.extension().scan_backward(a, h, h0, grad_h), None)
         grad = torch.empty_like(grad_h)  # (N, T, H)   G_t: dL/dh_t through every later step
         g = grad_h[:, -1]  # (N, H)
         grad[:, -1] = g
@@ -54,13 +67,14 @@ class LinearScan(torch.autograd.Function):
             g = torch.addcmul(grad_h[:, t], a[:, t + 1], g)  # dh_t + a_{t+1} G_{t+1}
             grad[:, t] = g
         h_prev = torch.cat((h0.unsqueeze(1), h[:, :-1]), dim=1)  # (N, T, H)   h_{t-1}
-        return grad * h_prev, grad, a[:, 0] * grad[:, 0]  # da, db, dh0
+        return grad * h_prev, grad, a[:, 0] * grad[:, 0], None  # da, db, dh0
 
 
-def linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None, impl: str = "reference") -> Tensor:
+def linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None, impl: str = "ours") -> Tensor:
     """``h_t = a_t * h_{t-1} + b_t`` for t = 1..T: a, b (N, T, H), h0 (N, H) or None (zeros) -> h (N, T, H).
-    Differentiable in a, b and h0. ``impl``: "reference" (the loop with its hand-written backward) or "log"
-    (Heinsen's log-space form; a, b and h0 must be positive)."""
+    Differentiable in a, b and h0. ``impl``: "ours" (the C++ loop where built, else the reference loop),
+    "reference" (the loop in torch operations with its hand-written backward) or "log" (Heinsen's log-space
+    form; a, b and h0 must be positive)."""
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
     if a.dim() != 3 or a.shape != b.shape:
@@ -71,7 +85,11 @@ def linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None, impl: str = "ref
         raise ValueError(f"h0 must have shape (N, H) = {(a.shape[0], a.shape[2])}; got {tuple(h0.shape)}")
     if impl == "log":
         return _log_space(a, b, h0)
-    return LinearScan.apply(a, b, h0 if h0 is not None else b.new_zeros(b.shape[0], b.shape[2]))
+    h0 = h0 if h0 is not None else b.new_zeros(b.shape[0], b.shape[2])
+    compiled = impl == "ours" and fast.usable(a) and b.dtype == a.dtype == h0.dtype
+    if compiled:
+        a, b, h0 = a.contiguous(), b.contiguous(), h0.contiguous()
+    return LinearScan.apply(a, b, h0, compiled)
 
 
 def _log_space(a: Tensor, b: Tensor, h0: Tensor | None) -> Tensor:

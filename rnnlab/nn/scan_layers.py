@@ -50,10 +50,10 @@ class ScanLayer(nn.Module, ABC):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, device=None,
-                 dtype=None, *, impl: str = "reference") -> None:
+                 dtype=None, *, impl: str = "ours") -> None:
         super().__init__()
-        if impl not in ("reference", "log"):
-            raise ValueError(f"impl must be 'reference' or 'log' (the scan's two forms), got {impl!r}")
+        if impl not in ("ours", "reference", "log"):
+            raise ValueError(f"impl must be 'ours', 'reference' or 'log' (linear_scan's forms), got {impl!r}")
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{name} must be a whole number > 0, got {value!r}")
@@ -99,7 +99,7 @@ class ScanLayer(nn.Module, ABC):
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
         for name, default in (("num_layers", 1), ("bias", True), ("batch_first", False), ("dropout", 0.0),
-                              ("bidirectional", False), ("impl", "reference")):
+                              ("bidirectional", False), ("impl", "ours")):
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)!r}"
         return s
@@ -193,8 +193,9 @@ class MinGRU(ScanLayer):
     ``h_t = (1 - z_t) * h_{t-1} + z_t * h~_t``; ``weight_ih_l{k}`` (2H, H_in) with rows [z; h~].
 
     ``MinGRU(input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-    bidirectional=False, device=None, dtype=None, *, impl='reference')``, ``forward(input, h_0=None) ->
-    (output, h_n)``; ``impl="log"`` runs the scan in log space. Shapes: ``rnnlab.nn.scan_layers``."""
+    bidirectional=False, device=None, dtype=None, *, impl='ours')``, ``forward(input, h_0=None) ->
+    (output, h_n)``; ``impl`` picks ``linear_scan``'s form: "ours" (C++), "reference" (torch operations) or
+    "log" (log space). Shapes: ``rnnlab.nn.scan_layers``."""
 
     gates = 2
     inspected = ("z",)

@@ -1211,6 +1211,91 @@ at::Tensor bernoulli_mask(int64_t k0, int64_t k1, int64_t threshold, int64_t num
   return mask;
 }
 
+// The linear scan of scan.py: h_t = a_t * h_{t-1} + b_t over contiguous (N, L, H), and its backward, the
+// reverse scan G_t = dh_t + a_{t+1} G_{t+1} with db_t = G_t, da_t = G_t h_{t-1}, dh_0 = a_1 G_1. Each task is
+// one row n and a block of up to SCAN_BLOCK units, walking time with its state in registers (the units
+// vectorized); the tasks are shared between the cores. No gate reads the state, so nothing else is in the loop.
+constexpr int64_t SCAN_BLOCK = 64;
+
+template <typename T>
+void scan_forward_loop(const T* a, const T* b, const T* h0, T* h, int64_t N, int64_t L, int64_t H) {
+  const int64_t blocks = (H + SCAN_BLOCK - 1) / SCAN_BLOCK;
+  at::parallel_for(0, N * blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t n = task / blocks, first = (task % blocks) * SCAN_BLOCK;
+      const int64_t width = std::min(SCAN_BLOCK, H - first);
+      T state[SCAN_BLOCK];
+      for (int64_t k = 0; k < width; ++k) state[k] = h0 ? h0[n * H + first + k] : T(0);
+      for (int64_t t = 0; t < L; ++t) {
+        const int64_t row = (n * L + t) * H + first;
+#pragma omp simd
+        for (int64_t k = 0; k < width; ++k) {
+          state[k] = a[row + k] * state[k] + b[row + k];
+          h[row + k] = state[k];
+        }
+      }
+    }
+  });
+}
+
+template <typename T>
+void scan_backward_loop(const T* a, const T* h, const T* h0, const T* grad_h, T* da, T* db, T* dh0, int64_t N,
+                        int64_t L, int64_t H) {
+  const int64_t blocks = (H + SCAN_BLOCK - 1) / SCAN_BLOCK;
+  at::parallel_for(0, N * blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t n = task / blocks, first = (task % blocks) * SCAN_BLOCK;
+      const int64_t width = std::min(SCAN_BLOCK, H - first);
+      T carry[SCAN_BLOCK];  // a_{t+1} G_{t+1}: what reaches h_t from the steps after it
+      for (int64_t k = 0; k < width; ++k) carry[k] = T(0);
+      for (int64_t t = L - 1; t >= 0; --t) {
+        const int64_t row = (n * L + t) * H + first;
+        const T* previous = t > 0 ? h + row - H : (h0 ? h0 + n * H + first : nullptr);  // h_{t-1}
+#pragma omp simd
+        for (int64_t k = 0; k < width; ++k) {
+          const T g = grad_h[row + k] + carry[k];  // G_t
+          db[row + k] = g;
+          da[row + k] = previous ? g * previous[k] : T(0);
+          carry[k] = a[row + k] * g;
+        }
+      }
+      for (int64_t k = 0; k < width; ++k) dh0[n * H + first + k] = carry[k];  // a_1 G_1
+    }
+  });
+}
+
+void check_scan(const at::Tensor& a, const at::Tensor& b, const c10::optional<at::Tensor>& h0) {
+  TORCH_CHECK(a.dim() == 3 && a.sizes() == b.sizes() && a.is_contiguous() && b.is_contiguous() &&
+              a.scalar_type() == b.scalar_type() && !a.is_cuda(), "scan: a and b contiguous (N, L, H) CPU tensors");
+  TORCH_CHECK(!h0 || (h0->is_contiguous() && h0->dim() == 2 && h0->size(0) == a.size(0) &&
+              h0->size(1) == a.size(2) && h0->scalar_type() == a.scalar_type()), "scan: h0 contiguous (N, H)");
+}
+
+at::Tensor scan_forward(const at::Tensor& a, const at::Tensor& b, const c10::optional<at::Tensor>& h0) {
+  check_scan(a, b, h0);
+  at::Tensor h = at::empty_like(a);
+  AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "rnnlab_scan_forward", [&] {
+    scan_forward_loop<scalar_t>(a.data_ptr<scalar_t>(), b.data_ptr<scalar_t>(),
+                                h0 ? h0->data_ptr<scalar_t>() : nullptr, h.data_ptr<scalar_t>(), a.size(0),
+                                a.size(1), a.size(2));
+  });
+  return h;
+}
+
+std::vector<at::Tensor> scan_backward(const at::Tensor& a, const at::Tensor& h, const c10::optional<at::Tensor>& h0,
+                                      const at::Tensor& grad_h) {
+  check_scan(a, h, h0);
+  at::Tensor grad = grad_h.contiguous();
+  at::Tensor da = at::empty_like(a), db = at::empty_like(a), dh0 = at::empty({a.size(0), a.size(2)}, a.options());
+  AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "rnnlab_scan_backward", [&] {
+    scan_backward_loop<scalar_t>(a.data_ptr<scalar_t>(), h.data_ptr<scalar_t>(),
+                                 h0 ? h0->data_ptr<scalar_t>() : nullptr, grad.data_ptr<scalar_t>(),
+                                 da.data_ptr<scalar_t>(), db.data_ptr<scalar_t>(), dh0.data_ptr<scalar_t>(),
+                                 a.size(0), a.size(1), a.size(2));
+  });
+  return {da, db, dh0};
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("layer", [](int64_t mode, std::vector<int64_t> batch_sizes, bool reverse, int64_t steps, const at::Tensor& x,
                     const at::Tensor& h0, const c10::optional<at::Tensor>& c0, const at::Tensor& w_ih,
@@ -1235,4 +1320,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
      "the blocks (0: one each); returns the old settings", py::arg("from"), py::arg("to"), py::arg("team") = 0);
   m.def("bernoulli_mask", &bernoulli_mask, "masks.py's mask of numel entries (a 1-d CPU tensor of dtype)");
   m.def("infer", &infer_py, "one layer and direction over packed rows, forward only, keeping nothing");
+  m.def("scan_forward", &scan_forward, "h_t = a_t * h_{t-1} + b_t over (N, L, H)", py::arg("a"), py::arg("b"),
+        py::arg("h0"));
+  m.def("scan_backward", &scan_backward, "the scan's (da, db, dh0) from dL/dh", py::arg("a"), py::arg("h"),
+        py::arg("h0"), py::arg("grad_h"));
 }
