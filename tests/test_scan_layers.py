@@ -16,7 +16,8 @@ from rnnlab.nn import registry
 DTYPE = torch.float64
 TOL = 1e-10
 ARCHS = ("mingru", "minlstm", "rglru")
-IMPLS = {"mingru": ("ours", "reference", "log"), "minlstm": ("ours", "reference", "log"), "rglru": ("ours", "reference")}
+IMPLS = {"mingru": ("ours", "reference", "log"), "minlstm": ("ours", "reference", "log"),
+         "rglru": ("ours", "reference")}  # RG-LRU's b may be negative: no log space
 CONFIGS = [(arch, *rest) for arch in ARCHS
            for rest in itertools.product((1, 2, 3), (False, True), (False, True), (False, True), IMPLS[arch])]
 

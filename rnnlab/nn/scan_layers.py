@@ -14,7 +14,8 @@ a layer only says how its pre-activations become (a, b).
         h_t = f'_t * h_{t-1} + i'_t * h~_t
     RGLRU (De et al. 2024, Griffin's real-gated linear recurrent unit), weight_ih_l{k} (3H, H_in) with rows
     [r; i; v] and lambda_l{k} (H):
-        r_t, i_t = sigmoid(.), v_t = W_v x_t + b_v,  log a_t = -8 r_t softplus(-lambda)  (a_t = sigmoid(lambda)^(8 r_t)),
+        r_t, i_t = sigmoid(.), v_t = W_v x_t + b_v,
+        log a_t = -8 r_t softplus(-lambda)  (a_t = sigmoid(lambda)^(8 r_t)),
         h_t = a_t * h_{t-1} + sqrt(1 - a_t^2) * (i_t * v_t);  sigmoid(lambda)^8 ~ U[0.9, 0.999] at initialisation
 
 Shapes as ``torch.nn.GRU``'s (N batch, L length, D = 2 if bidirectional else 1, H hidden_size):
@@ -68,7 +69,8 @@ class ScanLayer(nn.Module, ABC):
             for direction in range(self.num_directions):
                 width = input_size if layer == 0 else hidden_size * self.num_directions
                 suffix = self._suffix(layer, direction)
-                setattr(self, f"weight_ih{suffix}", nn.Parameter(torch.empty(self.gates * hidden_size, width, **factory)))
+                weight = torch.empty(self.gates * hidden_size, width, **factory)  # (G*H, H_in_k)
+                setattr(self, f"weight_ih{suffix}", nn.Parameter(weight))
                 if bias:
                     setattr(self, f"bias_ih{suffix}", nn.Parameter(torch.empty(self.gates * hidden_size, **factory)))
                 self._add_parameters(suffix, factory)
@@ -107,6 +109,7 @@ class ScanLayer(nn.Module, ABC):
     def forward(self, input, hx: Tensor | None = None):
         """(output, h_n), laid out as ``torch.nn.GRU`` lays them out (module docstring)."""
         packed = isinstance(input, PackedSequence)
+        unbatched = not packed and input.dim() == 2
         if packed and self.impl == "log":
             raise ValueError("impl='log' cannot carry a state past a sequence's end (it needs b > 0): "
                              "run packed sequences with impl='reference'")
@@ -115,7 +118,6 @@ class ScanLayer(nn.Module, ABC):
         else:
             if input.dim() not in (2, 3):
                 raise ValueError(f"{type(self).__name__}: expected input to be 2D or 3D, got {input.dim()}D")
-            unbatched = input.dim() == 2
             x = input.unsqueeze(0) if unbatched else (input if self.batch_first else input.transpose(0, 1))
             lengths = None
         if x.size(-1) != self.input_size:
@@ -123,24 +125,26 @@ class ScanLayer(nn.Module, ABC):
                                f"got {x.size(-1)}")
         layers = self.num_layers * self.num_directions
         if hx is not None:  # None: zeros (the scans start from 0 themselves)
-            hx = hx.unsqueeze(1) if not packed and unbatched else hx
+            hx = hx.unsqueeze(1) if unbatched else hx
             if tuple(hx.shape) != (layers, x.shape[0], self.hidden_size):
                 raise RuntimeError(f"Expected hidden size {(layers, x.shape[0], self.hidden_size)}, got "
                                    f"{list(hx.shape)}")
-        output, h_n, recorded = self._layers(x, lengths, hx)  # (N, L, D*H), (layers*D, N, H)
-        if self._recorders:
-            self._publish(recorded, packed, unbatched=not packed and input.dim() == 2)
+        record = bool(self._recorders)
+        output, h_n, recorded = self._layers(x, lengths, hx, record)  # (N, L, D*H), (D*layers, N, H)
+        if recorded:
+            self._publish(recorded, unbatched)
         if packed:
             output = pack_padded_sequence(output, lengths, batch_first=True, enforce_sorted=False)
             return output, h_n
-        if not self.batch_first or input.dim() == 2:
+        if not self.batch_first or unbatched:
             output = output.transpose(0, 1)  # (L, N, D*H)
-        if input.dim() == 2:
+        if unbatched:
             return output.squeeze(1), h_n.squeeze(1)
         return output, h_n
 
-    def _layers(self, x: Tensor, lengths: Tensor | None, hx: Tensor | None):
-        """Every layer and direction on batch-major padded rows: x (N, L, ·) -> (N, L, D*H), h_n, internals."""
+    def _layers(self, x: Tensor, lengths: Tensor | None, hx: Tensor | None, record: bool = False):
+        """Every layer and direction on batch-major padded rows: x (N, L, ·) -> (N, L, D*H), h_n, and with
+        ``record`` the internals {(layer, direction): {name: (N, L, H)}} ({} without)."""
         valid = None
         if lengths is not None:  # past a sequence's end the state is carried: a = 1, b = 0
             valid = (torch.arange(x.shape[1]) < lengths[:, None]).to(x.device).unsqueeze(-1)  # (N, L, 1)
@@ -157,16 +161,17 @@ class ScanLayer(nn.Module, ABC):
                 h0 = hx[layer * self.num_directions + direction] if hx is not None else None  # (N, H) | None
                 h = linear_scan(a, b, h0, impl=self.impl)  # (N, L, H)
                 h_n.append(h[:, -1])
-                if direction:
-                    h, shown = _reverse_each(h, lengths), {k: _reverse_each(v, lengths) for k, v in shown.items()}
+                h = _reverse_each(h, lengths) if direction else h  # back in input order
                 outputs.append(h)
-                recorded[layer, direction] = {**{k: v.detach() for k, v in shown.items()}, "h": h.detach()}
+                if record:  # in input order too
+                    shown = {k: _reverse_each(v, lengths) if direction else v for k, v in shown.items()}
+                    recorded[layer, direction] = {**{k: v.detach() for k, v in shown.items()}, "h": h.detach()}
             x = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]  # (N, L, D*H)
             if self.dropout and self.training and layer < self.num_layers - 1:
                 x = F.dropout(x, self.dropout)
         return x, torch.stack(h_n), recorded
 
-    def _publish(self, recorded: dict, packed: bool, unbatched: bool) -> None:
+    def _publish(self, recorded: dict, unbatched: bool) -> None:
         """Hand the internals (N, L, ·) to the inspect() traces in the layout of the call's output (a packed
         call: padded, (L, N, ·), or (N, L, ·) with batch_first)."""
         def layout(values: Tensor) -> Tensor:
