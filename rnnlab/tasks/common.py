@@ -145,9 +145,3 @@ class Trained:
         if config.vocab_size:
             return torch.randint(0, config.vocab_size, (batch, steps), dtype=torch.int64)
         return torch.randn(batch, steps, config.input_size)
-
-    def _refuse(self, given: dict, reads: str) -> None:
-        """A UserError when an input this model does not read was given (``given``: flag -> value)."""
-        wrong = [flag for flag, value in given.items() if value is not None]
-        if wrong:
-            raise UserError(f"a {self.task} model reads {reads}, not {wrong[0]}")
