@@ -21,8 +21,8 @@ import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..errors import UserError
+from ..nn import registry
 
-GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 
 @dataclass
@@ -68,8 +68,10 @@ def explain_shapes(mode: str, input_size: int, hidden_size: int, num_layers: int
     docstring). ``lengths``: a packed batch of sequences of these lengths (then ``batch`` and ``seq_len``
     follow from them). A combination torch refuses is a ``UserError`` with torch's own rule."""
     mode = mode.lower()
-    if mode not in GATES:
-        raise UserError(f"mode must be one of {', '.join(GATES)}, got {mode!r}", "mode")
+    explained = registry.names(with_torch_twin=True)  # it explains torch.nn's modules
+    if mode not in explained:
+        raise UserError(f"mode must be one of {', '.join(explained)}, got {mode!r}", "mode")
+    arch = registry.get(mode)
     if unbatched and lengths:
         raise UserError("a packed batch (lengths) cannot also be unbatched", "unbatched")
     if lengths:
@@ -79,10 +81,10 @@ def explain_shapes(mode: str, input_size: int, hidden_size: int, num_layers: int
     for name, value in (("seq_len", seq_len), ("batch", batch)):
         if not isinstance(value, int) or value < 1:
             raise UserError(f"{name} must be a whole number >= 1, got {value!r}", name)
-    cls = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}[mode]
+    cls = arch.torch_twin
     options = dict(num_layers=num_layers, bidirectional=bidirectional, batch_first=batch_first)
     if proj_size:
-        if mode != "lstm":
+        if not arch.proj_size:
             raise UserError("proj_size argument is only supported for LSTM, not RNN or GRU", "proj_size")
         options["proj_size"] = proj_size
     try:
@@ -97,7 +99,7 @@ def explain_shapes(mode: str, input_size: int, hidden_size: int, num_layers: int
               "bidirectional": bidirectional, "batch_first": batch_first, "proj_size": proj_size,
               "unbatched": unbatched, "lengths": list(lengths) if lengths else None}
     explanation = Explanation(config, sizes)
-    _parameters(explanation, module, GATES[mode])
+    _parameters(explanation, module, arch.gates)
 
     generator = torch.Generator().manual_seed(0)
     x = torch.randn((batch, seq_len, input_size) if batch_first else (seq_len, batch, input_size),
@@ -108,7 +110,7 @@ def explain_shapes(mode: str, input_size: int, hidden_size: int, num_layers: int
         if lengths else x
     with torch.no_grad():
         output, state = module(inputs)
-    h_n, c_n = state if mode == "lstm" else (state, None)
+    h_n, c_n = state if arch.math.has_cell_state else (state, None)
     _tensors(explanation, x, output, h_n, c_n)
     _splits(explanation, output, h_n)
     _equalities(explanation, output, h_n)

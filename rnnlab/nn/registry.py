@@ -50,11 +50,6 @@ class Architecture:
         """What ``rnnlab.nn.inspect`` records per step: the cell's gates and states, then h."""
         return tuple(self.math.inspected) + ("h",)
 
-    @property
-    def state(self) -> str:
-        """The recurrent state's form: "h" or "(h, c)"."""
-        return "(h, c)" if self.math.has_cell_state else "h"
-
     def unsupported(self, bidirectional: bool = False, proj_size: int = 0, variants: Variants = Variants()) -> list:
         """The names of the requested settings this architecture lacks ([] when it takes them all)."""
         missing = [name for name in variants.on() if name not in self.variants]
@@ -68,7 +63,7 @@ class Architecture:
         """The layer, with ``options`` (num_layers, dropout, bidirectional, batch_first, the variants, ...); a
         variant this architecture lacks may be passed when it is off, and is a ValueError when it is on."""
         variants = {name: options.pop(name) for name in Variants.names() if name in options}
-        missing = [name for name, value in variants.items() if value and name not in self.variants]
+        missing = self.unsupported(variants=Variants(**variants))
         if missing:
             raise ValueError(f"{self.name} has no {' or '.join(missing)}")
         options.update({name: value for name, value in variants.items() if name in self.variants})
