@@ -11,7 +11,7 @@ import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnlab import nn as rnn
-from rnnlab.nn import registry
+from rnnlab.nn import registry, scan_layers
 
 DTYPE = torch.float64
 TOL = 1e-10
@@ -67,6 +67,31 @@ def test_packed_unsorted_each_sequence_as_if_alone(arch, bidirectional):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_fused_engine_packed_with_h0_matches_the_torch_operations_with_every_gradient(arch, bidirectional, monkeypatch):
+    """The C++ loop with the gates inside (impl="ours") against the same layer in torch operations
+    (impl="reference": coefficients, masks past each end, flips for the reverse direction, linear_scan)."""
+    calls = []
+    original = scan_layers.FusedScan.apply
+    monkeypatch.setattr(scan_layers.FusedScan, "apply", lambda *args: calls.append(args[0]) or original(*args))
+    ours, reference = (_module(2, bidirectional, True, impl, 11, arch, batch_first=True) for impl in ("ours", "reference"))
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(4, 7, 3, generator=gen, dtype=DTYPE, requires_grad=True)
+    h0 = torch.randn(2 * (1 + bidirectional), 4, 4, generator=gen, dtype=DTYPE, requires_grad=True)
+    lengths = torch.tensor([3, 7, 1, 5])
+    results = []
+    for module in (ours, reference):
+        packed_out, h_n = module(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False), h0)
+        padded, _ = pad_packed_sequence(packed_out, batch_first=True)
+        padded = padded * (torch.arange(7) < lengths[:, None]).unsqueeze(-1)  # past each end: not an output
+        results.append((padded, h_n, *_grads(torch.cat([padded.flatten(), h_n.flatten()]),
+                                               [x, h0, *module.parameters()])))
+    assert calls == [registry.get(arch).layer.kind] * (2 * (1 + bidirectional))  # every layer and direction fused
+    for got, expected in zip(*results):
+        torch.testing.assert_close(got, expected, atol=TOL, rtol=0)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
 def test_batch_first_and_unbatched_are_the_same_numbers(arch):
     module = _module(2, True, True, "reference", 5, arch)
     batch_first = _module(2, True, True, "reference", 5, arch, batch_first=True)
@@ -80,8 +105,9 @@ def test_batch_first_and_unbatched_are_the_same_numbers(arch):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_gradcheck(arch):
-    module = _module(2, True, True, "reference", 2, arch)
+@pytest.mark.parametrize("impl", ["ours", "reference"])
+def test_gradcheck(arch, impl):
+    module = _module(2, True, True, impl, 2, arch)
     x = torch.randn(4, 2, 3, dtype=DTYPE, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x, *params: module(x)[0], (x, *module.parameters()))
 

@@ -18,6 +18,12 @@ a layer only says how its pre-activations become (a, b).
         log a_t = -8 r_t softplus(-lambda)  (a_t = sigmoid(lambda)^(8 r_t)),
         h_t = a_t * h_{t-1} + sqrt(1 - a_t^2) * (i_t * v_t);  sigmoid(lambda)^8 ~ U[0.9, 0.999] at initialisation
 
+With impl="ours" on the CPU each layer and direction runs in one call of the C++ engine (``FusedScan``):
+the gates are computed inside the scan's loop from the pre-activations W_ih x_t + b_ih, and backward
+recomputes them, so no (N, L, H) tensor of gates is made; reversed and packed rows are walked in place.
+``coefficients`` (the same arithmetic in torch operations, then ``linear_scan``) runs for impl="reference"
+and "log", on a GPU, and while ``rnnlab.nn.inspect`` records the gates.
+
 Shapes as ``torch.nn.GRU``'s (N batch, L length, D = 2 if bidirectional else 1, H hidden_size):
 input (L, N, H_in), (N, L, H_in) with batch_first, (L, H_in) unbatched, or a PackedSequence;
 h_0 and h_n (D * num_layers, N, H); output (L, N, D * H) (batch_first: (N, L, D * H)).
@@ -31,8 +37,10 @@ from abc import ABC, abstractmethod
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from . import fast
 from .scan import linear_scan
 
 
@@ -46,6 +54,7 @@ class ScanLayer(nn.Module, ABC):
     ``coefficients``."""
 
     gates: int
+    kind: int  # the C++ engine's number for the layer (csrc/engine.cpp, GatedKind)
     inspected: tuple[str, ...] = ()
     has_cell_state = False  # one state, h
 
@@ -98,6 +107,10 @@ class ScanLayer(nn.Module, ABC):
         """(a, b, what inspect shows) of every step from the pre-activations (N, T, G*H) of the layer and
         direction whose parameters end in ``suffix``."""
 
+    def decay(self, suffix: str) -> Tensor | None:
+        """A per-unit input of the fused loop beyond pre (RG-LRU's c = -8 softplus(-lambda)); None here."""
+        return None
+
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
         for name, default in (("num_layers", 1), ("bias", True), ("batch_first", False), ("dropout", 0.0),
@@ -148,17 +161,25 @@ class ScanLayer(nn.Module, ABC):
         valid = None
         if lengths is not None:  # past a sequence's end the state is carried: a = 1, b = 0
             valid = (torch.arange(x.shape[1]) < lengths[:, None]).to(x.device).unsqueeze(-1)  # (N, L, 1)
+        fused = self.impl == "ours" and not record and fast.usable(x) and (hx is None or hx.dtype == x.dtype)
         h_n, recorded = [], {}
         for layer in range(self.num_layers):
             outputs = []
             for direction in range(self.num_directions):
                 suffix = self._suffix(layer, direction)
+                h0 = hx[layer * self.num_directions + direction] if hx is not None else None  # (N, H) | None
+                if fused:  # input order in and out; the engine walks the reverse direction back to front
+                    pre = F.linear(x, getattr(self, f"weight_ih{suffix}"), getattr(self, f"bias_ih{suffix}", None))
+                    h, last = FusedScan.apply(self.kind, pre.contiguous(), self.decay(suffix),
+                                              None if h0 is None else h0.contiguous(), lengths, bool(direction))
+                    outputs.append(h)  # (N, L, H)
+                    h_n.append(last)  # (N, H)
+                    continue
                 rows = _reverse_each(x, lengths) if direction else x  # the reverse direction reads back to front
                 pre = F.linear(rows, getattr(self, f"weight_ih{suffix}"), getattr(self, f"bias_ih{suffix}", None))
                 a, b, shown = self.coefficients(pre, suffix)  # (N, L, H) each
                 if valid is not None:
                     a, b = torch.where(valid, a, torch.ones_like(a)), torch.where(valid, b, torch.zeros_like(b))
-                h0 = hx[layer * self.num_directions + direction] if hx is not None else None  # (N, H) | None
                 h = linear_scan(a, b, h0, impl=self.impl)  # (N, L, H)
                 h_n.append(h[:, -1])
                 h = _reverse_each(h, lengths) if direction else h  # back in input order
@@ -183,6 +204,29 @@ class ScanLayer(nn.Module, ABC):
             trace.add(self, steps)
 
 
+class FusedScan(torch.autograd.Function):
+    """One layer and direction of a scan layer in the C++ engine (``gated_scan_forward`` / ``_backward``):
+    pre (N, L, G*H) -> h (N, L, H), h_n (N, H); backward gives dL/dpre, dL/ddecay and dL/dh0 (the layer's
+    ``F.linear`` carries dL/dpre on to W_ih, b_ih and the input). ``lengths`` (N) int64 or None;
+    ``reverse`` walks each row back to front within its length."""
+
+    @staticmethod
+    def forward(ctx, kind: int, pre: Tensor, decay, h0, lengths, reverse: bool):
+        h, h_n = fast.extension().gated_scan_forward(kind, pre, decay, h0, lengths, reverse)
+        ctx.save_for_backward(pre, decay, h0, h)
+        ctx.kind, ctx.lengths, ctx.reverse = kind, lengths, reverse
+        return h, h_n
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_h: Tensor, grad_hn: Tensor):
+        pre, decay, h0, h = ctx.saved_tensors
+        grad_pre, grad_decay, grad_h0 = fast.extension().gated_scan_backward(
+            ctx.kind, pre, decay, h0, ctx.lengths, ctx.reverse, h, grad_h, grad_hn)
+        return (None, grad_pre, None if decay is None else grad_decay.sum(0), None if h0 is None else grad_h0,
+                None, None)
+
+
 def _reverse_each(x: Tensor, lengths: Tensor | None) -> Tensor:
     """Each sequence of x (N, L, ·) back to front within its own length (the padding stays after it)."""
     if lengths is None:
@@ -202,7 +246,7 @@ class MinGRU(ScanLayer):
     (output, h_n)``; ``impl`` picks ``linear_scan``'s form: "ours" (C++), "reference" (torch operations) or
     "log" (log space). Shapes: ``rnnlab.nn.scan_layers``."""
 
-    gates = 2
+    gates, kind = 2, 0
     inspected = ("z",)
 
     def coefficients(self, pre: Tensor, suffix: str):
@@ -217,7 +261,7 @@ class MinLSTM(ScanLayer):
     ``h_t = f'_t * h_{t-1} + i'_t * h~_t``; ``weight_ih_l{k}`` (3H, H_in) with rows [f; i; h~]. Arguments as
     ``MinGRU``'s."""
 
-    gates = 3
+    gates, kind = 3, 1
     inspected = ("f'", "i'")
 
     def coefficients(self, pre: Tensor, suffix: str):
@@ -234,7 +278,7 @@ class RGLRU(ScanLayer):
     initialised so that ``sigmoid(lambda)^8`` is uniform in [0.9, 0.999]. Arguments as ``MinGRU``'s; the
     log-space scan does not apply (b may be negative)."""
 
-    gates = 3
+    gates, kind = 3, 2
     inspected = ("a", "i")
     C = 8.0  # the paper's constant: a_t = sigmoid(lambda)^(C r_t)
 
@@ -255,9 +299,12 @@ class RGLRU(ScanLayer):
                     root = torch.empty_like(weight).uniform_(0.9, 0.999) ** (1 / self.C)
                     weight.copy_(torch.log(root) - torch.log1p(-root))
 
+    def decay(self, suffix: str) -> Tensor:
+        return -self.C * F.softplus(-getattr(self, f"lambda{suffix}"))  # (H)   c: log a_t = c r_t
+
     def coefficients(self, pre: Tensor, suffix: str):
         reset, gate, value = pre.chunk(3, dim=-1)  # (N, L, H) each
         r, i = torch.sigmoid(reset), torch.sigmoid(gate)
-        log_a = -self.C * r * F.softplus(-getattr(self, f"lambda{suffix}"))  # (N, L, H)
+        log_a = self.decay(suffix) * r  # (N, L, H)
         a = torch.exp(log_a)
         return a, torch.sqrt(1 - a ** 2) * (i * value), {"a": a, "i": i}

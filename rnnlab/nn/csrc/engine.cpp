@@ -15,6 +15,7 @@
 #include <atomic>
 #include <exception>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -1213,17 +1214,26 @@ at::Tensor bernoulli_mask(int64_t k0, int64_t k1, int64_t threshold, int64_t num
 
 // The linear scan of scan.py: h_t = a_t * h_{t-1} + b_t over contiguous (N, L, H), and its backward, the
 // reverse scan G_t = dh_t + a_{t+1} G_{t+1} with db_t = G_t, da_t = G_t h_{t-1}, dh_0 = a_1 G_1. Each task is
-// one row n and a block of up to SCAN_BLOCK units, walking time with its state in registers (the units
-// vectorized); the tasks are shared between the cores. No gate reads the state, so nothing else is in the loop.
+// one row n and a block of units, walking time with its state in registers (the units vectorized); the tasks
+// are shared between the cores. No gate reads the state, so nothing else is in the loop.
 constexpr int64_t SCAN_BLOCK = 64;
+
+// Units per task: SCAN_BLOCK, or fewer (down to 8, one AVX register of floats) when there would be fewer tasks
+// than threads -- one stream of few units still uses every core, splitting its units rather than its time.
+int64_t scan_block(int64_t N, int64_t H) {
+  int64_t width = SCAN_BLOCK;
+  const int64_t threads = at::get_num_threads();
+  while (width > 8 && N * ((H + width - 1) / width) < threads) width /= 2;
+  return width;
+}
 
 template <typename T>
 void scan_forward_loop(const T* a, const T* b, const T* h0, T* h, int64_t N, int64_t L, int64_t H) {
-  const int64_t blocks = (H + SCAN_BLOCK - 1) / SCAN_BLOCK;
+  const int64_t block = scan_block(N, H), blocks = (H + block - 1) / block;
   at::parallel_for(0, N * blocks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t n = task / blocks, first = (task % blocks) * SCAN_BLOCK;
-      const int64_t width = std::min(SCAN_BLOCK, H - first);
+      const int64_t n = task / blocks, first = (task % blocks) * block;
+      const int64_t width = std::min(block, H - first);
       T state[SCAN_BLOCK];
       for (int64_t k = 0; k < width; ++k) state[k] = h0 ? h0[n * H + first + k] : T(0);
       for (int64_t t = 0; t < L; ++t) {
@@ -1241,11 +1251,11 @@ void scan_forward_loop(const T* a, const T* b, const T* h0, T* h, int64_t N, int
 template <typename T>
 void scan_backward_loop(const T* a, const T* h, const T* h0, const T* grad_h, T* da, T* db, T* dh0, int64_t N,
                         int64_t L, int64_t H) {
-  const int64_t blocks = (H + SCAN_BLOCK - 1) / SCAN_BLOCK;
+  const int64_t block = scan_block(N, H), blocks = (H + block - 1) / block;
   at::parallel_for(0, N * blocks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t n = task / blocks, first = (task % blocks) * SCAN_BLOCK;
-      const int64_t width = std::min(SCAN_BLOCK, H - first);
+      const int64_t n = task / blocks, first = (task % blocks) * block;
+      const int64_t width = std::min(block, H - first);
       T carry[SCAN_BLOCK];  // a_{t+1} G_{t+1}: what reaches h_t from the steps after it
       for (int64_t k = 0; k < width; ++k) carry[k] = T(0);
       for (int64_t t = L - 1; t >= 0; --t) {
@@ -1296,6 +1306,201 @@ std::vector<at::Tensor> scan_backward(const at::Tensor& a, const at::Tensor& h, 
   return {da, db, dh0};
 }
 
+// The scan layers of scan_layers.py with their gate arithmetic fused around the scan: from the pre-activations
+// pre (N, L, G*H) (one block of H per gate, W_ih x_t + b_ih) each step's (a_t, b_t) is computed in the loop, so
+// forward reads pre and writes h, and backward reads pre, h and dL/dh and writes dL/dpre -- no (N, L, H)
+// tensor of gates is made. Row n runs its first lengths[n] steps (all L without lengths), back to front with
+// `reverse`; its steps past the end output 0 and leave the state alone. The per-unit input `decay` is RG-LRU's
+// c = -8 softplus(-lambda) (log a_t = c r_t); its gradient comes back per row, (N, H), for the caller to sum.
+enum GatedKind { MIN_GRU = 0, MIN_LSTM = 1, RG_LRU = 2 };
+
+template <typename T> inline T candidate(T v) { return v >= T(0) ? v + T(0.5) : sigmoid(v); }  // minGRU's g
+template <typename T> inline T candidate_grad(T v) {  // g'(v)
+  const T s = sigmoid(v);
+  return v >= T(0) ? T(1) : s * (T(1) - s);
+}
+
+struct GatedShape {
+  int64_t N, L, H, G;
+  const int64_t* lengths;  // (N) or null
+  bool reverse;
+  int64_t length(int64_t n) const { return lengths ? lengths[n] : L; }
+};
+
+template <int KIND, typename T>
+void gated_forward_loop(const T* pre, const T* decay, const T* h0, T* h, T* h_n, GatedShape s) {
+  const int64_t N = s.N, L = s.L, H = s.H, GH = s.G * H;
+  const int64_t block = scan_block(N, H), blocks = (H + block - 1) / block;
+  at::parallel_for(0, N * blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t n = task / blocks, first = (task % blocks) * block;
+      const int64_t width = std::min(block, H - first), length = s.length(n);
+      T state[SCAN_BLOCK];
+      for (int64_t k = 0; k < width; ++k) state[k] = h0 ? h0[n * H + first + k] : T(0);
+      const T* c = decay ? decay + first : nullptr;
+      for (int64_t step = 0; step < length; ++step) {
+        const int64_t t = s.reverse ? length - 1 - step : step;
+        const T* p = pre + (n * L + t) * GH + first;  // this step's gate k of unit j at p[k * H + j]
+        T* out = h + (n * L + t) * H + first;
+#pragma omp simd
+        for (int64_t k = 0; k < width; ++k) {
+          T a, b;
+          if constexpr (KIND == MIN_GRU) {
+            const T z = sigmoid(p[k]);
+            a = T(1) - z, b = z * candidate(p[H + k]);
+          } else if constexpr (KIND == MIN_LSTM) {
+            const T f = sigmoid(p[k]), i = sigmoid(p[H + k]), sum = f + i;
+            a = f / sum, b = i / sum * candidate(p[2 * H + k]);
+          } else {
+            const T r = sigmoid(p[k]), i = sigmoid(p[H + k]);
+            a = std::exp(c[k] * r), b = std::sqrt(T(1) - a * a) * (i * p[2 * H + k]);
+          }
+          state[k] = a * state[k] + b;
+          out[k] = state[k];
+        }
+      }
+      for (int64_t t = length; t < L; ++t)
+        for (int64_t k = 0; k < width; ++k) h[(n * L + t) * H + first + k] = T(0);
+      for (int64_t k = 0; k < width; ++k) h_n[n * H + first + k] = state[k];
+    }
+  });
+}
+
+template <int KIND, typename T>
+void gated_backward_loop(const T* pre, const T* decay, const T* h0, const T* h, const T* grad_h, const T* grad_hn,
+                         T* grad_pre, T* grad_decay, T* grad_h0, GatedShape s) {
+  const int64_t N = s.N, L = s.L, H = s.H, GH = s.G * H;
+  const int64_t block = scan_block(N, H), blocks = (H + block - 1) / block;
+  at::parallel_for(0, N * blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t n = task / blocks, first = (task % blocks) * block;
+      const int64_t width = std::min(block, H - first), length = s.length(n);
+      T carry[SCAN_BLOCK], dc[SCAN_BLOCK];  // carry: a_{t+1} G_{t+1} (dL/dh_n at the last step); dc: dL/dc
+      for (int64_t k = 0; k < width; ++k) carry[k] = grad_hn[n * H + first + k], dc[k] = T(0);
+      const T* c = decay ? decay + first : nullptr;
+      const T* start = h0 ? h0 + n * H + first : nullptr;  // the state before the first step run
+      for (int64_t step = length - 1; step >= 0; --step) {
+        const int64_t t = s.reverse ? length - 1 - step : step;
+        const int64_t before = s.reverse ? t + 1 : t - 1;  // the step run just before t
+        const T* previous = step > 0 ? h + (n * L + before) * H + first : start;  // h_{t-1}, or null for zeros
+        const T* p = pre + (n * L + t) * GH + first;
+        const T* dh = grad_h + (n * L + t) * H + first;
+        T* dp = grad_pre + (n * L + t) * GH + first;
+#pragma omp simd
+        for (int64_t k = 0; k < width; ++k) {
+          const T g = dh[k] + carry[k];  // G_t
+          const T da = previous ? g * previous[k] : T(0), db = g;
+          T a;
+          if constexpr (KIND == MIN_GRU) {  // a = 1 - z, b = z g(v)
+            const T z = sigmoid(p[k]), v = p[H + k], gv = candidate(v);
+            a = T(1) - z;
+            dp[k] = (db * gv - da) * z * (T(1) - z);
+            dp[H + k] = db * z * candidate_grad(v);
+          } else if constexpr (KIND == MIN_LSTM) {  // a = f / (f + i), b = i / (f + i) g(v)
+            const T f = sigmoid(p[k]), i = sigmoid(p[H + k]), v = p[2 * H + k], sum = f + i;
+            const T w = (da - db * candidate(v)) / (sum * sum);  // dL/df = i w, dL/di = -f w
+            a = f / sum;
+            dp[k] = i * w * f * (T(1) - f);
+            dp[H + k] = -f * w * i * (T(1) - i);
+            dp[2 * H + k] = db * (i / sum) * candidate_grad(v);
+          } else {  // a = exp(c r), b = q i v with q = sqrt(1 - a^2)
+            const T r = sigmoid(p[k]), i = sigmoid(p[H + k]), v = p[2 * H + k];
+            a = std::exp(c[k] * r);
+            const T q = std::sqrt(T(1) - a * a);
+            const T da_all = da - db * i * v * a / q;  // through a and through q
+            dc[k] += da_all * a * r;
+            dp[k] = da_all * a * c[k] * r * (T(1) - r);
+            dp[H + k] = db * q * v * i * (T(1) - i);
+            dp[2 * H + k] = db * q * i;
+          }
+          carry[k] = a * g;
+        }
+      }
+      for (int64_t t = length; t < L; ++t)
+        for (int64_t gate = 0; gate < s.G; ++gate)
+          for (int64_t k = 0; k < width; ++k) grad_pre[(n * L + t) * GH + gate * H + first + k] = T(0);
+      for (int64_t k = 0; k < width; ++k) {
+        grad_h0[n * H + first + k] = carry[k];
+        if (grad_decay) grad_decay[n * H + first + k] = dc[k];
+      }
+    }
+  });
+}
+
+int64_t gated_gates(int64_t kind) {
+  TORCH_CHECK(kind >= MIN_GRU && kind <= RG_LRU, "gated scan: kind 0 (minGRU), 1 (minLSTM) or 2 (RG-LRU)");
+  return kind == MIN_GRU ? 2 : 3;
+}
+
+GatedShape check_gated(int64_t kind, const at::Tensor& pre, const c10::optional<at::Tensor>& decay,
+                       const c10::optional<at::Tensor>& h0, const c10::optional<at::Tensor>& lengths, bool reverse) {
+  const int64_t G = gated_gates(kind);
+  TORCH_CHECK(pre.dim() == 3 && pre.is_contiguous() && !pre.is_cuda() && pre.size(2) % G == 0,
+              "gated scan: pre a contiguous (N, L, G*H) CPU tensor");
+  const int64_t N = pre.size(0), L = pre.size(1), H = pre.size(2) / G;
+  TORCH_CHECK((kind == RG_LRU) == decay.has_value(), "gated scan: RG-LRU, and only it, takes decay");
+  TORCH_CHECK(!decay || (decay->is_contiguous() && decay->numel() == H && decay->scalar_type() == pre.scalar_type()),
+              "gated scan: decay contiguous (H)");
+  TORCH_CHECK(!h0 || (h0->is_contiguous() && h0->dim() == 2 && h0->size(0) == N && h0->size(1) == H &&
+              h0->scalar_type() == pre.scalar_type()), "gated scan: h0 contiguous (N, H)");
+  const int64_t* steps = nullptr;
+  if (lengths) {
+    TORCH_CHECK(lengths->is_contiguous() && lengths->numel() == N && lengths->scalar_type() == at::kLong,
+                "gated scan: lengths int64 (N)");
+    steps = lengths->data_ptr<int64_t>();
+    for (int64_t n = 0; n < N; ++n) TORCH_CHECK(steps[n] >= 0 && steps[n] <= L, "gated scan: lengths in [0, L]");
+  }
+  return {N, L, H, G, steps, reverse};
+}
+
+template <typename F> void dispatch_kind(int64_t kind, F&& run) {
+  if (kind == MIN_GRU) run(std::integral_constant<int, MIN_GRU>());
+  else if (kind == MIN_LSTM) run(std::integral_constant<int, MIN_LSTM>());
+  else run(std::integral_constant<int, RG_LRU>());
+}
+
+template <typename T> const T* optional_data(const c10::optional<at::Tensor>& t) {
+  return t ? t->data_ptr<T>() : nullptr;
+}
+
+std::vector<at::Tensor> gated_scan_forward(int64_t kind, const at::Tensor& pre, const c10::optional<at::Tensor>& decay,
+                                           const c10::optional<at::Tensor>& h0,
+                                           const c10::optional<at::Tensor>& lengths, bool reverse) {
+  const GatedShape s = check_gated(kind, pre, decay, h0, lengths, reverse);
+  at::Tensor h = at::empty({s.N, s.L, s.H}, pre.options()), h_n = at::empty({s.N, s.H}, pre.options());
+  AT_DISPATCH_FLOATING_TYPES(pre.scalar_type(), "rnnlab_gated_scan_forward", [&] {
+    dispatch_kind(kind, [&](auto which) {
+      gated_forward_loop<decltype(which)::value, scalar_t>(pre.data_ptr<scalar_t>(), optional_data<scalar_t>(decay),
+                                                          optional_data<scalar_t>(h0), h.data_ptr<scalar_t>(),
+                                                          h_n.data_ptr<scalar_t>(), s);
+    });
+  });
+  return {h, h_n};
+}
+
+std::vector<at::Tensor> gated_scan_backward(int64_t kind, const at::Tensor& pre, const c10::optional<at::Tensor>& decay,
+                                            const c10::optional<at::Tensor>& h0,
+                                            const c10::optional<at::Tensor>& lengths, bool reverse,
+                                            const at::Tensor& h, const at::Tensor& grad_h, const at::Tensor& grad_hn) {
+  const GatedShape s = check_gated(kind, pre, decay, h0, lengths, reverse);
+  TORCH_CHECK(h.is_contiguous() && h.dim() == 3 && h.size(0) == s.N && h.size(1) == s.L && h.size(2) == s.H,
+              "gated scan: h contiguous (N, L, H)");
+  at::Tensor dh = grad_h.contiguous(), dhn = grad_hn.contiguous();
+  TORCH_CHECK(dh.sizes() == h.sizes() && dhn.dim() == 2 && dhn.size(0) == s.N && dhn.size(1) == s.H,
+              "gated scan: grad_h (N, L, H) and grad_hn (N, H)");
+  at::Tensor grad_pre = at::empty_like(pre), grad_h0 = at::empty({s.N, s.H}, pre.options());
+  at::Tensor grad_decay = decay ? at::empty({s.N, s.H}, pre.options()) : at::Tensor();
+  AT_DISPATCH_FLOATING_TYPES(pre.scalar_type(), "rnnlab_gated_scan_backward", [&] {
+    dispatch_kind(kind, [&](auto which) {
+      gated_backward_loop<decltype(which)::value, scalar_t>(
+          pre.data_ptr<scalar_t>(), optional_data<scalar_t>(decay), optional_data<scalar_t>(h0),
+          h.data_ptr<scalar_t>(), dh.data_ptr<scalar_t>(), dhn.data_ptr<scalar_t>(), grad_pre.data_ptr<scalar_t>(),
+          decay ? grad_decay.data_ptr<scalar_t>() : nullptr, grad_h0.data_ptr<scalar_t>(), s);
+    });
+  });
+  return {grad_pre, grad_decay, grad_h0};
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("layer", [](int64_t mode, std::vector<int64_t> batch_sizes, bool reverse, int64_t steps, const at::Tensor& x,
                     const at::Tensor& h0, const c10::optional<at::Tensor>& c0, const at::Tensor& w_ih,
@@ -1324,4 +1529,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("h0"));
   m.def("scan_backward", &scan_backward, "the scan's (da, db, dh0) from dL/dh", py::arg("a"), py::arg("h"),
         py::arg("h0"), py::arg("grad_h"));
+  m.def("gated_scan_forward", &gated_scan_forward, "a scan layer's (h, h_n) from its pre-activations (N, L, G*H)",
+        py::arg("kind"), py::arg("pre"), py::arg("decay"), py::arg("h0"), py::arg("lengths"), py::arg("reverse"));
+  m.def("gated_scan_backward", &gated_scan_backward, "(dL/dpre, dL/ddecay per row or undefined, dL/dh0)",
+        py::arg("kind"), py::arg("pre"), py::arg("decay"), py::arg("h0"), py::arg("lengths"), py::arg("reverse"),
+        py::arg("h"), py::arg("grad_h"), py::arg("grad_hn"));
 }
