@@ -38,7 +38,8 @@ class Exportable(nn.Module):
         self.network = copy.deepcopy(network).eval()
         arch = registry.of_layer(network.rnn)
         if not arch.torch_twin:
-            raise UserError(f"cannot export: torch.nn has no twin of {arch.name} to carry its weights")
+            raise UserError(f"cannot export: torch.nn has no twin of {arch.name} to carry its weights (export swaps "
+                            "in torch.nn's layer, whose loop ONNX and TorchScript run at any batch and length)")
         try:
             self.network.rnn = self.network.rnn.to_torch()
         except ValueError as err:

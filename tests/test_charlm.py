@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from rnnlab.cli import main
 from rnnlab.errors import UserError
 from rnnlab.tasks.network import ModelConfig
-from rnnlab.tasks import charlm
+from rnnlab.tasks import charlm, load
 
 
 def rnnlab(*args, cwd=None):
@@ -63,6 +63,19 @@ def test_long_text_holds_out_the_last_tenth(tmp_path):
     assert metrics["val_chars"] == int(len(text) * 0.1)
     assert metrics["train_chars"] + metrics["val_chars"] == len(text)
     assert metrics["val_loss"] > 0 and metrics["train_loss"] > 0
+
+
+def test_the_long_text_recipe_takes_another_architecture(tmp_path):
+    """The recipe's DropConnect belongs to its LSTM: --arch mingru (which has no W_hh to drop) trains without
+    it, and asking for it by name is still refused."""
+    text = "".join(f"{k} bottles of beer on the wall, {k} bottles of beer.\n" for k in range(120))
+    assert charlm.LARGE["weight_drop"] > 0
+    metrics = charlm.train(text=text, out=str(tmp_path / "run"), arch="mingru", layers=2, steps=2, hidden=16,
+                           embed=8, eval_every=2, batch_size=4)
+    assert metrics["val_loss"] > 0
+    assert load(tmp_path / "run").network.config.variants.weight_drop == 0
+    with pytest.raises(UserError, match="mingru has no weight_drop"):
+        charlm.train(text=text, out=str(tmp_path / "bad"), arch="mingru", weight_drop=0.3, steps=2)
 
 
 def in_process(capsys, *args) -> tuple[int, str]:

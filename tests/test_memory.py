@@ -37,6 +37,22 @@ def test_copy_data_and_its_baseline():
     assert abs(memory.baseline("copy", length) - 10 * math.log(8) / (length + 20)) < 1e-12
 
 
+def test_selective_copy_data_and_its_baseline():
+    length, n = 30, 2000
+    x, y = memory.selective_copy_batch(length, n, torch.Generator().manual_seed(0))
+    assert x.shape == (n, length + 9) and y.shape == (n, 8)
+    noise = x[:, :length]
+    assert (noise > 0).sum(1).eq(8).all() and noise.max() <= 8  # 8 symbols from {1..8} among the noise (0)
+    assert torch.equal(noise[noise > 0].reshape(n, 8), y)  # to be written in the order they came
+    assert (x[:, length] == 9).all() and (x[:, length + 1:] == 0).all()  # the delimiter, then blanks
+    places = (noise > 0).float()
+    assert places.std(0).min() > 0.3  # the places vary from sequence to sequence: every step holds a symbol or not
+    assert 0.1 < places.mean(0).min() and places.mean(0).max() < 0.4  # ... about 8 / 30 of the time each
+    # the memoryless guess: with every symbol equally likely at every answer step, any guess is right 1/8 of the time
+    for guess in range(1, 9):
+        assert abs((y == guess).float().mean().item() - memory.baseline("selective-copy", length)) < 0.01
+
+
 def test_a_gru_solves_a_short_adding_problem(tmp_path):
     metrics = memory.train(task="adding", length=10, arch="gru", hidden=32, steps=300, lr=1e-2, out=str(tmp_path),
                            quiet=True)

@@ -1,4 +1,4 @@
-"""``rnnlab memory-task``: the adding problem or the copy task."""
+"""``rnnlab memory-task``: the adding problem, the copy task or the selective copy."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from .options import model_options, print_metrics, train_keywords, train_options
 
 def add(commands) -> None:
     from ..tasks import memory as mt  # its defaults, in the help
-    memory = commands.add_parser("memory-task", help="the adding problem or the copy task: what can a network "
-                                 "remember over T steps", description="Train on the adding problem (Hochreiter & "
-                                 "Schmidhuber 1997) or the copy-memory task (Arjovsky et al. 2016) and write "
-                                 "metrics.json (final metric, its no-memory baseline, solved) and curve.png.")
+    memory = commands.add_parser("memory-task", help="the adding problem, the copy task or the selective "
+                                 "copy: what can a network remember over T steps", description="Train on the adding "
+                                 "problem (Hochreiter & Schmidhuber 1997), the copy-memory task (Arjovsky et al. "
+                                 "2016) or the selective copy (Gu & Dao 2023) and write metrics.json (final metric, "
+                                 "its no-memory baseline, solved) and curve.png.")
     memory.add_argument("--task", choices=mt.TASKS, help=f"(default {mt.DEFAULTS['task']})")
     memory.add_argument("--length", type=int, help=f"T, steps to remember across (default {mt.DEFAULTS['length']})")
     memory.add_argument("--out", help=f"run folder (default {mt.OUT})")

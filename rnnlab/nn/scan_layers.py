@@ -54,7 +54,7 @@ class ScanLayer(nn.Module, ABC):
     ``coefficients``."""
 
     gates: int
-    kind: int  # the C++ engine's number for the layer (csrc/engine.cpp, GatedKind)
+    kind: int | None = None  # the C++ engine's fused loop for the layer (csrc/engine.cpp, GatedKind); None: none
     inspected: tuple[str, ...] = ()
     has_cell_state = False  # one state, h
 
@@ -161,7 +161,8 @@ class ScanLayer(nn.Module, ABC):
         valid = None
         if lengths is not None:  # past a sequence's end the state is carried: a = 1, b = 0
             valid = (torch.arange(x.shape[1]) < lengths[:, None]).to(x.device).unsqueeze(-1)  # (N, L, 1)
-        fused = self.impl == "ours" and not record and fast.usable(x) and (hx is None or hx.dtype == x.dtype)
+        fused = (self.kind is not None and self.impl == "ours" and not record and fast.usable(x)
+                 and (hx is None or hx.dtype == x.dtype))
         h_n, recorded = [], {}
         for layer in range(self.num_layers):
             outputs = []

@@ -45,7 +45,8 @@ def resolve(task: str, out: str | Path, resume: bool, options: dict, defaults: d
         raise UserError(f"unknown setting {sorted(unknown)[0]!r}; the training settings are: "
                         f"{', '.join(TrainConfig.__dataclass_fields__)}")
     if not resume:
-        return {**defaults, **options}, TrainConfig.from_dict({**train_defaults, **train_options}), None
+        return (_fit_recipe({**defaults, **options}, options), TrainConfig.from_dict({**train_defaults, **train_options}),
+                None)
     saved = checkpoint.load(out, task).state
     saved_options = saved.get("options", {})
     saved_train = {k: v for k, v in saved.get("train", {}).items() if k not in NOT_RESTORED}
@@ -55,6 +56,16 @@ def resolve(task: str, out: str | Path, resume: bool, options: dict, defaults: d
             raise UserError(f"{name} {value!r} contradicts the checkpoint in {out}, trained with {name} {before!r}: "
                             "leave it out to resume, or train into another out folder", name)
     return ({**defaults, **saved_options}, TrainConfig.from_dict({**saved_train, **train_options}), saved)
+
+
+def _fit_recipe(settings: dict, given: dict) -> dict:
+    """A task's default recipe may turn on a variant of its default architecture (charlm's DropConnect on the
+    LSTM); for an architecture without it, that default is off -- what the user asked for stays asked."""
+    arch = registry.get(settings["arch"]) if settings.get("arch") in registry.names() else None
+    if arch is None:
+        return settings  # check_network names the unknown arch
+    lacking = set(arch.unsupported(variants=Variants.from_settings(settings))) - set(given)
+    return {**settings, **{name: VARIANTS[name] for name in lacking}}
 
 
 def _differs(value, saved) -> bool:
