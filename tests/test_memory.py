@@ -63,6 +63,16 @@ def test_a_gru_solves_a_short_adding_problem(tmp_path):
     assert load(tmp_path).network.config.arch == "gru"  # rnnlab.tasks.load opens it like any task's run
 
 
+def test_a_short_selective_copy_is_learned_and_scored_by_token_accuracy(tmp_path):
+    metrics = memory.train(task="selective-copy", length=10, arch="gru", hidden=64, steps=400, lr=1e-2,
+                           eval_every=400, out=str(tmp_path), quiet=True)
+    assert metrics["metric"] == "token_accuracy" and metrics["baseline"] == 1 / 8
+    assert metrics["final"] > 0.5  # 1/8 without memory: it remembers most symbols after 400 steps
+    assert metrics["solved"] == (metrics["final"] >= 0.95) and metrics["cross_entropy"] < 1.0
+    assert metrics["layers"] == 1 and metrics["steps"] == 400
+    assert memory.TASK_TRAIN["selective-copy"]["steps"] > memory.TRAIN_DEFAULTS["steps"]  # its own default budget
+
+
 def test_the_command_and_its_mistakes(tmp_path):
     run = [sys.executable, "-m", "rnnlab.cli", "memory-task"]
     done = subprocess.run(run + ["--task", "copy", "--length", "5", "--hidden", "8", "--steps", "3", "--out",

@@ -12,7 +12,9 @@ def add(commands) -> None:
                                  "problem (Hochreiter & Schmidhuber 1997), the copy-memory task (Arjovsky et al. "
                                  "2016) or the selective copy (Gu & Dao 2023) and write metrics.json (final metric, "
                                  "its no-memory baseline, solved) and curve.png.")
-    memory.add_argument("--task", choices=mt.TASKS, help=f"(default {mt.DEFAULTS['task']})")
+    selective = mt.TASK_TRAIN["selective-copy"]
+    memory.add_argument("--task", choices=mt.TASKS, help=f"(default {mt.DEFAULTS['task']}; selective-copy trains "
+                        f"{selective['steps']} steps at --lr {selective['lr']:g} unless told otherwise)")
     memory.add_argument("--length", type=int, help=f"T, steps to remember across (default {mt.DEFAULTS['length']})")
     memory.add_argument("--out", help=f"run folder (default {mt.OUT})")
     model_options(memory, f"{mt.DEFAULTS['layers']} x {mt.DEFAULTS['hidden']} {mt.DEFAULTS['arch'].upper()}")

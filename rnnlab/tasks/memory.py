@@ -36,6 +36,7 @@ TASKS = ("adding", "copy", "selective-copy")
 DEFAULTS = dict(task="adding", length=100, arch="lstm", hidden=128, layers=1, dropout=0.0, **VARIANTS)
 TRAIN_DEFAULTS = dict(steps=1500, batch_size=64, lr=1e-3, warmup=0.0, final_lr=1.0, eval_every=100,
                       checkpoint_every=500)  # Adam at a constant 1e-3, the recipe of the papers
+TASK_TRAIN = {"selective-copy": dict(steps=3000, lr=3e-3)}  # choosing by content takes longer to learn
 SYMBOLS, COPIED = 8, 10  # copy task: alphabet {1..8}, 10 symbols to remember
 SELECTED = 8  # selective copy: symbols scattered among the noise
 SOLVED_ACCURACY = 0.95
@@ -153,7 +154,7 @@ def train(*, task: str | None = None, length: int | None = None, out: str | None
     options, config, _ = resolve(
         "memory", out, resume, dict(task=task, length=length, arch=arch, hidden=hidden, layers=layers,
                                     dropout=dropout),
-        DEFAULTS, train_options, TRAIN_DEFAULTS)
+        DEFAULTS, train_options, {**TRAIN_DEFAULTS, **TASK_TRAIN.get(task or DEFAULTS["task"], {})})
     require(options["task"] in TASKS, "task", f"be one of {', '.join(TASKS)}", options["task"])
     check_settings(options, positive=("length",))
     require(options["length"] >= 2, "length", "be >= 2", options["length"])

@@ -1314,10 +1314,20 @@ std::vector<at::Tensor> scan_backward(const at::Tensor& a, const at::Tensor& h, 
 // c = -8 softplus(-lambda) (log a_t = c r_t); its gradient comes back per row, (N, H), for the caller to sum.
 enum GatedKind { MIN_GRU = 0, MIN_LSTM = 1, RG_LRU = 2 };
 
-template <typename T> inline T candidate(T v) { return v >= T(0) ? v + T(0.5) : sigmoid(v); }  // minGRU's g
+template <typename T> inline T candidate(T v) {  // minGRU's g, both sides computed (no branch in the loops)
+  const T s = sigmoid(v);
+  return v >= T(0) ? v + T(0.5) : s;
+}
 template <typename T> inline T candidate_grad(T v) {  // g'(v)
   const T s = sigmoid(v);
   return v >= T(0) ? T(1) : s * (T(1) - s);
+}
+
+// The loops walk time with a stride of a whole row; asking for the next step's cache lines ahead of use keeps
+// the many streams (backward reads and writes eight) from waiting on memory.
+template <typename T> inline void prefetch_gates(const T* p, int64_t H, int64_t G, int64_t width) {
+  for (int64_t gate = 0; gate < G; ++gate)
+    for (int64_t k = 0; k < width; k += 64 / int64_t(sizeof(T))) __builtin_prefetch(p + gate * H + k);
 }
 
 struct GatedShape {
@@ -1341,6 +1351,7 @@ void gated_forward_loop(const T* pre, const T* decay, const T* h0, T* h, T* h_n,
       for (int64_t step = 0; step < length; ++step) {
         const int64_t t = s.reverse ? length - 1 - step : step;
         const T* p = pre + (n * L + t) * GH + first;  // this step's gate k of unit j at p[k * H + j]
+        if (step + 1 < length) prefetch_gates(p + (s.reverse ? -GH : GH), H, s.G, width);
         T* out = h + (n * L + t) * H + first;
 #pragma omp simd
         for (int64_t k = 0; k < width; ++k) {
@@ -1378,18 +1389,24 @@ void gated_backward_loop(const T* pre, const T* decay, const T* h0, const T* h, 
       T carry[SCAN_BLOCK], dc[SCAN_BLOCK];  // carry: a_{t+1} G_{t+1} (dL/dh_n at the last step); dc: dL/dc
       for (int64_t k = 0; k < width; ++k) carry[k] = grad_hn[n * H + first + k], dc[k] = T(0);
       const T* c = decay ? decay + first : nullptr;
-      const T* start = h0 ? h0 + n * H + first : nullptr;  // the state before the first step run
+      T zeros[SCAN_BLOCK] = {};
+      const T* start = h0 ? h0 + n * H + first : zeros;  // the state before the first step run
       for (int64_t step = length - 1; step >= 0; --step) {
         const int64_t t = s.reverse ? length - 1 - step : step;
         const int64_t before = s.reverse ? t + 1 : t - 1;  // the step run just before t
-        const T* previous = step > 0 ? h + (n * L + before) * H + first : start;  // h_{t-1}, or null for zeros
+        const T* previous = step > 0 ? h + (n * L + before) * H + first : start;  // h_{t-1}
         const T* p = pre + (n * L + t) * GH + first;
+        if (step > 0) {  // the next step walked: its gates, dL/dh and h_{t-1}
+          const int64_t next = s.reverse ? 1 : -1;
+          prefetch_gates(p + next * GH, H, s.G, width);
+          prefetch_gates(grad_h + (n * L + t + next) * H + first, H, 1, width);
+        }
         const T* dh = grad_h + (n * L + t) * H + first;
         T* dp = grad_pre + (n * L + t) * GH + first;
 #pragma omp simd
         for (int64_t k = 0; k < width; ++k) {
           const T g = dh[k] + carry[k];  // G_t
-          const T da = previous ? g * previous[k] : T(0), db = g;
+          const T da = g * previous[k], db = g;
           T a;
           if constexpr (KIND == MIN_GRU) {  // a = 1 - z, b = z g(v)
             const T z = sigmoid(p[k]), v = p[H + k], gv = candidate(v);
