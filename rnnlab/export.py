@@ -36,6 +36,9 @@ class Exportable(nn.Module):
     def __init__(self, network: nn.Module) -> None:
         super().__init__()
         self.network = copy.deepcopy(network).eval()
+        if network.config.block != "stack":
+            raise UserError(f"cannot export: the network's layers are in {network.config.block} blocks; export "
+                            "swaps in torch.nn's stacked layer, so it takes block stack")
         arch = registry.of_layer(network.rnn)
         if not arch.torch_twin:
             raise UserError(f"cannot export: torch.nn has no twin of {arch.name} to carry its weights (export swaps "

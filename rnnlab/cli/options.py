@@ -15,7 +15,7 @@ from ..nn.variants import Variants
 FLAGS = {"batch_size": "--batch", "text_file": "--text"}
 TRAIN_KEYS = ("steps", "minutes", "batch_size", "lr", "weight_decay", "clip", "eval_every", "checkpoint_every",
               "patience", "ema", "seed", "device", "precision", "quiet", "log_dir")
-RUN_KEYS = ("out", "resume", "arch", "hidden", "layers", "dropout", *Variants.names())
+RUN_KEYS = ("out", "resume", "arch", "hidden", "layers", "dropout", "block", *Variants.names())
 
 
 class Parser(argparse.ArgumentParser):
@@ -54,6 +54,9 @@ def model_options(parser: argparse.ArgumentParser, defaults: str) -> None:
     group.add_argument("--hidden", type=int, help="hidden units per layer")
     group.add_argument("--layers", type=int, help="stacked recurrent layers")
     group.add_argument("--dropout", type=float)
+    group.add_argument("--block", choices=("stack", "residual"), help="stack: the layers one on another (default); "
+                       "residual: each layer in a pre-normalised residual block followed by an MLP block, as the "
+                       "modern recurrences' language models have them")
     for variant in fields(Variants):
         flag = "--" + variant.name.replace("_", "-")
         if variant.metadata["kind"] == "switch":

@@ -13,6 +13,7 @@ named ``l{layer}_d{direction}_{name}``.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +29,18 @@ def record(trained, inputs) -> dict:
     """{(layer, direction): {name: (T, H) array}} of the network's recurrent layer on ``inputs``, the names in
     the order its architecture's registry entry gives (``recorded``: the gates, the states, then h)."""
     network = trained.network
-    names = registry.of_layer(network.rnn).recorded
-    with torch.no_grad(), rnn.inspect(network.rnn) as trace:
+    blocks = getattr(network.rnn, "layers", None)  # block "residual": one single-layer module per block
+    modules = list(blocks) if blocks is not None else [network.rnn]
+    names = registry.of_layer(modules[0]).recorded
+    with torch.no_grad(), contextlib.ExitStack() as stack:
+        traces = [stack.enter_context(rnn.inspect(module)) for module in modules]
         network(inputs.to(trained.device))
-    return {key: {name: trace[key][name][0].cpu().numpy() for name in names} for key in trace.keys()}
+    internals = {}
+    for block, trace in enumerate(traces):  # a block's layer 0 is the network's layer `block`
+        for layer, direction in trace.keys():
+            internals[layer + block, direction] = {name: trace[layer, direction][name][0].cpu().numpy()
+                                                   for name in names}
+    return internals
 
 
 def heatmaps(internals: dict, labels: list[str], title: str, out: Path) -> list[Path]:

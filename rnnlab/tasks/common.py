@@ -19,12 +19,14 @@ from ..nn import registry
 from ..nn.variants import Variants
 from ..training import TrainConfig, checkpoint
 from ..training.device import memory_guard
-from .network import ModelConfig, SequenceModel
+from .network import BLOCKS, ModelConfig, SequenceModel
 
 FIXED_TRAIN = ("ema",)  # training settings a resumed run keeps: its checkpoint's tensors depend on them
 NOT_RESTORED = ("quiet",)  # training settings a resumed run does not take from the checkpoint
 MODEL_SIZES = ("hidden", "layers")  # every task's network sizes (whole numbers > 0)
-VARIANTS = Variants().to_dict()
+# The network settings every task takes among its ``**train_options`` (with their defaults): the layers'
+# variants and how the layers are put together (network.BLOCKS).
+NETWORK_EXTRAS = {**Variants().to_dict(), "block": "stack"}
 """The recurrent layers' variants every task's network takes (``rnnlab.nn.Variants``), all off by default."""
 
 
@@ -38,8 +40,8 @@ def resolve(task: str, out: str | Path, resume: bool, options: dict, defaults: d
     """(the task's settings, the training loop's settings, the saved state or None) for a new or resumed run.
     The variants' keywords (``rnnlab.nn.Variants``) come among ``train_options``, as each task's
     ``train(**train_options)`` takes them: they join the task's settings."""
-    options = given({**options, **{k: v for k, v in train_options.items() if k in VARIANTS}})
-    train_options = given({k: v for k, v in train_options.items() if k not in VARIANTS})
+    options = given({**options, **{k: v for k, v in train_options.items() if k in NETWORK_EXTRAS}})
+    train_options = given({k: v for k, v in train_options.items() if k not in NETWORK_EXTRAS})
     unknown = set(train_options) - set(TrainConfig.__dataclass_fields__)
     if unknown:
         raise UserError(f"unknown setting {sorted(unknown)[0]!r}; the training settings are: "
@@ -65,7 +67,7 @@ def _fit_recipe(settings: dict, given: dict) -> dict:
     if arch is None:
         return settings  # check_network names the unknown arch
     lacking = set(arch.unsupported(variants=Variants.from_settings(settings))) - set(given)
-    return {**settings, **{name: VARIANTS[name] for name in lacking}}
+    return {**settings, **{name: NETWORK_EXTRAS[name] for name in lacking}}
 
 
 def _differs(value, saved) -> bool:
@@ -88,13 +90,18 @@ def check_network(options: dict) -> None:
     missing = registry.get(arch).unsupported(bool(options.get("bidirectional")), variants=Variants.from_settings(options))
     if missing:
         raise UserError(f"arch {arch} has no {' or '.join(missing)}", "arch")
+    block = options.get("block", "stack")
+    require(block in BLOCKS, "block", f"be one of {', '.join(BLOCKS)}", block)
+    if block == "residual" and options.get("bidirectional"):
+        raise UserError("block residual is one-directional: leave out bidirectional, or use block stack", "block")
 
 
 def network_config(options: dict, **shape) -> ModelConfig:
     """The task's network: its settings (arch, hidden, layers, dropout and the variants) and its ``shape``
     (input_size, output_size, readout, ...)."""
     return ModelConfig(arch=options["arch"], hidden=options["hidden"], layers=options["layers"],
-                       dropout=options["dropout"], variants=Variants.from_settings(options), **shape)
+                       dropout=options["dropout"], variants=Variants.from_settings(options),
+                       block=options.get("block", "stack"), **shape)
 
 
 def network_guard(options: dict):

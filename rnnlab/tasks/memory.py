@@ -29,11 +29,11 @@ import torch.nn.functional as F
 from ..errors import UserError, check_settings, require
 from ..training import Task, fit
 from .network import SequenceModel
-from .common import VARIANTS, ModelInput, Trained, check_network, network_config, network_guard, resolve
+from .common import NETWORK_EXTRAS, ModelInput, Trained, check_network, network_config, network_guard, resolve
 
 OUT = "runs/memory"
 TASKS = ("adding", "copy", "selective-copy")
-DEFAULTS = dict(task="adding", length=100, arch="lstm", hidden=128, layers=1, dropout=0.0, **VARIANTS)
+DEFAULTS = dict(task="adding", length=100, arch="lstm", hidden=128, layers=1, dropout=0.0, **NETWORK_EXTRAS)
 TRAIN_DEFAULTS = dict(steps=1500, batch_size=64, lr=1e-3, warmup=0.0, final_lr=1.0, eval_every=100,
                       checkpoint_every=500)  # Adam at a constant 1e-3, the recipe of the papers
 TASK_TRAIN = {"selective-copy": dict(steps=3000, lr=3e-3)}  # choosing by content takes longer to learn

@@ -7,6 +7,14 @@
 ``readout="steps"`` gives an output at every step (language model); ``readout="last"`` one per sequence,
 from the final states of the last layer (both directions when bidirectional). The recurrent layer is built
 by ``rnnlab.nn.registry`` from ``arch``, with the config's ``Variants``.
+
+``block="residual"`` stacks the layers as the modern recurrences' language models do (Griffin, De et al.
+2024; the minGRU paper's, Feng et al. 2024): the input projected to H, then per layer a pre-normalised
+residual block around a one-layer recurrent module and one around an MLP, and a final LayerNorm::
+
+    x = x + RNN_k(LayerNorm(x)),   x = x + MLP_k(LayerNorm(x)),   MLP = Linear(H, 4H) -> GELU -> Linear(4H, H)
+
+``block="stack"`` (the default) is the classic stack, the recurrent module's own ``num_layers``.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ class ModelConfig:
     output_size: int = 1
     vocab_size: int = 0  # > 0: inputs are token ids, embedded first
     readout: str = "last"  # "steps" | "last"
+    block: str = "stack"  # "stack": one recurrent module of `layers` layers | "residual": blocks (module docstring)
 
     def to_dict(self) -> dict:
         """Flat JSON, the variants' fields in the variants' place (the form checkpoints have always had)."""
@@ -51,15 +60,61 @@ class ModelConfig:
         return cls(**{k: v for k, v in values.items() if k in known}, variants=Variants.from_settings(values))
 
 
+BLOCKS = ("stack", "residual")
+
+
+class ResidualBlocks(nn.Module):
+    """``block="residual"``: layers of (pre-norm residual recurrent layer, pre-norm residual MLP), one-directional,
+    called as a recurrent module: x (N, L, F), state -> (N, L, H), state with the layers' states stacked
+    ((layers, N, H), or the pair (h, c) of them for an LSTM), as a stacked module's are."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        hidden, arch = config.hidden, registry.get(config.arch)
+        self.project = nn.Linear(config.input_size, hidden) if config.input_size != hidden else nn.Identity()
+        self.layers = nn.ModuleList(arch.build(hidden, hidden, batch_first=True, **config.variants.to_dict())
+                                    for _ in range(config.layers))
+        self.mlps = nn.ModuleList(nn.Sequential(nn.Linear(hidden, 4 * hidden), nn.GELU(), nn.Linear(4 * hidden, hidden))
+                                  for _ in range(config.layers))
+        self.norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(2 * config.layers + 1))
+        self.drop = nn.Dropout(config.dropout)
+        self.cell_state = arch.math.has_cell_state
+
+    def forward(self, x: Tensor, state=None):
+        x = self.project(x)  # (N, L, H)
+        if state is None:
+            states = [None] * len(self.layers)
+        elif self.cell_state:  # (h, c), each (layers, N, H)
+            states = [(h[None], c[None]) for h, c in zip(*state)]
+        else:
+            states = [h[None] for h in state]  # (1, N, H) each
+        finals = []
+        for k, (layer, mlp) in enumerate(zip(self.layers, self.mlps)):
+            steps, final = layer(self.norms[2 * k](x), states[k])  # (N, L, H)
+            x = x + self.drop(steps)
+            x = x + self.drop(mlp(self.norms[2 * k + 1](x)))
+            finals.append(final)
+        if self.cell_state:
+            final = (torch.cat([h for h, _ in finals]), torch.cat([c for _, c in finals]))
+        else:
+            final = torch.cat(finals)  # (layers, N, H)
+        return self.norms[-1](x), final
+
+
 class SequenceModel(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.input_size) if config.vocab_size else None
-        self.rnn = registry.get(config.arch).build(
-            config.input_size, config.hidden, num_layers=config.layers,
-            dropout=config.dropout if config.layers > 1 else 0.0, bidirectional=config.bidirectional,
-            batch_first=True, **config.variants.to_dict())
+        if config.block == "residual":
+            if config.bidirectional:
+                raise ValueError("residual blocks are one-directional: leave out bidirectional or use block 'stack'")
+            self.rnn = ResidualBlocks(config)
+        else:
+            self.rnn = registry.get(config.arch).build(
+                config.input_size, config.hidden, num_layers=config.layers,
+                dropout=config.dropout if config.layers > 1 else 0.0, bidirectional=config.bidirectional,
+                batch_first=True, **config.variants.to_dict())
         self.drop = nn.Dropout(config.dropout)
         directions = 2 if config.bidirectional else 1
         self.head = nn.Linear(directions * config.hidden, config.output_size)
@@ -73,6 +128,8 @@ class SequenceModel(nn.Module):
         steps, state = self.rnn(x, state)  # (N, L, D*H)
         if self.config.readout == "steps":
             return self.head(self.drop(steps)), state
+        if self.config.block == "residual":  # the residual stream at the last step
+            return self.head(self.drop(steps[:, -1])), state
         h_n = state[0] if isinstance(state, tuple) else state  # (layers*D, N, H)
         last = h_n[-2:] if self.config.bidirectional else h_n[-1:]  # (D, N, H)
         return self.head(self.drop(torch.cat(list(last), dim=1))), state  # (N, output_size)

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from ...data.series import Series, random_walk_prices, season_and_name, sine_wave
 from ...errors import UserError, check_settings, require
 from ...training import Task, fit
-from ..common import VARIANTS, check_network, network_config, network_guard, resolve
+from ..common import NETWORK_EXTRAS, check_network, network_config, network_guard, resolve
 from ..network import ModelConfig, SequenceModel
 from .baselines import Naive, SeasonalNaive, base_forecaster, baselines
 from .features import Scaler, network_inputs
@@ -23,7 +23,7 @@ OUT = "runs/forecast"
 BUILTINS = {"sine": (sine_wave, 63), "random_walk": (random_walk_prices, None)}
 DEFAULTS = dict(window=None, horizon=1, test_frac=0.2, val_frac=0.15, season=None, arch="lstm", hidden=64, layers=1,
                 dropout=0.0, target=None, features=None, date_col=None, date_format=None, newest_first=False,
-                missing="error", **VARIANTS)
+                missing="error", **NETWORK_EXTRAS)
 CSV_SEASON = 7  # the seasonal-naive baseline's lag where no season is known (data without dates)
 HUBER_BETA = 0.01  # the training loss is absolute beyond this many typical steps, squared within
 WINDOW = 7  # rows the network reads where there is no season; with one: a season and a step
