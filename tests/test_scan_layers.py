@@ -165,3 +165,20 @@ def test_in_float32_the_fused_engine_stays_within_1e5_of_float64_at_4096_steps(a
     scale = expected.abs().max()
     assert ((got.double() - expected).abs().max() / scale).item() < 1e-5
     assert ((got_h_n.double() - expected_h_n).abs().max() / scale).item() < 1e-5
+
+
+@pytest.mark.parametrize("impl", ["ours", "reference"])
+def test_saturated_gates_keep_every_gradient_finite(impl):
+    """minLSTM with both gates at sigmoid(-100) (f + i underflows when squared) and RG-LRU with a -> 1
+    (the exact derivative of sqrt(1 - a^2) is infinite there; Griffin's bound holds it) in float32."""
+    for arch in ("minlstm", "rglru"):
+        module = registry.get(arch).layer(3, 4, impl=impl)
+        with torch.no_grad():
+            module.bias_ih_l0.fill_(-100.0 if arch == "minlstm" else 0.0)
+            if arch == "rglru":
+                module.bias_ih_l0[:4] = -30.0  # r = sigmoid(-30): a = sigmoid(lambda)^(8 r) rounds to 1
+        x = torch.randn(5, 2, 3, requires_grad=True)
+        output, h_n = module(x)
+        output.sum().backward()
+        grads = [x.grad, *(p.grad for p in module.parameters())]
+        assert torch.isfinite(output).all() and all(torch.isfinite(g).all() for g in grads), arch

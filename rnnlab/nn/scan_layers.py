@@ -267,8 +267,9 @@ class MinLSTM(ScanLayer):
 
     def coefficients(self, pre: Tensor, suffix: str):
         forget, keep_in, candidate = pre.chunk(3, dim=-1)  # (N, L, H) each
-        f, i = torch.sigmoid(forget), torch.sigmoid(keep_in)
-        f_norm, i_norm = f / (f + i), i / (f + i)
+        # f / (f + i) = sigmoid(log f - log i): the same numbers without 0 / 0 where both gates underflow
+        d = F.logsigmoid(forget) - F.logsigmoid(keep_in)  # (N, L, H)
+        f_norm, i_norm = torch.sigmoid(d), torch.sigmoid(-d)
         return f_norm, i_norm * g(candidate), {"f'": f_norm, "i'": i_norm}
 
 
@@ -308,4 +309,20 @@ class RGLRU(ScanLayer):
         r, i = torch.sigmoid(reset), torch.sigmoid(gate)
         log_a = self.decay(suffix) * r  # (N, L, H)
         a = torch.exp(log_a)
-        return a, torch.sqrt(1 - a ** 2) * (i * value), {"a": a, "i": i}
+        return a, BoundedSqrt.apply(1 - a ** 2) * (i * value), {"a": a, "i": i}
+
+
+class BoundedSqrt(torch.autograd.Function):
+    """sqrt(x) whose derivative is held at most 1 / (2 * 1e-3), as Griffin's code does for sqrt(1 - a^2): at
+    a -> 1 the exact derivative is infinite, and one such unit makes every gradient NaN."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        root = torch.sqrt(x)
+        ctx.save_for_backward(root)
+        return root
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        (root,) = ctx.saved_tensors
+        return grad / (2 * root.clamp(min=1e-3))

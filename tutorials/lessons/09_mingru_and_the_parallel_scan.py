@@ -126,8 +126,9 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# Every line grows in proportion to T: on a CPU a scan is still a walk over time, only one that moves a few
-# bytes per element instead of a matrix product per step. The GRU and LSTM pay a (128 x 384) or (128 x 512)
+# On a CPU a scan is still a walk over time, only one that moves a few bytes per element instead of a matrix
+# product per step, so the lines grow about in proportion to T -- all but the Python loop, which grows faster:
+# its autograd graph keeps a node per operation and step, and walking it back costs more the longer it is. The GRU and LSTM pay a (128 x 384) or (128 x 512)
 # product at every step, one after the other; the minGRU pays one large product for all steps and a cheap
 # elementwise walk. The Python loop loses that advantage to one interpreter round trip per step, and torch's
 # CPU `logcumsumexp` is a slow elementwise loop of its own; the C++ scan is what makes the minGRU fast here

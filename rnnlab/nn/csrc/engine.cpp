@@ -1415,16 +1415,19 @@ void gated_backward_loop(const T* pre, const T* decay, const T* h0, const T* h, 
             dp[H + k] = db * z * candidate_grad(v);
           } else if constexpr (KIND == MIN_LSTM) {  // a = f / (f + i), b = i / (f + i) g(v)
             const T f = sigmoid(p[k]), i = sigmoid(p[H + k]), v = p[2 * H + k], sum = f + i;
-            const T w = (da - db * candidate(v)) / (sum * sum);  // dL/df = i w, dL/di = -f w
-            a = f / sum;
-            dp[k] = i * w * f * (T(1) - f);
-            dp[H + k] = -f * w * i * (T(1) - i);
-            dp[2 * H + k] = db * (i / sum) * candidate_grad(v);
+            const T fn = f / sum, in = i / sum;  // f', i'
+            // dL/df = (da - db g) i / (f + i)^2, written as f' i' / f (the square underflows in float32)
+            const T w = (da - db * candidate(v)) * fn * in;
+            a = fn;
+            dp[k] = w * (T(1) - f);
+            dp[H + k] = -w * (T(1) - i);
+            dp[2 * H + k] = db * in * candidate_grad(v);
           } else {  // a = exp(c r), b = q i v with q = sqrt(1 - a^2)
             const T r = sigmoid(p[k]), i = sigmoid(p[H + k]), v = p[2 * H + k];
             a = std::exp(c[k] * r);
             const T q = std::sqrt(T(1) - a * a);
-            const T da_all = da - db * i * v * a / q;  // through a and through q
+            // through a and through q; dq/da = -a / q with q held >= 1e-3 there (Griffin's bounded derivative)
+            const T da_all = da - db * i * v * a / std::max(q, T(1e-3));
             dc[k] += da_all * a * r;
             dp[k] = da_all * a * c[k] * r * (T(1) - r);
             dp[H + k] = db * q * v * i * (T(1) - i);
