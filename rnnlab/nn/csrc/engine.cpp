@@ -1227,22 +1227,28 @@ int64_t scan_block(int64_t N, int64_t H) {
   return width;
 }
 
-template <typename T>
-void scan_forward_loop(const T* a, const T* b, const T* h0, T* h, int64_t N, int64_t L, int64_t H) {
+// Runs task(n, first, width) for every row n and block of units [first, first + width), shared between cores.
+template <typename F> void for_each_block(int64_t N, int64_t H, const F& task) {
   const int64_t block = scan_block(N, H), blocks = (H + block - 1) / block;
   at::parallel_for(0, N * blocks, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t task = begin; task < end; ++task) {
-      const int64_t n = task / blocks, first = (task % blocks) * block;
-      const int64_t width = std::min(block, H - first);
-      T state[SCAN_BLOCK];
-      for (int64_t k = 0; k < width; ++k) state[k] = h0 ? h0[n * H + first + k] : T(0);
-      for (int64_t t = 0; t < L; ++t) {
-        const int64_t row = (n * L + t) * H + first;
+    for (int64_t index = begin; index < end; ++index) {
+      const int64_t n = index / blocks, first = (index % blocks) * block;
+      task(n, first, std::min(block, H - first));
+    }
+  });
+}
+
+template <typename T>
+void scan_forward_loop(const T* a, const T* b, const T* h0, T* h, int64_t N, int64_t L, int64_t H) {
+  for_each_block(N, H, [&](int64_t n, int64_t first, int64_t width) {
+    T state[SCAN_BLOCK];
+    for (int64_t k = 0; k < width; ++k) state[k] = h0 ? h0[n * H + first + k] : T(0);
+    for (int64_t t = 0; t < L; ++t) {
+      const int64_t row = (n * L + t) * H + first;
 #pragma omp simd
-        for (int64_t k = 0; k < width; ++k) {
-          state[k] = a[row + k] * state[k] + b[row + k];
-          h[row + k] = state[k];
-        }
+      for (int64_t k = 0; k < width; ++k) {
+        state[k] = a[row + k] * state[k] + b[row + k];
+        h[row + k] = state[k];
       }
     }
   });
@@ -1251,26 +1257,21 @@ void scan_forward_loop(const T* a, const T* b, const T* h0, T* h, int64_t N, int
 template <typename T>
 void scan_backward_loop(const T* a, const T* h, const T* h0, const T* grad_h, T* da, T* db, T* dh0, int64_t N,
                         int64_t L, int64_t H) {
-  const int64_t block = scan_block(N, H), blocks = (H + block - 1) / block;
-  at::parallel_for(0, N * blocks, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t task = begin; task < end; ++task) {
-      const int64_t n = task / blocks, first = (task % blocks) * block;
-      const int64_t width = std::min(block, H - first);
-      T carry[SCAN_BLOCK];  // a_{t+1} G_{t+1}: what reaches h_t from the steps after it
-      for (int64_t k = 0; k < width; ++k) carry[k] = T(0);
-      for (int64_t t = L - 1; t >= 0; --t) {
-        const int64_t row = (n * L + t) * H + first;
-        const T* previous = t > 0 ? h + row - H : (h0 ? h0 + n * H + first : nullptr);  // h_{t-1}
+  for_each_block(N, H, [&](int64_t n, int64_t first, int64_t width) {
+    T carry[SCAN_BLOCK];  // a_{t+1} G_{t+1}: what reaches h_t from the steps after it
+    for (int64_t k = 0; k < width; ++k) carry[k] = T(0);
+    for (int64_t t = L - 1; t >= 0; --t) {
+      const int64_t row = (n * L + t) * H + first;
+      const T* previous = t > 0 ? h + row - H : (h0 ? h0 + n * H + first : nullptr);  // h_{t-1}
 #pragma omp simd
-        for (int64_t k = 0; k < width; ++k) {
-          const T g = grad_h[row + k] + carry[k];  // G_t
-          db[row + k] = g;
-          da[row + k] = previous ? g * previous[k] : T(0);
-          carry[k] = a[row + k] * g;
-        }
+      for (int64_t k = 0; k < width; ++k) {
+        const T g = grad_h[row + k] + carry[k];  // G_t
+        db[row + k] = g;
+        da[row + k] = previous ? g * previous[k] : T(0);
+        carry[k] = a[row + k] * g;
       }
-      for (int64_t k = 0; k < width; ++k) dh0[n * H + first + k] = carry[k];  // a_1 G_1
     }
+    for (int64_t k = 0; k < width; ++k) dh0[n * H + first + k] = carry[k];  // a_1 G_1
   });
 }
 
@@ -1340,40 +1341,36 @@ struct GatedShape {
 template <int KIND, typename T>
 void gated_forward_loop(const T* pre, const T* decay, const T* h0, T* h, T* h_n, GatedShape s) {
   const int64_t N = s.N, L = s.L, H = s.H, GH = s.G * H;
-  const int64_t block = scan_block(N, H), blocks = (H + block - 1) / block;
-  at::parallel_for(0, N * blocks, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t task = begin; task < end; ++task) {
-      const int64_t n = task / blocks, first = (task % blocks) * block;
-      const int64_t width = std::min(block, H - first), length = s.length(n);
-      T state[SCAN_BLOCK];
-      for (int64_t k = 0; k < width; ++k) state[k] = h0 ? h0[n * H + first + k] : T(0);
-      const T* c = decay ? decay + first : nullptr;
-      for (int64_t step = 0; step < length; ++step) {
-        const int64_t t = s.reverse ? length - 1 - step : step;
-        const T* p = pre + (n * L + t) * GH + first;  // this step's gate k of unit j at p[k * H + j]
-        if (step + 1 < length) prefetch_gates(p + (s.reverse ? -GH : GH), H, s.G, width);
-        T* out = h + (n * L + t) * H + first;
+  for_each_block(N, H, [&](int64_t n, int64_t first, int64_t width) {
+    const int64_t length = s.length(n);
+    T state[SCAN_BLOCK];
+    for (int64_t k = 0; k < width; ++k) state[k] = h0 ? h0[n * H + first + k] : T(0);
+    const T* c = decay ? decay + first : nullptr;
+    for (int64_t step = 0; step < length; ++step) {
+      const int64_t t = s.reverse ? length - 1 - step : step;
+      const T* p = pre + (n * L + t) * GH + first;  // this step's gate k of unit j at p[k * H + j]
+      if (step + 1 < length) prefetch_gates(p + (s.reverse ? -GH : GH), H, s.G, width);
+      T* out = h + (n * L + t) * H + first;
 #pragma omp simd
-        for (int64_t k = 0; k < width; ++k) {
-          T a, b;
-          if constexpr (KIND == MIN_GRU) {
-            const T z = sigmoid(p[k]);
-            a = T(1) - z, b = z * candidate(p[H + k]);
-          } else if constexpr (KIND == MIN_LSTM) {
-            const T f = sigmoid(p[k]), i = sigmoid(p[H + k]), sum = f + i;
-            a = f / sum, b = i / sum * candidate(p[2 * H + k]);
-          } else {
-            const T r = sigmoid(p[k]), i = sigmoid(p[H + k]);
-            a = std::exp(c[k] * r), b = std::sqrt(T(1) - a * a) * (i * p[2 * H + k]);
-          }
-          state[k] = a * state[k] + b;
-          out[k] = state[k];
+      for (int64_t k = 0; k < width; ++k) {
+        T a, b;
+        if constexpr (KIND == MIN_GRU) {
+          const T z = sigmoid(p[k]);
+          a = T(1) - z, b = z * candidate(p[H + k]);
+        } else if constexpr (KIND == MIN_LSTM) {
+          const T f = sigmoid(p[k]), i = sigmoid(p[H + k]), sum = f + i;
+          a = f / sum, b = i / sum * candidate(p[2 * H + k]);
+        } else {
+          const T r = sigmoid(p[k]), i = sigmoid(p[H + k]);
+          a = std::exp(c[k] * r), b = std::sqrt(T(1) - a * a) * (i * p[2 * H + k]);
         }
+        state[k] = a * state[k] + b;
+        out[k] = state[k];
       }
-      for (int64_t t = length; t < L; ++t)
-        for (int64_t k = 0; k < width; ++k) h[(n * L + t) * H + first + k] = T(0);
-      for (int64_t k = 0; k < width; ++k) h_n[n * H + first + k] = state[k];
     }
+    for (int64_t t = length; t < L; ++t)
+      for (int64_t k = 0; k < width; ++k) h[(n * L + t) * H + first + k] = T(0);
+    for (int64_t k = 0; k < width; ++k) h_n[n * H + first + k] = state[k];
   });
 }
 
@@ -1381,68 +1378,64 @@ template <int KIND, typename T>
 void gated_backward_loop(const T* pre, const T* decay, const T* h0, const T* h, const T* grad_h, const T* grad_hn,
                          T* grad_pre, T* grad_decay, T* grad_h0, GatedShape s) {
   const int64_t N = s.N, L = s.L, H = s.H, GH = s.G * H;
-  const int64_t block = scan_block(N, H), blocks = (H + block - 1) / block;
-  at::parallel_for(0, N * blocks, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t task = begin; task < end; ++task) {
-      const int64_t n = task / blocks, first = (task % blocks) * block;
-      const int64_t width = std::min(block, H - first), length = s.length(n);
-      T carry[SCAN_BLOCK], dc[SCAN_BLOCK];  // carry: a_{t+1} G_{t+1} (dL/dh_n at the last step); dc: dL/dc
-      for (int64_t k = 0; k < width; ++k) carry[k] = grad_hn[n * H + first + k], dc[k] = T(0);
-      const T* c = decay ? decay + first : nullptr;
-      T zeros[SCAN_BLOCK] = {};
-      const T* start = h0 ? h0 + n * H + first : zeros;  // the state before the first step run
-      for (int64_t step = length - 1; step >= 0; --step) {
-        const int64_t t = s.reverse ? length - 1 - step : step;
-        const int64_t before = s.reverse ? t + 1 : t - 1;  // the step run just before t
-        const T* previous = step > 0 ? h + (n * L + before) * H + first : start;  // h_{t-1}
-        const T* p = pre + (n * L + t) * GH + first;
-        if (step > 0) {  // the next step walked: its gates, dL/dh and h_{t-1}
-          const int64_t next = s.reverse ? 1 : -1;
-          prefetch_gates(p + next * GH, H, s.G, width);
-          prefetch_gates(grad_h + (n * L + t + next) * H + first, H, 1, width);
-        }
-        const T* dh = grad_h + (n * L + t) * H + first;
-        T* dp = grad_pre + (n * L + t) * GH + first;
+  for_each_block(N, H, [&](int64_t n, int64_t first, int64_t width) {
+    const int64_t length = s.length(n);
+    T carry[SCAN_BLOCK], dc[SCAN_BLOCK];  // carry: a_{t+1} G_{t+1} (dL/dh_n at the last step); dc: dL/dc
+    for (int64_t k = 0; k < width; ++k) carry[k] = grad_hn[n * H + first + k], dc[k] = T(0);
+    const T* c = decay ? decay + first : nullptr;
+    T zeros[SCAN_BLOCK] = {};
+    const T* start = h0 ? h0 + n * H + first : zeros;  // the state before the first step run
+    for (int64_t step = length - 1; step >= 0; --step) {
+      const int64_t t = s.reverse ? length - 1 - step : step;
+      const int64_t before = s.reverse ? t + 1 : t - 1;  // the step run just before t
+      const T* previous = step > 0 ? h + (n * L + before) * H + first : start;  // h_{t-1}
+      const T* p = pre + (n * L + t) * GH + first;
+      if (step > 0) {  // the next step walked: its gates, dL/dh and h_{t-1}
+        const int64_t next = s.reverse ? 1 : -1;
+        prefetch_gates(p + next * GH, H, s.G, width);
+        prefetch_gates(grad_h + (n * L + t + next) * H + first, H, 1, width);
+      }
+      const T* dh = grad_h + (n * L + t) * H + first;
+      T* dp = grad_pre + (n * L + t) * GH + first;
 #pragma omp simd
-        for (int64_t k = 0; k < width; ++k) {
-          const T g = dh[k] + carry[k];  // G_t
-          const T da = g * previous[k], db = g;
-          T a;
-          if constexpr (KIND == MIN_GRU) {  // a = 1 - z, b = z g(v)
-            const T z = sigmoid(p[k]), v = p[H + k], gv = candidate(v);
-            a = T(1) - z;
-            dp[k] = (db * gv - da) * z * (T(1) - z);
-            dp[H + k] = db * z * candidate_grad(v);
-          } else if constexpr (KIND == MIN_LSTM) {  // a = f / (f + i), b = i / (f + i) g(v)
-            const T f = sigmoid(p[k]), i = sigmoid(p[H + k]), v = p[2 * H + k], sum = f + i;
-            const T fn = f / sum, in = i / sum;  // f', i'
-            // dL/df = (da - db g) i / (f + i)^2, written as f' i' / f (the square underflows in float32)
-            const T w = (da - db * candidate(v)) * fn * in;
-            a = fn;
-            dp[k] = w * (T(1) - f);
-            dp[H + k] = -w * (T(1) - i);
-            dp[2 * H + k] = db * in * candidate_grad(v);
-          } else {  // a = exp(c r), b = q i v with q = sqrt(1 - a^2)
-            const T r = sigmoid(p[k]), i = sigmoid(p[H + k]), v = p[2 * H + k];
-            a = std::exp(c[k] * r);
-            const T q = std::sqrt(T(1) - a * a);
-            // through a and through q; dq/da = -a / q with q held >= 1e-3 there (Griffin's bounded derivative)
-            const T da_all = da - db * i * v * a / std::max(q, T(1e-3));
-            dc[k] += da_all * a * r;
-            dp[k] = da_all * a * c[k] * r * (T(1) - r);
-            dp[H + k] = db * q * v * i * (T(1) - i);
-            dp[2 * H + k] = db * q * i;
-          }
-          carry[k] = a * g;
-        }
-      }
-      for (int64_t t = length; t < L; ++t)
-        for (int64_t gate = 0; gate < s.G; ++gate)
-          for (int64_t k = 0; k < width; ++k) grad_pre[(n * L + t) * GH + gate * H + first + k] = T(0);
       for (int64_t k = 0; k < width; ++k) {
-        grad_h0[n * H + first + k] = carry[k];
-        if (grad_decay) grad_decay[n * H + first + k] = dc[k];
+        const T g = dh[k] + carry[k];  // G_t
+        const T da = g * previous[k], db = g;
+        T a;
+        if constexpr (KIND == MIN_GRU) {  // a = 1 - z, b = z g(v)
+          const T z = sigmoid(p[k]), v = p[H + k], gv = candidate(v);
+          a = T(1) - z;
+          dp[k] = (db * gv - da) * z * (T(1) - z);
+          dp[H + k] = db * z * candidate_grad(v);
+        } else if constexpr (KIND == MIN_LSTM) {  // a = f / (f + i), b = i / (f + i) g(v)
+          const T f = sigmoid(p[k]), i = sigmoid(p[H + k]), v = p[2 * H + k], sum = f + i;
+          const T fn = f / sum, in = i / sum;  // f', i'
+          // dL/df = (da - db g) i / (f + i)^2, written as f' i' / f (the square underflows in float32)
+          const T w = (da - db * candidate(v)) * fn * in;
+          a = fn;
+          dp[k] = w * (T(1) - f);
+          dp[H + k] = -w * (T(1) - i);
+          dp[2 * H + k] = db * in * candidate_grad(v);
+        } else {  // a = exp(c r), b = q i v with q = sqrt(1 - a^2)
+          const T r = sigmoid(p[k]), i = sigmoid(p[H + k]), v = p[2 * H + k];
+          a = std::exp(c[k] * r);
+          const T q = std::sqrt(T(1) - a * a);
+          // through a and through q; dq/da = -a / q with q held >= 1e-3 there (Griffin's bounded derivative)
+          const T da_all = da - db * i * v * a / std::max(q, T(1e-3));
+          dc[k] += da_all * a * r;
+          dp[k] = da_all * a * c[k] * r * (T(1) - r);
+          dp[H + k] = db * q * v * i * (T(1) - i);
+          dp[2 * H + k] = db * q * i;
+        }
+        carry[k] = a * g;
       }
+    }
+    for (int64_t t = length; t < L; ++t)
+      for (int64_t gate = 0; gate < s.G; ++gate)
+        for (int64_t k = 0; k < width; ++k) grad_pre[(n * L + t) * GH + gate * H + first + k] = T(0);
+    for (int64_t k = 0; k < width; ++k) {
+      grad_h0[n * H + first + k] = carry[k];
+      if (grad_decay) grad_decay[n * H + first + k] = dc[k];
     }
   });
 }
