@@ -74,7 +74,8 @@ def test_fused_engine_packed_with_h0_matches_the_torch_operations_with_every_gra
     calls = []
     original = scan_layers.FusedScan.apply
     monkeypatch.setattr(scan_layers.FusedScan, "apply", lambda *args: calls.append(args[0]) or original(*args))
-    ours, reference = (_module(2, bidirectional, True, impl, 11, arch, batch_first=True) for impl in ("ours", "reference"))
+    ours, reference = (_module(2, bidirectional, True, impl, 11, arch, batch_first=True)
+                       for impl in ("ours", "reference"))
     gen = torch.Generator().manual_seed(3)
     x = torch.randn(4, 7, 3, generator=gen, dtype=DTYPE, requires_grad=True)
     h0 = torch.randn(2 * (1 + bidirectional), 4, 4, generator=gen, dtype=DTYPE, requires_grad=True)

@@ -10,6 +10,7 @@ from dataclasses import fields
 from ..errors import UserError
 from ..nn import registry
 from ..nn.variants import Variants
+from ..tasks.network import BLOCKS
 
 # Settings whose flag is not "--" + the setting's name with dashes.
 FLAGS = {"batch_size": "--batch", "text_file": "--text"}
@@ -54,7 +55,7 @@ def model_options(parser: argparse.ArgumentParser, defaults: str) -> None:
     group.add_argument("--hidden", type=int, help="hidden units per layer")
     group.add_argument("--layers", type=int, help="stacked recurrent layers")
     group.add_argument("--dropout", type=float)
-    group.add_argument("--block", choices=("stack", "residual"), help="stack: the layers one on another (default); "
+    group.add_argument("--block", choices=BLOCKS, help="stack: the layers one on another (default); "
                        "residual: each layer in a pre-normalised residual block followed by an MLP block, as the "
                        "modern recurrences' language models have them")
     for variant in fields(Variants):

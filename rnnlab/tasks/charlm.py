@@ -33,11 +33,11 @@ TRAIN_REPORT_CHARS = 100_000  # training characters scored for the final train_l
 
 OUT = "runs/charlm"
 # The defaults, by the size of the text: the task's settings, then the training loop's.
-SMALL = {**NETWORK_EXTRAS, **dict(arch="lstm", hidden=64, layers=1, embed=16, seq_len=256, dropout=0.0, val_frac=0.0,
-                            stateful=False)}
+SMALL = {**NETWORK_EXTRAS, **dict(arch="lstm", hidden=64, layers=1, embed=16, seq_len=256, dropout=0.0,
+                                  val_frac=0.0, stateful=False)}
 SMALL_TRAIN = dict(steps=150, batch_size=8, lr=1e-2, warmup=0.0, eval_every=50, checkpoint_every=150)
-LARGE = {**NETWORK_EXTRAS, **dict(arch="lstm", hidden=512, layers=1, embed=64, seq_len=200, dropout=0.2, weight_drop=0.3,
-                            val_frac=0.1, stateful=False)}
+LARGE = {**NETWORK_EXTRAS, **dict(arch="lstm", hidden=512, layers=1, embed=64, seq_len=200, dropout=0.2,
+                                  weight_drop=0.3, val_frac=0.1, stateful=False)}
 LARGE_TRAIN = dict(steps=20_000, batch_size=32, lr=4e-3, weight_decay=0.05, warmup=0.02, eval_every=200,
                    checkpoint_every=500, precision="auto", ema=0.995)
 

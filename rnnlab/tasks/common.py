@@ -47,8 +47,8 @@ def resolve(task: str, out: str | Path, resume: bool, options: dict, defaults: d
         raise UserError(f"unknown setting {sorted(unknown)[0]!r}; the training settings are: "
                         f"{', '.join(TrainConfig.__dataclass_fields__)}")
     if not resume:
-        return (_fit_recipe({**defaults, **options}, options), TrainConfig.from_dict({**train_defaults, **train_options}),
-                None)
+        settings = _fit_recipe({**defaults, **options}, options)
+        return settings, TrainConfig.from_dict({**train_defaults, **train_options}), None
     saved = checkpoint.load(out, task).state
     saved_options = saved.get("options", {})
     saved_train = {k: v for k, v in saved.get("train", {}).items() if k not in NOT_RESTORED}

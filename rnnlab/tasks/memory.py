@@ -148,8 +148,8 @@ def train(*, task: str | None = None, length: int | None = None, out: str | None
           arch: str | None = None, hidden: int | None = None, layers: int | None = None, dropout: float | None = None,
           **train_options) -> dict:
     """Train on the ``adding``, ``copy`` or ``selective-copy`` task with sequences of ``length`` steps; returns
-    the metrics and writes metrics.json, the checkpoint and curve.png into ``out``. ``train_options``: the training loop's
-    settings (``TrainConfig``) and the recurrent layers' variants (``rnnlab.nn.Variants``)."""
+    the metrics and writes metrics.json, the checkpoint and curve.png into ``out``. ``train_options``: the
+    training loop's settings (``TrainConfig``) and the recurrent layers' variants (``rnnlab.nn.Variants``)."""
     out = out or OUT
     options, config, _ = resolve(
         "memory", out, resume, dict(task=task, length=length, arch=arch, hidden=hidden, layers=layers,
