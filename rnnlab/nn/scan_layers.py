@@ -41,7 +41,7 @@ from torch.autograd.function import once_differentiable
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from . import fast
-from .scan import linear_scan
+from .scan import IMPLS, linear_scan
 
 
 def g(v: Tensor) -> Tensor:
@@ -62,7 +62,7 @@ class ScanLayer(nn.Module, ABC):
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, device=None,
                  dtype=None, *, impl: str = "ours") -> None:
         super().__init__()
-        if impl not in ("ours", "reference", "log"):
+        if impl not in IMPLS:
             raise ValueError(f"impl must be 'ours', 'reference' or 'log' (linear_scan's forms), got {impl!r}")
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -158,11 +158,11 @@ class ScanLayer(nn.Module, ABC):
     def _layers(self, x: Tensor, lengths: Tensor | None, hx: Tensor | None, record: bool = False):
         """Every layer and direction on batch-major padded rows: x (N, L, ·) -> (N, L, D*H), h_n, and with
         ``record`` the internals {(layer, direction): {name: (N, L, H)}} ({} without)."""
-        valid = None
-        if lengths is not None:  # past a sequence's end the state is carried: a = 1, b = 0
-            valid = (torch.arange(x.shape[1]) < lengths[:, None]).to(x.device).unsqueeze(-1)  # (N, L, 1)
         fused = (self.kind is not None and self.impl == "ours" and not record and fast.usable(x)
                  and (hx is None or hx.dtype == x.dtype))
+        valid = None  # the fused loop stops each row at its length itself
+        if lengths is not None and not fused:  # past a sequence's end the state is carried: a = 1, b = 0
+            valid = (torch.arange(x.shape[1]) < lengths[:, None]).to(x.device).unsqueeze(-1)  # (N, L, 1)
         h_n, recorded = [], {}
         for layer in range(self.num_layers):
             outputs = []
