@@ -102,3 +102,13 @@ def test_mistakes_are_clear():
         linear_scan(a, -a, impl="log")
     with pytest.raises(ValueError, match="empty"):
         linear_scan(a[:, :0], a[:, :0])
+
+
+def test_the_compiled_scan_flushes_subnormals_and_leaves_the_thread_as_it_was():
+    """A state that would fall below float32's smallest normal number (1.2e-38) is zero in the C++ loop (the
+    reference keeps the subnormal 1e-40); after the call, float32 arithmetic outside it keeps subnormals."""
+    a, b = torch.full((1, 2, 8), 1e-10), torch.zeros(1, 2, 8)
+    h0 = torch.full((1, 8), 1e-30)
+    assert (linear_scan(a, b, h0, impl="ours") == 0).all()
+    assert (linear_scan(a, b, h0, impl="reference")[:, 0] > 0).all()
+    assert (torch.tensor([1e-30]) * torch.tensor([1e-10])).item() > 0

@@ -183,3 +183,26 @@ def test_saturated_gates_keep_every_gradient_finite(impl):
         output.sum().backward()
         grads = [x.grad, *(p.grad for p in module.parameters())]
         assert torch.isfinite(output).all() and all(torch.isfinite(g).all() for g in grads), arch
+
+
+@pytest.mark.parametrize("features", [2, 40])
+def test_the_input_projection_equals_f_linear_with_every_gradient(features):
+    """``project`` (W_ih x_t + b_ih with its own backward) against ``F.linear`` in float64: few input features
+    over many steps take the transposed products (the weight and input gradients), more features the direct
+    ones."""
+    torch.manual_seed(features)
+    x = torch.randn(4, 3000, features, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(24, features, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(24, dtype=torch.float64, requires_grad=True)
+    upstream = torch.randn(4, 3000, 24, dtype=torch.float64)
+    got = scan_layers.project(x, weight, bias)
+    expected = torch.nn.functional.linear(x, weight, bias)
+    torch.testing.assert_close(got, expected, atol=1e-12, rtol=0)
+    grads = torch.autograd.grad((got * upstream).sum(), (x, weight, bias))
+    expected_grads = torch.autograd.grad((expected * upstream).sum(), (x, weight, bias))
+    for g, e in zip(grads, expected_grads):
+        torch.testing.assert_close(g, e, atol=1e-9, rtol=1e-12)
+    small = (torch.randn(3, 5, features, dtype=torch.float64, requires_grad=True),
+             torch.randn(6, features, dtype=torch.float64, requires_grad=True), None)
+    assert torch.autograd.gradcheck(scan_layers.project, small)
+    assert torch.autograd.gradgradcheck(scan_layers.project, small)

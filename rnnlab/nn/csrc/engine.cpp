@@ -9,6 +9,9 @@
 #include <torch/extension.h>
 
 #include <omp.h>
+#if defined(__x86_64__) || defined(_M_X64)
+#include <xmmintrin.h>
+#endif
 
 #include <algorithm>
 #include <array>
@@ -1227,10 +1230,23 @@ int64_t scan_block(int64_t N, int64_t H) {
   return width;
 }
 
+// Subnormal numbers (below 1.2e-38 in float32) flushed to zero while it lives, on this thread (x86's MXCSR
+// FTZ and DAZ bits), restored after. A gradient that a decay a_t < 1 carries back over many steps shrinks
+// through the subnormal range before it reaches zero, and each operation there costs about 100 normal ones:
+// with minGRU's a = 0.5 at initialisation and T = 1,000 that made the backward scan 1.5x slower.
+struct FlushSubnormals {
+#if defined(__x86_64__) || defined(_M_X64)
+  unsigned int saved = _mm_getcsr();
+  FlushSubnormals() { _mm_setcsr(saved | 0x8040); }
+  ~FlushSubnormals() { _mm_setcsr(saved); }
+#endif
+};
+
 // Runs task(n, first, width) for every row n and block of units [first, first + width), shared between cores.
 template <typename F> void for_each_block(int64_t N, int64_t H, const F& task) {
   const int64_t block = scan_block(N, H), blocks = (H + block - 1) / block;
   at::parallel_for(0, N * blocks, 1, [&](int64_t begin, int64_t end) {
+    const FlushSubnormals flush;
     for (int64_t index = begin; index < end; ++index) {
       const int64_t n = index / blocks, first = (index % blocks) * block;
       task(n, first, std::min(block, H - first));
