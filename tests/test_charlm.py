@@ -171,3 +171,17 @@ def test_stateful_stream_that_runs_out_of_text_starts_over_cold():
                 assert torch.equal(inputs[row], task.train_ids[task.cursors[row] - 500:task.cursors[row]])
             del loss
     assert seen, "a stream ran out of text and started over"
+
+
+@pytest.mark.parametrize("characters", [1_000, 16_777_217, 40_000_001, 450_737_488])
+def test_validation_streams_start_inside_the_text_at_any_size(characters):
+    """The streams' windows (each ``length`` + 1 characters) start evenly spaced from 0, the last one ending
+    exactly at the text's end, also past 2^24 characters (where a float32 linspace rounded the starts)."""
+    from rnnlab.tasks.charlm import stream_starts
+    length, streams = 313, 32
+    starts = stream_starts(characters, length, streams)
+    assert starts.dtype == torch.int64 and starts[0] == 0
+    assert starts[-1] + length + 1 == characters
+    gaps = starts.diff()
+    assert (gaps >= 0).all() and gaps.max() - gaps.min() <= 1
+    assert stream_starts(characters, length, 1).tolist() == [0]

@@ -42,6 +42,14 @@ LARGE_TRAIN = dict(steps=20_000, batch_size=32, lr=4e-3, weight_decay=0.05, warm
                    checkpoint_every=500, precision="auto", ema=0.995)
 
 
+def stream_starts(characters: int, length: int, streams: int) -> torch.Tensor:
+    """Where ``streams`` windows of ``length`` (+ 1 for the targets) start, evenly spaced over ``characters``,
+    the first at 0 and the last ending at the text's end: integer arithmetic (a float32 ``linspace`` rounds
+    positions above 2^24 and put the last window past the end of a 450-million-character text)."""
+    span = characters - 1 - length  # the last start
+    return torch.arange(streams, dtype=torch.int64) * span // max(streams - 1, 1)  # (S,)
+
+
 def stream_loss(model: SequenceModel, ids: torch.Tensor, device, limit: int | None = None, streams: int = 32,
                 segment: int = 256) -> float:
     """Mean next-character loss over ``ids`` read as ``streams`` parallel streams, state carried along.
@@ -53,7 +61,7 @@ def stream_loss(model: SequenceModel, ids: torch.Tensor, device, limit: int | No
     length = (len(ids) - 1) // streams
     if limit and limit < len(ids) - 1:
         length = max(1, limit // streams)
-    starts = torch.linspace(0, len(ids) - 1 - length, streams).long()  # (S,)
+    starts = stream_starts(len(ids), length, streams)  # (S,)
     rows = starts[:, None] + torch.arange(length)  # (S, L)
     inputs, targets = ids[rows].to(device), ids[rows + 1].to(device)  # (S, L), (S, L)
     total, state = 0.0, None
