@@ -63,7 +63,7 @@ class ScanLayer(nn.Module, ABC):
                  dtype=None, *, impl: str = "ours") -> None:
         super().__init__()
         if impl not in IMPLS:
-            raise ValueError(f"impl must be 'ours', 'reference' or 'log' (linear_scan's forms), got {impl!r}")
+            raise ValueError(f"impl must be one of {IMPLS} (linear_scan's forms), got {impl!r}")
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{name} must be a whole number > 0, got {value!r}")
