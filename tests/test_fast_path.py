@@ -4,7 +4,13 @@ impl="ours", equal to the readable engine, and replaced by it -- with one warnin
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -67,8 +73,9 @@ def test_inspection_and_reference_run_the_readable_engine(monkeypatch):
     assert not calls and trace[0, 0]["f"].shape == (5, 2, 4)
 
 
-def test_without_the_engine_ours_falls_back_with_one_warning(monkeypatch):
+def test_without_the_engine_ours_falls_back_with_one_warning(monkeypatch, tmp_path):
     monkeypatch.setattr(fast, "_loaded", {})
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))  # no cached build: it must build, and cannot
     from torch.utils import cpp_extension
 
     def no_compiler(*args, **kwargs):
@@ -129,3 +136,45 @@ def test_a_second_backward_through_the_engine_is_refused_with_a_clear_error():
     x = torch.randn(5, 2, 3, requires_grad=True)
     with pytest.raises(RuntimeError, match="differentiates once .*create_graph=True is not supported"):
         torch.autograd.grad(lstm(x)[0].sum(), x, create_graph=True)
+
+
+TINY = """#include <pybind11/pybind11.h>
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) { m.def("answer", [] { return 42; }); }
+"""
+
+
+def test_a_build_killed_half_way_leaves_nothing_that_blocks_the_next(tmp_path, monkeypatch):
+    # The same ``fast.build`` that builds the engine, on a tiny module (seconds instead of minutes).
+    source = tmp_path / "tiny.cpp"
+    source.write_text(TINY)
+    env = {**os.environ, "TORCH_EXTENSIONS_DIR": str(tmp_path / "cache")}
+    script = f"from pathlib import Path; from rnnlab.nn import fast; fast.build('tiny', Path({str(source)!r}), ['-O0'], [])"
+    builder = subprocess.Popen([sys.executable, "-c", script], env=env, start_new_session=True)
+    cache = tmp_path / "cache" / "rnnlab"
+    deadline = time.monotonic() + 120
+    while not list(cache.glob("tiny_*.building-*/build.ninja")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(builder.pid, signal.SIGKILL)  # the builder, the compiler and ninja with it
+    builder.wait()
+    (private,) = cache.glob("tiny_*.building-*")
+    assert [folder.name for folder in cache.iterdir()] == [private.name]  # killed before it finished
+    (private / "lock").write_text("")  # what torch's own build leaves behind when killed: it must not block
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "cache"))
+    started = time.monotonic()
+    module = fast.build("tiny", source, ["-O0"], [])
+    assert module.answer() == 42 and time.monotonic() - started < 120
+    (final,) = [folder for folder in cache.iterdir()]  # the dead build's folder is gone, the build in place
+    assert final.name == private.name.split(".building")[0] and (final / f"{final.name}.so").exists()
+    again = fast.build("tiny", source, ["-O0"], [])  # cached: imported, not built
+    assert again.answer() == 42 and (final / f"{final.name}.so").exists()
+
+
+def test_the_build_is_keyed_by_source_and_flags(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    source = tmp_path / "tiny.cpp"
+    source.write_text(TINY)
+    fast.build("tiny", source, ["-O0"], [])
+    source.write_text(TINY.replace("42", "43"))  # another checkout's engine: its own build, the first kept
+    assert fast.build("tiny", source, ["-O0"], []).answer() == 43
+    assert len(list((tmp_path / "rnnlab").glob("tiny_*"))) == 2
+    assert not list((tmp_path / "rnnlab").glob("*.building-*"))

@@ -1,9 +1,12 @@
 """The fast path of our engine: ``csrc/engine.cpp``, the same time loop as ``engine.py`` in C++.
 
 It is compiled from the package's own source with the machine's C++ compiler the first time it is needed
-(``torch.utils.cpp_extension.load``; torch rebuilds it when the source changes) and cached. Where it cannot be
-built, ``extension()`` warns once and returns None, and the layers run the readable Python engine instead.
-Set ``RNNLAB_NO_EXTENSION=1`` to skip it.
+(``torch.utils.cpp_extension.load``) and cached under a name keyed by the source, the flags and the versions of
+torch and Python (``build``), so checkouts with the same engine share one build and others never overwrite
+it. Each build runs in a folder of its own process and is renamed into place when complete: no build takes a
+lock, so a build killed half-way (SIGKILL, a full disk) leaves only its private folder, which the next build
+removes, and never makes later runs wait. Where it cannot be built, ``extension()`` warns once and returns
+None, and the layers run the readable Python engine instead. Set ``RNNLAB_NO_EXTENSION=1`` to skip it.
 
 Memory: on first use the engine asks glibc's malloc to keep freed blocks of up to 256 MiB for reuse
 (``keep_freed_memory``) instead of handing each large tensor's pages back to the system when it is freed.
@@ -17,7 +20,11 @@ against 22 ms. torch.nn in the same process gains the same way; benchmarks compa
 from __future__ import annotations
 
 import ctypes
+import hashlib
+import importlib.util
 import os
+import shutil
+import sys
 import warnings
 from pathlib import Path
 
@@ -36,9 +43,8 @@ def extension():
         if os.environ.get("RNNLAB_NO_EXTENSION"):
             return None
         try:
-            from torch.utils.cpp_extension import load
             name, flags = build_flags()
-            _loaded["module"] = load(name=name, sources=[str(SOURCE)], extra_cflags=flags, extra_ldflags=["-lm", "-fopenmp"])
+            _loaded["module"] = build(name, SOURCE, flags, ["-lm", "-fopenmp"])
         except Exception as err:  # noqa: BLE001 -- no compiler, no headers, a failed build: all fall back
             warnings.warn(f"rnnlab: the C++ engine could not be built ({str(err).splitlines()[0][:200]}); "
                           "running the readable Python engine", RuntimeWarning, stacklevel=2)
@@ -76,6 +82,67 @@ def build_flags() -> tuple[str, list[str]]:
     if " avx2" in cpu and " fma" in cpu:
         return "rnnlab_engine_avx2", flags + ["-mavx2", "-mfma"]
     return "rnnlab_engine", flags
+
+
+def cache_folder() -> Path:
+    """Where built engines are kept: ``$TORCH_EXTENSIONS_DIR/rnnlab``, else ``~/.cache/torch_extensions/rnnlab``
+    (``$XDG_CACHE_HOME`` respected), beside torch's own extension cache."""
+    root = os.environ.get("TORCH_EXTENSIONS_DIR")
+    if not root:
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "torch_extensions"
+    return Path(root) / "rnnlab"
+
+
+def build(name: str, source: Path, cflags: list[str], ldflags: list[str]):
+    """Import the extension built from ``source``, building it first if no complete build is cached.
+
+    The cached build is ``<cache>/<name>_<key>/<name>_<key>.so``, key = a hash of the source, the flags and the
+    torch and Python versions. A build runs in ``<cache>/<name>_<key>.building-<pid>`` and is renamed to the
+    final folder only when it is complete; folders of builds whose process is gone are removed first. Two
+    processes that build at once both finish (the second rename finds the first's and drops its own)."""
+    recipe = b"\0".join([source.read_bytes(), " ".join(cflags + ldflags).encode(), torch.__version__.encode(),
+                          sys.version.encode()])
+    name = f"{name}_{hashlib.sha256(recipe).hexdigest()[:16]}"
+    cache = cache_folder()
+    final = cache / name
+    if (final / f"{name}.so").exists():
+        return _import(name, final / f"{name}.so")
+    cache.mkdir(parents=True, exist_ok=True)
+    for stale in cache.glob(f"{name}.building-*"):
+        if not _alive(stale.name.rsplit("-", 1)[1]):
+            shutil.rmtree(stale, ignore_errors=True)
+    private = cache / f"{name}.building-{os.getpid()}"
+    shutil.rmtree(private, ignore_errors=True)
+    private.mkdir()
+    from torch.utils.cpp_extension import load
+    try:
+        module = load(name=name, sources=[str(source)], extra_cflags=cflags, extra_ldflags=ldflags,
+                      build_directory=str(private))
+        try:
+            private.rename(final)
+        except OSError:  # another process completed the same build first: its folder is the same engine
+            pass
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+    return module
+
+
+def _import(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _alive(pid: str) -> bool:
+    """Whether process ``pid`` (a string from a folder name) is running."""
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def usable(x: torch.Tensor) -> bool:
