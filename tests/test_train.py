@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -13,6 +17,8 @@ from rnnlab.training import checkpoint
 from rnnlab.errors import UserError
 from rnnlab.tasks import charlm, classify
 from rnnlab.training import Task, TrainConfig, fit
+from rnnlab.training.lock import RunLock
+from rnnlab.training.signals import Stopped
 
 TEXT = "".join(f"line {k}: the quick brown fox jumps over the lazy dog {k * k % 97}\n" for k in range(120))
 
@@ -130,11 +136,59 @@ class ExplodingTask(Task):
 
 
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path):
-    with pytest.raises(UserError, match=r"loss became nan at step 5.*last good checkpoint"):
+    with pytest.raises(UserError, match=r"loss became nan at step 5.*last checkpoint, of step 4, is in"):
         fit(ExplodingTask(nan_at=5), TrainConfig(steps=10, checkpoint_every=2, eval_every=2), tmp_path)
     saved = checkpoint.load(tmp_path, "exploding")
     assert saved.state["run"]["step"] == 4
     assert all(torch.isfinite(t).all() for t in saved.weights.values())
+
+
+def test_nan_before_the_first_checkpoint_says_there_is_none(tmp_path):
+    with pytest.raises(UserError, match=r"loss became nan at step 3; stopped. No checkpoint was written \(the "
+                                        r"first was due at step 5\)"):
+        fit(ExplodingTask(nan_at=3), TrainConfig(steps=10, checkpoint_every=5, eval_every=5), tmp_path)
+    assert checkpoint.find(tmp_path) is None
+
+
+class InfinityTask(ExplodingTask):
+    """A finite loss whose step leaves the weights infinite (a learning rate far too high)."""
+
+    def loss(self, model, batch):
+        self.calls += 1
+        if self.calls == self.nan_at:
+            with torch.no_grad():
+                model.weight.fill_(float("inf"))
+        return model(batch).pow(2).mean() if self.calls != self.nan_at else model.bias.sum() * 0
+
+
+def test_a_checkpoint_is_written_only_from_finite_weights(tmp_path):
+    with pytest.raises(UserError, match=r"weights became non-finite by step 4 \(1 tensors, e.g. weight\); "
+                                        r"stopped. The last checkpoint, of step 2, is in"):
+        fit(InfinityTask(nan_at=4), TrainConfig(steps=10, checkpoint_every=2, eval_every=2), tmp_path)
+    saved = checkpoint.load(tmp_path, "exploding")
+    assert saved.state["run"]["step"] == 2 and all(torch.isfinite(t).all() for t in saved.weights.values())
+
+
+def test_a_diverging_charlm_keeps_only_finite_checkpoints_and_sample_works(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(UserError, match="(loss became|weights became non-finite)"):
+        charlm.train(text=TEXT, out=str(out), hidden=16, embed=8, seq_len=20, steps=200, checkpoint_every=1,
+                     eval_every=1, lr=1e6, clip=0)
+    assert checkpoint.load(out).state["run"]["step"] >= 1  # the steps before it diverged
+    assert all(torch.isfinite(t).all() for t in _weights(out).values())
+    assert isinstance(charlm.sample(str(out), length=20), str)
+
+
+def test_a_non_finite_checkpoint_is_refused_in_one_line(tmp_path):
+    charlm.train(text="hihello", out=str(tmp_path / "run"), steps=5)
+    model_file = tmp_path / "run" / "checkpoint" / "model.safetensors"
+    from safetensors.torch import load_file, save_file
+    weights = load_file(str(model_file))
+    name = sorted(weights)[0]
+    weights[name] = torch.full_like(weights[name], float("nan"))
+    save_file(weights, str(model_file))
+    with pytest.raises(UserError, match=f"holds non-finite weights \\(1 tensors, e.g. {name}\\)"):
+        charlm.sample(str(tmp_path / "run"), length=5)
 
 
 def test_early_stopping_and_best_weights(tmp_path):
@@ -203,3 +257,118 @@ def test_checkpoint_with_mismatched_shapes_is_refused(tmp_path):
     state_file.write_text(json.dumps(state))
     with pytest.raises(UserError, match="does not fit the model"):
         charlm.sample(tmp_path / "run", length=3)
+
+
+def signal_at_step(monkeypatch, task_class, step, signum, again_in_save=False):
+    """Send ``signum`` to this process when training asks for the batch of ``step`` (as a scheduler would,
+    at any moment of a step); with ``again_in_save``, send it a second time inside the checkpoint write."""
+    real_batch, calls = task_class.batch, []
+
+    def batch(self, *args):
+        calls.append(1)
+        if len(calls) == step:
+            os.kill(os.getpid(), signum)
+        return real_batch(self, *args)
+
+    monkeypatch.setattr(task_class, "batch", batch)
+    if again_in_save:
+        real_write = checkpoint._write_file
+
+        def write(path, how):
+            if len(calls) >= step:
+                os.kill(os.getpid(), signum)
+            return real_write(path, how)
+
+        monkeypatch.setattr(checkpoint, "_write_file", write)
+    return lambda: monkeypatch.undo()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_saves_the_current_step_and_the_resumed_run_is_identical(tmp_path, monkeypatch, signum):
+    options = dict(text=TEXT, hidden=32, embed=8, layers=2, dropout=0.3, seq_len=20, batch_size=8, eval_every=5,
+                   checkpoint_every=5, lr=1e-2, steps=20, stateful=True)
+    charlm.train(out=str(tmp_path / "straight"), **options)
+    undo = signal_at_step(monkeypatch, charlm.CharLMTask, 13, signum)
+    with pytest.raises(Stopped) as stopped:
+        charlm.train(out=str(tmp_path / "stopped"), **options)
+    undo()
+    name = signal.Signals(signum).name
+    assert str(stopped.value) == (f"stopped by {name} at step 13: checkpoint saved in {tmp_path / 'stopped'}/checkpoint;"
+                                  " to continue, run the same command with --resume (Python: resume=True)")
+    assert stopped.value.exit_status == 128 + signum
+    assert checkpoint.load(tmp_path / "stopped").state["run"]["step"] == 13  # not the periodic one of step 10
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the handlers are given back
+    metrics = charlm.train(out=str(tmp_path / "stopped"), resume=True, **options)
+    assert metrics["steps"] == 20 and _same_weights(tmp_path / "straight", tmp_path / "stopped")
+
+
+def test_a_second_signal_during_the_write_stops_at_once_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    options = dict(hidden=16, layers=1, batch_size=32, eval_every=4, checkpoint_every=4, steps=12)
+    classify.train(out=str(tmp_path / "a"), **options)
+    undo = signal_at_step(monkeypatch, classify.ClassifyTask, 6, signal.SIGTERM, again_in_save=True)
+    with pytest.raises(Stopped, match="stopped at once by a second SIGTERM; the last complete checkpoint is kept"):
+        classify.train(out=str(tmp_path / "b"), **options)
+    undo()
+    assert checkpoint.load(tmp_path / "b").state["run"]["step"] == 4  # whole, and the one before the signal
+    classify.train(out=str(tmp_path / "b"), resume=True, **options)
+    assert _same_weights(tmp_path / "a", tmp_path / "b")
+
+
+def test_sigterm_to_the_command_is_one_line_and_a_resumable_checkpoint(tmp_path):
+    text = tmp_path / "text.txt"
+    text.write_text(TEXT)
+    out = tmp_path / "run"
+    run = subprocess.Popen([sys.executable, "-m", "rnnlab", "charlm", "train", "--text", str(text), "--out",
+                            str(out), "--steps", "100000", "--hidden", "16", "--checkpoint-every", "5", "--quiet"],
+                           stderr=subprocess.PIPE, text=True, env={**os.environ, "RNNLAB_NO_EXTENSION": "1"})
+    deadline = time.monotonic() + 120
+    while not (out / "checkpoint").exists() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # until it trains
+    run.send_signal(signal.SIGTERM)
+    _, stderr = run.communicate(timeout=120)
+    assert run.returncode == 128 + signal.SIGTERM, stderr
+    lines = stderr.strip().splitlines()
+    assert lines[-1].startswith("rnnlab: stopped by SIGTERM at step ") and "Traceback" not in stderr
+    step = int(lines[-1].split("at step ")[1].split(":")[0])
+    assert step >= 1 and checkpoint.load(out).state["run"]["step"] == step
+    assert not (out / ".rnnlab-lock").exists()
+
+
+def test_a_second_run_into_a_folder_in_use_is_refused_naming_the_process(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a+'); "
+                               "fcntl.flock(f, fcntl.LOCK_EX); f.write('process 4242 on elsewhere'); f.flush(); "
+                               "print('held', flush=True); time.sleep(60)", str(tmp_path / ".rnnlab-lock")],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(UserError, match=f"out {tmp_path} is in use by a run that is still training \\(process "
+                                            "4242 on elsewhere\\); wait for it to end, or choose another --out"):
+            charlm.train(text="hihello", out=str(tmp_path), steps=3)
+        assert checkpoint.find(tmp_path) is None
+    finally:
+        holder.kill()
+        holder.wait()
+    metrics = charlm.train(text="hihello", out=str(tmp_path), steps=3)  # the dead holder's lock is taken over
+    assert metrics["steps"] == 3 and not (tmp_path / ".rnnlab-lock").exists()
+
+
+def test_the_lock_is_taken_over_from_a_file_left_behind(tmp_path):
+    (tmp_path / ".rnnlab-lock").write_text("process 999999 on here\n")  # no process holds it
+    with RunLock(tmp_path):
+        assert (tmp_path / ".rnnlab-lock").read_text().startswith(f"process {os.getpid()} ")
+        with pytest.raises(UserError, match=f"process {os.getpid()} "):
+            with RunLock(tmp_path):
+                pass
+    assert not (tmp_path / ".rnnlab-lock").exists()
+
+
+def test_a_failure_writing_the_plots_leaves_the_final_checkpoint_and_metrics(tmp_path, monkeypatch, capsys):
+    def full_disk(self, model, device, out_dir):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(classify.ClassifyTask, "plots", full_disk)
+    metrics = classify.train(out=str(tmp_path), hidden=8, layers=1, steps=4, eval_every=2)
+    assert checkpoint.load(tmp_path).state["metrics"]["test_accuracy"] == metrics["test_accuracy"]
+    assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == 4
+    err = capsys.readouterr().err
+    assert "warning: could not write the plots or logs" in err and "No space left on device" in err

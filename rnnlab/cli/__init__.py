@@ -9,9 +9,12 @@ line on stderr, exit status 2, no traceback.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 
 from ..errors import UserError
+from ..training.signals import Stopped
 from . import charlm, classify, demo, export, forecast, learn, memory
 from .options import Parser, flag_message
 
@@ -27,13 +30,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminated(signum, frame) -> None:
+    raise Stopped("stopped by SIGTERM before training began (nothing to save)", signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminated)  # training catches it itself (training/signals.py)
     try:
         args.handler(args)
     except UserError as err:
         print(f"rnnlab: error: {flag_message(err)}", file=sys.stderr)
         return 2
+    except Stopped as err:  # SIGINT or SIGTERM while training: a checkpoint of that step was written
+        print(f"rnnlab: {err}", file=sys.stderr)
+        return err.exit_status
     except KeyboardInterrupt:
         print("rnnlab: interrupted (the last checkpoint is kept)", file=sys.stderr)
         return 130

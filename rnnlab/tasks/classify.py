@@ -91,12 +91,16 @@ class ClassifyTask(Task):
 
     def report(self, model, device, out_dir):
         metrics = test_metrics(predict_scores(model, self.x["test"], device), self.y["test"], self.config.output_size)
+        self.tested = metrics
+        return {**metrics, "train_sequences": len(self.y["train"]), "val_sequences": len(self.y["val"]),
+                **self.evaluate(model, device)}
+
+    def plots(self, model, device, out_dir):
         from ..plots import confusion_plot
+        metrics = self.tested
         confusion_plot(Path(out_dir) / "confusion.png", np.array(metrics["confusion_matrix"]),
                        [str(k) for k in range(self.config.output_size)],
                        f"test accuracy {100 * metrics['test_accuracy']:.2f} %")
-        return {**metrics, "train_sequences": len(self.y["train"]), "val_sequences": len(self.y["val"]),
-                **self.evaluate(model, device)}
 
     def state(self):
         return {"options": self.options, "model": self.config.to_dict(), "norm": self.norm, "shift": self.shift}

@@ -133,6 +133,10 @@ def load_weights(model: torch.nn.Module, weights: dict, source: str | Path) -> N
         if name in expected and expected[name].shape != tensor.shape:
             raise UserError(f"checkpoint {source} does not fit the model: {name} has shape "
                             f"{tuple(tensor.shape)}, the model expects {tuple(expected[name].shape)}")
+    bad = [name for name, t in weights.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise UserError(f"checkpoint {source} holds non-finite weights ({len(bad)} tensors, e.g. {bad[0]}): the "
+                        "run that wrote it diverged; train again with a lower lr")
     missing, unexpected = set(expected) - set(weights), set(weights) - set(expected)
     if missing or unexpected:
         raise UserError(f"checkpoint {source} does not fit the model: missing {sorted(missing)[:3]}, "

@@ -30,8 +30,10 @@ from .average import WeightAverage
 from .checkpoint import Checkpoint, prepare_out_dir
 from .config import TrainConfig, learning_rate
 from .device import memory_guard, pick_device, use_bf16
+from .lock import RunLock
 from .progress import ProgressBar
 from .record import RunRecord
+from .signals import Stopped, StopSignals
 from .task import Task
 
 
@@ -65,6 +67,7 @@ class Trainer:
         self.last: dict = {}  # the latest loss and evaluation metrics
         self.grad_norm = 0.0  # of the last step, before clipping
         self.runlog = None  # rnnlab.training.runlog.RunLog with a log_dir (fit opens it)
+        self.saved_at: int | None = None  # the step of the checkpoint in out_dir from this run (None: none yet)
 
     def elapsed(self) -> float:
         return self.run.seconds + time.perf_counter() - self.started
@@ -92,6 +95,7 @@ class Trainer:
             self.run.averaged = False
         if self.run.stopped.startswith("time budget"):
             self.run.stopped = ""  # a larger minutes continues it
+        self.saved_at = self.run.step
         self.log(f"resuming {self.out_dir} at step {self.run.step}")
         self.started = time.perf_counter()
         out_of_time = self.budget and self.run.seconds >= self.budget
@@ -112,8 +116,8 @@ class Trainer:
             loss = self.task.loss(self.ddp or self.model, batch).float() * weight
         reported = distributed.mean_over_ranks(loss, self.world)  # the global batch's loss
         if not torch.isfinite(reported):
-            raise UserError(f"the loss became {loss.item()} at step {self.run.step + 1}; stopped. The last good "
-                            f"checkpoint is in {self.out_dir / 'checkpoint'} (try a lower lr)")
+            raise UserError(f"the loss became {reported.item()} at step {self.run.step + 1}; stopped. "
+                            f"{self.last_checkpoint()} (try a lower lr)")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.clip:
@@ -157,13 +161,28 @@ class Trainer:
             if self.config.patience and self.run.bad_evals >= self.config.patience:
                 self.run.stopped = f"no better validation loss in {self.config.patience} evaluations"
 
+    def last_checkpoint(self) -> str:
+        """Where the last checkpoint of this run is, in words (for messages that stop a run)."""
+        if self.saved_at is None:
+            return f"No checkpoint was written (the first was due at step {self.config.checkpoint_every})"
+        return f"The last checkpoint, of step {self.saved_at}, is in {self.out_dir / 'checkpoint'}"
+
     def save(self, metrics: dict | None = None) -> None:
+        """An atomic checkpoint of the current step -- only of finite weights: non-finite ones stop the run
+        (UserError) and leave the previous checkpoint in place."""
+        bad = [name for name, p in self.model.state_dict().items() if p.is_floating_point() and not
+               torch.isfinite(p).all()]
+        if bad:
+            raise UserError(f"the weights became non-finite by step {self.run.step} ({len(bad)} tensors, e.g. "
+                            f"{bad[0]}); stopped. {self.last_checkpoint()} (try a lower lr, or --clip)")
         if not self.world.main:
+            self.saved_at = self.run.step
             return  # one writer: rank 0
         state = {"task": self.task.name, "train": asdict(self.config), "run": self.run.to_dict(), **self.task.state()}
         if metrics is not None:
             state["metrics"] = metrics
         checkpoint.save(self.out_dir, Checkpoint(state, dict(self.model.state_dict()), self.training_tensors()))
+        self.saved_at = self.run.step
 
     def training_tensors(self) -> dict[str, Tensor]:
         """Everything besides the weights that an exact resume needs."""
@@ -192,19 +211,47 @@ class Trainer:
             return metrics  # rank 0 reports and writes
         with torch.no_grad():
             metrics.update(self.task.report(self.model, self.device, self.out_dir))
-        self.save(metrics)
+        self.save(metrics)  # what the run made is safe before anything optional is tried
         checkpoint.write_json_atomic(self.out_dir / "metrics.json", metrics)
-        if self.runlog is not None:
-            self.runlog.images(self.out_dir, self.run.step)  # the task's plots, now written
-            self.runlog.close()
+        try:
+            with torch.no_grad():
+                self.task.plots(self.model, self.device, self.out_dir)
+            if self.runlog is not None:
+                self.runlog.images(self.out_dir, self.run.step)  # the task's plots, now written
+                self.runlog.close()
+        except (OSError, UserError) as err:
+            self.log(f"rnnlab: warning: could not write the plots or logs in {self.out_dir} "
+                     f"({getattr(err, 'strerror', None) or err}); the checkpoint and metrics.json are written")
         return metrics
+
+    def stop(self, signals: StopSignals) -> Stopped:
+        """The checkpoint of the current step, and the exception that ends the run with where it is."""
+        self.run.seconds = self.elapsed()
+        self.started = time.perf_counter()
+        self.save()
+        where = self.out_dir / "checkpoint"
+        return Stopped(f"stopped by {signals.name} at step {self.run.step}: checkpoint saved in {where}; to "
+                       "continue, run the same command with --resume (Python: resume=True)", signals.signum)
 
 
 
 def fit(task: Task, config: TrainConfig, out_dir: str | Path, resume: bool = False, log=None) -> dict:
     """Train ``task.model`` in place; write checkpoints and metrics to ``out_dir``; return the metrics."""
     config.check()
-    trainer = Trainer(task, config, prepare_out_dir(out_dir), log or _say)
+    out_dir = prepare_out_dir(out_dir)
+    if not distributed.is_main():
+        return _fit(task, config, out_dir, resume, log)
+    with RunLock(out_dir):
+        return _fit(task, config, out_dir, resume, log)
+
+
+def _fit(task: Task, config: TrainConfig, out_dir: Path, resume: bool, log) -> dict:
+    with StopSignals() as signals:  # a signal from here on: a checkpoint at the step it lands in
+        return _train(task, config, out_dir, resume, log, signals)
+
+
+def _train(task: Task, config: TrainConfig, out_dir: Path, resume: bool, log, signals: StopSignals) -> dict:
+    trainer = Trainer(task, config, out_dir, log or _say)
     if not trainer.world.main:
         log = trainer.log = lambda message: None  # rank 0 speaks for the job
     described = task.describe()
@@ -222,18 +269,22 @@ def fit(task: Task, config: TrainConfig, out_dir: str | Path, resume: bool = Fal
     trainer.log = log or bar.write
     try:
         with memory_guard(f"batch_size {config.batch_size}", "lower it (or the network's size)", "batch_size"):
-            train_steps(trainer, bar)
+            train_steps(trainer, bar, signals)
     finally:
         bar.close()
-    metrics = trainer.finish()
+    metrics = trainer.finish()  # a first signal now lets the run finish; a second stops it at once
     distributed.stop()
     return metrics
 
 
-def train_steps(trainer: Trainer, bar: ProgressBar) -> None:
-    """Step, evaluate and checkpoint until the run's steps are done, its time is up or it stops early."""
+def train_steps(trainer: Trainer, bar: ProgressBar, signals: StopSignals | None = None) -> None:
+    """Step, evaluate and checkpoint until the run's steps are done, its time is up, it stops early or a
+    signal stops it (``signals``: a checkpoint of the current step, then ``Stopped``)."""
     config, run = trainer.config, trainer.run
     while run.step < config.steps:
+        if signals is not None and distributed.rank0_says(signals.signum is not None, trainer.world,
+                                                          trainer.device):
+            raise trainer.stop(signals)
         if trainer.budget and distributed.rank0_says(trainer.elapsed() >= trainer.budget, trainer.world,
                                                      trainer.device):
             run.stopped = f"time budget of {config.minutes:g} minutes reached"

@@ -29,7 +29,11 @@ class Task(ABC):
 
     @abstractmethod
     def report(self, model: nn.Module, device: torch.device, out_dir: Path) -> dict:
-        """Final metrics (written to metrics.json) and plots (written into out_dir); eval mode, no_grad."""
+        """Final metrics (written to metrics.json and the final checkpoint); eval mode, no_grad."""
+
+    def plots(self, model: nn.Module, device: torch.device, out_dir: Path) -> None:
+        """The task's figures, written into out_dir after the final checkpoint (eval mode, no_grad); a
+        failure to write them is a warning, never a lost run."""
 
     @abstractmethod
     def state(self) -> dict:

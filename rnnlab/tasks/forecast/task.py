@@ -123,10 +123,14 @@ class ForecastTask(Task):
                        seasonal_naive_lag=self.baseline_season, test_windows=len(ends),
                        naive_mae_in_sample=self.naive_mae,
                        mse=float(np.mean((predicted["test"] - actual) ** 2)))
+        self.tested = actual, predicted
+        return metrics
+
+    def plots(self, model, device, out_dir):
         from ...plots import forecast_plot
+        actual, predicted = self.tested
         forecast_plot(Path(out_dir) / "forecast.png", actual[:, 0], predicted["test"][:, 0],
                       predicted["naive"][:, 0], f"{self.series.target}: test part, one step ahead")
-        return metrics
 
     def _fallback(self, model, out_dir) -> str | None:
         """"naive" or "seasonal_naive" -- the better of the two on validation (MAE) -- unless the network beats
