@@ -239,9 +239,8 @@ class Payload:
 
 def test_a_malicious_pickle_checkpoint_runs_nothing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    charlm.train(text="hihello", out=str(tmp_path / "evil"), steps=2)  # a complete state.json; weights replaced:
     folder = tmp_path / "evil" / "checkpoint"
-    folder.mkdir(parents=True)
-    (folder / "state.json").write_text(json.dumps({"task": "charlm", "model": {}, "vocab": ["a"]}))
     (folder / "model.safetensors").write_bytes(pickle.dumps(Payload()))
     torch.save({"w": Payload()}, folder / "model.pt")
     with pytest.raises(UserError, match="damaged or truncated"):
@@ -372,3 +371,88 @@ def test_a_failure_writing_the_plots_leaves_the_final_checkpoint_and_metrics(tmp
     assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == 4
     err = capsys.readouterr().err
     assert "warning: could not write the plots or logs" in err and "No space left on device" in err
+
+
+def test_bf16_where_the_cpu_cannot_run_it_trains_in_float32_with_one_line(tmp_path, capsys):
+    from rnnlab.training.device import _bf16_supported
+    metrics = charlm.train(text=TEXT, out=str(tmp_path), arch="lstm", hidden=16, embed=8, steps=3,
+                           precision="bf16", device="cpu")
+    assert metrics["steps"] == 3
+    warned = "warning: precision bf16: this CPU has no bf16 arithmetic; training in float32" in capsys.readouterr().err
+    assert warned == (not _bf16_supported(torch.device("cpu")))
+
+
+def _edit_state(run_dir, path, value):
+    state_file = run_dir / "checkpoint" / "state.json"
+    state = json.loads(state_file.read_text())
+    *parents, last = path.split(".")
+    holder = state
+    for key in parents:
+        holder = holder[key]
+    holder[last] = value
+    state_file.write_text(json.dumps(state))
+    return state_file
+
+
+@pytest.mark.parametrize("path, value, says", [
+    ("run.step", "5", "run.step must be a whole number >= 0, got '5'"),
+    ("model.hidden", "8", "model.hidden must be a whole number > 0, got '8'"),
+    ("options.hidden", 8.5, "options.hidden must be a whole number > 0, got 8.5"),
+    ("model.arch", "transformer", "model.arch must be one of rnn, lstm, gru, mingru, minlstm, rglru, got 'transformer'"),
+    ("train.lr", -1, "train.lr must be > 0, got -1"),
+    ("train.steps", "10", "train.steps must be a whole number, got '10'"),
+    ("vocab", ["hi"], "vocab must be a non-empty list of distinct characters, got ['hi']"),
+    ("run", None, "run must be an object, got None"),
+])
+def test_a_bad_field_in_state_json_is_one_line_naming_file_and_field(tmp_path, path, value, says):
+    charlm.train(text="hihello", out=str(tmp_path / "run"), steps=3)
+    state_file = _edit_state(tmp_path / "run", path, value)
+    for call in (lambda: charlm.sample(str(tmp_path / "run"), length=3),
+                 lambda: charlm.train(text="hihello", out=str(tmp_path / "run"), steps=6, resume=True)):
+        with pytest.raises(UserError) as err:
+            call()
+        assert str(err.value) == f"checkpoint file {state_file}: {says}"
+
+
+@pytest.mark.parametrize("path, value, says", [
+    ("window", -3, "window must be a whole number > 0, got -3"),
+    ("season", "7", "season must be a whole number > 0 or null, got '7'"),
+    ("scaler.scales", [0.0], "scaler.scales must be a list of finite numbers > 0, got [0.0]"),
+    ("fallback", "magic", "fallback must be one of None, naive, seasonal_naive, got 'magic'"),
+])
+def test_a_bad_forecaster_field_is_one_line_through_the_command(tmp_path, path, value, says, capsys):
+    from rnnlab.cli import main
+    from rnnlab.tasks import forecast
+    csv = tmp_path / "series.csv"
+    csv.write_text("value\n" + "".join(f"{10 + (k * 7 % 5)}\n" for k in range(200)))
+    forecast.train(csv=str(csv), out=str(tmp_path / "run"), hidden=8, steps=3, quiet=True)
+    state_file = _edit_state(tmp_path / "run", path, value)
+    capsys.readouterr()
+    assert main(["forecast", "predict", "--model", str(tmp_path / "run"), "--csv", str(csv)]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"rnnlab: error: checkpoint file {state_file}: {says}"
+
+
+def test_a_missing_field_and_bad_training_tensors_are_one_line(tmp_path):
+    from safetensors.torch import load_file, save_file
+    options = dict(text=TEXT, out=str(tmp_path / "run"), hidden=16, embed=8, steps=4, checkpoint_every=2)
+    charlm.train(**options)
+    training_file = tmp_path / "run" / "checkpoint" / "training.safetensors"
+    original = load_file(str(training_file))
+    cases = {"optim.0.exp_avg": torch.zeros(3), "optim.99.exp_avg": torch.zeros(3), "rng.data": torch.zeros(3)}
+    for name, bad in cases.items():
+        tensors = dict(original)
+        tensors[name] = bad
+        save_file(tensors, str(training_file))
+        with pytest.raises(UserError, match=f"checkpoint file {training_file}: {name}"):
+            charlm.train(**{**options, "steps": 8}, resume=True)
+    tensors = {k: v for k, v in original.items() if k != "rng.torch"}
+    save_file(tensors, str(training_file))
+    with pytest.raises(UserError, match=f"checkpoint file {training_file} has no rng.torch: it cannot be resumed"):
+        charlm.train(**{**options, "steps": 8}, resume=True)
+    save_file(original, str(training_file))
+    state_file = tmp_path / "run" / "checkpoint" / "state.json"
+    state = json.loads(state_file.read_text())
+    del state["model"]
+    state_file.write_text(json.dumps(state))
+    with pytest.raises(UserError, match=f"checkpoint file {state_file} has no field 'model': it is not a complete"):
+        charlm.sample(str(tmp_path / "run"))

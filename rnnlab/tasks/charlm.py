@@ -25,6 +25,7 @@ from ..data.text import DEFAULT_TEXT, Vocabulary, read_text
 from ..errors import UserError, check_settings, require
 from .network import ModelConfig, SequenceModel
 from ..training import Task, fit
+from ..training import saved
 from .common import NETWORK_EXTRAS, ModelInput, Trained, check_network, network_config, network_guard, resolve
 
 SMALL_TEXT = 5_000
@@ -32,6 +33,12 @@ EVAL_CHARS = 30_000  # validation characters scored at each evaluation during tr
 TRAIN_REPORT_CHARS = 100_000  # training characters scored for the final train_loss
 
 OUT = "runs/charlm"
+saved.FIELDS["charlm"] = {  # what state.json holds besides the loop's fields (checked when it is read)
+    "vocab": saved.Kind(lambda v: saved.TEXTS.test(v) and len(v) > 0 and all(len(c) == 1 for c in v) and
+                        len(set(v)) == len(v), "a non-empty list of distinct characters"),
+    "seq_len": saved.POSITIVE, "val_frac": saved.FRACTION, "stateful": saved.BOOL, "start": saved.TEXT,
+    "options.embed": saved.POSITIVE, "options.seq_len": saved.POSITIVE, "options.val_frac": saved.FRACTION,
+    "options.stateful": saved.BOOL}
 # The defaults, by the size of the text: the task's settings, then the training loop's.
 SMALL = {**NETWORK_EXTRAS, **dict(arch="lstm", hidden=64, layers=1, embed=16, seq_len=256, dropout=0.0,
                                   val_frac=0.0, stateful=False)}
@@ -149,6 +156,18 @@ class CharLMTask(Task):
     def restore_carry(self, tensors: dict) -> None:
         if not self.stateful or "cursors" not in tensors:
             return
+        cursors, fresh = tensors["cursors"], tensors.get("fresh")
+        streams = len(cursors) if cursors.dim() == 1 else -1
+        fits = (streams > 0 and cursors.dtype == torch.int64 and fresh is not None and fresh.shape == cursors.shape
+                and fresh.dtype == torch.bool and bool((cursors >= 0).all()) and int(cursors.max()) < len(self.train_ids))
+        for i in range(2):
+            state = tensors.get(f"state.{i}")
+            if state is not None:
+                fits = fits and state.is_floating_point() and tuple(state.shape) == (self.config.layers, streams,
+                                                                            self.config.hidden)
+        if not fits:
+            raise UserError("checkpoint file training.safetensors: carry.cursors, carry.fresh and carry.state.* do "
+                            f"not describe streams through this text ({len(self.train_ids)} training characters)")
         self.cursors, self.fresh = tensors["cursors"].clone(), tensors["fresh"].clone()
         self.carried = tuple(tensors[f"state.{i}"].clone() for i in range(2) if f"state.{i}" in tensors) or None
 

@@ -23,9 +23,14 @@ from ..data.sequences import Sequences, digits, from_arrays, read_idx_dir, read_
 from ..errors import UserError, check_settings, require
 from .network import ModelConfig, SequenceModel
 from ..training import Task, fit
+from ..training import saved
 from .common import NETWORK_EXTRAS, ModelInput, Trained, check_network, network_config, network_guard, resolve
 
 OUT = "runs/classify"
+saved.FIELDS["classify"] = {  # what state.json holds besides the loop's fields (checked when it is read)
+    "norm": saved.Kind(lambda v: saved.NUMBERS.test(v) and len(v) == 2 and v[1] > 0, "[mean, std > 0]"),
+    "shift": saved.COUNT, "options.val_frac": saved.FRACTION, "options.pixels": saved.BOOL,
+    "options.label_smoothing": saved.FRACTION, "options.shift": saved.optional(saved.COUNT)}
 DEFAULTS = dict(arch="gru", hidden=128, layers=2, dropout=0.2, bidirectional=False, val_frac=0.1, shift=None,
                 label_smoothing=0.1, pixels=False, **NETWORK_EXTRAS)  # shift None: 2 pixels for images of 16 rows or more, 1 below, 0 for non-images
 TRAIN_DEFAULTS = dict(steps=2000, batch_size=128, lr=6e-3, weight_decay=1e-4, warmup=0.3, final_lr=0.01,

@@ -28,11 +28,14 @@ import torch.nn.functional as F
 
 from ..errors import UserError, check_settings, require
 from ..training import Task, fit
+from ..training import saved
 from .network import SequenceModel
 from .common import NETWORK_EXTRAS, ModelInput, Trained, check_network, network_config, network_guard, resolve
 
 OUT = "runs/memory"
 TASKS = ("adding", "copy", "selective-copy")
+saved.FIELDS["memory"] = {  # what state.json holds besides the loop's fields (checked when it is read)
+    "options.task": saved.one_of(*TASKS), "options.length": saved.POSITIVE}
 DEFAULTS = dict(task="adding", length=100, arch="lstm", hidden=128, layers=1, dropout=0.0, **NETWORK_EXTRAS)
 TRAIN_DEFAULTS = dict(steps=1500, batch_size=64, lr=1e-3, warmup=0.0, final_lr=1.0, eval_every=100,
                       checkpoint_every=500)  # Adam at a constant 1e-3, the recipe of the papers

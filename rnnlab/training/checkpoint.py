@@ -29,6 +29,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..errors import UserError
+from . import saved
 
 FILES = ("model.safetensors", "training.safetensors", "state.json")
 
@@ -114,6 +115,8 @@ def load(path: str | Path, task: str | None = None, with_training: bool = False)
         raise UserError(f"checkpoint file {state_file} is not an rnnlab checkpoint")
     if task is not None and state["task"] != task:
         raise UserError(f"checkpoint {folder} belongs to task '{state['task']}', not '{task}'")
+    if task is not None:
+        saved.check(state, task, state_file)
     names = ("model.safetensors", "training.safetensors") if with_training else ("model.safetensors",)
     tensors = []
     for name in names:
@@ -154,14 +157,33 @@ def optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tenso
     return tensors
 
 
-def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
-    """Load into ``optimizer`` the state that ``optimizer_tensors`` flattened (other names are passed over)."""
+def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], source="") -> None:
+    """Load into ``optimizer`` the state that ``optimizer_tensors`` flattened (other names are passed over); a
+    tensor that does not fit its parameter (index, shape) is a UserError naming it."""
     state = optimizer.state_dict()
+    params = [p for group in optimizer.param_groups for p in group["params"]]
     for name, value in tensors.items():
         if name.startswith("optim."):
             _, index, key = name.split(".", 2)
+            if not index.isdigit() or int(index) >= len(params):
+                raise UserError(f"checkpoint file {source}: {name} belongs to no parameter of the model "
+                                f"({len(params)} parameters)")
+            expected = params[int(index)].shape if key != "step" else torch.Size([])
+            if value.shape != expected or not value.is_floating_point():
+                raise UserError(f"checkpoint file {source}: {name} has shape {tuple(value.shape)} "
+                                f"({value.dtype}); its parameter needs {tuple(expected)} (floating point)")
             state["state"].setdefault(int(index), {})[key] = value
     optimizer.load_state_dict(state)
+
+
+def check_like(tensors: dict[str, torch.Tensor], prefix: str, reference: dict[str, torch.Tensor], source) -> None:
+    """Each of ``tensors`` named ``prefix`` + a name of ``reference`` has that tensor's shape and dtype, else a
+    UserError naming it (the saved moving average, best weights, random-generator states)."""
+    for name, like in reference.items():
+        value = tensors.get(prefix + name)
+        if value is not None and (value.shape != like.shape or value.dtype != like.dtype):
+            raise UserError(f"checkpoint file {source}: {prefix}{name} has shape {tuple(value.shape)} "
+                            f"({value.dtype}), expected {tuple(like.shape)} ({like.dtype})")
 
 
 def write_json_atomic(path: str | Path, data: dict) -> None:

@@ -24,10 +24,20 @@ def pick_device(name: str) -> torch.device:
     return torch.device("cpu")
 
 
-def use_bf16(precision: str, device: torch.device) -> bool:
-    """bf16 autocast: when asked for, or with "auto" where the hardware runs it fast."""
-    if precision != "auto":
-        return precision == "bf16"
+def use_bf16(precision: str, device: torch.device, log=None) -> bool:
+    """bf16 autocast: when asked for, or with "auto" where the hardware runs it fast. Asked for where the
+    hardware has no bf16 arithmetic (a CPU without AVX-512 BF16 / AMX, where oneDNN's LSTM cannot run it at
+    all), the run trains in float32 and ``log`` gets one line saying so."""
+    if precision == "fp32":
+        return False
+    supported = _bf16_supported(device)
+    if precision == "bf16" and not supported and log is not None:
+        log(f"rnnlab: warning: precision bf16: this {device.type.upper()} has no bf16 arithmetic; "
+            "training in float32")
+    return supported
+
+
+def _bf16_supported(device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device.type == "cpu":

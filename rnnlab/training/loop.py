@@ -61,7 +61,7 @@ class Trainer:
         self.run = RunRecord()
         self.best: dict | None = None  # the weights of the best validation loss (with restore_best)
         self.ema = WeightAverage(self.model, config.ema) if config.ema else None
-        self.bf16 = use_bf16(config.precision, self.device)
+        self.bf16 = use_bf16(config.precision, self.device, log)
         self.budget = config.minutes * 60  # seconds; 0: none
         self.started = time.perf_counter()  # when the seconds not yet added to run.seconds began
         self.last: dict = {}  # the latest loss and evaluation metrics
@@ -81,13 +81,22 @@ class Trainer:
         saved = checkpoint.load(self.out_dir, self.task.name, with_training=True)
         checkpoint.load_weights(self.model, saved.weights, self.out_dir)
         tensors = saved.training
+        source = checkpoint.find(self.out_dir) / "training.safetensors"
+        for name in ("rng.data", "rng.torch") + (tuple(f"ema.{n}" for n in self.ema.average) if self.ema else ()):
+            if name not in tensors:
+                raise UserError(f"checkpoint file {source} has no {name}: it cannot be resumed exactly")
+        checkpoint.check_like(tensors, "rng.", {"data": self.data_rng.get_state(), "torch": torch.get_rng_state()},
+                              source)
+        weights = self.model.state_dict()
+        for prefix in ("ema.", "best."):
+            checkpoint.check_like(tensors, prefix, weights, source)
         self.task.restore_carry({name[6:]: t for name, t in tensors.items() if name.startswith("carry.")})
         if self.ema is not None:
             for name, average in self.ema.average.items():
                 average.copy_(tensors[f"ema.{name}"])
         self.data_rng.set_state(tensors["rng.data"])
         torch.set_rng_state(tensors["rng.torch"])
-        checkpoint.restore_optimizer(self.optimizer, tensors)
+        checkpoint.restore_optimizer(self.optimizer, tensors, source)
         self.best = {name[5:]: t for name, t in tensors.items() if name.startswith("best.")} or None
         self.run = RunRecord.from_dict(saved.state["run"])
         if self.ema is not None and self.run.averaged:

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from ...data.series import Series, random_walk_prices, season_and_name, sine_wave
 from ...errors import UserError, check_settings, require
-from ...training import Task, fit
+from ...training import Task, fit, saved
 from ..common import NETWORK_EXTRAS, check_network, network_config, network_guard, resolve
 from ..network import ModelConfig, SequenceModel
 from .baselines import Naive, SeasonalNaive, base_forecaster, baselines
@@ -24,6 +24,18 @@ BUILTINS = {"sine": (sine_wave, 63), "random_walk": (random_walk_prices, None)}
 DEFAULTS = dict(window=None, horizon=1, test_frac=0.2, val_frac=0.15, season=None, arch="lstm", hidden=64, layers=1,
                 dropout=0.0, target=None, features=None, date_col=None, date_format=None, newest_first=False,
                 missing="error", **NETWORK_EXTRAS)
+saved.FIELDS["forecast"] = {  # what state.json holds besides the loop's fields (checked when it is read)
+    "window": saved.POSITIVE, "horizon": saved.POSITIVE, "season": saved.optional(saved.POSITIVE),
+    "base": saved.one_of("naive", "seasonal_naive"), "fallback": saved.one_of(None, "naive", "seasonal_naive"),
+    "columns": saved.Kind(lambda v: saved.TEXTS.test(v) and len(v) > 0, "a non-empty list of column names"),
+    "target": saved.TEXT, "scaler": saved.DICT,
+    "scaler.kinds": saved.Kind(lambda v: isinstance(v, list) and all(k in ("log", "diff") for k in v),
+                               "a list of \"log\" or \"diff\""),
+    "scaler.scales": saved.Kind(lambda v: saved.NUMBERS.test(v) and all(0 < x < float("inf") for x in v),
+                                "a list of finite numbers > 0"),
+    "shrink": saved.FINITE, "options.window": saved.optional(saved.POSITIVE), "options.horizon": saved.POSITIVE,
+    "options.season": saved.optional(saved.POSITIVE), "options.test_frac": saved.FRACTION,
+    "options.val_frac": saved.FRACTION}
 CSV_SEASON = 7  # the seasonal-naive baseline's lag where no season is known (data without dates)
 HUBER_BETA = 0.01  # the training loss is absolute beyond this many typical steps, squared within
 WINDOW = 7  # rows the network reads where there is no season; with one: a season and a step
