@@ -185,3 +185,93 @@ def test_validation_streams_start_inside_the_text_at_any_size(characters):
     gaps = starts.diff()
     assert (gaps >= 0).all() and gaps.max() - gaps.min() <= 1
     assert stream_starts(characters, length, 1).tolist() == [0]
+
+
+def _naive(text: str):
+    """The encoding as a per-character loop would write it (the reference for the chunked one)."""
+    chars = sorted(set(text))
+    return [chars.index(c) for c in text], chars
+
+
+@pytest.mark.parametrize("chunk", [7, 1 << 20])
+def test_chunked_encoding_equals_the_naive_one(tmp_path, monkeypatch, chunk):
+    from rnnlab.data import text as text_module
+    monkeypatch.setattr(text_module, "CHUNK", chunk)  # chunk boundaries inside multi-byte characters
+    cases = {"ascii": "hello world\nthe quick brown fox\n" * 5, "utf-8": "héllo wörld — αβγ 🙂 ok\n" * 5}
+    for name, text in cases.items():
+        (tmp_path / f"{name}.txt").write_text(text, encoding="utf-8")
+        expected_ids, expected_chars = _naive(text)
+        for ids, vocab in (text_module.encode_file(tmp_path / f"{name}.txt"), text_module.encode_text(text)):
+            assert ids.tolist() == expected_ids and vocab.chars == expected_chars and ids.dtype == torch.uint8
+    latin = "café au lait, crème brûlée\n" * 3
+    (tmp_path / "latin.txt").write_bytes(latin.encode("latin-1"))
+    ids, vocab = text_module.encode_file(tmp_path / "latin.txt", "latin-1")
+    assert vocab.decode(ids) == latin
+    many = "".join(chr(0x4E00 + k) for k in range(300))  # more than 256 distinct characters: int16
+    ids, vocab = text_module.encode_text(many * 2)
+    assert ids.dtype == torch.int16 and vocab.decode(ids) == many * 2
+
+
+def test_a_bad_byte_in_a_later_chunk_is_named_by_offset_line_and_column(tmp_path, monkeypatch):
+    from rnnlab.data import text as text_module
+    monkeypatch.setattr(text_module, "CHUNK", 16)
+    raw = "ok line\n".encode() * 5 + "é".encode() + b"ab\xffcd\n"
+    (tmp_path / "bad.txt").write_bytes(raw)
+    with pytest.raises(UserError, match=r"not valid utf-8: byte 0xff at offset 44 \(line 6, column 5\)"):
+        text_module.encode_file(tmp_path / "bad.txt")
+
+
+def test_resume_maps_a_text_onto_the_checkpoint_vocabulary(tmp_path):
+    charlm.train(text="abcabcabd", out=str(tmp_path / "run"), steps=4)
+    metrics = charlm.train(text="abcabcab", out=str(tmp_path / "run"), steps=8, resume=True)  # no 'd': ids kept
+    assert metrics["steps"] == 8
+    with pytest.raises(UserError, match="resume: the text has characters the checkpoint in .* never saw \\('z'\\)"):
+        charlm.train(text="abcz", out=str(tmp_path / "run"), steps=12, resume=True)
+
+
+def test_encoding_a_big_file_takes_no_object_per_character(tmp_path):
+    import tracemalloc
+    from rnnlab.data.text import encode_file
+    path = tmp_path / "big.txt"
+    line = "To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer\n"
+    path.write_text(line * (20_000_000 // len(line)))  # 20 MB: a list of ints would take 160 MB and more
+    for extra in ("", "é"):
+        if extra:
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(extra)
+        tracemalloc.start()
+        ids, vocab = encode_file(path)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert len(ids) == len(path.read_text(encoding="utf-8")) and ids.dtype == torch.uint8
+        assert peak < len(ids) + 40_000_000, peak  # the ids themselves plus chunks of bounded size
+
+
+def test_a_text_beyond_2_to_the_24_characters_trains_and_validates(tmp_path):
+    path = tmp_path / "long.txt"
+    line = "the quick brown fox jumps over the lazy dog\n"
+    path.write_text(line * (17_000_000 // len(line)))  # > 2^24 characters: float32 positions would round
+    metrics = charlm.train(text_file=str(path), out=str(tmp_path / "run"), hidden=16, embed=8, seq_len=32,
+                           steps=2, eval_every=1, val_chars=5_000, quiet=True)
+    assert metrics["train_chars"] + metrics["val_chars"] == 17_000_000 // len(line) * len(line)
+    assert metrics["val_scored_chars"] == charlm.FINAL_VAL_CHARS and metrics["val_loss"] > 0
+
+
+def test_minutes_bound_the_whole_run_the_final_scoring_included(tmp_path):
+    import time
+    path = tmp_path / "text.txt"
+    line = "the quick brown fox jumps over the lazy dog, again and again\n"
+    path.write_text(line * (6_000_000 // len(line)))
+    options = dict(text_file=str(path), hidden=64, embed=8, seq_len=64, val_frac=0.5, val_full=True, quiet=True,
+                   steps=100_000, eval_every=50)
+    started = time.perf_counter()
+    metrics = charlm.train(out=str(tmp_path / "run"), minutes=0.15, **options)
+    wall = time.perf_counter() - started
+    assert metrics["val_scored_chars"] == metrics["val_chars"] > 1_000_000  # an expensive final report
+    assert wall <= 0.15 * 60 * 1.1 + 2.0, wall  # the budget, the report included, and setting up (encoding...)
+    assert checkpoint_step(tmp_path / "run") == metrics["steps"] > 1
+
+
+def checkpoint_step(run_dir):
+    from rnnlab.training import checkpoint
+    return checkpoint.load(run_dir).state["run"]["step"]

@@ -25,6 +25,11 @@ def add(commands) -> None:
     train.add_argument("--stateful", action=argparse.BooleanOptionalAction,
                        help="read the text as parallel streams and carry each stream's state from one batch to "
                             "the next (truncated BPTT); default: off, random windows that start from zero")
+    train.add_argument("--val-chars", type=int, help=f"validation characters scored at each evaluation (default "
+                                                     f"{lm.VAL_CHARS:,}); the final val_loss scores up to "
+                                                     f"{lm.FINAL_VAL_CHARS:,}")
+    train.add_argument("--val-full", action="store_true", default=None,
+                       help="score the whole validation part for the final val_loss (slow on a big text)")
     train_options(train)
     train.set_defaults(handler=run_train)
 
@@ -42,7 +47,7 @@ def add(commands) -> None:
 def run_train(args) -> None:
     from ..tasks import charlm
     print_metrics(charlm.train(**train_keywords(args, "text_file", "encoding", "embed", "seq_len", "val_frac",
-                                                "stateful")))
+                                                "stateful", "val_chars", "val_full")))
 
 
 def run_sample(args) -> None:

@@ -115,6 +115,7 @@ def build(name: str, source: Path, cflags: list[str], ldflags: list[str]):
     shutil.rmtree(private, ignore_errors=True)
     private.mkdir()
     from torch.utils.cpp_extension import load
+    print(f"rnnlab: building {name} for this machine, once (cached in {cache})", file=sys.stderr, flush=True)
     try:
         module = load(name=name, sources=[str(source)], extra_cflags=cflags, extra_ldflags=ldflags,
                       build_directory=str(private))

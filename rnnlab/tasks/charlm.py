@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..data.text import DEFAULT_TEXT, Vocabulary, read_text
+from ..data.text import DEFAULT_TEXT, Vocabulary, encode_file, encode_text, remap
 from ..errors import UserError, check_settings, require
 from .network import ModelConfig, SequenceModel
 from ..training import Task, fit
@@ -29,8 +29,10 @@ from ..training import saved
 from .common import NETWORK_EXTRAS, ModelInput, Trained, check_network, network_config, network_guard, resolve
 
 SMALL_TEXT = 5_000
-EVAL_CHARS = 30_000  # validation characters scored at each evaluation during training (all of them at the end)
+VAL_CHARS = 30_000  # validation characters scored at each evaluation during training (``val_chars``)
+FINAL_VAL_CHARS = 1_000_000  # at most this many scored for the final val_loss, unless ``val_full``
 TRAIN_REPORT_CHARS = 100_000  # training characters scored for the final train_loss
+SAMPLE_CHARS = 200  # the sample in metrics.json
 
 OUT = "runs/charlm"
 saved.FIELDS["charlm"] = {  # what state.json holds besides the loop's fields (checked when it is read)
@@ -38,7 +40,7 @@ saved.FIELDS["charlm"] = {  # what state.json holds besides the loop's fields (c
                         len(set(v)) == len(v), "a non-empty list of distinct characters"),
     "seq_len": saved.POSITIVE, "val_frac": saved.FRACTION, "stateful": saved.BOOL, "start": saved.TEXT,
     "options.embed": saved.POSITIVE, "options.seq_len": saved.POSITIVE, "options.val_frac": saved.FRACTION,
-    "options.stateful": saved.BOOL}
+    "options.stateful": saved.BOOL, "options.val_chars": saved.POSITIVE, "options.val_full": saved.BOOL}
 # The defaults, by the size of the text: the task's settings, then the training loop's.
 SMALL = {**NETWORK_EXTRAS, **dict(arch="lstm", hidden=64, layers=1, embed=16, seq_len=256, dropout=0.0,
                                   val_frac=0.0, stateful=False)}
@@ -69,33 +71,37 @@ def stream_loss(model: SequenceModel, ids: torch.Tensor, device, limit: int | No
     if limit and limit < len(ids) - 1:
         length = max(1, limit // streams)
     starts = stream_starts(len(ids), length, streams)  # (S,)
-    rows = starts[:, None] + torch.arange(length)  # (S, L)
-    inputs, targets = ids[rows].to(device), ids[rows + 1].to(device)  # (S, L), (S, L)
     total, state = 0.0, None
-    for start in range(0, length, segment):
-        logits, state = model(inputs[:, start:start + segment], state)  # (S, l, V)
-        total += F.cross_entropy(logits.flatten(0, 1), targets[:, start:start + segment].flatten(),
-                                 reduction="sum").item()
-    return total / targets.numel()
+    for start in range(0, length, segment):  # gathered segment by segment: memory bounded by the segment
+        rows = starts[:, None] + torch.arange(start, min(start + segment, length))  # (S, l)
+        inputs, targets = ids[rows].long().to(device), ids[rows + 1].long().to(device)  # (S, l), (S, l)
+        logits, state = model(inputs, state)  # (S, l, V)
+        total += F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="sum").item()
+    return total / (streams * length)
 
 
 class CharLMTask(Task):
     name = "charlm"
 
-    def __init__(self, text: str, model: ModelConfig, seq_len: int, val_frac: float, vocab: Vocabulary = None,
-                 stateful: bool = False, options: dict | None = None):
+    def __init__(self, text: str | torch.Tensor, model: ModelConfig, seq_len: int, val_frac: float,
+                 vocab: Vocabulary = None, stateful: bool = False, options: dict | None = None):
+        """``text``: a string, or its ids (n,) as ``encode_file``/``encode_text`` give them with ``vocab``."""
         check_settings(dict(seq_len=seq_len, val_frac=val_frac), positive=("seq_len",), fractions=("val_frac",))
-        self.vocab = vocab or Vocabulary.of(text)
-        ids = self.vocab.encode(text)
+        if isinstance(text, str):
+            ids, self.vocab = encode_text(text, vocab)  # (n,) compact integers
+        else:
+            ids, self.vocab = text, vocab
         if len(ids) < 2:
             raise UserError("the text needs at least 2 characters")
         n_val = int(len(ids) * val_frac)
         if val_frac and n_val < 2:
             raise UserError(f"val_frac {val_frac} leaves no validation text in {len(ids)} characters", "val_frac")
-        self.train_ids, self.val_ids = ids[: len(ids) - n_val], ids[len(ids) - n_val:]
+        self.train_ids, self.val_ids = ids[: len(ids) - n_val], ids[len(ids) - n_val:]  # views, no copies
         self.seq_len = min(seq_len, len(self.train_ids) - 1)
-        self.val_frac, self.start = val_frac, text[0]
+        self.val_frac, self.start = val_frac, self.vocab.chars[int(ids[0])]
         self.options = options or {}
+        self.val_chars = self.options.get("val_chars", VAL_CHARS)
+        self.val_full = self.options.get("val_full", False)
         self.config = model
         self.model = SequenceModel(model)
         self.stateful = stateful and len(self.train_ids) > 4 * (self.seq_len + 1)
@@ -110,7 +116,7 @@ class CharLMTask(Task):
         else:
             windows = len(self.train_ids) - self.seq_len  # distinct start positions
             starts = torch.randint(0, windows, (min(size, windows),), generator=generator)  # (N,)
-        chunk = self.train_ids[starts[:, None] + torch.arange(self.seq_len + 1)]  # (N, T+1)
+        chunk = self.train_ids[starts[:, None] + torch.arange(self.seq_len + 1)].long()  # (N, T+1)
         return chunk[:, :-1].to(device), chunk[:, 1:].to(device)
 
     def _advance(self, generator, size) -> torch.Tensor:
@@ -173,16 +179,27 @@ class CharLMTask(Task):
 
     def evaluate(self, model, device):
         held_out = self.val_ids if len(self.val_ids) else self.train_ids
-        return {"val_loss": stream_loss(model, held_out, device, limit=EVAL_CHARS)}
+        return {"val_loss": stream_loss(model, held_out, device, limit=self.val_chars)}
+
+    def _final_val_chars(self) -> int:
+        held_out = len(self.val_ids) or len(self.train_ids)
+        return held_out if self.val_full else min(held_out, max(FINAL_VAL_CHARS, self.val_chars))
+
+    def report_cost(self) -> float:
+        """The final report's cost in evaluations (what the loop keeps of a time budget for it)."""
+        scored = min(TRAIN_REPORT_CHARS, len(self.train_ids)) + (self._final_val_chars() if len(self.val_ids) else 0)
+        return (scored + 3 * SAMPLE_CHARS) / min(self.val_chars, len(self.val_ids) or len(self.train_ids))
 
     def report(self, model, device, out_dir):
         train_loss = stream_loss(model, self.train_ids, device, limit=TRAIN_REPORT_CHARS)
-        val_loss = stream_loss(model, self.val_ids, device) if len(self.val_ids) else train_loss
-        sample = self.start + generate(model, self.vocab, self.start, min(200, 4 * len(self.train_ids)), greedy=False,
-                          temperature=0.8, generator=torch.Generator().manual_seed(0))
+        final = self._final_val_chars()
+        val_loss = stream_loss(model, self.val_ids, device, limit=final) if len(self.val_ids) else train_loss
+        sample = self.start + generate(model, self.vocab, self.start, min(SAMPLE_CHARS, 4 * len(self.train_ids)),
+                                       greedy=False, temperature=0.8, generator=torch.Generator().manual_seed(0))
         return {"train_loss": round(train_loss, 4), "val_loss": round(val_loss, 4),
-                "train_chars": len(self.train_ids), "val_chars": len(self.val_ids), "vocab_size": len(self.vocab),
-                "sample": sample}
+                "train_chars": len(self.train_ids), "val_chars": len(self.val_ids),
+                "val_scored_chars": min(final, len(self.val_ids)) if len(self.val_ids) else 0,
+                "vocab_size": len(self.vocab), "sample": sample}
 
     def state(self):
         return {"options": self.options, "model": self.config.to_dict(), "vocab": self.vocab.chars,
@@ -192,37 +209,48 @@ class CharLMTask(Task):
 def train(*, text_file: str | None = None, text: str | None = None, encoding: str | None = None,
           out: str | None = None, resume: bool = False, arch: str | None = None, hidden: int | None = None,
           layers: int | None = None, embed: int | None = None, seq_len: int | None = None,
-          dropout: float | None = None, val_frac: float | None = None,
-          stateful: bool | None = None, **train_options) -> dict:
+          dropout: float | None = None, val_frac: float | None = None, stateful: bool | None = None,
+          val_chars: int | None = None, val_full: bool | None = None, **train_options) -> dict:
     """Train a character model on ``text_file``, or on ``text`` itself, or on the built-in text; returns the metrics.
 
     Settings left as None take the defaults for the text's size (``SMALL`` / ``LARGE`` and their ``_TRAIN``);
     ``train_options`` are the training loop's settings (``TrainConfig``: steps, minutes, batch_size, lr, seed,
     device, quiet, ...) and the recurrent layers' variants (``rnnlab.nn.Variants``: weight_drop, layer_norm,
-    recurrent_dropout, zoneout). ``resume=True`` continues the run in ``out``.
+    recurrent_dropout, zoneout). ``resume=True`` continues the run in ``out``. ``val_chars``: validation
+    characters scored at each evaluation (default 30,000); the final val_loss scores up to 1,000,000 of them,
+    or all with ``val_full=True``. The text is encoded in bounded memory (``rnnlab.data.text.encode_file``).
     """
     if text_file is not None and text is not None:
         raise UserError("give either text_file or text, not both")
     if text_file is not None:
-        text = read_text(text_file, encoding or "utf-8")
-    elif text is None:
-        text = DEFAULT_TEXT
-    require(isinstance(text, str), "text", "be a str", type(text).__name__)
+        require(isinstance(text_file, (str, Path)), "text_file", "be a path", type(text_file).__name__)
+        ids, vocab = encode_file(text_file, encoding or "utf-8")  # (n,) compact integers, the text's vocabulary
+    else:
+        text = DEFAULT_TEXT if text is None else text
+        require(isinstance(text, str), "text", "be a str", type(text).__name__)
+        ids, vocab = encode_text(text)
     out = out or OUT
-    small = len(text) < SMALL_TEXT
+    small = len(ids) < SMALL_TEXT
     options, config, saved = resolve(
         "charlm", out, resume, dict(arch=arch, hidden=hidden, layers=layers, embed=embed, seq_len=seq_len,
                                     dropout=dropout, val_frac=val_frac, stateful=stateful),
         SMALL if small else LARGE, train_options, SMALL_TRAIN if small else LARGE_TRAIN)
+    saved_options = saved.get("options", {}) if saved else {}
+    options["val_chars"] = val_chars if val_chars is not None else saved_options.get("val_chars", VAL_CHARS)
+    options["val_full"] = val_full if val_full is not None else saved_options.get("val_full", False)
+    check_settings(options, positive=("val_chars",))
+    require(isinstance(options["val_full"], bool), "val_full", "be True or False", options["val_full"])
     check_network(options)
-    vocab = Vocabulary(saved["vocab"]) if saved else Vocabulary.of(text)
-    if saved and set(text) - set(vocab.chars):
-        raise UserError(f"resume: the text has characters the checkpoint in {out} never saw; "
-                        "resume with the same text")
+    if saved:
+        unseen = sorted(set(vocab.chars) - set(saved["vocab"]))
+        if unseen:
+            raise UserError(f"resume: the text has characters the checkpoint in {out} never saw "
+                            f"({''.join(unseen[:20])!r}); resume with the same text")
+        ids, vocab = remap(ids, vocab, Vocabulary(saved["vocab"]))
     model = network_config(options, input_size=options["embed"], output_size=len(vocab), vocab_size=len(vocab),
                            readout="steps")
     with network_guard(options):
-        task = CharLMTask(text, model, options["seq_len"], options["val_frac"], vocab, options["stateful"], options)
+        task = CharLMTask(ids, model, options["seq_len"], options["val_frac"], vocab, options["stateful"], options)
     return fit(task, config, out, resume=resume)
 
 

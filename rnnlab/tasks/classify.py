@@ -28,7 +28,9 @@ from .common import NETWORK_EXTRAS, ModelInput, Trained, check_network, network_
 
 OUT = "runs/classify"
 saved.FIELDS["classify"] = {  # what state.json holds besides the loop's fields (checked when it is read)
-    "norm": saved.Kind(lambda v: saved.NUMBERS.test(v) and len(v) == 2 and v[1] > 0, "[mean, std > 0]"),
+    "norm": saved.Kind(lambda v: isinstance(v, list) and len(v) == 2 and all(
+        saved.NUMBERS.test(part if isinstance(part, list) else [part]) for part in v) and all(
+        x > 0 for x in (v[1] if isinstance(v[1], list) else [v[1]])), "[mean, std > 0], each a number or a list"),
     "shift": saved.COUNT, "options.val_frac": saved.FRACTION, "options.pixels": saved.BOOL,
     "options.label_smoothing": saved.FRACTION, "options.shift": saved.optional(saved.COUNT)}
 DEFAULTS = dict(arch="gru", hidden=128, layers=2, dropout=0.2, bidirectional=False, val_frac=0.1, shift=None,

@@ -62,7 +62,12 @@ class Trainer:
         self.best: dict | None = None  # the weights of the best validation loss (with restore_best)
         self.ema = WeightAverage(self.model, config.ema) if config.ema else None
         self.bf16 = use_bf16(config.precision, self.device, log)
+        if self.device.type == "cpu":
+            from ..nn import fast
+            fast.extension()  # a first use builds the C++ engine (once per machine): before the clock starts
         self.budget = config.minutes * 60  # seconds; 0: none
+        self.step_seconds = 0.0  # how long the last step took
+        self.eval_seconds: float | None = None  # how long the last evaluation took (None: none yet)
         self.started = time.perf_counter()  # when the seconds not yet added to run.seconds began
         self.last: dict = {}  # the latest loss and evaluation metrics
         self.grad_norm = 0.0  # of the last step, before clipping
@@ -114,8 +119,15 @@ class Trainer:
             return saved.state.get("metrics", {})
         return None
 
+    def out_of_time(self) -> bool:
+        """Whether another step would leave too little of the time budget for the final report: the budget
+        bounds the whole run, the report (``task.report_cost()`` evaluations) and its checkpoint included."""
+        reserve = (self.eval_seconds or 0.0) * self.task.report_cost() + self.step_seconds
+        return self.elapsed() + reserve >= self.budget
+
     def step(self) -> None:
         """One optimizer step on a fresh batch, at the learning rate of the run's progress."""
+        began = time.perf_counter()
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(self.config, self.progress())
         self.model.train()
@@ -139,6 +151,7 @@ class Trainer:
             self.ema.update(self.model, self.run.step)
         self.run.step += 1
         self.last["loss"] = reported.item()
+        self.step_seconds = time.perf_counter() - began
 
     def evaluate(self) -> None:
         """The task's metrics (with the averaged weights, if any); keeps the best weights; stops early."""
@@ -147,8 +160,10 @@ class Trainer:
         self.model.eval()
         if self.ema is not None:
             self.ema.swap(self.model)
+        began = time.perf_counter()
         with torch.no_grad():
             self.last.update({k: float(v) for k, v in self.task.evaluate(self.model, self.device).items()})
+        self.eval_seconds = time.perf_counter() - began
         if self.ema is not None:
             self.ema.swap(self.model)
         self.run.history.append({"step": self.run.step, "train_loss": self.last["loss"], **self.last})
@@ -294,12 +309,12 @@ def train_steps(trainer: Trainer, bar: ProgressBar, signals: StopSignals | None 
         if signals is not None and distributed.rank0_says(signals.signum is not None, trainer.world,
                                                           trainer.device):
             raise trainer.stop(signals)
-        if trainer.budget and distributed.rank0_says(trainer.elapsed() >= trainer.budget, trainer.world,
-                                                     trainer.device):
+        if trainer.budget and distributed.rank0_says(trainer.out_of_time(), trainer.world, trainer.device):
             run.stopped = f"time budget of {config.minutes:g} minutes reached"
             return
         trainer.step()
-        if run.step % config.eval_every == 0 or run.step == config.steps:
+        timing = trainer.budget and trainer.eval_seconds is None  # a budget needs to know what evaluating costs
+        if run.step % config.eval_every == 0 or run.step == config.steps or timing:
             trainer.evaluate()
             bar.show(trainer.last)
         bar.update()

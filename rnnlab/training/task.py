@@ -31,6 +31,10 @@ class Task(ABC):
     def report(self, model: nn.Module, device: torch.device, out_dir: Path) -> dict:
         """Final metrics (written to metrics.json and the final checkpoint); eval mode, no_grad."""
 
+    def report_cost(self) -> float:
+        """What the final report costs, in evaluations: the loop keeps that much of a time budget for it."""
+        return 1.0
+
     def plots(self, model: nn.Module, device: torch.device, out_dir: Path) -> None:
         """The task's figures, written into out_dir after the final checkpoint (eval mode, no_grad); a
         failure to write them is a warning, never a lost run."""
