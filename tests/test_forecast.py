@@ -226,3 +226,38 @@ def test_validation_falls_back_to_the_better_baseline(tmp_path):
     metrics = forecast.train(data=walk, out=str(tmp_path / "w"), steps=2, quiet=True)
     assert metrics["fallback"] == "naive"
     assert metrics["test"]["mae"] == pytest.approx(metrics["naive"]["mae"])
+
+
+def minute_frame(rows: int, seed: int = 0) -> pd.DataFrame:
+    dates = pd.date_range("2026-01-01", periods=rows, freq="min")
+    day = 2 * np.pi * np.arange(rows) / 1440
+    noise = np.random.default_rng(seed).normal(0, 0.05, rows)
+    return pd.DataFrame({"load": 10 + np.sin(day) + noise}, index=dates)
+
+
+def test_minute_data_caps_the_default_window_and_still_looks_a_season_back(tmp_path, capsys):
+    from rnnlab.tasks.forecast.task import WINDOW_CAP
+    metrics = forecast.train(data=minute_frame(12_000), out=str(tmp_path), hidden=8, steps=3)
+    assert (metrics["season"], metrics["window"]) == (1440, WINDOW_CAP)
+    said = capsys.readouterr().err
+    assert f"window {WINDOW_CAP} (capped: the seasonal input reads one season, 1440 rows, back)" in said
+    given = forecast.train(data=minute_frame(12_000), out=str(tmp_path / "given"), window=30, hidden=8, steps=3)
+    assert given["window"] == 30 and "capped" not in capsys.readouterr().err
+
+
+def test_windows_are_built_per_batch_never_all_at_once(tmp_path):
+    import tracemalloc
+    import torch
+    from rnnlab.data.series import from_data
+    from rnnlab.tasks.forecast.task import ForecastTask
+    series = from_data(minute_frame(200_000))
+    config = ModelConfig(arch="gru", input_size=2, hidden=8, output_size=1)
+    tracemalloc.start()
+    task = ForecastTask(series, 200, 1, 0.2, 0.15, 1440, config, {"window": 200})
+    batch = task.batch(torch.Generator().manual_seed(0), 64, torch.device("cpu"))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert batch[0].shape == (64, 200, 2)
+    assert peak < 60_000_000, peak  # all 200,000 windows of 200 rows would be 320 MB in float64
+    with torch.no_grad():
+        assert np.isfinite(task.evaluate(task.model, torch.device("cpu"))["val_loss"])

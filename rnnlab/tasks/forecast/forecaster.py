@@ -14,6 +14,8 @@ from ..common import ModelInput, Trained
 from .baselines import base_forecaster, baselines
 from .features import Scaler, network_inputs
 
+CHUNK = 4096  # windows per forward pass
+
 
 class Forecaster(Trained):
     """A trained forecaster: ``forecast(values, ends)`` like the baselines, and ``predict(csv=... | data=...)``."""
@@ -33,9 +35,13 @@ class Forecaster(Trained):
         state, target = self.state, self.target
         if state.get("fallback"):
             return baselines(target, state["horizon"], state["season"] or 1)[state["fallback"]].forecast(values, ends)
-        inputs = torch.tensor(network_inputs(values, ends, state, self.scaler, target), dtype=torch.float32)
-        with torch.no_grad():
-            changes = self.network(inputs.to(self.device))[0].cpu().double().numpy()  # (n, H) scaled changes
+        parts = []
+        for first in range(0, len(ends), CHUNK):  # windows built a chunk at a time
+            inputs = torch.tensor(network_inputs(values, ends[first:first + CHUNK], state, self.scaler, target),
+                                  dtype=torch.float32)  # (n, W, F(+1))
+            with torch.no_grad():
+                parts.append(self.network(inputs.to(self.device))[0].cpu().double().numpy())
+        changes = np.concatenate(parts) if parts else np.zeros((0, state["horizon"]))  # (n, H) scaled changes
         reference = base_forecaster(state, target).forecast(values, ends)  # (n, H)
         return self.scaler.absolute(state["shrink"] * changes, reference, target)
 

@@ -36,6 +36,9 @@ saved.FIELDS["forecast"] = {  # what state.json holds besides the loop's fields 
     "shrink": saved.FINITE, "options.window": saved.optional(saved.POSITIVE), "options.horizon": saved.POSITIVE,
     "options.season": saved.optional(saved.POSITIVE), "options.test_frac": saved.FRACTION,
     "options.val_frac": saved.FRACTION}
+CHUNK = 4096  # windows per forward pass when evaluating
+WINDOW_CAP = 200  # the longest default window: a longer season (minute data: 1,440) is read through the
+# seasonal input, which looks one season back from every row of the window
 CSV_SEASON = 7  # the seasonal-naive baseline's lag where no season is known (data without dates)
 HUBER_BETA = 0.01  # the training loss is absolute beyond this many typical steps, squared within
 WINDOW = 7  # rows the network reads where there is no season; with one: a season and a step
@@ -50,8 +53,8 @@ def has_season(season: int | None) -> bool:
 
 def default_window(season: int | None) -> int:
     """The default window: one season plus a step (the row one season before the next is in view), at
-    least ``WINDOW`` rows."""
-    return max(WINDOW, season + 1) if has_season(season) else WINDOW
+    least ``WINDOW`` rows and at most ``WINDOW_CAP``."""
+    return min(max(WINDOW, season + 1), WINDOW_CAP) if has_season(season) else WINDOW
 
 
 class ForecastTask(Task):
@@ -86,9 +89,8 @@ class ForecastTask(Task):
         self.naive_mae = in_sample_naive_mae(values[:val_start, self.target])  # MASE's scale
         self.shrink, self.fallback = 1.0, None
         self.ends = {name: ends[mask] for name, mask in parts.items()}
-        how = dict(window=window, horizon=horizon, base=self.base, season=season)
-        self.inputs = {name: torch.tensor(network_inputs(values, e, how, self.scaler, self.target),
-                                          dtype=torch.float32) for name, e in self.ends.items()}  # (n, W, F(+1))
+        self.how = how = dict(window=window, horizon=horizon, base=self.base, season=season)
+        # the windows themselves are built per batch from their end rows (``inputs``), never all at once
         ahead = {name: e[:, None] + np.arange(1, horizon + 1) for name, e in self.ends.items()}  # (n, H)
         self.actual = {name: values[a, self.target] for name, a in ahead.items()}  # (n, H) original units
         base = base_forecaster(how, self.target)  # what the network corrects
@@ -100,11 +102,19 @@ class ForecastTask(Task):
 
     def describe(self) -> str:
         season = f"season {self.season} ({self.season_source})" if self.season else f"no season ({self.season_source})"
-        return f"forecast: {season}, window {self.window}, the network corrects the {self.base.replace('_', ' ')}"
+        window = f"window {self.window}"
+        if has_season(self.season) and self.window < self.season and self.options.get("window") is None:
+            window += f" (capped: the seasonal input reads one season, {self.season} rows, back)"
+        return f"forecast: {season}, {window}, the network corrects the {self.base.replace('_', ' ')}"
+
+    def inputs(self, ends: np.ndarray) -> torch.Tensor:
+        """(n, W, F(+1)) what the network reads for the windows ending at ``ends``."""
+        return torch.tensor(network_inputs(self.series.values, ends, self.how, self.scaler, self.target),
+                            dtype=torch.float32)
 
     def batch(self, generator, size, device):
-        pick = torch.randint(0, len(self.inputs["train"]), (size,), generator=generator)
-        return self.inputs["train"][pick].to(device), self.targets["train"][pick].to(device)
+        pick = torch.randint(0, len(self.ends["train"]), (size,), generator=generator)  # (N,)
+        return self.inputs(self.ends["train"][pick.numpy()]).to(device), self.targets["train"][pick].to(device)
 
     def loss(self, model, batch):
         inputs, targets = batch
@@ -113,7 +123,9 @@ class ForecastTask(Task):
         return F.smooth_l1_loss(model(inputs)[0], targets, beta=HUBER_BETA)
 
     def _changes(self, model, part: str, device) -> np.ndarray:
-        return model(self.inputs[part].to(device))[0].cpu().double().numpy()  # (n, H)
+        ends = self.ends[part]
+        return np.concatenate([model(self.inputs(ends[first:first + CHUNK]).to(device))[0].cpu().double().numpy()
+                               for first in range(0, len(ends), CHUNK)])  # (n, H)
 
     def evaluate(self, model, device):
         return {"val_loss": float(np.mean((self._changes(model, "val", device) - self.targets["val"].numpy()) ** 2))}
