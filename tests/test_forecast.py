@@ -261,3 +261,48 @@ def test_windows_are_built_per_batch_never_all_at_once(tmp_path):
     assert peak < 60_000_000, peak  # all 200,000 windows of 200 rows would be 320 MB in float64
     with torch.no_grad():
         assert np.isfinite(task.evaluate(task.model, torch.device("cpu"))["val_loss"])
+
+
+@pytest.mark.parametrize("cell, says", [
+    ("inf", "values.csv, line 5, column 'y': inf is not a finite number"),
+    ("-inf", "values.csv, line 5, column 'y': -inf is not a finite number"),
+    ("1e300", "values.csv, line 5, column 'y': 1e+300 is too large to scale (beyond 1e+150): rescale the column"),
+])
+def test_infinite_and_overflowing_cells_are_named_by_line_and_column(tmp_path, cell, says):
+    rows = [str(10 + k % 7) for k in range(60)]
+    rows[3] = cell
+    path = write(tmp_path / "values.csv", "y\n" + "\n".join(rows) + "\n")
+    with pytest.raises(UserError) as err:
+        forecast.train(csv=str(path), out=str(tmp_path / "run"), steps=2)
+    assert str(err.value) == f"{tmp_path}/{says}"
+
+
+def test_duplicate_dates_are_refused_naming_the_first_repeat(tmp_path):
+    dates = [f"2026-01-{d:02d}" for d in range(1, 29)] + ["2026-01-05"] + [f"2026-02-{d:02d}" for d in range(1, 20)]
+    path = write(tmp_path / "daily.csv", "date,y\n" + "".join(f"{d},{k % 5}\n" for k, d in enumerate(dates)))
+    with pytest.raises(UserError, match=r"daily.csv, line 30, column 'date': the date 2026-01-05 appears "
+                                        r"again \(first at line 6\); a series has one row per date"):
+        forecast.train(csv=str(path), date_col="date", out=str(tmp_path / "run"), steps=2)
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".bz2", ".xz", ".zip"])
+def test_compressed_csvs_are_read_as_pandas_reads_them(tmp_path, suffix):
+    import bz2
+    import gzip
+    import lzma
+    import zipfile
+    plain = series_csv(tmp_path / "plain.csv")
+    packed = tmp_path / f"series.csv{suffix}"
+    raw = plain.read_bytes()
+    if suffix == ".zip":
+        with zipfile.ZipFile(packed, "w") as archive:
+            archive.writestr("series.csv", raw)
+    else:
+        packed.write_bytes({".gz": gzip.compress, ".bz2": bz2.compress, ".xz": lzma.compress}[suffix](raw))
+    expected = read_csv(plain)
+    got = read_csv(packed)
+    assert np.array_equal(got.values, expected.values) and got.columns == expected.columns
+    assert np.array_equal(got.values, pd.read_csv(packed).select_dtypes("number").to_numpy(dtype=float))
+    (tmp_path / "broken.csv.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(UserError, match="broken.csv.gz is not a readable .gz file"):
+        read_csv(tmp_path / "broken.csv.gz")

@@ -80,7 +80,7 @@ def read_csv(path: str | Path, target: str | None = None, features: list[str] | 
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = _csv_bytes(path).decode("utf-8-sig")
     except FileNotFoundError:
         raise UserError(f"CSV file not found: {path}") from None
     except IsADirectoryError:
@@ -112,6 +112,35 @@ def read_csv(path: str | Path, target: str | None = None, features: list[str] | 
     decimal = "," if delimiter != "," and _uses_decimal_comma(frame) else "."
     places = Places(str(path), lines=[n for n, keep in zip(line_numbers, filled) if keep])
     return from_frame(frame, target, features, date_col, newest_first, missing, date_format, places, decimal)
+
+
+COMPRESSED = {".gz": "gzip", ".bz2": "bz2", ".xz": "lzma", ".zip": "zipfile"}  # as pandas reads them, by suffix
+
+
+def _csv_bytes(path: Path) -> bytes:
+    """A CSV file's bytes, decompressed when its suffix says so (``COMPRESSED``); a damaged archive, or a zip
+    that does not hold exactly one file, is a UserError."""
+    kind = COMPRESSED.get(path.suffix.lower())
+    if kind is None:
+        return path.read_bytes()
+    import bz2
+    import gzip
+    import lzma
+    import zipfile
+    try:
+        if kind == "zipfile":
+            with zipfile.ZipFile(path) as archive:
+                names = [n for n in archive.namelist() if not n.endswith("/")]
+                if len(names) != 1:
+                    raise UserError(f"{path} holds {len(names)} files; a zipped CSV must hold exactly one")
+                return archive.read(names[0])
+        opener = {"gzip": gzip.open, "bz2": bz2.open, "lzma": lzma.open}[kind]
+        with opener(path, "rb") as handle:
+            return handle.read()
+    except (OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError) as err:
+        if isinstance(err, (FileNotFoundError, IsADirectoryError)):
+            raise
+        raise UserError(f"{path} is not a readable {path.suffix} file ({err})") from None
 
 
 def from_data(data, target: str | None = None, features: list[str] | None = None, date_col: str | None = None,
@@ -173,9 +202,48 @@ def from_frame(frame: pd.DataFrame, target, features, date_col, newest_first: bo
         dates = dates[order]
     elif newest_first:
         order = order[::-1]
+    _check_finite(values, list(columns), places)
+    if dates is not None:
+        _check_unique(dates, date_col, order, places)
     values = values[order]
-    values, dates = _fill(values, list(columns), [places.row(k) for k in order], dates, missing)
+    values, dates = _fill(values, list(columns), _Rows(places, order), dates, missing)
     return Series(values, list(columns), target, dates)
+
+
+LARGEST = 1e150  # beyond this, squares (the scales' variances) overflow float64
+
+
+def _check_finite(values: np.ndarray, columns: list[str], places: Places) -> None:
+    """``inf`` cells, and numbers too large to scale, are errors naming the first one's row and column."""
+    bad = np.isinf(values) | (np.abs(np.nan_to_num(values)) >= LARGEST)  # (T, F); NaN (missing) is _fill's
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        value = values[row, col]
+        what = f"{value} is not a finite number" if np.isinf(value) else f"{value:g} is too large to scale " \
+               f"(beyond {LARGEST:g}): rescale the column"
+        raise UserError(f"{places.row(int(row))}, column '{columns[col]}': {what}")
+
+
+def _check_unique(dates: pd.DatetimeIndex, name: str, order: np.ndarray, places: Places) -> None:
+    """Sorted ``dates`` that repeat one are an error naming the first repeat and where it first was."""
+    repeated = dates.duplicated()
+    if repeated.any():
+        k = int(np.flatnonzero(repeated)[0])
+        first = int(np.flatnonzero(dates == dates[k])[0])
+        shown = dates[k].date() if dates[k] == dates[k].normalize() else dates[k]
+        raise UserError(f"{places.row(int(order[k]))}, column '{name}': the date {shown} appears again (first at "
+                        f"{places.row(int(order[first])).split(', ')[-1]}); a series has one row per date: "
+                        "aggregate the duplicates first")
+
+
+class _Rows:
+    """Where the k-th sorted row came from, in words, computed only when an error asks for it."""
+
+    def __init__(self, places: Places, order: np.ndarray) -> None:
+        self.places, self.order = places, order
+
+    def __getitem__(self, k: int) -> str:
+        return self.places.row(int(self.order[k]))
 
 
 def _uses_decimal_comma(frame: pd.DataFrame) -> bool:
@@ -275,9 +343,7 @@ def _fill(values: np.ndarray, columns: list[str], rows: list[str], dates, missin
             if not len(first):
                 raise UserError(f"column '{columns[col]}' has no value at all")
             column[: first[0]] = column[first[0]]
-        for t in range(1, len(column)):
-            if np.isnan(column[t]):
-                column[t] = column[t - 1]
+        values[:, col] = pd.Series(column).ffill().to_numpy()
     return values, dates
 
 

@@ -37,6 +37,7 @@ saved.FIELDS["forecast"] = {  # what state.json holds besides the loop's fields 
     "options.season": saved.optional(saved.POSITIVE), "options.test_frac": saved.FRACTION,
     "options.val_frac": saved.FRACTION}
 CHUNK = 4096  # windows per forward pass when evaluating
+VAL_WINDOWS = 20_000  # at most this many validation windows (evenly spaced) for evaluation, shrink and fallback
 WINDOW_CAP = 200  # the longest default window: a longer season (minute data: 1,440) is read through the
 # seasonal input, which looks one season back from every row of the window
 CSV_SEASON = 7  # the seasonal-naive baseline's lag where no season is known (data without dates)
@@ -89,6 +90,9 @@ class ForecastTask(Task):
         self.naive_mae = in_sample_naive_mae(values[:val_start, self.target])  # MASE's scale
         self.shrink, self.fallback = 1.0, None
         self.ends = {name: ends[mask] for name, mask in parts.items()}
+        if len(self.ends["val"]) > VAL_WINDOWS:  # a long series: validation on evenly spaced windows
+            spread = np.arange(VAL_WINDOWS, dtype=np.int64) * (len(self.ends["val"]) - 1) // (VAL_WINDOWS - 1)
+            self.ends["val"] = self.ends["val"][spread]
         self.how = how = dict(window=window, horizon=horizon, base=self.base, season=season)
         # the windows themselves are built per batch from their end rows (``inputs``), never all at once
         ahead = {name: e[:, None] + np.arange(1, horizon + 1) for name, e in self.ends.items()}  # (n, H)
@@ -145,7 +149,7 @@ class ForecastTask(Task):
         metrics.update(shrink=self.shrink, target=self.series.target, window=self.window, horizon=self.horizon,
                        season=self.season, base=self.base, fallback=self.fallback,
                        seasonal_naive_lag=self.baseline_season, test_windows=len(ends),
-                       naive_mae_in_sample=self.naive_mae,
+                       val_windows=len(self.ends["val"]), naive_mae_in_sample=self.naive_mae,
                        mse=float(np.mean((predicted["test"] - actual) ** 2)))
         self.tested = actual, predicted
         return metrics
