@@ -128,3 +128,64 @@ def test_npz_errors(tmp_path):
                           ("junk", "not a readable"), ("missing", "npz file not found")):
         with pytest.raises(UserError, match=message):
             read_npz(tmp_path / f"{name}.npz")
+
+
+def labelled(labels, steps=6, features=2, seed=0):
+    """Sequences whose class is readable from their mean (so that a tiny network learns it), with ``labels``."""
+    rng = np.random.default_rng(seed)
+    kinds = {label: k for k, label in enumerate(dict.fromkeys(labels))}
+    x = rng.normal(0, 0.3, (len(labels), steps, features)) + np.array([kinds[v] for v in labels])[:, None, None]
+    return x.astype(np.float32), np.array(labels)
+
+
+def run_cli(args, capsys):
+    from rnnlab.cli import main
+    status = main([str(a) for a in args])
+    return status, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("shape, says", [((10, 0, 3), "sequences of 0 steps of 3 features"),
+                                         ((10, 5, 0), "sequences of 5 steps of 0 features")])
+def test_sequences_without_steps_or_features_are_one_line(tmp_path, capsys, shape, says):
+    np.savez(tmp_path / "empty.npz", x=np.zeros(shape, dtype=np.float32), y=np.arange(10) % 2)
+    status, err = run_cli(["classify", "train", "--npz", tmp_path / "empty.npz", "--out", tmp_path / "run"], capsys)
+    assert status == 2 and says in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_arbitrary_labels_are_classes_and_come_back_as_given(tmp_path):
+    x, y = labelled(["cat", "dog", "cat", "emu"] * 30)
+    metrics = classify.train(x=x, y=y, out=str(tmp_path / "words"), hidden=8, layers=1, steps=60, quiet=True)
+    model = classify.load(tmp_path / "words")
+    assert model.classes == ["cat", "dog", "emu"] and model.network.config.output_size == 3
+    predicted = model.predict(x)
+    assert set(predicted) <= {"cat", "dog", "emu"} and (predicted == y).mean() > 0.5, metrics
+    assert classify.evaluate(tmp_path / "words", x=x, y=y)["classes"] == ["cat", "dog", "emu"]
+    with pytest.raises(UserError, match="the data has label 'owl'; the model knows the classes 'cat', 'dog', 'emu'"):
+        model.evaluate(x[:2], np.array(["cat", "owl"]))
+    x, y = labelled([3, 7, 7, 3] * 20)  # two classes, not eight with six empty
+    classify.train(x=x, y=y, out=str(tmp_path / "sparse"), hidden=8, layers=1, steps=5, quiet=True)
+    assert classify.load(tmp_path / "sparse").network.config.output_size == 2
+    assert set(classify.load(tmp_path / "sparse").predict(x).tolist()) <= {3, 7}
+
+
+def test_a_huge_label_value_is_one_class_not_a_billion(tmp_path):
+    import tracemalloc
+    x, y = labelled([0, 1] * 20)
+    y[0] = 10 ** 9
+    tracemalloc.start()
+    classify.train(x=x, y=y, out=str(tmp_path), hidden=8, layers=1, steps=3, quiet=True)
+    assert tracemalloc.get_traced_memory()[1] < 200_000_000
+    tracemalloc.stop()
+    assert classify.load(tmp_path).classes == [0, 1, 10 ** 9]
+
+
+@pytest.mark.parametrize("labels, says", [
+    ([4] * 40, "the labels hold one class only (4): a classifier needs at least two"),
+    (list(range(40)), "the labels hold 40 classes among 32 training sequences: a class needs several examples"),
+    ([0.5, 1.0] * 20, "labels in y must be class labels (integers or strings), got 0.5"),
+])
+def test_labels_that_are_not_classes_are_one_line(tmp_path, labels, says):
+    x, _ = labelled([0] * len(labels))
+    with pytest.raises(UserError) as err:
+        classify.train(x=x, y=np.array(labels), out=str(tmp_path), steps=2)
+    assert says in str(err.value)

@@ -105,3 +105,23 @@ def test_the_installed_command_prints_no_traceback(tmp_path):
     result = subprocess.run([sys.executable, "-m", "rnnlab.cli", "classify", "train", "--hidden", "0", "--out",
                              str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and result.stderr == "rnnlab: error: --hidden must be > 0, got 0\n"
+
+
+def test_the_python_api_s_wrong_types_raise_user_errors(tmp_path):
+    import numpy as np
+    from rnnlab.errors import UserError
+    from rnnlab.tasks import charlm, classify, forecast, load
+    calls = {
+        "csv must be a path (a str or pathlib.Path), got int": lambda: forecast.train(csv=123, out=str(tmp_path)),
+        "text_file must be a path, got 'int'": lambda: charlm.train(text_file=5, out=str(tmp_path)),
+        "text must be a str, got 'list'": lambda: charlm.train(text=["a", "b"], out=str(tmp_path)),
+        "a run folder must be a path (a str or pathlib.Path), got NoneType": lambda: load(None),
+        "x must hold real numbers, got <U1": lambda: classify.train(x=np.array([["a", "b"]] * 10), y=np.arange(10) % 2,
+                                                                   out=str(tmp_path)),
+        "data must be a pandas DataFrame or a numeric array, got list": lambda: forecast.train(data=["a", "b"],
+                                                                                             out=str(tmp_path)),
+    }
+    for says, call in calls.items():
+        with pytest.raises(UserError) as err:
+            call()
+        assert says in str(err.value), (says, str(err.value))

@@ -20,8 +20,29 @@ IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4
 @dataclass
 class Sequences:
     x: np.ndarray  # (n, T, F) float32
-    y: np.ndarray  # (n,) int64
+    y: np.ndarray  # (n,) the labels as given: integers or strings (``class_ids`` numbers them)
     image: bool = False  # rows of an image: small random shifts are a fair augmentation
+
+
+def label_classes(*labels: np.ndarray) -> list:
+    """The classes of label arrays: their distinct values, sorted (numbers as Python ints, or strings), so
+    that labels such as [3, 7, 7] are two classes and a label of 10^9 is one class, not a billion."""
+    values = np.unique(np.concatenate([np.asarray(y) for y in labels]))
+    return [v.item() if hasattr(v, "item") else v for v in values]
+
+
+def class_ids(y: np.ndarray, classes: list, where: str) -> np.ndarray:
+    """Labels ``y`` as class ids (n,) int64, positions in ``classes``; a label not among them is a UserError."""
+    index = {c: k for k, c in enumerate(classes)}
+    values = [v.item() if hasattr(v, "item") else v for v in np.asarray(y)]
+    unknown = next((v for v in values if v not in index), None)
+    if unknown is not None:
+        raise UserError(f"{where} has label {unknown!r}; the model knows the classes {_shown(classes)}")
+    return np.array([index[v] for v in values], dtype=np.int64)
+
+
+def _shown(classes: list) -> str:
+    return ", ".join(map(repr, classes[:10])) + (f", ... ({len(classes)} in all)" if len(classes) > 10 else "")
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -128,20 +149,31 @@ def _array(values, name: str) -> np.ndarray:
 
 
 def _sequences(x: np.ndarray, y: np.ndarray, label: str) -> Sequences:
-    """Checked sequences: x (n, T, F) or (n, T) of finite numbers, y (n,) integer labels >= 0."""
+    """Checked sequences: x (n, T, F) or (n, T) of finite numbers, T and F > 0; y (n,) labels, integers
+    (whole floats count) or strings."""
     if x.ndim == 2:
         x = x[:, :, None]
     if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
         raise UserError(f"{label} must be x (n, T, F) or (n, T) and y (n,), got {x.shape} and {y.shape}")
     if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
         raise UserError(f"{label}: x must hold real numbers, got {x.dtype}")
-    if not np.issubdtype(y.dtype, np.integer) or (y < 0).any():
-        raise UserError(f"{label}: labels in y must be integers >= 0")
     if not len(y):
         raise UserError(f"{label}: no sequences")
+    if x.shape[1] == 0 or x.shape[2] == 0:
+        raise UserError(f"{label}: x has shape {x.shape}: sequences of {x.shape[1]} steps of {x.shape[2]} "
+                        "features; a sequence needs at least one step of one feature")
+    if y.dtype == np.bool_:
+        y = y.astype(np.int64)
+    if np.issubdtype(y.dtype, np.floating):
+        if not np.isfinite(y).all() or (y != np.round(y)).any():
+            bad = y[~np.isfinite(y) | (y != np.round(y))][0]
+            raise UserError(f"{label}: labels in y must be class labels (integers or strings), got {bad}")
+        y = y.astype(np.int64)
+    elif not (np.issubdtype(y.dtype, np.integer) or y.dtype.kind == "U"):
+        raise UserError(f"{label}: labels in y must be integers or strings, got {y.dtype}")
     if not np.isfinite(x).all():
         raise UserError(f"{label} holds NaN or infinite values")
-    return Sequences(x.astype(np.float32), y.astype(np.int64))
+    return Sequences(x.astype(np.float32), y)
 
 
 def _split(sequences: Sequences, test_frac: float, seed: int):

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.sequences import Sequences, digits, from_arrays, read_idx_dir, read_npz
+from ..data.sequences import Sequences, class_ids, digits, from_arrays, label_classes, read_idx_dir, read_npz
 from ..errors import UserError, check_settings, require
 from .network import ModelConfig, SequenceModel
 from ..training import Task, fit
@@ -31,7 +31,9 @@ saved.FIELDS["classify"] = {  # what state.json holds besides the loop's fields 
     "norm": saved.Kind(lambda v: isinstance(v, list) and len(v) == 2 and all(
         saved.NUMBERS.test(part if isinstance(part, list) else [part]) for part in v) and all(
         x > 0 for x in (v[1] if isinstance(v[1], list) else [v[1]])), "[mean, std > 0], each a number or a list"),
-    "shift": saved.COUNT, "options.val_frac": saved.FRACTION, "options.pixels": saved.BOOL,
+    "shift": saved.COUNT, "classes": saved.Kind(lambda v: isinstance(v, list) and len(v) >= 2 and len(set(map(
+        repr, v))) == len(v) and all(isinstance(c, (int, str)) and not isinstance(c, bool) for c in v),
+        "a list of at least two distinct labels (integers or strings)"), "options.val_frac": saved.FRACTION, "options.pixels": saved.BOOL,
     "options.label_smoothing": saved.FRACTION, "options.shift": saved.optional(saved.COUNT)}
 DEFAULTS = dict(arch="gru", hidden=128, layers=2, dropout=0.2, bidirectional=False, val_frac=0.1, shift=None,
                 label_smoothing=0.1, pixels=False, **NETWORK_EXTRAS)  # shift None: 2 pixels for images of 16 rows or more, 1 below, 0 for non-images
@@ -76,6 +78,7 @@ class ClassifyTask(Task):
         self.label_smoothing, self.val_frac, self.options = label_smoothing, val_frac, options or {}
         self.config = model
         self.model = SequenceModel(model)
+        self.classes = list(range(model.output_size))  # the original labels of the class ids (train sets them)
 
     def batch(self, generator, size, device):
         pick = torch.randint(0, len(self.y["train"]), (size,), generator=generator)
@@ -106,11 +109,12 @@ class ClassifyTask(Task):
         from ..plots import confusion_plot
         metrics = self.tested
         confusion_plot(Path(out_dir) / "confusion.png", np.array(metrics["confusion_matrix"]),
-                       [str(k) for k in range(self.config.output_size)],
+                       [str(k) for k in self.classes],
                        f"test accuracy {100 * metrics['test_accuracy']:.2f} %")
 
     def state(self):
-        return {"options": self.options, "model": self.config.to_dict(), "norm": self.norm, "shift": self.shift}
+        return {"options": self.options, "model": self.config.to_dict(), "norm": self.norm, "shift": self.shift,
+                "classes": self.classes}
 
 
 def as_pixels(images: Sequences) -> Sequences:
@@ -187,12 +191,20 @@ def train(*, idx_dir: str | None = None, npz: str | None = None, train_prefix: s
         options["shift"] = 0 if options["shift"] is None else options["shift"]
     if options["shift"] is None:
         options["shift"] = (2 if train_set.x.shape[1] >= 16 else 1) if train_set.image else 0
-    classes = int(max(train_set.y.max(), test_set.y.max())) + 1
+    classes = label_classes(train_set.y, test_set.y)  # the labels as given, sorted; the network numbers them
+    if len(classes) < 2:
+        raise UserError(f"the labels hold one class only ({classes[0]!r}): a classifier needs at least two")
+    if len(classes) > max(2, len(train_set.y) // 2):
+        raise UserError(f"the labels hold {len(classes):,} classes among {len(train_set.y):,} training sequences: "
+                        "a class needs several examples (are the labels ids, or values to regress?)")
+    train_set = Sequences(train_set.x, class_ids(train_set.y, classes, "y"), train_set.image)
+    test_set = Sequences(test_set.x, class_ids(test_set.y, classes, "y_test"), test_set.image)
     model = network_config(options, input_size=train_set.x.shape[2], bidirectional=options["bidirectional"],
-                           output_size=classes, readout="last")
+                           output_size=len(classes), readout="last")
     with network_guard(options):
         task = ClassifyTask(train_set, test_set, model, options["val_frac"], options["shift"],
                             options["label_smoothing"], options)
+    task.classes = classes
     return fit(task, config, out, resume=resume)
 
 
@@ -211,17 +223,20 @@ class Classifier(Trained):
         with torch.no_grad():
             return predict_scores(self.network, normalise(x, self.state["norm"]), self.device)
 
+    @property
+    def classes(self) -> list:
+        """The labels as training saw them (integers or strings), in the order of the network's outputs."""
+        return self.state.get("classes") or list(range(self.network.config.output_size))
+
     def predict(self, x) -> np.ndarray:
-        """The predicted label of each sequence: (n,) int64."""
-        return self.scores(x).argmax(1).numpy()
+        """The predicted label of each sequence (n,): the training data's own labels (integers or strings)."""
+        return np.array(self.classes)[self.scores(x).argmax(1).numpy()]
 
     def evaluate(self, x, y) -> dict:
         """Test metrics (accuracy, per class, confusion matrix) on sequences x with labels y."""
-        classes = self.network.config.output_size
-        scores, y = self.scores(x), np.asarray(y)
-        if len(y) and int(y.max()) >= classes:
-            raise UserError(f"the data has label {int(y.max())}; the model knows {classes} classes")
-        return test_metrics(scores, torch.as_tensor(y, dtype=torch.long), classes)
+        scores, ids = self.scores(x), class_ids(np.asarray(y), self.classes, "the data")
+        return {**test_metrics(scores, torch.as_tensor(ids, dtype=torch.long), len(self.classes)),
+                "classes": self.classes}
 
 
     def model_input(self, text: str | None = None, csv: str | None = None, index: int | None = None) -> ModelInput:
@@ -241,7 +256,7 @@ class Classifier(Trained):
             x = x.reshape(1, -1, 1)
         labels = [str(t) for t in range(x.shape[1])]
         return ModelInput(normalise(x, self.state["norm"]), labels,
-                          f"test sequence {index} (label {int(test.y[index])})")
+                          f"test sequence {index} (label {test.y[index].item()!r})")
 
 
 def load(model_dir: str | Path) -> Classifier:

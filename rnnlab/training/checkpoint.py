@@ -79,6 +79,8 @@ def _reason(err: Exception) -> str:
 
 def prepare_out_dir(out_dir: str | Path) -> Path:
     """The run folder, created if needed; a file in its place or a folder that cannot be written is a UserError."""
+    if not isinstance(out_dir, (str, os.PathLike)):
+        raise UserError(f"out must be a path (a str or pathlib.Path), got {type(out_dir).__name__}", "out")
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"out {out_dir} is a file, not a folder", "out")
@@ -94,6 +96,8 @@ def prepare_out_dir(out_dir: str | Path) -> Path:
 
 def find(path: str | Path) -> Path | None:
     """The checkpoint folder for a run folder (or a checkpoint folder itself); None if there is none."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise UserError(f"a run folder must be a path (a str or pathlib.Path), got {type(path).__name__}")
     path = Path(path)
     for candidate in (path / "checkpoint", path / "checkpoint.old", path):
         if (candidate / "state.json").exists():

@@ -87,6 +87,8 @@ def read_series(options: dict, csv, data, columns=None, target=None) -> Series:
     """The series of a CSV file, a DataFrame or an array, read with the run's column and date settings."""
     if csv is not None and data is not None:
         raise UserError("give either csv or data, not both")
+    if csv is not None and not isinstance(csv, (str, Path)):
+        raise UserError(f"csv must be a path (a str or pathlib.Path), got {type(csv).__name__}", "csv")
     how = dict(target=target or options.get("target"), features=columns or options.get("features"),
                date_col=options.get("date_col"), newest_first=bool(options.get("newest_first")),
                missing=options.get("missing") or "error", date_format=options.get("date_format"))
