@@ -94,9 +94,14 @@ def test_train_and_evaluate_on_idx_files_through_the_cli(tmp_path):
     assert metrics["test_accuracy"] >= 0.95
     assert np.array(metrics["confusion_matrix"]).sum() == 200 and len(metrics["per_class_accuracy"]) == 2
     assert (tmp_path / "run" / "confusion.png").stat().st_size > 1000
-    evaluated = run("classify", "evaluate", "--model", tmp_path / "run")
+    evaluated = run("classify", "evaluate", "--model", tmp_path / "run", "--json")
     assert evaluated.returncode == 0, evaluated.stderr
     assert json.loads(evaluated.stdout)["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
+    readable = run("classify", "evaluate", "--model", tmp_path / "run").stdout.splitlines()
+    assert readable[0] == f"test accuracy {100 * metrics['test_accuracy']:.2f} % on 200 sequences"
+    assert "confusion matrix (rows: true class, columns: predicted):" in readable
+    rows = readable[readable.index("confusion matrix (rows: true class, columns: predicted):") + 2:]
+    assert [[int(n) for n in line.split()[1:]] for line in rows] == metrics["confusion_matrix"]
     wrong = run("classify", "evaluate", "--model", tmp_path / "run", "--idx-dir", MNIST)
     assert wrong.returncode == 2 and "28" in wrong.stderr and "Traceback" not in wrong.stderr
 

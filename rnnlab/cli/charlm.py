@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .options import keywords, model_options, print_metrics, train_keywords, train_options
+from .options import keywords, model_options, print_metrics, shown, train_keywords, train_options
 
 
 def add(commands) -> None:
@@ -17,9 +17,10 @@ def add(commands) -> None:
     train.add_argument("--out", help=f"run folder (default {lm.OUT})")
     model_options(train, f"a text of {lm.SMALL_TEXT:,} characters or more gets "
                          f"{lm.LARGE['layers']} x {lm.LARGE['hidden']} {lm.LARGE['arch'].upper()}, a "
-                         f"shorter one {lm.SMALL['layers']} x {lm.SMALL['hidden']}")
-    train.add_argument("--embed", type=int, help="character embedding size")
-    train.add_argument("--seq-len", type=int, help="characters per training sequence")
+                         f"shorter one {lm.SMALL['layers']} x {lm.SMALL['hidden']}", lm.LARGE, lm.SMALL)
+    train.add_argument("--embed", type=int, help="character embedding size" + shown(lm.LARGE, "embed", lm.SMALL))
+    train.add_argument("--seq-len", type=int, help="characters per training sequence"
+                                                   + shown(lm.LARGE, "seq_len", lm.SMALL))
     train.add_argument("--val-frac", type=float, help="last fraction of the text held out (default "
                                                       f"{lm.LARGE['val_frac']}; none for a short text)")
     train.add_argument("--stateful", action=argparse.BooleanOptionalAction,
@@ -30,7 +31,7 @@ def add(commands) -> None:
                                                      f"{lm.FINAL_VAL_CHARS:,}")
     train.add_argument("--val-full", action="store_true", default=None,
                        help="score the whole validation part for the final val_loss (slow on a big text)")
-    train_options(train)
+    train_options(train, lm.LARGE_TRAIN, lm.SMALL_TRAIN)
     train.set_defaults(handler=run_train)
 
     sample = actions.add_parser("sample", help="generate text; prints the prime and what follows, nothing else")

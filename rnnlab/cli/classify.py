@@ -27,12 +27,14 @@ def add(commands) -> None:
                        help="read each image pixel by pixel (MNIST: 784 steps of 1 pixel) instead of row by row")
     train.add_argument("--out", help=f"run folder (default {cls.OUT})")
     model_options(train, f"{defaults['layers']} x {defaults['hidden']} {defaults['arch'].upper()}, "
-                         f"dropout {defaults['dropout']}")
-    train_options(train)
+                         f"dropout {defaults['dropout']}", defaults)
+    train_options(train, cls.TRAIN_DEFAULTS)
     train.set_defaults(handler=run_train)
 
-    evaluate = actions.add_parser("evaluate", help="test metrics of a trained classifier, as JSON on stdout")
+    evaluate = actions.add_parser("evaluate", help="test metrics of a trained classifier: a readable report on "
+                                                   "stdout (--json: the metrics as JSON)")
     evaluate.add_argument("--model", required=True, help="run folder of a trained classifier")
+    evaluate.add_argument("--json", action="store_true", help="print the metrics as one JSON object instead")
     data_options(evaluate)
     evaluate.set_defaults(handler=run_evaluate)
 
@@ -53,4 +55,20 @@ def run_train(args) -> None:
 
 def run_evaluate(args) -> None:
     from ..tasks import classify
-    print(json.dumps(classify.evaluate(args.model, **keywords(args, *DATA_KEYS))))
+    metrics = classify.evaluate(args.model, **keywords(args, *DATA_KEYS))
+    print(json.dumps(metrics) if args.json else report(metrics))
+
+
+def report(metrics: dict) -> str:
+    """The test metrics as a reader wants them: accuracy, each class's accuracy, the confusion matrix."""
+    classes = [str(c) for c in metrics["classes"]]
+    width = max(5, *(len(c) for c in classes))
+    lines = [f"test accuracy {100 * metrics['test_accuracy']:.2f} % on {metrics['test_sequences']:,} sequences",
+             "", "accuracy per class:"]
+    lines += [f"  {c:>{width}}  {100 * a:6.2f} %" for c, a in zip(classes, metrics["per_class_accuracy"])]
+    cell = max(width, *(len(f"{n:,}") for row in metrics["confusion_matrix"] for n in row))
+    lines += ["", "confusion matrix (rows: true class, columns: predicted):",
+              " " * (width + 2) + " ".join(f"{c:>{cell}}" for c in classes)]
+    lines += [f"  {c:>{width}}" + "".join(f" {n:>{cell},}" for n in row)
+              for c, row in zip(classes, metrics["confusion_matrix"])]
+    return "\n".join(lines)

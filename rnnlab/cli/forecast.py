@@ -30,8 +30,8 @@ def add(commands) -> None:
                                                   f"baseline uses {fc.CSV_SEASON}; the built-in sine's period, "
                                                   f"{fc.BUILTINS['sine'][1]})")
     train.add_argument("--out", help=f"run folder (default {fc.OUT})")
-    model_options(train, f"{defaults['layers']} x {defaults['hidden']} {defaults['arch'].upper()}")
-    train_options(train)
+    model_options(train, f"{defaults['layers']} x {defaults['hidden']} {defaults['arch'].upper()}", defaults)
+    train_options(train, fc.TRAIN_DEFAULTS)
     train.set_defaults(handler=run_train)
 
     predict = actions.add_parser("predict", help="print the next values after the end of a CSV: "
@@ -57,8 +57,24 @@ def run_train(args) -> None:
     from ..tasks import forecast
     if args.features is not None:
         args.features = [name.strip() for name in args.features.split(",")]
-    print_metrics(forecast.train(**train_keywords(args, *SERIES_KEYS, "window", "horizon", "test_frac", "val_frac",
-                                                  "season")))
+    metrics = forecast.train(**train_keywords(args, *SERIES_KEYS, "window", "horizon", "test_frac", "val_frac",
+                                              "season"))
+    print_metrics(metrics, headline(metrics))
+
+
+def headline(metrics: dict) -> str:
+    """The result in words: the test RMSE beside the baselines', and what the forecaster is."""
+    rmse = {name: metrics[name]["rmse"] for name in ("test", "naive", "seasonal_naive", "drift") if name in metrics}
+    words = (f"{metrics['target']}: test RMSE {rmse['test']:.4g}, persistence {rmse['naive']:.4g} "
+             f"({rmse['test'] / max(rmse['naive'], 1e-300):.2f}x), seasonal naive (lag "
+             f"{metrics['seasonal_naive_lag']}) {rmse['seasonal_naive']:.4g}, drift {rmse['drift']:.4g}")
+    if metrics["test"].get("mase") is not None:
+        words += f"; MASE {metrics['test']['mase']:.3g}"
+    base = metrics["base"].replace("_", " ")
+    if metrics.get("fallback"):
+        return words + f" (the network was not clearly better on validation: it forecasts the " \
+                       f"{metrics['fallback'].replace('_', ' ')})"
+    return words + f" (the network corrects the {base})"
 
 
 def run_predict(args) -> None:

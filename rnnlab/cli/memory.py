@@ -17,8 +17,8 @@ def add(commands) -> None:
                         f"{selective['steps']} steps at --lr {selective['lr']:g} unless told otherwise)")
     memory.add_argument("--length", type=int, help=f"T, steps to remember across (default {mt.DEFAULTS['length']})")
     memory.add_argument("--out", help=f"run folder (default {mt.OUT})")
-    model_options(memory, f"{mt.DEFAULTS['layers']} x {mt.DEFAULTS['hidden']} {mt.DEFAULTS['arch'].upper()}")
-    train_options(memory)
+    model_options(memory, f"{mt.DEFAULTS['layers']} x {mt.DEFAULTS['hidden']} {mt.DEFAULTS['arch'].upper()}", mt.DEFAULTS)
+    train_options(memory, mt.TRAIN_DEFAULTS)
     memory.set_defaults(handler=run)
 
 

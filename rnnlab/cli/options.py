@@ -26,35 +26,59 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def train_options(parser: argparse.ArgumentParser) -> None:
-    """Flags of the shared training loop (``rnnlab.training.TrainConfig``); unset ones take the task's defaults."""
+def shown(values: dict | None, name: str, small: dict | None = None) -> str:
+    """" (default X)" for ``--help``: the task's own default of setting ``name`` (and a short text's, for charlm)."""
+    if not values or name not in values or isinstance(values[name], bool):
+        return ""
+    value = values[name]
+    text = f"{value:g}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int) else str(value)
+    if small and name in small and small[name] != value:
+        other = small[name]
+        text += f"; a short text: {other:g}" if isinstance(other, float) else f"; a short text: {other}"
+    return f" (default {text})"
+
+
+def train_options(parser: argparse.ArgumentParser, defaults: dict | None = None, small: dict | None = None) -> None:
+    """Flags of the shared training loop (``rnnlab.training.TrainConfig``); unset ones take the task's defaults
+    (``defaults``: the task's training defaults over TrainConfig's, shown in each flag's help)."""
+    from ..training import TrainConfig
+    values = {**TrainConfig().__dict__, **(defaults or {})} if defaults is not None else None
+    small = {**TrainConfig().__dict__, **small} if small is not None else None
     group = parser.add_argument_group("training (unset: the task's defaults; on --resume, the run's)")
-    group.add_argument("--steps", type=int, help="optimizer steps from the start of the run")
-    group.add_argument("--minutes", type=float, help="stop after this much training time")
-    group.add_argument("--batch", dest="batch_size", type=int, help="sequences per step")
-    group.add_argument("--lr", type=float, help="peak learning rate (AdamW, warm-up then cosine)")
-    group.add_argument("--weight-decay", type=float)
-    group.add_argument("--clip", type=float, help="gradient-norm clipping (0: off)")
-    group.add_argument("--eval-every", type=int, help="steps between validations")
-    group.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
-    group.add_argument("--patience", type=int, help="stop after this many validations without improvement")
-    group.add_argument("--ema", type=float, help="keep and use a moving average of the weights (decay, e.g. 0.999)")
-    group.add_argument("--seed", type=int)
-    group.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
-    group.add_argument("--precision", choices=["fp32", "bf16", "auto"], help="bf16: autocast the training forward")
+    described = [("--steps", "steps", int, "optimizer steps from the start of the run"),
+                 ("--minutes", "minutes", float, "stop after this much time, the final report included (0: none)"),
+                 ("--batch", "batch_size", int, "sequences per step"),
+                 ("--lr", "lr", float, "peak learning rate (AdamW, warm-up then cosine)"),
+                 ("--weight-decay", "weight_decay", float, "AdamW's weight decay"),
+                 ("--clip", "clip", float, "gradient-norm clipping (0: off)"),
+                 ("--eval-every", "eval_every", int, "steps between validations"),
+                 ("--checkpoint-every", "checkpoint_every", int, "steps between checkpoints"),
+                 ("--patience", "patience", int, "stop after this many validations without improvement (0: never)"),
+                 ("--ema", "ema", float, "keep and use a moving average of the weights (decay, e.g. 0.999; 0: off)"),
+                 ("--seed", "seed", int, "seeds the weights, the data order and dropout")]
+    for flag, name, kind, words in described:
+        group.add_argument(flag, dest=name, type=kind, help=words + shown(values, name, small))
+    group.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"],
+                       help="auto: a GPU where there is one" + shown(values, "device"))
+    group.add_argument("--precision", choices=["fp32", "bf16", "auto"],
+                       help="bf16: autocast the training forward (float32 where the hardware has no bf16)"
+                            + shown(values, "precision", small))
     group.add_argument("--quiet", action="store_true", default=None, help="no progress bar")
     group.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     group.add_argument("--log-dir", help="write TensorBoard event files and history.csv here "
                        '(pip install "rnnlab[tensorboard]")')
 
 
-def model_options(parser: argparse.ArgumentParser, defaults: str) -> None:
-    """The network's flags: --arch (the registered architectures), its sizes, and one flag per variant."""
+def model_options(parser: argparse.ArgumentParser, defaults: str, values: dict | None = None,
+                  small: dict | None = None) -> None:
+    """The network's flags: --arch (the registered architectures), its sizes, and one flag per variant;
+    ``values``, the task's defaults, are shown in each flag's help."""
     group = parser.add_argument_group(f"model (default: {defaults})")
-    group.add_argument("--arch", choices=registry.names())
-    group.add_argument("--hidden", type=int, help="hidden units per layer")
-    group.add_argument("--layers", type=int, help="stacked recurrent layers")
-    group.add_argument("--dropout", type=float)
+    group.add_argument("--arch", choices=registry.names(), help="the recurrent layer" + shown(values, "arch", small))
+    group.add_argument("--hidden", type=int, help="hidden units per layer" + shown(values, "hidden", small))
+    group.add_argument("--layers", type=int, help="stacked recurrent layers" + shown(values, "layers", small))
+    group.add_argument("--dropout", type=float, help="between layers and before the head"
+                                                     + shown(values, "dropout", small))
     group.add_argument("--block", choices=BLOCKS, help="stack: the layers one on another (default); "
                        "residual: each layer in a pre-normalised residual block followed by an MLP block, as the "
                        "modern recurrences' language models have them")
@@ -63,7 +87,7 @@ def model_options(parser: argparse.ArgumentParser, defaults: str) -> None:
         if variant.metadata["kind"] == "switch":
             group.add_argument(flag, action="store_true", default=None, help=variant.metadata["help"])
         else:
-            group.add_argument(flag, type=float, help=variant.metadata["help"])
+            group.add_argument(flag, type=float, help=variant.metadata["help"] + shown(values, variant.name, small))
 
 
 def keywords(args, *names: str) -> dict:
@@ -75,13 +99,17 @@ def train_keywords(args, *names: str) -> dict:
     return keywords(args, *RUN_KEYS, *TRAIN_KEYS, *names)
 
 
-def print_metrics(metrics: dict) -> None:
-    """The run's scalar metrics as one line on stderr (rank 0 only, under torchrun)."""
+def print_metrics(metrics: dict, headline: str = "") -> None:
+    """The run's headline in words (when the task has one) and its scalar metrics as one line on stderr
+    (settings that do not apply, None, are left out); rank 0 only, under torchrun."""
     from ..training.distributed import is_main
     if not is_main():
         return
-    shown = {k: v for k, v in metrics.items() if not isinstance(v, (list, dict)) and k != "sample"}
-    print(" ".join(f"{k}={v}" for k, v in shown.items()), file=sys.stderr)
+    if headline:
+        print(headline, file=sys.stderr)
+    values = {k: v for k, v in metrics.items() if not isinstance(v, (list, dict)) and k != "sample" and v is not None}
+    print(" ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()),
+          file=sys.stderr)
 
 
 def flag_message(err: UserError) -> str:

@@ -1,0 +1,96 @@
+"""Big inputs: time to the first training step, whole-run time and peak memory, for charlm on texts of
+10 / 100 / 500 MB and forecast on CSVs of 10^5 / 10^6 / 5 x 10^6 minute rows.
+
+Each run is a fresh process (``rnnlab charlm train`` / ``rnnlab forecast train``, the task's defaults,
+``--steps 1``), so that its peak resident memory (``ru_maxrss``) is its own; the inputs are written once into
+``--work`` (the text: Tiny Shakespeare from ``../shared/data`` repeated; the CSV: a daily cycle with noise,
+one row a minute). Memory is the process's peak, torch and the model included; compare it with the input's
+size. The first step is timed from the start of the process.
+
+    python benchmarks/scale.py [--work /tmp/rnnlab-scale] [--texts 10,100,500] [--rows 100000,1000000,5000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared" / "data" / "text" / "tinyshakespeare.txt"
+
+CHILD = """
+import json, resource, sys, time
+started = float(sys.argv[1])
+from rnnlab.training import loop
+real_step, first = loop.Trainer.step, []
+def step(self):
+    real_step(self)
+    if not first:
+        first.append(time.time() - started)
+loop.Trainer.step = step
+from rnnlab.cli import main
+status = main(sys.argv[2:])
+print(json.dumps({"status": status, "first_step": first[0] if first else None, "seconds": time.time() - started,
+                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def run(args: list[str]) -> dict:
+    started = time.time()
+    done = subprocess.run([sys.executable, "-c", CHILD, str(started), *args, "--steps", "1", "--quiet"],
+                          capture_output=True, text=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    if result["status"] != 0:
+        raise SystemExit(done.stderr[-2000:])
+    return result
+
+
+def text_file(work: Path, megabytes: int) -> Path:
+    path = work / f"text_{megabytes}mb.txt"
+    if not path.exists():
+        source = SHAKESPEARE.read_text(encoding="utf-8")
+        with open(path, "w", encoding="utf-8") as handle:
+            for _ in range(megabytes * 1_000_000 // len(source) + 1):
+                handle.write(source)
+    return path
+
+
+def csv_file(work: Path, rows: int) -> Path:
+    path = work / f"minutes_{rows}.csv"
+    if not path.exists():
+        import pandas as pd
+        dates = pd.date_range("2016-01-01", periods=rows, freq="min").strftime("%Y-%m-%d %H:%M")
+        load = 10 + np.sin(np.arange(rows) * 2 * np.pi / 1440) + np.random.default_rng(0).normal(0, 0.05, rows)
+        pd.DataFrame({"date": dates, "load": load.round(4)}).to_csv(path, index=False)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", default="/tmp/rnnlab-scale")
+    parser.add_argument("--texts", default="10,100,500", help="text sizes in MB")
+    parser.add_argument("--rows", default="100000,1000000,5000000", help="CSV sizes in rows")
+    args = parser.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    print("| task | input | size on disk | first step (s) | whole run (s) | peak memory (MB) |")
+    print("|---|---|---|---|---|---|")
+    for megabytes in map(int, args.texts.split(",")):
+        path = text_file(work, megabytes)
+        got = run(["charlm", "train", "--text", str(path), "--out", str(work / "charlm_run")])
+        print(f"| charlm | {megabytes} MB text | {path.stat().st_size / 1e6:.0f} MB | {got['first_step']:.1f} | "
+              f"{got['seconds']:.1f} | {got['peak_mb']:,.0f} |", flush=True)
+    for rows in map(int, args.rows.split(",")):
+        path = csv_file(work, rows)
+        got = run(["forecast", "train", "--csv", str(path), "--date-col", "date", "--out", str(work / "forecast_run")])
+        print(f"| forecast | {rows:,} minute rows | {path.stat().st_size / 1e6:.0f} MB | {got['first_step']:.1f} | "
+              f"{got['seconds']:.1f} | {got['peak_mb']:,.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
