@@ -1,4 +1,6 @@
 # Two set-up commands, each enough on a fresh machine:  make demo  (the main job)  and  make test.
+# make demo installs what the demo needs (torch's CPU build, rnnlab and its dependencies); make test adds the
+# test, notebook, ONNX and TensorBoard extras and builds the C++ engine before the tests.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -8,13 +10,17 @@ BIN    := $(VENV)/bin
 $(BIN)/rnnlab: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0        # the CPU build; a bare `torch` would pull a CUDA build
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.extras: $(BIN)/rnnlab
 	$(BIN)/pip install -q -e ".[dev,onnx,tensorboard]"
 	$(BIN)/python -c "from rnnlab.nn import fast; print('C++ engine:', 'built' if fast.extension() else 'not built')"
 	touch $@
 
-install: $(BIN)/rnnlab
+install: $(VENV)/.extras
 
-demo: install
+demo: $(BIN)/rnnlab
 	$(BIN)/rnnlab demo
 
 test: install

@@ -18,7 +18,7 @@ from rnnlab.tasks import charlm, load
 
 def rnnlab(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "rnnlab.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=300)
+                          cwd=cwd)
 
 
 @pytest.mark.parametrize("text", ["if you want you", "hihello"])

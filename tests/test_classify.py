@@ -85,7 +85,7 @@ def test_train_and_evaluate_on_idx_files_through_the_cli(tmp_path):
     write_mnist_like(data, "train", 400, 0, compress=True)
     write_mnist_like(data, "t10k", 200, 1, compress=False)
     run = lambda *args: subprocess.run([sys.executable, "-m", "rnnlab.cli", *map(str, args)],  # noqa: E731
-                                       capture_output=True, text=True, timeout=300)
+                                       capture_output=True, text=True)
     trained = run("classify", "train", "--idx-dir", data, "--out", tmp_path / "run", "--steps", "150",
                   "--hidden", "32", "--bidirectional", "--batch", "32")
     assert trained.returncode == 0, trained.stderr

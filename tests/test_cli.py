@@ -8,7 +8,7 @@ import pytest
 
 def test_demo_runs_every_experiment(tmp_path):
     result = subprocess.run([sys.executable, "-m", "rnnlab.cli", "demo", "--out", str(tmp_path)],
-                            capture_output=True, text=True, timeout=300)
+                            capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("max |torch.nn - rnnlab|") == 3 and "forget gate" in result.stderr
     table = [line for line in result.stdout.splitlines() if line.startswith("| ") and "experiment" not in line]

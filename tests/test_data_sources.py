@@ -23,8 +23,7 @@ def prices(rows: int = 120) -> np.ndarray:
 
 
 def rnnlab(*args):
-    return subprocess.run([sys.executable, "-m", "rnnlab.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run([sys.executable, "-m", "rnnlab.cli", *map(str, args)], capture_output=True, text=True)
 
 
 def write(path: Path, text: str) -> Path:

@@ -24,7 +24,7 @@ TASKS = {
 def rnnlab(args: list[str], processes: int = 1, env=None) -> subprocess.CompletedProcess:
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
                 str(processes), "-m", "rnnlab"] if processes > 1 else [sys.executable, "-m", "rnnlab"]
-    return subprocess.run(launcher + args, capture_output=True, text=True, timeout=300, env=env or ENV)
+    return subprocess.run(launcher + args, capture_output=True, text=True, env=env or ENV)
 
 
 def weights(run_dir) -> dict:
@@ -103,7 +103,7 @@ def test_a_killed_rank_ends_the_job(tmp_path):
         assert len(workers) == 2
         os.kill(int(workers[1]), signal.SIGKILL)
         started = time.time()
-        _, stderr = launcher.communicate(timeout=120)
+        _, stderr = launcher.communicate()
         assert launcher.returncode != 0 and time.time() - started < 90
         assert "failed" in stderr.lower() or "signal" in stderr.lower()
     finally:

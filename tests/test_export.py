@@ -108,7 +108,7 @@ def test_exported_models_compute_what_ours_does(runs, tmp_path, task, fmt):
 def test_the_command_prints_what_it_wrote_and_refuses_what_torch_lacks(runs, tmp_path):
     out = tmp_path / "exported" / "lm.onnx"
     result = subprocess.run([sys.executable, "-m", "rnnlab.cli", "export", "--model", str(runs / "lm"), "--format",
-                             "onnx", "--out", str(out)], capture_output=True, text=True, timeout=300)
+                             "onnx", "--out", str(out)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [str(out), str(out) + ".json"] and out.stat().st_size > 0
     session = onnxruntime.InferenceSession(str(out))
@@ -118,7 +118,7 @@ def test_the_command_prints_what_it_wrote_and_refuses_what_torch_lacks(runs, tmp
                            (runs / "lm_min", "cannot export: torch.nn has no twin of mingru"),
                            (tmp_path / "nothing", "nothing")):
         result = subprocess.run([sys.executable, "-m", "rnnlab.cli", "export", "--model", str(model), "--format",
-                                 "torchscript"], capture_output=True, text=True, timeout=300)
+                                 "torchscript"], capture_output=True, text=True)
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
 

@@ -150,7 +150,7 @@ def test_a_build_killed_half_way_leaves_nothing_that_blocks_the_next(tmp_path, m
     script = f"from pathlib import Path; from rnnlab.nn import fast; fast.build('tiny', Path({str(source)!r}), ['-O0'], [])"
     builder = subprocess.Popen([sys.executable, "-c", script], env=env, start_new_session=True)
     cache = tmp_path / "cache" / "rnnlab"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 600
     while not list(cache.glob("tiny_*.building-*/build.ninja")) and time.monotonic() < deadline:
         time.sleep(0.05)
     os.killpg(builder.pid, signal.SIGKILL)  # the builder, the compiler and ninja with it
@@ -161,7 +161,7 @@ def test_a_build_killed_half_way_leaves_nothing_that_blocks_the_next(tmp_path, m
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "cache"))
     started = time.monotonic()
     module = fast.build("tiny", source, ["-O0"], [])
-    assert module.answer() == 42 and time.monotonic() - started < 120
+    assert module.answer() == 42 and time.monotonic() - started < 600  # not left waiting on a lock
     (final,) = [folder for folder in cache.iterdir()]  # the dead build's folder is gone, the build in place
     assert final.name == private.name.split(".building")[0] and (final / f"{final.name}.so").exists()
     again = fast.build("tiny", source, ["-O0"], [])  # cached: imported, not built

@@ -76,7 +76,7 @@ def test_a_short_selective_copy_is_learned_and_scored_by_token_accuracy(tmp_path
 def test_the_command_and_its_mistakes(tmp_path):
     run = [sys.executable, "-m", "rnnlab.cli", "memory-task"]
     done = subprocess.run(run + ["--task", "copy", "--length", "5", "--hidden", "8", "--steps", "3", "--out",
-                                 str(tmp_path), "--quiet"], capture_output=True, text=True, timeout=300)
+                                 str(tmp_path), "--quiet"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "metrics.json").read_text())["metric"] == "cross_entropy_per_step"
     for args, message in ((["--length", "1"], "--length must be >= 2"), (["--zoneout", "2"], "--zoneout must be")):

@@ -127,9 +127,9 @@ def test_unsupported_settings_are_named():
 
 def test_the_command_line_offers_the_registered_names():
     result = subprocess.run([sys.executable, "-m", "rnnlab.cli", "memory-task", "--help"], capture_output=True,
-                            text=True, timeout=120)
+                            text=True)
     assert "{" + ",".join(ARCHS) + "}" in result.stdout
     for mode in ("mamba", "mingru"):  # not registered; registered without a torch.nn twin to explain
         bad = subprocess.run([sys.executable, "-m", "rnnlab.cli", "shapes", "--mode", mode, "--input-size", "2",
-                              "--hidden", "3"], capture_output=True, text=True, timeout=120)
+                              "--hidden", "3"], capture_output=True, text=True)
         assert bad.returncode == 2 and "invalid choice" in bad.stderr

@@ -67,6 +67,6 @@ def test_without_tensorboard_the_flag_says_what_to_install(tmp_path, monkeypatch
     (blocker / "sitecustomize.py").write_text("import sys\nsys.modules['torch.utils.tensorboard'] = None\n")
     result = subprocess.run([sys.executable, "-m", "rnnlab.cli", "classify", "train", "--steps", "2", "--out",
                              str(tmp_path / "cli"), "--log-dir", str(tmp_path / "logs")], capture_output=True,
-                            text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(blocker)})
+                            text=True, env={**os.environ, "PYTHONPATH": str(blocker)})
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip() == 'rnnlab: error: a --log-dir needs TensorBoard: pip install "rnnlab[tensorboard]"'

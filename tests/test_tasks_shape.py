@@ -71,7 +71,7 @@ def test_progress_bar_on_stderr_and_quiet(tmp_path):
     def run(*extra):
         return subprocess.run([sys.executable, "-m", "rnnlab.cli", "forecast", "train", "--steps", "400",
                                "--eval-every", "50", "--patience", "0", "--out", str(tmp_path / "run"), *extra],
-                              capture_output=True, text=True, timeout=300)
+                              capture_output=True, text=True)
 
     shown = run("--hidden", "96")  # big enough to run past the bar's half-second delay
     assert shown.returncode == 0, shown.stderr

@@ -103,7 +103,7 @@ def test_resume_refuses_a_setting_that_contradicts_the_checkpoint(tmp_path, caps
 
 def test_the_installed_command_prints_no_traceback(tmp_path):
     result = subprocess.run([sys.executable, "-m", "rnnlab.cli", "classify", "train", "--hidden", "0", "--out",
-                             str(tmp_path)], capture_output=True, text=True, timeout=120)
+                             str(tmp_path)], capture_output=True, text=True)
     assert result.returncode == 2 and result.stderr == "rnnlab: error: --hidden must be > 0, got 0\n"
 
 
