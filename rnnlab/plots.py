@@ -15,17 +15,26 @@ def figure(**options):
     return Figure(**options)
 
 
-def forecast_plot(path: Path, actual: np.ndarray, predicted: np.ndarray, baseline: np.ndarray, title: str) -> None:
+def forecast_plot(path: Path, when, actual: np.ndarray, predicted: np.ndarray, base: np.ndarray, base_name: str,
+                  ahead_when, ahead: np.ndarray, target: str, title: str):
+    """The test part one step ahead -- actual, rnnlab, and the base it corrects (``base_name``) -- at the rows'
+    dates ``when`` (or row numbers), then the forecast of the whole horizon after the last row (``ahead`` at
+    ``ahead_when``)."""
     fig = figure(figsize=(10, 4))
     ax = fig.subplots()
-    ax.plot(actual, label="actual", color="black", linewidth=1.2)
-    ax.plot(predicted, label="rnnlab", color="tab:blue", linewidth=1)
-    ax.plot(baseline, label="persistence", color="tab:orange", linewidth=1, linestyle="--")
-    ax.set_title(title)
-    ax.set_xlabel("test window")
-    ax.legend()
+    ax.plot(when, actual, label="actual", color="black", linewidth=1.2)
+    ax.plot(when, predicted, label="rnnlab, one step ahead", color="tab:blue", linewidth=1)
+    ax.plot(when, base, label=f"{base_name}, one step ahead", color="tab:orange", linewidth=1, linestyle="--")
+    ax.plot(ahead_when, ahead, label=f"rnnlab, the next {len(ahead)} after the last row", color="tab:red",
+            marker="o", markersize=3, linewidth=1.2)
+    ax.set_title(title, wrap=True)
+    ax.set_xlabel("date" if np.issubdtype(np.asarray(when).dtype, np.datetime64) else "row")
+    ax.set_ylabel(target)
+    ax.legend(fontsize=8)
+    fig.autofmt_xdate()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+    return fig
 
 
 def confusion_plot(path: Path, matrix: np.ndarray, labels: list[str], title: str) -> None:

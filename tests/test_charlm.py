@@ -275,3 +275,10 @@ def test_minutes_bound_the_whole_run_the_final_scoring_included(tmp_path):
 def checkpoint_step(run_dir):
     from rnnlab.training import checkpoint
     return checkpoint.load(run_dir).state["run"]["step"]
+
+
+def test_a_text_learnt_by_heart_reports_its_replay_and_no_validation_loss(tmp_path):
+    metrics = charlm.train(text="hihello", out=str(tmp_path), quiet=True)
+    replay = charlm.sample(tmp_path, prime="h", length=6, greedy=True)
+    assert (metrics["sample"], metrics["sample_kind"]) == (replay, "greedy replay") and len(replay) == 7
+    assert metrics["val_chars"] == 0 and metrics["val_loss"] is None and metrics["train_loss"] > 0

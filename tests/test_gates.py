@@ -94,3 +94,21 @@ def test_the_command_prints_what_it_wrote(runs, tmp_path):
                              str(tmp_path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert [Path(line).name for line in result.stdout.split()] == ["layer0_forward.png", "internals.npz"]
+
+
+def test_heatmaps_order_units_fit_each_quantity_s_range_and_keep_titles_whole():
+    from rnnlab.learn.heatmaps import heatmap_figure
+    rng = np.random.default_rng(0)
+    steps, units = 12, 5
+    h = rng.normal(0, 1, (steps, units)) * np.array([0.1, 2.0, 0.5, 1.0, 0.01])  # varying most: 1, 3, 2, 0, 4
+    values = {"f": rng.uniform(0, 1, (steps, units)), "c": 7.5 * np.tanh(h), "h": np.tanh(h)}
+    title = "layer 0, forward: " + "a long input text that goes on " * 6
+    fig = heatmap_figure(values, [str(k) for k in range(steps)], title)
+    panels = {ax.get_ylabel().split("\n")[0]: ax.get_images()[0] for ax in fig.axes if ax.get_images()}
+    order = [1, 3, 2, 0, 4]
+    assert np.allclose(panels["h"].get_array(), values["h"][:, order].T)
+    assert np.allclose(panels["f"].get_array(), values["f"][:, order].T)  # the same unit on the same row
+    assert panels["f"].get_clim() == (0.0, 1.0)
+    reach = np.abs(values["c"]).max()
+    assert panels["c"].get_clim() == pytest.approx((-reach, reach)) and reach > 1  # c is not clipped to -1..1
+    assert fig._suptitle.get_text().startswith(title)  # whole: wrapped, never cut

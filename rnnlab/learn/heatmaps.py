@@ -22,7 +22,7 @@ import torch
 from .. import nn as rnn
 from ..nn import registry
 
-IN_UNIT_RANGE = ("i", "f", "o", "r", "z", "f'", "i'", "a")  # sigmoid gates: 0..1; the rest: tanh-like, -1..1 (c unbounded)
+IN_UNIT_RANGE = ("i", "f", "o", "r", "z", "f'", "i'", "a")  # sigmoid gates: 0..1; the rest: their own range
 
 
 def record(trained, inputs) -> dict:
@@ -43,28 +43,53 @@ def record(trained, inputs) -> dict:
     return internals
 
 
+def unit_order(values: dict) -> np.ndarray:
+    """The units from the most to the least varying ``h`` over the steps (the last quantity where there is
+    no h): every panel shows the units in this one order, so that a row is the same unit throughout."""
+    lead = values["h"] if "h" in values else values[list(values)[-1]]  # (T, H)
+    return np.argsort(-lead.var(axis=0), kind="stable")
+
+
+def color_limits(name: str, data: np.ndarray) -> tuple[float, float]:
+    """Sigmoid gates 0..1; every other quantity symmetric about 0 at its own largest magnitude (tanh-like ones
+    within -1..1, an LSTM's cell state c as far as it goes)."""
+    if name in IN_UNIT_RANGE:
+        return 0.0, 1.0
+    reach = float(np.abs(data).max()) if data.size else 1.0
+    return -(reach or 1.0), reach or 1.0
+
+
+def heatmap_figure(values: dict, labels: list[str], title: str):
+    """One figure: a panel per quantity, rows = units (by ``unit_order``), columns = steps."""
+    from ..plots import figure
+    names = list(values)
+    steps, units = values[names[0]].shape
+    order = unit_order(values)
+    fig = figure(figsize=(max(8, min(3 + 0.22 * steps, 40)), 1.6 + 1.6 * len(names)))
+    axes = fig.subplots(len(names), 1, squeeze=False)
+    for ax, name in zip(axes[:, 0], names):
+        data = values[name][:, order].T  # (H, T): a row per unit, a column per step
+        low, high = color_limits(name, data)
+        image = ax.imshow(data, aspect="auto", cmap="viridis" if name in IN_UNIT_RANGE else "RdBu_r",
+                          vmin=low, vmax=high, interpolation="nearest")
+        ax.set_ylabel(f"{name}\n({units} units)")
+        ax.set_yticks([])
+        ax.set_xticks(range(steps) if steps <= 120 else [])
+        ax.set_xticklabels([repr(label)[1:-1] if len(label) == 1 else label for label in labels]
+                           if steps <= 120 else [], fontsize=7, rotation=0 if steps <= 60 else 90)
+        fig.colorbar(image, ax=ax, pad=0.01)
+    fig.suptitle(f"{title}\n(units from the most to the least varying h, top to bottom)", wrap=True, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def heatmaps(internals: dict, labels: list[str], title: str, out: Path) -> list[Path]:
     """One PNG per (layer, direction); returns their paths."""
-    from ..plots import figure
     paths = []
     for (layer, direction), values in internals.items():
-        names = list(values)
-        steps, units = values[names[0]].shape
-        fig = figure(figsize=(min(3 + 0.22 * steps, 40), 1.2 + 1.6 * len(names)))
-        axes = fig.subplots(len(names), 1, squeeze=False)
-        for ax, name in zip(axes[:, 0], names):
-            data = values[name].T  # (H, T): a row per unit, a column per step
-            limits = (0, 1) if name in IN_UNIT_RANGE else (-1, 1)
-            image = ax.imshow(data, aspect="auto", cmap="viridis" if name in IN_UNIT_RANGE else "RdBu_r",
-                              vmin=limits[0], vmax=limits[1], interpolation="nearest")
-            ax.set_ylabel(f"{name}\n({units} units)")
-            ax.set_xticks(range(steps) if steps <= 120 else [])
-            ax.set_xticklabels([repr(label)[1:-1] if len(label) == 1 else label for label in labels]
-                               if steps <= 120 else [], fontsize=7, rotation=0 if steps <= 60 else 90)
-            fig.colorbar(image, ax=ax, pad=0.01)
-        axes[0, 0].set_title(f"layer {layer}, {'forward' if direction == 0 else 'backward'}: {title}")
-        fig.tight_layout()
-        path = out / f"layer{layer}_{'forward' if direction == 0 else 'backward'}.png"
+        side = "forward" if direction == 0 else "backward"
+        fig = heatmap_figure(values, labels, f"layer {layer}, {side}: {title}")
+        path = out / f"layer{layer}_{side}.png"
         fig.savefig(path, dpi=90)
         paths.append(path)
     return paths

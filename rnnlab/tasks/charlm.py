@@ -193,13 +193,19 @@ class CharLMTask(Task):
     def report(self, model, device, out_dir):
         train_loss = stream_loss(model, self.train_ids, device, limit=TRAIN_REPORT_CHARS)
         final = self._final_val_chars()
-        val_loss = stream_loss(model, self.val_ids, device, limit=final) if len(self.val_ids) else train_loss
-        sample = self.start + generate(model, self.vocab, self.start, min(SAMPLE_CHARS, 4 * len(self.train_ids)),
-                                       greedy=False, temperature=0.8, generator=torch.Generator().manual_seed(0))
-        return {"train_loss": round(train_loss, 4), "val_loss": round(val_loss, 4),
+        val_loss = stream_loss(model, self.val_ids, device, limit=final) if len(self.val_ids) else None
+        if len(self.val_ids):  # a text to model: a sample of what it writes
+            how = "temperature 0.8"
+            sample = self.start + generate(model, self.vocab, self.start, SAMPLE_CHARS, greedy=False,
+                                           temperature=0.8, generator=torch.Generator().manual_seed(0))
+        else:  # a text to learn by heart (no validation part): its greedy replay, as long as the text
+            how = "greedy replay"
+            sample = self.start + generate(model, self.vocab, self.start, min(SAMPLE_CHARS, len(self.train_ids) - 1),
+                                           greedy=True)
+        return {"train_loss": round(train_loss, 4), "val_loss": round(val_loss, 4) if val_loss is not None else None,
                 "train_chars": len(self.train_ids), "val_chars": len(self.val_ids),
                 "val_scored_chars": min(final, len(self.val_ids)) if len(self.val_ids) else 0,
-                "vocab_size": len(self.vocab), "sample": sample}
+                "vocab_size": len(self.vocab), "sample": sample, "sample_kind": how}
 
     def state(self):
         return {"options": self.options, "model": self.config.to_dict(), "vocab": self.vocab.chars,

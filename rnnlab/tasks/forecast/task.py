@@ -155,10 +155,25 @@ class ForecastTask(Task):
         return metrics
 
     def plots(self, model, device, out_dir):
+        from ...data.series import future_dates
         from ...plots import forecast_plot
         actual, predicted = self.tested
-        forecast_plot(Path(out_dir) / "forecast.png", actual[:, 0], predicted["test"][:, 0],
-                      predicted["naive"][:, 0], f"{self.series.target}: test part, one step ahead")
+        rows, dates, values = self.ends["test"] + 1, self.series.dates, self.series.values
+        when = dates[rows] if dates is not None else rows
+        trained = Forecaster(self.name, model, self.options, {}, self.state(), Path(out_dir))
+        ahead = trained.forecast(values, np.array([len(values) - 1]))[0]  # (H,)
+        later = future_dates(dates, self.horizon) if dates is not None else None
+        ahead_when = later if later is not None else len(values) + np.arange(self.horizon)
+        if later is None and dates is not None:  # dates without a regular frequency: plot by row
+            when = rows
+        base = self.fallback or self.base
+        base_name = "persistence" if base == "naive" else f"seasonal naive (lag {self.season})"
+        column = "seasonal_naive" if base == "seasonal_naive" else "naive"
+        how = f"the network corrects the {base_name}" if not self.fallback else \
+            f"the network was not clearly better on validation: rnnlab forecasts the {base_name}"
+        forecast_plot(Path(out_dir) / "forecast.png", when, actual[:, 0], predicted["test"][:, 0],
+                      predicted[column][:, 0], base_name, ahead_when, ahead, self.series.target,
+                      f"{self.series.target}, test part ({how})")
 
     def _fallback(self, model, out_dir) -> str | None:
         """"naive" or "seasonal_naive" -- the better of the two on validation (MAE) -- unless the network beats
