@@ -15,7 +15,7 @@ $(BIN)/rnnlab: pyproject.toml
 
 $(VENV)/.extras: $(BIN)/rnnlab
 	$(BIN)/pip install -q -e ".[dev,onnx,tensorboard]"
-	$(BIN)/python -c "from rnnlab.nn import fast; print('C++ engine:', 'built' if fast.extension() else 'not built')"
+	$(BIN)/python -c "from rnnlab.nn import fast; fast.main()"
 	touch $@
 
 install: $(VENV)/.extras

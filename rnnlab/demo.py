@@ -8,6 +8,8 @@ Progress goes to stderr; the summary table to stdout.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,9 +17,32 @@ from .learn.tour import tour
 
 
 def demo(out: str = "runs/demo", classify_steps: int = 600) -> dict:
+    """The experiments, their summary table on stdout. On a machine without a built C++ engine yet, the engine
+    is built in a background process meanwhile (the demo's small models run on the readable engine, as fast
+    at their size): the first run takes no longer than the build alone, and the tasks find it built after."""
+    from .nn import fast
+    say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
+    if os.environ.get("RNNLAB_NO_EXTENSION") or fast.is_built():
+        return _demo(out, classify_steps, say)
+    say("rnnlab: building the C++ engine in the background (once per machine); the demo runs meanwhile")
+    builder = subprocess.Popen([sys.executable, "-c", "from rnnlab.nn import fast; raise SystemExit(fast.main())"],
+                               stdout=subprocess.DEVNULL)
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads - 1))  # a core for the compiler
+    try:
+        with fast.readable_engine():
+            result = _demo(out, classify_steps, say)
+    finally:
+        torch.set_num_threads(threads)
+        built = builder.wait() == 0 and fast.is_built()
+    say(f"rnnlab: C++ engine {'built' if built else 'not built: the readable Python engine runs instead'}")
+    return result
+
+
+def _demo(out: str, classify_steps: int, say) -> dict:
     from .tasks import charlm, classify, forecast
     out = Path(out)
-    say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     say("== rnnlab.nn next to torch.nn")
     tour(print=say)
     rows = []

@@ -18,6 +18,19 @@ def test_demo_runs_every_experiment(tmp_path):
         assert (tmp_path / run / "metrics.json").exists() and (tmp_path / run / "checkpoint" / "state.json").exists()
 
 
+def test_a_first_demo_builds_the_engine_beside_it(tmp_path):
+    import os
+    env = {**os.environ, "TORCH_EXTENSIONS_DIR": str(tmp_path / "cache")}  # a machine that has never built it
+    result = subprocess.run([sys.executable, "-m", "rnnlab.cli", "demo", "--out", str(tmp_path / "runs")],
+                            capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "building the C++ engine in the background" in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "rnnlab: C++ engine built"
+    assert result.stdout.count("exact") == 2 and "WRONG" not in result.stdout
+    check = "from rnnlab.nn import fast; print(fast.is_built())"
+    assert subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, env=env).stdout == "True\n"
+
+
 def test_help_and_unknown_command():
     assert subprocess.run([sys.executable, "-m", "rnnlab.cli", "--help"], capture_output=True).returncode == 0
     bad = subprocess.run([sys.executable, "-m", "rnnlab.cli", "fly"], capture_output=True, text=True)

@@ -26,12 +26,14 @@ import os
 import shutil
 import sys
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
 SOURCE = Path(__file__).parent / "csrc" / "engine.cpp"
 MODES = {"RNN_TANH": 0, "RNN_RELU": 1, "LSTM": 2, "GRU": 3}
+LDFLAGS = ["-lm", "-fopenmp"]
 _loaded: dict = {}
 
 
@@ -44,7 +46,7 @@ def extension():
             return None
         try:
             name, flags = build_flags()
-            _loaded["module"] = build(name, SOURCE, flags, ["-lm", "-fopenmp"])
+            _loaded["module"] = build(name, SOURCE, flags, LDFLAGS)
         except Exception as err:  # noqa: BLE001 -- no compiler, no headers, a failed build: all fall back
             warnings.warn(f"rnnlab: the C++ engine could not be built ({str(err).splitlines()[0][:200]}); "
                           "running the readable Python engine", RuntimeWarning, stacklevel=2)
@@ -100,9 +102,7 @@ def build(name: str, source: Path, cflags: list[str], ldflags: list[str]):
     torch and Python versions. A build runs in ``<cache>/<name>_<key>.building-<pid>`` and is renamed to the
     final folder only when it is complete; folders of builds whose process is gone are removed first. Two
     processes that build at once both finish (the second rename finds the first's and drops its own)."""
-    recipe = b"\0".join([source.read_bytes(), " ".join(cflags + ldflags).encode(), torch.__version__.encode(),
-                          sys.version.encode()])
-    name = f"{name}_{hashlib.sha256(recipe).hexdigest()[:16]}"
+    name = keyed_name(name, source, cflags, ldflags)
     cache = cache_folder()
     final = cache / name
     if (final / f"{name}.so").exists():
@@ -126,6 +126,33 @@ def build(name: str, source: Path, cflags: list[str], ldflags: list[str]):
     finally:
         shutil.rmtree(private, ignore_errors=True)
     return module
+
+
+def keyed_name(name: str, source: Path, cflags: list[str], ldflags: list[str]) -> str:
+    """``name`` keyed by a hash of the source, the flags and the torch and Python versions."""
+    recipe = b"\0".join([source.read_bytes(), " ".join(cflags + ldflags).encode(), torch.__version__.encode(),
+                          sys.version.encode()])
+    return f"{name}_{hashlib.sha256(recipe).hexdigest()[:16]}"
+
+
+def is_built() -> bool:
+    """Whether this machine has a complete cached build of the engine (importing it then takes no compiler)."""
+    name, flags = build_flags()
+    name = keyed_name(name, SOURCE, flags, LDFLAGS)
+    return (cache_folder() / name / f"{name}.so").exists()
+
+
+@contextmanager
+def readable_engine():
+    """``with readable_engine():`` the layers run the readable Python engine (the compiled one is left
+    unbuilt and unloaded), as they do where it cannot be built; the engine's state is restored after."""
+    before = dict(_loaded)
+    _loaded["module"] = None
+    try:
+        yield
+    finally:
+        _loaded.clear()
+        _loaded.update(before)
 
 
 def _import(name: str, path: Path):
@@ -167,3 +194,9 @@ def infer(mode, batch_sizes, reverse, weights: tuple, variants):
     """``train``'s forward where nothing needs a gradient: no autograd node, nothing kept for backward."""
     out, h_n, c_n = extension().infer(MODES[mode], batch_sizes, reverse, *weights, list(variants.as_tuple()))
     return out, h_n, c_n if mode == "LSTM" else None
+
+
+def main() -> int:
+    """Build the engine now, if it is not built (``make test``, and the demo's background build)."""
+    print("C++ engine:", "built" if extension() else "not built")
+    return 0 if _loaded["module"] is not None else 1
