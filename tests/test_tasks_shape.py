@@ -80,4 +80,4 @@ def test_progress_bar_on_stderr_and_quiet(tmp_path):
     quiet = run("--hidden", "96", "--quiet")
     assert quiet.returncode == 0 and "step/s" not in quiet.stderr
     lines = quiet.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("steps=400 seconds=")
+    assert len(lines) == 2 and lines[0].startswith("sine: test RMSE ") and lines[1].startswith("steps=400 seconds=")

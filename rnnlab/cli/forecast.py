@@ -59,7 +59,7 @@ def run_train(args) -> None:
         args.features = [name.strip() for name in args.features.split(",")]
     metrics = forecast.train(**train_keywords(args, *SERIES_KEYS, "window", "horizon", "test_frac", "val_frac",
                                               "season"))
-    print_metrics(metrics, headline(metrics))
+    print_metrics(metrics, headline(metrics) if "test" in metrics else "")  # rank 0's metrics (torchrun)
 
 
 def headline(metrics: dict) -> str:
