@@ -34,28 +34,6 @@ DEFAULT_TEXT = (
 )
 
 
-def read_text(path: str | Path, encoding: str = "utf-8") -> str:
-    """The whole file as text; a missing, empty or undecodable file is a UserError that says where."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"text file not found: {path}") from None
-    except IsADirectoryError:
-        raise UserError(f"{path} is a folder, not a text file") from None
-    if not raw:
-        raise UserError(f"text file {path} is empty")
-    try:
-        return raw.decode(encoding)
-    except LookupError:
-        raise UserError(f"encoding '{encoding}' is unknown", "encoding") from None
-    except UnicodeDecodeError as err:
-        line = raw[:err.start].count(b"\n") + 1
-        column = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
-        raise UserError(f"{path} is not valid {encoding}: byte 0x{raw[err.start]:02x} at offset {err.start} "
-                        f"(line {line}, column {column}); give its encoding if the file uses another one") from None
-
-
 CHUNK = 1 << 20  # characters (or bytes) per chunk: 1 Mi, about 20 MB of numpy arrays at a time
 CODE_POINTS = 0x110000  # every Unicode code point
 ASCII_ENCODINGS = {"utf-8", "utf8", "ascii", "us-ascii", "latin-1", "latin1", "iso-8859-1", "cp1252"}
