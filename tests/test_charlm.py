@@ -257,19 +257,42 @@ def test_a_text_beyond_2_to_the_24_characters_trains_and_validates(tmp_path):
     assert metrics["val_scored_chars"] == charlm.FINAL_VAL_CHARS and metrics["val_loss"] > 0
 
 
-def test_minutes_bound_the_whole_run_the_final_scoring_included(tmp_path):
-    import time
-    path = tmp_path / "text.txt"
+class WorkClock:
+    """A clock that moves only by the work done, so that a time budget is tested the same on any machine."""
+
+    def __init__(self):
+        self.now = 1_000.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+def test_minutes_bound_the_whole_run_the_final_scoring_included(tmp_path, monkeypatch):
+    from rnnlab.training import loop
+    clock = WorkClock()
+    monkeypatch.setattr(loop, "time", clock)  # the loop's only clock is time.perf_counter
+    real_batch, real_loss = charlm.CharLMTask.batch, charlm.stream_loss
+
+    def batch(self, *args):
+        clock.now += 1.0  # a training step: one second
+        return real_batch(self, *args)
+
+    def scored(model, ids, device, limit=None, **options):
+        clock.now += min(limit or len(ids), len(ids)) / 10_000  # scoring: a second per 10,000 characters
+        return real_loss(model, ids, device, limit=limit, **options)
+
+    monkeypatch.setattr(charlm.CharLMTask, "batch", batch)
+    monkeypatch.setattr(charlm, "stream_loss", scored)
     line = "the quick brown fox jumps over the lazy dog, again and again\n"
-    path.write_text(line * (6_000_000 // len(line)))
-    options = dict(text_file=str(path), hidden=64, embed=8, seq_len=64, val_frac=0.5, val_full=True, quiet=True,
-                   steps=100_000, eval_every=50)
-    started = time.perf_counter()
-    metrics = charlm.train(out=str(tmp_path / "run"), minutes=0.15, **options)
-    wall = time.perf_counter() - started
-    assert metrics["val_scored_chars"] == metrics["val_chars"] > 1_000_000  # an expensive final report
-    assert wall <= 0.15 * 60 * 1.1 + 2.0, wall  # the budget, the report included, and setting up (encoding...)
-    assert checkpoint_step(tmp_path / "run") == metrics["steps"] > 1
+    text = line * (600_000 // len(line))  # half held out, all of it scored at the end (val_full): 30 s
+    began = clock.now
+    metrics = charlm.train(text=text, out=str(tmp_path / "run"), hidden=16, embed=8, seq_len=16, batch_size=4,
+                           val_frac=0.5, val_full=True, steps=100_000, eval_every=10, minutes=1.0, quiet=True)
+    report = (charlm.TRAIN_REPORT_CHARS + metrics["val_chars"]) / 10_000  # what the final report cost
+    assert metrics["val_scored_chars"] == metrics["val_chars"] > 250_000 and report > 30
+    assert clock.now - began <= 60.0  # the budget bounds the steps, the evaluations and the final report
+    assert clock.now - began > 60.0 - 2 * (1.0 + 3.0)  # ... and uses it: within a step and an evaluation
+    assert checkpoint_step(tmp_path / "run") == metrics["steps"] > 5
 
 
 def checkpoint_step(run_dir):
