@@ -2,10 +2,11 @@
 10 / 100 / 500 MB and forecast on CSVs of 10^5 / 10^6 / 5 x 10^6 minute rows.
 
 Each run is a fresh process (``rnnlab charlm train`` / ``rnnlab forecast train``, the task's defaults,
-``--steps 1``), so that its peak resident memory (``ru_maxrss``) is its own; the inputs are written once into
+``--steps 1``), so that its peak resident memory (``VmHWM``) is its own; the inputs are written once into
 ``--work`` (the text: Tiny Shakespeare from ``../shared/data`` repeated; the CSV: a daily cycle with noise,
 one row a minute). Memory is the process's peak, torch and the model included; compare it with the input's
-size. The first step is timed from the start of the process.
+size. The first step is timed from the start of the process. After each forecast run, ``rnnlab forecast
+predict`` on the same CSV, a fresh process too (it reads only the end of the file that the forecast needs).
 
     python benchmarks/scale.py [--work /tmp/rnnlab-scale] [--texts 10,100,500] [--rows 100000,1000000,5000000]
 """
@@ -35,15 +36,19 @@ def step(self):
 loop.Trainer.step = step
 from rnnlab.cli import main
 status = main(sys.argv[2:])
+try:  # this process's own peak; ru_maxrss would keep the parent's from before the exec (Linux)
+    peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:")) / 1024
+except (OSError, StopIteration):
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"status": status, "first_step": first[0] if first else None, "seconds": time.time() - started,
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_mb": peak}))
 """
 
 
-def run(args: list[str]) -> dict:
+def run(args: list[str], train: bool = True) -> dict:
     started = time.time()
-    done = subprocess.run([sys.executable, "-c", CHILD, str(started), *args, "--steps", "1", "--quiet"],
-                          capture_output=True, text=True)
+    extra = ["--steps", "1", "--quiet"] if train else []
+    done = subprocess.run([sys.executable, "-c", CHILD, str(started), *args, *extra], capture_output=True, text=True)
     result = json.loads(done.stdout.strip().splitlines()[-1])
     if result["status"] != 0:
         raise SystemExit(done.stderr[-2000:])
@@ -80,15 +85,18 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     print("| task | input | size on disk | first step (s) | whole run (s) | peak memory (MB) |")
     print("|---|---|---|---|---|---|")
-    for megabytes in map(int, args.texts.split(",")):
+    for megabytes in [int(size) for size in args.texts.split(",") if size]:
         path = text_file(work, megabytes)
         got = run(["charlm", "train", "--text", str(path), "--out", str(work / "charlm_run")])
         print(f"| charlm | {megabytes} MB text | {path.stat().st_size / 1e6:.0f} MB | {got['first_step']:.1f} | "
               f"{got['seconds']:.1f} | {got['peak_mb']:,.0f} |", flush=True)
-    for rows in map(int, args.rows.split(",")):
-        path = csv_file(work, rows)
-        got = run(["forecast", "train", "--csv", str(path), "--date-col", "date", "--out", str(work / "forecast_run")])
+    for rows in [int(size) for size in args.rows.split(",") if size]:
+        path, model = csv_file(work, rows), str(work / "forecast_run")
+        got = run(["forecast", "train", "--csv", str(path), "--date-col", "date", "--out", model])
         print(f"| forecast | {rows:,} minute rows | {path.stat().st_size / 1e6:.0f} MB | {got['first_step']:.1f} | "
+              f"{got['seconds']:.1f} | {got['peak_mb']:,.0f} |", flush=True)
+        got = run(["forecast", "predict", "--model", model, "--csv", str(path)], train=False)
+        print(f"| forecast predict | {rows:,} minute rows | {path.stat().st_size / 1e6:.0f} MB | - | "
               f"{got['seconds']:.1f} | {got['peak_mb']:,.0f} |", flush=True)
 
 

@@ -306,3 +306,72 @@ def test_compressed_csvs_are_read_as_pandas_reads_them(tmp_path, suffix):
     (tmp_path / "broken.csv.gz").write_bytes(b"not gzip at all")
     with pytest.raises(UserError, match="broken.csv.gz is not a readable .gz file"):
         read_csv(tmp_path / "broken.csv.gz")
+
+
+def daily_lines(rows: int, holes: tuple = ()) -> list[str]:
+    """A daily series as CSV lines (no header): date, a seasonal value, a feature; empty cells at ``holes``."""
+    dates = pd.date_range("2000-01-01", periods=rows, freq="D").strftime("%Y-%m-%d")
+    return [f"{d},{'' if k in holes else f'{10 + np.sin(k / 3) + k / 50:.4f}'},{k % 11}" for k, d in enumerate(dates)]
+
+
+@pytest.mark.parametrize("case", ["plain", "dates", "newest_first", "blank_and_crlf", "drop", "ffill", "descending"])
+def test_reading_the_last_rows_equals_reading_the_whole_file(tmp_path, case):
+    lines, how = daily_lines(3000), {}
+    if case == "dates":
+        how = dict(date_col="date")
+    if case == "newest_first":
+        lines, how = lines[::-1], dict(newest_first=True)
+    if case == "blank_and_crlf":
+        lines = [line + ("\r\n\r" if k % 7 == 0 else "") for k, line in enumerate(lines)]
+    if case == "drop":  # a run of holes at the end: more rows must be read than asked for
+        lines, how = daily_lines(3000, holes=tuple(range(2900, 2995))), dict(missing="drop", date_col="date")
+    if case == "ffill":  # the first row read would be a hole, filled from an older row
+        lines, how = daily_lines(3000, holes=(2899, 2900, 2901)), dict(missing="ffill")
+    if case == "descending":  # newest first but sorted by the date column: the end is the oldest rows
+        lines, how = lines[::-1], dict(date_col="date")
+    path = write(tmp_path / "long.csv", "\n" + "date,y,x\n" + "\n".join(lines) + "\n")
+    whole, end = read_csv(path, **how), read_csv(path, **how, last=100)
+    assert 100 <= len(end.values) < 3000 or case == "descending"
+    assert np.array_equal(end.values, whole.values[-len(end.values):])
+    assert (end.columns, end.target) == (whole.columns, whole.target)
+    if "date_col" in how:
+        assert end.dates.equals(whole.dates[-len(end.values):])
+
+
+def test_reading_the_last_rows_reads_only_the_end_and_names_its_lines(tmp_path):
+    import tracemalloc
+    lines = daily_lines(80_000)
+    lines[5] = "2000-01-06,oops,3"  # never read: only the end is
+    path = write(tmp_path / "long.csv", "date,y,x\n" + "\n".join(lines) + "\n")
+    with pytest.raises(UserError, match="long.csv, line 7, column 'y': 'oops' is not a number"):
+        read_csv(path, date_col="date")
+    peaks = []
+    for last in (500, None):
+        tracemalloc.start()
+        series = read_csv(path, date_col="date", last=last) if last else read_csv(path, "x", ["x"])
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert len(series.values) == 80_000  # the whole file's column x ('oops' is in y)
+    series = read_csv(path, date_col="date", last=500)
+    assert len(series.values) >= 500 and series.dates[-1] == pd.Timestamp("2000-01-01") + pd.Timedelta(days=79_999)
+    assert peaks[0] < 500_000 and peaks[1] > path.stat().st_size, (peaks, path.stat().st_size)  # 1.8 MB on disk
+    lines[5], lines[79_990] = daily_lines(6)[5], "2000-01-06,nope,3"  # an error in the end: named in the file
+    write(path, "date,y,x\n" + "\n".join(lines) + "\n")
+    with pytest.raises(UserError, match="long.csv, line 79992, column 'y': 'nope' is not a number"):
+        read_csv(path, date_col="date", last=500)
+
+
+def test_predict_on_a_long_csv_reads_its_end_and_equals_predicting_on_all_of_it(tmp_path):
+    lines = daily_lines(4000)
+    path = write(tmp_path / "long.csv", "date,y,x\n" + "\n".join(lines) + "\n")
+    forecast.train(csv=str(path), date_col="date", target="y", out=str(tmp_path / "run"), horizon=3, hidden=8,
+                   steps=30, quiet=True)
+    model = forecast.load(tmp_path / "run")
+    assert model.state["season"] == 7 and model.rows_needed == max(model.state["window"] + 7, 60)
+    whole = pd.read_csv(path, parse_dates=["date"]).set_index("date")
+    expected = model.predict(data=whole)
+    got = model.predict(csv=str(path))
+    assert got.index.equals(expected.index) and np.allclose(got.to_numpy(), expected.to_numpy(), rtol=1e-12)
+    assert model.model_input(csv=str(path)).inputs.equal(
+        forecast.load(tmp_path / "run").model_input(csv=str(write(tmp_path / "end.csv", "date,y,x\n" + "\n".join(
+            lines[-model.rows_needed:]) + "\n"))).inputs)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import re
 import sys
 import warnings
@@ -71,14 +72,24 @@ class Places:
 
 def read_csv(path: str | Path, target: str | None = None, features: list[str] | None = None,
              date_col: str | None = None, newest_first: bool = False, missing: str = "error",
-             date_format: str | None = None) -> Series:
+             date_format: str | None = None, last: int | None = None) -> Series:
     """The numeric columns ``features`` (default: every numeric column) and ``target`` of a CSV file.
 
     Rows are sorted by ``date_col`` when given, or reversed with ``newest_first``. Empty or NaN cells are an
     error that names the line and column, unless ``missing`` is "ffill" (carry the last value forward) or
     "drop". A column with no number in it is a text column: skipped, with a line on stderr.
+
+    With ``last``, reading stops once the newest ``last`` rows are in (more may come back): an uncompressed file
+    is read from its end backwards (from its start with ``newest_first``). The whole file is read instead where
+    its end cannot stand alone: dates that do not increase through the end or come before the first row's,
+    a missing value that would be filled from older rows, or any error (then named as in the whole file).
     """
     path = Path(path)
+    how = (target, features, date_col, newest_first, missing, date_format)
+    if last is not None:
+        series = _read_end(path, last, *how)
+        if series is not None:
+            return series
     try:
         text = _csv_bytes(path).decode("utf-8-sig")
     except FileNotFoundError:
@@ -91,27 +102,155 @@ def read_csv(path: str | Path, target: str | None = None, features: list[str] | 
     header_at = next((k for k, line in enumerate(lines) if line.strip()), None)
     if header_at is None:
         raise UserError(f"CSV file {path} is empty")
-    header_line = lines[header_at].lstrip().lstrip("#")
+    frame, places, decimal = _frame(path, lines[header_at], lines[header_at + 1:], _LineNumbers(header_at + 2))
+    return from_frame(frame, *how, places, decimal)
+
+
+def _frame(path: Path, header_line: str, lines: list[str], numbers: "_LineNumbers"):
+    """(the rows of ``lines`` under ``header_line`` as a frame of strings, blank lines left out; where each row is
+    in the file; the decimal mark). ``numbers`` says which line of the file each of ``lines`` is."""
+    header_line = header_line.lstrip().lstrip("#")
     delimiter = max(DELIMITERS, key=header_line.count)
-    body = "\n".join([header_line] + lines[header_at + 1:])
+    body = "\n".join([header_line] + lines)
     try:
         frame = pd.read_csv(io.StringIO(body), sep=delimiter, dtype=str, keep_default_na=False,
                             skip_blank_lines=False, skipinitialspace=True)
     except (pd.errors.ParserError, ValueError) as err:
         found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(err))
         if found:
-            cells, line = found.group(3), int(found.group(2)) + header_at
+            cells, line = found.group(3), numbers[int(found.group(2)) - 2]  # pandas counts the header as line 1
             raise UserError(f"{path}, line {line}: {cells} cells, the header has {found.group(1)}") from None
         raise UserError(f"{path} is not a readable CSV file ({err})") from None
     frame.columns = [str(name).strip() for name in frame.columns]
-    line_numbers = [header_at + 2 + k for k in range(len(frame))]
     filled = ~(frame.apply(lambda column: column.str.strip()) == "").all(axis=1).to_numpy()  # not a blank line
     frame = frame[filled]
     if not len(frame):
         raise UserError(f"CSV file {path} has a header but no rows")
     decimal = "," if delimiter != "," and _uses_decimal_comma(frame) else "."
-    places = Places(str(path), lines=[n for n, keep in zip(line_numbers, filled) if keep])
-    return from_frame(frame, target, features, date_col, newest_first, missing, date_format, places, decimal)
+    return frame, Places(str(path), lines=numbers.at(np.flatnonzero(filled))), decimal
+
+
+class _LineNumbers:
+    """The file's line numbers of a run of consecutive lines from ``first`` on -- an int, or a function that
+    counts it (the lines before the end of a long file), called only when an error names a line."""
+
+    def __init__(self, first, picked: np.ndarray | None = None) -> None:
+        self.first, self.picked = first, picked
+
+    def at(self, picked: np.ndarray) -> "_LineNumbers":
+        return _LineNumbers(self.first, picked)
+
+    def __getitem__(self, k: int) -> int:
+        if callable(self.first):
+            self.first = self.first()
+        return self.first + int(self.picked[k] if self.picked is not None else k)
+
+
+def _read_end(path: Path, last: int, target, features, date_col, newest_first, missing, date_format):
+    """``read_csv(..., last=last)`` from the end of the file (its start with ``newest_first``), or None where the
+    whole file must be read (see ``read_csv``)."""
+    if path.suffix.lower() in COMPRESSED or not path.is_file():
+        return None
+    with open(path, "rb") as handle:
+        head = _header(handle)
+        if head is None:
+            return None
+        header_at, header_line, body_at = head
+        size = os.fstat(handle.fileno()).st_size
+        count = max(int(last), 1)
+        while True:
+            part = _first_lines(handle, body_at, count) if newest_first else _end_lines(handle, body_at, size, count)
+            if part is None:  # that is the whole file
+                return None
+            offset, raw = part
+            first = header_at + 2 if newest_first else (lambda offset=offset: _lines_before(path, offset) + 1)
+            try:
+                lines = b"\n".join(raw).decode("utf-8").splitlines()
+                frame, places, decimal = _frame(path, header_line, lines, _LineNumbers(first))
+                series = from_frame(frame, target, features, date_col, newest_first, missing, date_format, places,
+                                    decimal)
+                if date_col and not _dates_follow(handle, body_at, header_line, frame, date_col, places,
+                                                  date_format):
+                    return None
+            except (UserError, UnicodeDecodeError):
+                return None
+            oldest = frame.iloc[-1 if newest_first else 0][series.columns]
+            if len(series.values) >= last and not (missing == "ffill" and _empty(oldest).any()):
+                return series
+            count *= 4
+
+
+def _header(handle) -> tuple[int, str, int] | None:
+    """(blank lines before the header, the header, the byte offset after it), or None for a file whose first
+    line does not end in a newline."""
+    blank = 0
+    while True:
+        line = handle.readline()
+        if not line.endswith(b"\n"):
+            return None
+        if line.strip():
+            text = line.decode("utf-8-sig", errors="replace") if blank == 0 else line.decode("utf-8", "replace")
+            return blank, text.rstrip("\r\n"), handle.tell()
+        blank += 1
+
+
+def _end_lines(handle, start: int, size: int, count: int) -> tuple[int, list[bytes]] | None:
+    """(the byte offset, the lines) of the shortest end of the file after ``start`` that holds ``count`` lines
+    that are not blank, read backwards in growing blocks; None when that is all of it."""
+    pos, block, data = size, 1 << 16, b""
+    while pos > start:
+        step = min(block, pos - start)
+        pos, block = pos - step, block * 2
+        handle.seek(pos)
+        data = handle.read(step) + data
+        lines = data.split(b"\n")  # lines[0] may have begun before pos
+        if lines[-1] == b"":
+            lines.pop()  # the file's last newline
+        filled = np.flatnonzero([bool(line.strip()) for line in lines[1:]]) + 1
+        if len(filled) >= count:
+            k = int(filled[-count])
+            return pos + sum(len(line) + 1 for line in lines[:k]), lines[k:]
+    return None
+
+
+def _first_lines(handle, start: int, count: int) -> tuple[int, list[bytes]] | None:
+    """(``start``, the lines) from ``start`` up to the ``count``-th line that is not blank; None at the end of the
+    file before that."""
+    handle.seek(start)
+    lines, filled = [], 0
+    while filled < count:
+        line = handle.readline()
+        if not line:
+            return None
+        lines.append(line.rstrip(b"\n"))
+        filled += bool(line.strip())
+    return start, lines
+
+
+def _lines_before(path: Path, offset: int) -> int:
+    """How many lines of the file end before byte ``offset``."""
+    lines = 0
+    with open(path, "rb") as handle:
+        while offset > 0:
+            chunk = handle.read(min(offset, 1 << 24))
+            lines, offset = lines + chunk.count(b"\n"), offset - len(chunk)
+    return lines
+
+
+def _dates_follow(handle, start: int, header_line: str, frame: pd.DataFrame, date_col: str, places: Places,
+                  date_format) -> bool:
+    """Whether the dates of the end rows ``frame`` increase, from the date of the file's first row on."""
+    handle.seek(start)
+    line = handle.readline()
+    while line and not line.strip():
+        line = handle.readline()
+    head, _, _ = _frame(Path(places.source), header_line, [line.decode("utf-8").rstrip("\r\n")], _LineNumbers(0))
+    dates = _dates(pd.concat([head[date_col], frame[date_col]], ignore_index=True), date_col, places, date_format)
+    return bool(dates.is_monotonic_increasing)
+
+
+def _empty(cells: pd.Series) -> np.ndarray:
+    return (cells.isna() | cells.astype(str).str.strip().str.lower().isin(EMPTY)).to_numpy()
 
 
 COMPRESSED = {".gz": "gzip", ".bz2": "bz2", ".xz": "lzma", ".zip": "zipfile"}  # as pandas reads them, by suffix
@@ -152,7 +291,8 @@ def from_data(data, target: str | None = None, features: list[str] | None = None
     if isinstance(data, pd.DataFrame):
         frame = data.copy()
         frame.columns = [str(name) for name in frame.columns]
-        if date_col is None and isinstance(frame.index, pd.DatetimeIndex):
+        if isinstance(frame.index, pd.DatetimeIndex) and (date_col is None or (date_col not in frame.columns
+                                                                              and frame.index.name == date_col)):
             date_col = frame.index.name or "date"
             frame = frame.reset_index(names=date_col)
         labels = list(data.index)

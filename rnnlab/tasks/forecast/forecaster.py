@@ -28,6 +28,12 @@ class Forecaster(Trained):
     def target(self) -> int:
         return self.state["columns"].index(self.state["target"])
 
+    @property
+    def rows_needed(self) -> int:
+        """The newest rows a forecast reads: its window, a season before the window (the seasonal inputs and
+        the seasonal naive base), and the 60 dates that the future dates' frequency is inferred from."""
+        return max(self.state["window"] + (self.state["season"] or 0), 60)
+
     def forecast(self, values: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """(n, horizon) forecasts in original units made at each row of ``ends``: base + shrink * model, where
         the base is the seasonal naive (series with a season) or persistence -- or, where validation chose it,
@@ -49,7 +55,8 @@ class Forecaster(Trained):
         """The next ``horizon`` values of the target after the last row of ``csv`` or ``data`` (read with the
         training run's columns and settings), indexed by their dates when the data has a date column with a
         regular frequency, else by "t+1", "t+2", ..."""
-        series = read_series(self.options, csv, data, columns=self.state["columns"], target=self.state["target"])
+        series = read_series(self.options, csv, data, columns=self.state["columns"], target=self.state["target"],
+                             last=self.rows_needed)
         window, horizon = self.state["window"], self.state["horizon"]
         if len(series.values) < window:
             raise UserError(f"{csv or 'data'} has {len(series.values)} rows; the model needs the last {window}")
@@ -63,7 +70,8 @@ class Forecaster(Trained):
         """The last window of ``csv`` (read with the training run's columns), as the network reads it."""
         if csv is None or text is not None or index is not None:
             raise UserError("a forecaster reads the last window of a CSV with its columns: give --csv")
-        series = read_series(self.options, csv, None, columns=self.state["columns"], target=self.state["target"])
+        series = read_series(self.options, csv, None, columns=self.state["columns"], target=self.state["target"],
+                             last=self.rows_needed)
         window = self.state["window"]
         if len(series.values) < window:
             raise UserError(f"{csv} has {len(series.values)} rows; the model reads the last {window}")
@@ -83,8 +91,9 @@ def predict(model_dir: str | Path, csv: str | Path | None = None, data=None) -> 
     return load(model_dir).predict(csv=csv, data=data)
 
 
-def read_series(options: dict, csv, data, columns=None, target=None) -> Series:
-    """The series of a CSV file, a DataFrame or an array, read with the run's column and date settings."""
+def read_series(options: dict, csv, data, columns=None, target=None, last: int | None = None) -> Series:
+    """The series of a CSV file, a DataFrame or an array, read with the run's column and date settings; of a
+    CSV file only as much as its newest ``last`` rows need (all when None)."""
     if csv is not None and data is not None:
         raise UserError("give either csv or data, not both")
     if csv is not None and not isinstance(csv, (str, Path)):
@@ -92,4 +101,4 @@ def read_series(options: dict, csv, data, columns=None, target=None) -> Series:
     how = dict(target=target or options.get("target"), features=columns or options.get("features"),
                date_col=options.get("date_col"), newest_first=bool(options.get("newest_first")),
                missing=options.get("missing") or "error", date_format=options.get("date_format"))
-    return read_csv(csv, **how) if csv is not None else from_data(data, **how)
+    return read_csv(csv, **how, last=last) if csv is not None else from_data(data, **how)
