@@ -206,3 +206,22 @@ def test_the_input_projection_equals_f_linear_with_every_gradient(features):
              torch.randn(6, features, dtype=torch.float64, requires_grad=True), None)
     assert torch.autograd.gradcheck(scan_layers.project, small)
     assert torch.autograd.gradgradcheck(scan_layers.project, small)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_under_bf16_autocast_the_layers_train_near_their_float32_numbers(arch):
+    """``--precision bf16`` (autocast) on the fused engine: the projection runs in bf16, the scan in float32
+    (the engine has no bf16 loop), and every gradient comes back in the parameters' dtype."""
+    torch.manual_seed(3)
+    module = registry.get(arch).layer(6, 16, num_layers=2, bidirectional=True)
+    x = torch.randn(4, 30, 6)  # (L, N, H_in)
+    expected, _ = module(x)
+    expected_grads = torch.autograd.grad(expected.square().sum(), list(module.parameters()))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got, h_n = module(x)
+        assert h_n.dtype == torch.float32
+    grads = torch.autograd.grad(got.float().square().sum(), list(module.parameters()))
+    assert ((got.float() - expected).abs().max() / expected.abs().max()).item() < 0.05
+    for grad, want, parameter in zip(grads, expected_grads, module.parameters()):
+        assert grad.dtype == parameter.dtype
+        assert ((grad - want).norm() / want.norm()).item() < 0.1

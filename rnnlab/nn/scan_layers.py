@@ -171,6 +171,8 @@ class ScanLayer(nn.Module, ABC):
                 h0 = hx[layer * self.num_directions + direction] if hx is not None else None  # (N, H) | None
                 if fused:  # input order in and out; the engine walks the reverse direction back to front
                     pre = project(x, getattr(self, f"weight_ih{suffix}"), getattr(self, f"bias_ih{suffix}", None))
+                    if pre.dtype != x.dtype:  # bf16 from autocast: the scan itself runs in x's precision
+                        pre = pre.to(x.dtype)
                     h, last = FusedScan.apply(self.kind, pre.contiguous(), self.decay(suffix),
                                               None if h0 is None else h0.contiguous(), lengths, bool(direction))
                     outputs.append(h)  # (N, L, H)
@@ -230,7 +232,7 @@ class _Projection(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):
         x, weight = ctx.saved_tensors
-        g = grad.reshape(-1, weight.shape[0])  # (N*L, G*H)
+        g = grad.reshape(-1, weight.shape[0]).to(weight.dtype)  # (N*L, G*H); bf16 after an autocast forward
         rows = x.reshape(-1, x.shape[-1])  # (N*L, H_in)
         grad_x = _product(g, weight).reshape(x.shape) if ctx.needs_input_grad[0] else None
         grad_weight = _product(g.t(), rows) if ctx.needs_input_grad[1] else None
