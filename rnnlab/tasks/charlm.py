@@ -307,6 +307,9 @@ def generate(model: SequenceModel, vocab: Vocabulary, prime: str, length: int, t
             next_id = int(last.argmax())
         else:
             scores = last.float().cpu() / temperature
+            if not torch.isfinite(scores).all():  # a barely finite network can overflow: inf wins, NaN never
+                top = torch.finfo(scores.dtype).max
+                scores = torch.nan_to_num(scores, nan=-top, posinf=top, neginf=-top)
             if top_k:
                 kth = scores.topk(min(top_k, len(scores))).values[-1]
                 scores = scores.masked_fill(scores < kth, float("-inf"))
