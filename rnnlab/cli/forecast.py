@@ -6,7 +6,7 @@ import argparse
 
 from .options import model_options, print_metrics, train_keywords, train_options
 
-SERIES_KEYS = ("csv", "target", "features", "date_col", "newest_first", "date_format", "missing")
+SERIES_KEYS = ("csv", "target", "features", "date_col", "newest_first", "date_format", "missing", "id_col")
 
 
 def add(commands) -> None:
@@ -35,14 +35,19 @@ def add(commands) -> None:
     train.set_defaults(handler=run_train)
 
     predict = actions.add_parser("predict", help="print the next values after the end of a CSV: "
-                                                 "t+k,value[,date] per line")
+                                                 "t+k,value[,date] per line (a panel: a long table)")
     predict.add_argument("--model", required=True, help="run folder of a trained forecaster")
     predict.add_argument("--csv", required=True, help="CSV with the columns the model was trained on")
+    predict.add_argument("--out", help="write the forecasts to this CSV file instead of printing them "
+                                       "(a panel: unique_id, ds, mean, lo-80, hi-80, lo-95, hi-95, q-...)")
     predict.set_defaults(handler=run_predict)
 
 
 def series_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--target", help="column to forecast (default: the last numeric column)")
+    parser.add_argument("--target", help="column to forecast (default: the last numeric column; y in a panel)")
+    parser.add_argument("--id-col", help="a panel (a long table of many series): the column naming each row's "
+                                         "series (default: unique_id when the file has it; then --date-col "
+                                         "defaults to ds and --target to y)")
     parser.add_argument("--features", help="comma-separated input columns (default: every numeric column)")
     dates = parser.add_mutually_exclusive_group()
     dates.add_argument("--date-col", help="date column: rows are sorted by it")
@@ -59,7 +64,20 @@ def run_train(args) -> None:
         args.features = [name.strip() for name in args.features.split(",")]
     metrics = forecast.train(**train_keywords(args, *SERIES_KEYS, "window", "horizon", "test_frac", "val_frac",
                                               "season"))
-    print_metrics(metrics, headline(metrics) if "test" in metrics else "")  # rank 0's metrics (torchrun)
+    words = headline(metrics) if "test" in metrics else panel_headline(metrics) if "series" in metrics else ""
+    print_metrics(metrics, words)  # rank 0's metrics (torchrun)
+
+
+def panel_headline(metrics: dict) -> str:
+    """A panel's result in words: mean MASE beside the baselines', and the intervals' coverage."""
+    def named(name):
+        return name.replace("_", " ")
+    baselines = ", ".join(f"{named(b)} {metrics[b]['mase']:.3f}" for b in ("naive", "seasonal_naive", "drift")
+                          if b in metrics and (b != "seasonal_naive" or metrics["season"]))
+    kept = ", ".join(f"{named(k)} {v}" for k, v in metrics["chosen"].items() if v)
+    return (f"panel of {metrics['series']} series: test MASE {metrics['mase']:.3f} (mean over series; {baselines}); "
+            f"80 % intervals hold {100 * metrics['coverage80']:.0f} % of the outcomes, 95 % intervals "
+            f"{100 * metrics['coverage95']:.0f} %; forecasters kept per series on validation: {kept}")
 
 
 def headline(metrics: dict) -> str:
@@ -80,9 +98,31 @@ def headline(metrics: dict) -> str:
 def run_predict(args) -> None:
     from ..tasks import forecast
     forecasts = forecast.predict(args.model, csv=args.csv)
+    if getattr(forecasts, "ndim", 1) == 2:  # a panel's long table (a DataFrame)
+        text = forecasts.to_csv(index=False, date_format=None, float_format="%.6g")
+        return _write(args.out, text) if args.out else print(text, end="")
     dated = forecasts.index.dtype.kind == "M"
-    for step, (when, value) in enumerate(forecasts.items(), start=1):
-        print(f"t+{step},{value:.6g}" + (f",{date_text(when)}" if dated else ""))
+    lines = [f"t+{step},{value:.6g}" + (f",{date_text(when)}" if dated else "")
+             for step, (when, value) in enumerate(forecasts.items(), start=1)]
+    if args.out:
+        return _write(args.out, "".join(line + "\n" for line in lines))
+    print("\n".join(lines))
+
+
+def _write(path: str, text: str) -> None:
+    """``text`` into ``path``, whole or not at all (a temporary file, then a rename); a path that cannot be
+    written is one line."""
+    import os
+    from pathlib import Path
+    from ..errors import UserError
+    target = Path(path)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, target)
+    except OSError as err:
+        temporary.unlink(missing_ok=True)
+        raise UserError(f"cannot write {path}: {err.strerror or err}") from None
 
 
 def date_text(when) -> str:

@@ -7,6 +7,7 @@ from importlib import import_module
 from pathlib import Path
 
 TASKS = ("charlm", "forecast", "classify", "memory")
+MODULE_OF = {"forecast_panel": "forecast"}  # checkpoints' task names that another task's module loads
 
 
 def load(model_dir: str | Path):
@@ -14,6 +15,7 @@ def load(model_dir: str | Path):
     from ..training import checkpoint
     from ..errors import UserError
     task = checkpoint.load(model_dir).state["task"]
-    if task not in TASKS:
+    module = MODULE_OF.get(task, task)
+    if module not in TASKS:
         raise UserError(f"checkpoint in {model_dir} belongs to an unknown task '{task}'")
-    return import_module(f"{__name__}.{task}").load(model_dir)
+    return import_module(f"{__name__}.{module}").load(model_dir)

@@ -18,19 +18,26 @@ Honest by construction:
   ``forecast(values, ends)``), scored by the same ``score`` on exactly the same test targets, with MASE
   (MAE over the training part's in-sample one-step naive MAE; Hyndman & Koehler 2006).
 
+Many series at once: ``train(data=<long DataFrame>)`` (or ``csv=``) with a ``unique_id`` column (or
+``id_col=``) trains one network across every series of the panel (``panel``), whose ``predict`` gives a long
+table -- ``unique_id, ds, mean, lo-80, hi-80, lo-95, hi-95`` and the quantiles -- with quantiles calibrated
+on validation (``intervals``) and a forecaster kept per series (the network or a baseline).
+
 The package: ``task`` (the split, the training targets, the fallback, ``train``), ``features`` (the scaler
 and what the network reads), ``baselines`` (persistence, seasonal naive, drift), ``metrics`` (the scores)
-and ``forecaster`` (the trained model: ``forecast``, ``predict``).
+``forecaster`` (the trained model: ``forecast``, ``predict``), ``panel`` (many series: the task and its
+trained model) and ``intervals`` (quantiles, the pinball loss, the baselines' intervals, calibration).
 """
 
 from .baselines import Drift, Naive, SeasonalNaive, base_forecaster, baselines
 from .features import Scaler, network_inputs, seasonal_changes, window_inputs
 from .forecaster import Forecaster, load, predict, read_series
-from .metrics import in_sample_naive_mae, score
+from .metrics import aggregate, in_sample_naive_mae, panel_scores, score
+from .panel import PanelForecaster, PanelTask
 from .task import (BUILTINS, CSV_SEASON, DEFAULTS, HUBER_BETA, OUT, TRAIN_DEFAULTS, WINDOW, ForecastTask,
                    default_window, has_season, train)
 
 __all__ = ["train", "load", "predict", "Forecaster", "ForecastTask", "Scaler", "Naive", "SeasonalNaive", "Drift",
-           "baselines", "base_forecaster", "score", "in_sample_naive_mae", "network_inputs", "window_inputs",
+           "baselines", "base_forecaster", "score", "panel_scores", "aggregate", "PanelTask", "PanelForecaster", "in_sample_naive_mae", "network_inputs", "window_inputs",
            "seasonal_changes", "read_series", "default_window", "has_season",
            "BUILTINS", "CSV_SEASON", "DEFAULTS", "HUBER_BETA", "OUT", "TRAIN_DEFAULTS", "WINDOW"]

@@ -82,8 +82,23 @@ class Forecaster(Trained):
 
 
 def load(model_dir: str | Path) -> Forecaster:
-    """The trained forecaster saved in ``model_dir`` (a run folder)."""
+    """The trained forecaster saved in ``model_dir`` (a run folder): a ``Forecaster``, or for a run on a
+    panel a ``panel.PanelForecaster``."""
+    from ...training import checkpoint
+    from .panel import TASK, PanelForecaster
+    folder = checkpoint.find(model_dir) if model_dir is not None else None
+    if folder is not None and _task_of(folder / "state.json") == TASK:
+        return PanelForecaster.read(model_dir, TASK)
     return Forecaster.read(model_dir, "forecast")
+
+
+def _task_of(state_file: Path) -> str | None:
+    import json
+    try:
+        state = json.loads(state_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # the reader's own checks name what is wrong
+    return state.get("task") if isinstance(state, dict) else None
 
 
 def predict(model_dir: str | Path, csv: str | Path | None = None, data=None) -> pd.Series:

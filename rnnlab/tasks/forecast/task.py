@@ -23,7 +23,7 @@ OUT = "runs/forecast"
 BUILTINS = {"sine": (sine_wave, 63), "random_walk": (random_walk_prices, None)}
 DEFAULTS = dict(window=None, horizon=1, test_frac=0.2, val_frac=0.15, season=None, arch="lstm", hidden=64, layers=1,
                 dropout=0.0, target=None, features=None, date_col=None, date_format=None, newest_first=False,
-                missing="error", **NETWORK_EXTRAS)
+                missing="error", id_col=None, **NETWORK_EXTRAS)
 saved.FIELDS["forecast"] = {  # what state.json holds besides the loop's fields (checked when it is read)
     "window": saved.POSITIVE, "horizon": saved.POSITIVE, "season": saved.optional(saved.POSITIVE),
     "base": saved.one_of("naive", "seasonal_naive"), "fallback": saved.one_of(None, "naive", "seasonal_naive"),
@@ -204,9 +204,13 @@ def train(*, csv: str | Path | None = None, data=None, builtin: str | None = Non
           missing: str | None = None, window: int | None = None, horizon: int | None = None,
           test_frac: float | None = None, val_frac: float | None = None, season: int | None = None,
           arch: str | None = None, hidden: int | None = None, layers: int | None = None,
-          dropout: float | None = None, **train_options) -> dict:
+          dropout: float | None = None, id_col: str | None = None, **train_options) -> dict:
     """Train a forecaster on ``csv``, on ``data`` (a DataFrame or a (T, F) array), or on a built-in series
     (``builtin``: "sine", the default, or "random_walk"); returns the metrics.
+
+    A long table of many series -- ``id_col`` given, or a "unique_id" column -- trains one network across
+    all of them (``panel``): ``date_col`` defaults to "ds" and ``target`` to "y" there, the test part is the
+    last ``horizon`` points of each series, and the forecasts are quantiles calibrated on validation.
 
     Settings left as None take ``DEFAULTS``; ``train_options`` are the training loop's (``TrainConfig``)
     and the recurrent layers' variants (``rnnlab.nn.Variants``: weight_drop, layer_norm, recurrent_dropout, zoneout).
@@ -215,13 +219,17 @@ def train(*, csv: str | Path | None = None, data=None, builtin: str | None = Non
         raise UserError("give one of csv, data or builtin")
     out = out or OUT
     options, config, _ = resolve(
-        "forecast", out, resume,
+        _saved_task(out) if resume else "forecast", out, resume,
         dict(target=target, features=list(features) if features is not None else None, date_col=date_col,
              date_format=date_format, newest_first=newest_first, missing=missing, window=window, horizon=horizon,
              test_frac=test_frac, val_frac=val_frac, season=season, arch=arch, hidden=hidden, layers=layers,
-             dropout=dropout),
+             dropout=dropout, id_col=id_col),
         DEFAULTS, train_options, TRAIN_DEFAULTS)
     check_network(options)
+    if csv is not None or data is not None:
+        from .panel import train_panel, wants_panel
+        if wants_panel(csv, data, options.get("id_col")):
+            return train_panel(csv, data, options, config, out, resume)
     if csv is None and data is None:
         require((builtin or "sine") in BUILTINS, "builtin", f"be one of {', '.join(BUILTINS)}", builtin)
         make_series, lag = BUILTINS[builtin or "sine"]
@@ -238,3 +246,11 @@ def train(*, csv: str | Path | None = None, data=None, builtin: str | None = Non
         task = ForecastTask(series, window, options["horizon"], options["test_frac"], options["val_frac"],
                             season, model, options, source, baseline_season=lag)
     return fit(task, config, out, resume=resume)
+
+
+def _saved_task(out) -> str:
+    """The task a run folder to resume holds: "forecast", or "forecast_panel" for a run on a panel."""
+    from ...training import checkpoint
+    from .forecaster import _task_of
+    folder = checkpoint.find(out)
+    return (_task_of(folder / "state.json") if folder is not None else None) or "forecast"

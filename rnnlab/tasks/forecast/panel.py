@@ -1,0 +1,446 @@
+"""Many series, one network: a global recurrent forecaster over a panel, with quantiles calibrated on validation.
+
+The split is per series, as the M competitions and ``benchmarks/forecast_panel.py`` have it: the last
+``horizon`` points of each series are its test part; before them, the last max(horizon, val_frac of the rest)
+points its validation part; the network trains on windows whose targets lie before that.
+
+Each series is scaled on its own training part (log changes for a positive series, differences otherwise,
+divided by its typical one-step change: the one-series forecaster's relative changes, per series). A window
+of ``window`` rows reads, per row, the change from the window's last value, the change over one season (with
+a season), and whether the row is real: a series shorter than the window is padded in front and the padding
+masked. The network gives ``len(QUANTILES)`` ordered quantiles of each step ahead, as changes from the base
+forecast (the seasonal naive with a season, else persistence), trained with the pinball loss.
+
+After training, on the validation part: every quantile is calibrated (``intervals.calibration_shifts``),
+and each series keeps the network, or the baseline (naive, seasonal naive, drift) with the smaller MAE on
+its own validation part -- with that baseline's intervals, calibrated the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ...data.panel import DATE, ID, Panel, read_panel
+from ...data.series import future_dates, season_and_name
+from ...errors import UserError, check_settings
+from ...training import Task, saved
+from ..common import Trained
+from ..network import ModelConfig, SequenceModel
+from . import intervals
+from .intervals import MEDIAN, QUANTILES
+from .metrics import aggregate, panel_scores, seasonal_scale
+
+TASK = "forecast_panel"
+BASELINES = ("naive", "seasonal_naive", "drift")
+CHUNK = 4096  # windows per forward pass
+VAL_WINDOWS = 20_000  # at most this many validation windows in the evaluations during training
+saved.FIELDS[TASK] = {
+    "window": saved.POSITIVE, "horizon": saved.POSITIVE, "season": saved.optional(saved.POSITIVE),
+    "base": saved.one_of("naive", "seasonal_naive"), "ids": saved.TEXTS, "target": saved.TEXT,
+    "kinds": saved.Kind(lambda v: isinstance(v, list) and all(k in ("log", "diff") for k in v),
+                        "a list of \"log\" or \"diff\""),
+    "scales": saved.Kind(lambda v: saved.NUMBERS.test(v) and all(0 < x < float("inf") for x in v),
+                         "a list of finite numbers > 0"),
+    "chosen": saved.Kind(lambda v: isinstance(v, list) and all(c in ("network", *BASELINES) for c in v),
+                         "a list of \"network\", \"naive\", \"seasonal_naive\" or \"drift\""),
+    "spreads": saved.Kind(lambda v: saved.NUMBERS.test(v) and all(0 < x < float("inf") for x in v),
+                          "a list of finite numbers > 0"),
+    "shifts": saved.DICT, "quantiles": saved.NUMBERS}
+
+
+def has_season(season: int | None) -> bool:
+    return bool(season and season > 1)
+
+
+class PanelData:
+    """A panel's rows as the network reads them: levels (log for a positive series), per-series scales, and
+    the series each row belongs to."""
+
+    def __init__(self, panel: Panel, kinds: list[str], scales: np.ndarray) -> None:
+        self.panel, self.kinds, self.scales = panel, list(kinds), np.asarray(scales, dtype=np.float64)
+        self.series_of = np.repeat(np.arange(len(panel.ids)), panel.lengths)  # (N,)
+        is_log = np.repeat(np.array([k == "log" for k in self.kinds]), panel.lengths)  # (N,)
+        self.is_log = is_log
+        self.levels = np.where(is_log, np.log(np.maximum(panel.values, 1e-300)), panel.values)  # (N,)
+
+    @staticmethod
+    def fit(panel: Panel, train_ends: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """(kinds, scales) from each series' training rows, ``starts[s] .. train_ends[s]`` (exclusive)."""
+        kinds, scales = [], []
+        for s in range(len(panel.ids)):
+            part = panel.values[panel.starts[s]:train_ends[s]]
+            kind = "log" if (part > 0).all() else "diff"
+            levels = np.log(part) if kind == "log" else part
+            scale = float(np.diff(levels).std()) if len(part) > 2 else float(np.abs(np.diff(levels)).mean())
+            if not scale > 1e-12:  # a constant start: the typical size of the level, else 1
+                scale = float(np.abs(levels).mean()) * 0.01 if kind == "diff" and np.abs(levels).mean() > 0 else 1.0
+            kinds.append(kind)
+            scales.append(scale)
+        return kinds, np.array(scales)
+
+    def base(self, ends: np.ndarray, horizon: int, season: int | None) -> np.ndarray:
+        """(n, H) the base forecast's levels at each end row: the value a season before each step ahead (the
+        seasonal naive), or where the series does not reach that far back (or has no season) the last value."""
+        start = self.panel.starts[self.series_of[ends]]  # (n,)
+        steps = np.arange(1, horizon + 1)[None, :]  # (1, H)
+        if not has_season(season):
+            return np.repeat(self.levels[ends][:, None], horizon, axis=1)
+        back = ends[:, None] + steps - season * np.ceil(steps / season).astype(np.int64)  # (n, H)
+        return np.where(back >= start[:, None], self.levels[np.maximum(back, 0)], self.levels[ends][:, None])
+
+    def inputs(self, ends: np.ndarray, window: int, season: int | None) -> np.ndarray:
+        """(n, W, 2 or 3): per row of each window, the scaled change from the window's last value, the scaled
+        change over one season (with a season; 0 where the series does not reach back), and 1 for a real row,
+        0 for padding before the series' start."""
+        series = self.series_of[ends]  # (n,)
+        start, scale = self.panel.starts[series][:, None], self.scales[series][:, None]  # (n, 1)
+        rows = ends[:, None] + np.arange(1 - window, 1)[None, :]  # (n, W)
+        real = rows >= start
+        safe = np.maximum(rows, start)
+        change = np.where(real, (self.levels[safe] - self.levels[ends][:, None]) / scale, 0.0)
+        channels = [change]
+        if has_season(season):
+            back = safe - season
+            seasonal = (self.levels[safe] - self.levels[np.maximum(back, 0)]) / scale
+            channels.append(np.where(real & (back >= start), seasonal, 0.0))
+        channels.append(real.astype(np.float64))
+        return np.stack(channels, axis=-1)
+
+    def to_levels(self, scaled: np.ndarray, base: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """Scaled changes (n, H, ...) from ``base`` levels (n, H) back to values in the series' units."""
+        series = self.series_of[ends]
+        extra = (slice(None),) + (None,) * (scaled.ndim - 1)
+        levels = base.reshape(base.shape + (1,) * (scaled.ndim - 2)) + scaled * self.scales[series][extra]
+        return np.where(self.is_log[ends][extra], np.exp(np.minimum(levels, 700)), levels)
+
+    def scaled(self, values: np.ndarray, base: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """Values (n, H, ...) in the series' units as scaled changes from ``base`` levels (n, H)."""
+        series = self.series_of[ends]
+        extra = (slice(None),) + (None,) * (values.ndim - 1)
+        levels = np.where(self.is_log[ends][extra], np.log(np.maximum(values, 1e-300)), values)
+        return (levels - base.reshape(base.shape + (1,) * (values.ndim - 2))) / self.scales[series][extra]
+
+
+def spreads(panel: Panel, train_ends: np.ndarray) -> np.ndarray:
+    """(S,) each series' mean absolute one-step change over its rows before ``train_ends[s]``, in its own units
+    (1 where that is 0): the unit the baselines' intervals are calibrated in, pooled over series."""
+    out = np.ones(len(panel.ids))
+    for s in range(len(panel.ids)):
+        step = np.abs(np.diff(panel.values[panel.starts[s]:train_ends[s]])).mean() if train_ends[s] - panel.starts[s] > 1 else 0
+        out[s] = step if step > 1e-12 else 1.0
+    return out
+
+
+def split(panel: Panel, horizon: int, val_frac: float) -> tuple[np.ndarray, np.ndarray]:
+    """(val_starts, test_starts) per series, global row indices; a series too short for a training part of 2
+    rows, a validation part and a test part is an error that names it."""
+    lengths = panel.lengths
+    test_starts = panel.starts[1:] - horizon
+    val_lengths = np.maximum(horizon, np.round(val_frac * (lengths - horizon)).astype(np.int64))
+    val_starts = test_starts - val_lengths
+    short = np.flatnonzero(val_starts - panel.starts[:-1] < 2)
+    if len(short):
+        s = int(short[0])
+        raise UserError(f"series '{panel.ids[s]}' has {int(lengths[s])} rows; with horizon {horizon} each series "
+                        f"needs at least {2 * horizon + 2} (2 to train on, a validation part and a test part of "
+                        f"{horizon} each): {len(short)} of {len(lengths)} series are shorter", "horizon")
+    return val_starts, test_starts
+
+
+class PanelTask(Task):
+    name = TASK
+
+    def __init__(self, panel: Panel, window: int, horizon: int, val_frac: float, season: int | None,
+                 model: ModelConfig, options: dict, season_source: str = "") -> None:
+        check_settings(dict(window=window, horizon=horizon, val_frac=val_frac,
+                            **({"season": season} if season is not None else {})),
+                       positive=("window", "horizon", "season"), open_fractions=("val_frac",))
+        self.panel, self.window, self.horizon, self.season = panel, window, horizon, season
+        self.options, self.season_source, self.config = options, season_source, model
+        self.base_name = "seasonal_naive" if has_season(season) else "naive"
+        self.val_starts, self.test_starts = split(panel, horizon, val_frac)
+        kinds, scales = PanelData.fit(panel, self.val_starts)
+        self.data = PanelData(panel, kinds, scales)
+        self.spreads = spreads(panel, self.val_starts)
+        first = panel.starts[:-1]
+        # training windows end at least one row into a series, and their first target is a training row
+        self.ends = {"train": _ranges(first + 1, self.val_starts - 1),
+                     "val": _ranges(self.val_starts - 1, self.test_starts - horizon),
+                     "test": self.test_starts - 1}
+        self.short = int((panel.lengths - horizon < window).sum())  # series whose test window is padded
+        self.targets, self.masks, self.bases = {}, {}, {}
+        for part, ends in self.ends.items():
+            ahead = ends[:, None] + np.arange(1, horizon + 1)[None, :]  # (n, H)
+            limit = {"train": self.val_starts, "val": self.test_starts, "test": panel.starts[1:]}[part]
+            inside = ahead < limit[self.data.series_of[ends]][:, None]  # (n, H) targets the part may see
+            base = self.data.base(ends, horizon, season)  # (n, H)
+            actual = self.data.levels[np.where(inside, ahead, ends[:, None])]
+            scale = self.data.scales[self.data.series_of[ends]][:, None]
+            self.bases[part] = base
+            self.targets[part] = torch.tensor(np.where(inside, (actual - base) / scale, 0.0), dtype=torch.float32)
+            self.masks[part] = torch.tensor(inside, dtype=torch.float32)
+        if len(self.ends["val"]) > VAL_WINDOWS:
+            self.val_pick = np.arange(VAL_WINDOWS) * (len(self.ends["val"]) - 1) // (VAL_WINDOWS - 1)
+        else:
+            self.val_pick = np.arange(len(self.ends["val"]))
+        self.shifts, self.chosen = {}, ["network"] * len(panel.ids)
+        self.model = SequenceModel(model)
+
+    def describe(self) -> str:
+        season = f"season {self.season} ({self.season_source})" if self.season else f"no season ({self.season_source})"
+        padded = f", {self.short} shorter than the window (padded, masked)" if self.short else ""
+        return (f"forecast panel: {len(self.panel.ids)} series{padded}; {season}, window {self.window}, "
+                f"{len(self.ends['train'])} training windows; the network's quantiles correct the "
+                f"{self.base_name.replace('_', ' ')}")
+
+    def inputs(self, ends: np.ndarray) -> torch.Tensor:
+        return torch.tensor(self.data.inputs(ends, self.window, self.season), dtype=torch.float32)
+
+    def batch(self, generator, size, device):
+        pick = torch.randint(0, len(self.ends["train"]), (size,), generator=generator).numpy()  # (N,)
+        return (self.inputs(self.ends["train"][pick]).to(device), self.targets["train"][pick].to(device),
+                self.masks["train"][pick].to(device))
+
+    def quantiles(self, model, inputs: torch.Tensor) -> torch.Tensor:
+        """(n, H, Q) ordered quantiles of the scaled changes from the base."""
+        raw = model(inputs)[0].float()  # (n, H*Q)
+        return intervals.ordered_quantiles(raw.view(len(raw), self.horizon, len(QUANTILES)))
+
+    def loss(self, model, batch):
+        inputs, targets, masks = batch
+        return intervals.pinball(self.quantiles(model, inputs), targets, masks)
+
+    def _predict(self, model, ends: np.ndarray, device) -> np.ndarray:
+        parts = [self.quantiles(model, self.inputs(ends[k:k + CHUNK]).to(device)).cpu().double().numpy()
+                 for k in range(0, len(ends), CHUNK)]
+        return np.concatenate(parts) if parts else np.zeros((0, self.horizon, len(QUANTILES)))
+
+    def evaluate(self, model, device):
+        pick = self.val_pick
+        got = torch.tensor(self._predict(model, self.ends["val"][pick], device))
+        return {"val_loss": float(intervals.pinball(got, self.targets["val"][pick].double()))}
+
+    def report_cost(self) -> float:
+        return 2.0 + len(self.ends["val"]) / max(len(self.val_pick), 1)
+
+    def report(self, model, device, out_dir):
+        data, h, season = self.data, self.horizon, self.season
+        ends_val, ends_test = self.ends["val"], self.ends["test"]
+        # the network: calibrated on validation, in scaled changes from the base
+        val_q = self._predict(model, ends_val, device)  # (n, H, Q)
+        self.shifts = {"network": intervals.calibration_shifts(val_q, self.targets["val"].double().numpy())}
+        forecasts = {"val": {}, "test": {}}
+        forecasts["val"]["network"] = data.to_levels(intervals.shifted(val_q, self.shifts["network"]),
+                                                     self.bases["val"], ends_val)
+        test_q = intervals.shifted(self._predict(model, ends_test, device), self.shifts["network"])
+        forecasts["test"]["network"] = data.to_levels(test_q, self.bases["test"], ends_test)
+        raw = {}
+        for name in BASELINES:  # fpp3's intervals from each baseline's residuals, then calibrated like the network
+            val = baseline_quantiles(self.panel, ends_val, name, h, season, self.val_starts)
+            test = baseline_quantiles(self.panel, ends_test, name, h, season, self.test_starts)
+            scale = self.spreads[data.series_of[ends_val]][:, None, None]
+            actual = self.panel.values[ends_val[:, None] + np.arange(1, h + 1)]  # (n, H)
+            self.shifts[name] = intervals.calibration_shifts(val / scale, actual / scale[..., 0])
+            forecasts["val"][name] = intervals.shifted(val, self.shifts[name] * scale)
+            test_scale = self.spreads[data.series_of[ends_test]][:, None, None]
+            forecasts["test"][name], raw[name] = intervals.shifted(test, self.shifts[name] * test_scale), test
+        # each series: the network or the baseline with the smaller MAE on its own validation part
+        actual_val = self.panel.values[ends_val[:, None] + np.arange(1, h + 1)]  # (n, H)
+        series_val = data.series_of[ends_val]
+        mae = {name: np.bincount(series_val, np.abs(q[..., MEDIAN] - actual_val).mean(1), len(self.panel.ids))
+               for name, q in forecasts["val"].items()}  # sums per series (equal counts per method)
+        candidates = ["network", *[b for b in BASELINES if b != "seasonal_naive" or has_season(season)]]
+        self.chosen = [min(candidates, key=lambda name: mae[name][s]) for s in range(len(self.panel.ids))]
+        chosen = np.stack([forecasts["test"][c][s] for s, c in enumerate(self.chosen)])  # (S, H, Q)
+        actual = self.panel.values[ends_test[:, None] + np.arange(1, h + 1)]  # (S, H)
+        methods = {"model": chosen, "network": forecasts["test"]["network"],
+                   **{name: raw[name] for name in BASELINES}}  # the baselines as fpp3 has them, uncalibrated
+        lag = season if has_season(season) else 1
+        per_series, summary = {}, {}
+        for name, q in methods.items():
+            scores = []
+            for s in range(len(self.panel.ids)):
+                history = self.panel.values[self.panel.starts[s]:self.test_starts[s]]
+                scores.append(panel_scores(q[s, :, MEDIAN], q[s], actual[s], seasonal_scale(history, lag), QUANTILES))
+            per_series[name], summary[name] = scores, aggregate(scores)
+        self.tested = actual, chosen
+        counts = {name: self.chosen.count(name) for name in candidates}
+        metrics = {"mase": summary["model"]["mase"], "coverage80": summary["model"]["coverage80"],
+                   "coverage95": summary["model"]["coverage95"], "msis": summary["model"]["msis"],
+                   "sql": summary["model"]["sql"], "series": len(self.panel.ids), "short_series": self.short,
+                   "window": self.window, "horizon": h, "season": season, "base": self.base_name,
+                   "chosen": counts, **summary,
+                   "per_series": {sid: {name: per_series[name][s] for name in methods} | {"chosen": self.chosen[s]}
+                                  for s, sid in enumerate(self.panel.ids)}}
+        return metrics
+
+    def plots(self, model, device, out_dir):
+        from ...plots import panel_plot
+        actual, chosen = self.tested
+        panel_plot(Path(out_dir) / "forecast.png", self.panel, self.test_starts, chosen, actual, self.chosen)
+
+    def state(self):
+        return {"options": self.options, "model": self.config.to_dict(), "window": self.window,
+                "horizon": self.horizon, "season": self.season, "base": self.base_name, "ids": self.panel.ids,
+                "target": self.panel.target, "kinds": self.data.kinds, "scales": self.data.scales.tolist(),
+                "spreads": self.spreads.tolist(),
+                "chosen": self.chosen, "shifts": {k: v.tolist() for k, v in self.shifts.items()},
+                "quantiles": list(QUANTILES)}
+
+
+def _ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """Every integer in [starts[i], stops[i]) for each i, concatenated (int64)."""
+    counts = np.maximum(stops - starts, 0)
+    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+    return (np.arange(counts.sum()) + offsets).astype(np.int64)
+
+
+def baseline_quantiles(panel: Panel, ends: np.ndarray, method: str, horizon: int, season: int | None,
+                       history_ends: np.ndarray) -> np.ndarray:
+    """(n, H, Q) a baseline's normal quantiles at each end row: its point forecast (from the rows up to the
+    end) and the spread of its residuals over the series' rows before ``history_ends[s]`` (fpp3, 5.5)."""
+    series_of = np.repeat(np.arange(len(panel.ids)), panel.lengths)[ends]
+    m = season if has_season(season) else 1
+    steps = np.arange(1, horizon + 1)
+    out = np.empty((len(ends), horizon, len(QUANTILES)))
+    sigma_of = {}
+    for k, (end, s) in enumerate(zip(ends, series_of)):
+        start = panel.starts[s]
+        if s not in sigma_of:
+            history = panel.values[start:history_ends[s]]
+            sigma_of[s] = (intervals.residual_sigma(history, method, m), len(history))
+        sigma, length = sigma_of[s]
+        last = panel.values[end]
+        if method == "naive" or (method == "seasonal_naive" and end - start + 1 < m):
+            point = np.full(horizon, last)
+        elif method == "seasonal_naive":
+            point = panel.values[end + steps - m * np.ceil(steps / m).astype(np.int64)]
+        else:  # drift: the line from the series' first value to the last seen
+            slope = (last - panel.values[start]) / max(end - start, 1)
+            point = last + slope * steps
+        grow = intervals.spread("naive" if method == "seasonal_naive" and end - start + 1 < m else method,
+                                horizon, m, length)
+        out[k] = intervals.normal_quantiles(point[None], (sigma * grow)[None])[0]
+    return out
+
+
+class PanelForecaster(Trained):
+    """A trained panel forecaster: ``predict(csv=... | data=...)`` gives a long table of forecasts."""
+
+    def model_input(self, text: str | None = None, csv: str | None = None, index: int | None = None):
+        """The last window of series ``index`` (default the first, in sorted order) of the long table ``csv``,
+        as the network reads it."""
+        from ..common import ModelInput
+        if csv is None or text is not None:
+            raise UserError("a panel forecaster reads the last window of one series of a long table: give --csv "
+                            "(the first series in sorted order; index= in Python picks another)")
+        state = self.state
+        panel = read_panel(csv=csv, id_col=self.options.get("id_col"), date_col=self.options.get("date_col"),
+                           target=self.options.get("target"), missing=self.options.get("missing") or "error",
+                           date_format=self.options.get("date_format"))
+        k = 0 if index is None else index
+        if not 0 <= k < len(panel.ids):
+            raise UserError(f"index {k} is not a series of {csv} (it has {len(panel.ids)}: 0 .. {len(panel.ids) - 1})",
+                            "index")
+        kinds, scales = PanelData.fit(panel, panel.starts[1:])
+        known = {sid: j for j, sid in enumerate(state["ids"])}
+        if panel.ids[k] in known and not (state["kinds"][known[panel.ids[k]]] == "log" and (panel.series(k) <= 0).any()):
+            kinds[k], scales[k] = state["kinds"][known[panel.ids[k]]], state["scales"][known[panel.ids[k]]]
+        window = state["window"]
+        inputs = PanelData(panel, kinds, scales).inputs(panel.starts[k + 1:k + 2] - 1, window, state["season"])
+        labels = [f"t-{window - 1 - j}" if j < window - 1 else "t" for j in range(window)]
+        return ModelInput(torch.tensor(inputs, dtype=torch.float32), labels,
+                          f"the last {window} rows of series {panel.ids[k]} of {Path(csv).name}")
+
+    def predict(self, csv: str | Path | None = None, data=None) -> pd.DataFrame:
+        """The next ``horizon`` values of every series in ``csv`` or ``data`` (a long table with the training
+        run's columns) after its last row: unique_id, ds, mean (the point forecast: the median, or the chosen
+        baseline's), lo-80, hi-80, lo-95, hi-95 and the quantile columns q-0.025 .. q-0.975. A series the
+        network did not train on is scaled on its own history and forecast by the network."""
+        options, state = self.options, self.state
+        panel = read_panel(csv=csv, data=data, id_col=options.get("id_col"), date_col=options.get("date_col"),
+                           target=options.get("target"), missing=options.get("missing") or "error",
+                           date_format=options.get("date_format"))
+        known = {sid: k for k, sid in enumerate(state["ids"])}
+        fitted_kinds, fitted_scales = PanelData.fit(panel, panel.starts[1:])
+        kinds = [state["kinds"][known[s]] if s in known else fitted_kinds[k] for k, s in enumerate(panel.ids)]
+        scales = [state["scales"][known[s]] if s in known else fitted_scales[k] for k, s in enumerate(panel.ids)]
+        fitted_spreads = spreads(panel, panel.starts[1:])
+        steps = [state["spreads"][known[s]] if s in known else fitted_spreads[k] for k, s in enumerate(panel.ids)]
+        if any(kind == "log" and (panel.series(k) <= 0).any() for k, kind in enumerate(kinds)):
+            kinds = [kind if not (panel.series(k) <= 0).any() else "diff" for k, kind in enumerate(kinds)]
+        rows = PanelData(panel, kinds, scales)
+        h, window, season = state["horizon"], state["window"], state["season"]
+        ends = panel.starts[1:] - 1
+        shifts = {name: np.asarray(v) for name, v in state["shifts"].items()}
+        inputs = torch.tensor(rows.inputs(ends, window, season), dtype=torch.float32)
+        with torch.no_grad():
+            raw = self.network(inputs.to(self.device))[0].float().cpu()
+        scaled = intervals.ordered_quantiles(raw.view(len(raw), h, len(QUANTILES))).double().numpy()
+        network = rows.to_levels(intervals.shifted(scaled, shifts["network"]), rows.base(ends, h, season), ends)
+        out = []
+        for k, sid in enumerate(panel.ids):
+            chosen = state["chosen"][known[sid]] if sid in known else "network"
+            if chosen == "network":
+                q = network[k]
+            else:
+                q = baseline_quantiles(panel, ends[k:k + 1], chosen, h, season, panel.starts[1:])[0]
+                q = intervals.shifted(q[None], shifts[chosen] * steps[k])[0]
+            dates = future_dates(panel.series_dates(k), h)
+            frame = pd.DataFrame({ID: sid, DATE: dates if dates is not None else np.arange(1, h + 1),
+                                  "mean": q[:, MEDIAN]})
+            for level in intervals.LEVELS:
+                lo, hi = intervals.bounds(level)
+                frame[f"lo-{level}"], frame[f"hi-{level}"] = q[:, lo], q[:, hi]
+            for j, quantile in enumerate(QUANTILES):
+                frame[f"q-{quantile:g}"] = q[:, j]
+            out.append(frame)
+        return pd.concat(out, ignore_index=True)
+
+
+def panel_season(panel: Panel) -> tuple[int | None, str]:
+    """The season the dates of the panel's longest series imply, as ``season_and_name`` says it."""
+    if panel.dates is None:
+        return None, "no dates"
+    longest = int(np.argmax(panel.lengths))
+    return season_and_name(panel.series_dates(longest))
+
+
+def wants_panel(csv, data, id_col: str | None) -> bool:
+    """Whether the input is a long table of many series: ``id_col`` given, or a "unique_id" column (in a
+    DataFrame's columns, or a CSV file's header line)."""
+    if id_col is not None:
+        return True
+    if isinstance(data, pd.DataFrame):
+        return ID in [str(c) for c in data.columns]
+    if isinstance(csv, (str, Path)) and Path(csv).suffix.lower() == ".csv" and Path(csv).is_file():
+        with open(csv, "rb") as handle:
+            header = handle.readline(1 << 16).decode("utf-8-sig", errors="replace")
+        return ID in [cell.strip().lstrip("#").strip('"') for cell in header.replace(";", ",").split(",")]
+    return False
+
+
+def train_panel(csv, data, options: dict, config, out, resume: bool) -> dict:
+    """``forecast.train`` on a long table (``train`` has resolved the settings)."""
+    from ...training import fit
+    from ..common import network_config, network_guard
+    from .task import default_window
+    if options.get("features") or options.get("newest_first"):
+        raise UserError("a panel reads one target per series: leave out features and newest_first", "features")
+    panel = read_panel(csv=csv, data=data, id_col=options.get("id_col"), date_col=options.get("date_col"),
+                       target=options.get("target"), missing=options.get("missing") or "error",
+                       date_format=options.get("date_format"))
+    inferred, source = panel_season(panel)
+    source = f"{source} dates" if inferred else source
+    season, source = (options["season"], "--season") if options["season"] is not None else (inferred, source)
+    window = default_window(season) if options["window"] is None else options["window"]
+    inputs = 2 + (1 if has_season(season) else 0)  # the change, (the seasonal change,) the real-row mask
+    model = network_config(options, input_size=inputs, output_size=options["horizon"] * len(QUANTILES),
+                           readout="last")
+    with network_guard(options):
+        task = PanelTask(panel, window, options["horizon"], options["val_frac"], season, model, options, source)
+    return fit(task, config, out, resume=resume)

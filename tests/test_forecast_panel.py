@@ -1,0 +1,265 @@
+"""Panels: many series in a long table, one global network, quantiles calibrated on validation, per-series
+fallback, the M4-style scores, and the long table that predict gives back."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from rnnlab.cli import main
+from rnnlab.data.panel import read_panel
+from rnnlab.errors import UserError
+from rnnlab.tasks import forecast
+from rnnlab.tasks.forecast import intervals, panel as panel_task
+from rnnlab.tasks.forecast.intervals import QUANTILES
+from rnnlab.tasks.forecast.metrics import aggregate, panel_scores, seasonal_scale
+from shared_data import SHARED
+
+PANELS = SHARED / "panel"
+
+
+def quarterly_panel(series: int = 12, seed: int = 0, lengths=(40, 64)) -> pd.DataFrame:
+    """Series of different lengths and starts: a level, a trend, a quarterly season and noise."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for s in range(series):
+        n = int(rng.integers(*lengths))
+        t = np.arange(n)
+        y = (50 + 10 * s + 0.3 * t + 4 * np.sin(2 * np.pi * t / 4 + s) + rng.normal(0, 1, n))
+        start = pd.Timestamp("1990-01-01") + pd.DateOffset(months=3 * int(rng.integers(0, 20)))
+        frames.append(pd.DataFrame({"unique_id": f"s{s:02d}", "ds": pd.date_range(start, periods=n, freq="QS"),
+                                    "y": y}))
+    return pd.concat(frames, ignore_index=True).sample(frac=1.0, random_state=seed)  # rows in any order
+
+
+def test_a_long_table_is_read_per_series_in_date_order(tmp_path):
+    frame = quarterly_panel(4)
+    panel = read_panel(data=frame)
+    assert panel.ids == ["s00", "s01", "s02", "s03"] and panel.target == "y"
+    for s, sid in enumerate(panel.ids):
+        rows = frame[frame.unique_id == sid].sort_values("ds")
+        assert np.array_equal(panel.series(s), rows.y.to_numpy())
+        assert panel.series_dates(s).equals(pd.DatetimeIndex(rows.ds))
+    path = tmp_path / "p.csv"
+    frame.rename(columns={"unique_id": "store", "ds": "week", "y": "sales"}).to_csv(path, index=False)
+    again = read_panel(csv=path, id_col="store", date_col="week", target="sales")
+    assert np.array_equal(again.values, panel.values) and again.starts.tolist() == panel.starts.tolist()
+
+
+@pytest.mark.parametrize("content, how, says", [
+    ("unique_id,ds,y\na,2020-01-01,1\na,2020-02-01,2\nb,2020-01-01,3\na,2020-01-01,4\n", {},
+     r"p.csv, line 5, column 'ds': series 'a' has the date 2020-01-01 00:00:00 again \(first at line 2\)"),
+    ("unique_id,ds,y\na,2020-01-01,1\na,2020-02-01,\n", {}, r"p.csv, line 3, column 'y': missing value"),
+    ("unique_id,ds,y\na,2020-01-01,1\na,2020-02-01,x\n", {}, r"p.csv, line 3, column 'y': 'x' is not a number"),
+    ("unique_id,ds,y\na,2020-01-01,1\na,2020-02-01,inf\n", {}, r"p.csv, line 3, column 'y': inf is not a finite"),
+    ("id,ds,y\na,2020-01-01,1\n", {"id_col": "store"}, r"column 'store' not in .*p.csv; its columns are: id, ds, y"),
+])
+def test_bad_panels_are_one_line_naming_the_place(tmp_path, content, how, says):
+    path = tmp_path / "p.csv"
+    path.write_text(content)
+    with pytest.raises(UserError, match=says):
+        read_panel(csv=path, **how)
+
+
+def test_missing_values_fill_and_drop_within_each_series():
+    frame = pd.DataFrame({"unique_id": ["a", "a", "a", "b", "b"], "ds": pd.date_range("2020", periods=5, freq="D"),
+                          "y": [np.nan, 2.0, np.nan, 5.0, np.nan]})
+    filled = read_panel(data=frame, missing="ffill")
+    assert filled.values.tolist() == [2.0, 2.0, 2.0, 5.0, 5.0]  # a's leading hole takes its first value
+    dropped = read_panel(data=frame, missing="drop")
+    assert dropped.values.tolist() == [2.0, 5.0] and dropped.starts.tolist() == [0, 1, 2]
+
+
+def test_quantiles_never_cross_and_the_pinball_loss_is_koenker_bassetts():
+    raw = torch.randn(50, 3, len(QUANTILES), dtype=torch.float64, requires_grad=True) * 5
+    q = intervals.ordered_quantiles(raw)
+    assert (q.diff(dim=-1) > 0).all()
+    assert torch.equal(q[..., intervals.MEDIAN], raw[..., intervals.MEDIAN])
+    y = torch.randn(50, 3, dtype=torch.float64)
+    expected = np.mean([[max(tau * (yy - qq), (tau - 1) * (yy - qq)) for tau, qq in zip(QUANTILES, row)]
+                        for yy, row in zip(y.numpy().ravel(), q.detach().numpy().reshape(-1, len(QUANTILES)))])
+    assert intervals.pinball(q, y).item() == pytest.approx(expected, rel=1e-12)
+    assert torch.autograd.gradcheck(lambda r: intervals.pinball(intervals.ordered_quantiles(r), y), (raw.detach()
+                                    .clone().requires_grad_(),))
+
+
+def test_calibration_makes_each_quantile_hold_its_share_on_new_draws():
+    rng = np.random.default_rng(0)
+    n, h = 4000, 2
+    truth = rng.standard_t(3, size=(n, h)) * 2.0  # heavier tails and a wider spread than the forecast says
+    narrow = np.broadcast_to(intervals.Z * 0.5, (n, h, len(QUANTILES))).copy()  # a standard normal / 2
+    before = (truth[..., None] <= narrow).mean(axis=(0, 1))
+    shifts = intervals.calibration_shifts(narrow[: n // 2], truth[: n // 2])
+    after = (truth[n // 2:, :, None] <= intervals.shifted(narrow[n // 2:], shifts)).mean(axis=(0, 1))
+    wanted = np.array(QUANTILES)
+    assert np.abs(before - wanted).max() > 0.1  # the raw quantiles are far off
+    assert np.abs(after - wanted).max() < 0.03, after
+    assert (shifts[:, intervals.MEDIAN] == 0).all()
+
+
+def test_baseline_intervals_follow_fpp3():
+    values = np.array([3.0, 5.0, 4.0, 6.0, 8.0, 7.0, 9.0, 10.0])
+    panel = read_panel(data=pd.DataFrame({"unique_id": "a", "ds": pd.date_range("2000", periods=8, freq="YS"),
+                                          "y": values}))
+    end, h = np.array([7]), 3
+    naive = panel_task.baseline_quantiles(panel, end, "naive", h, None, panel.starts[1:])[0]  # (H, Q)
+    sigma = math.sqrt(np.mean(np.diff(values) ** 2))
+    for k in range(h):
+        assert naive[k] == pytest.approx(10.0 + intervals.Z * sigma * math.sqrt(k + 1))
+    drift = panel_task.baseline_quantiles(panel, end, "drift", h, None, panel.starts[1:])[0]
+    steps = np.diff(values)
+    sigma = math.sqrt(np.mean((steps - steps.mean()) ** 2))
+    for k in range(h):
+        centre = 10.0 + (k + 1) * (10.0 - 3.0) / 7
+        assert drift[k] == pytest.approx(centre + intervals.Z * sigma * math.sqrt((k + 1) * (1 + (k + 1) / 8)))
+    seasonal = panel_task.baseline_quantiles(panel, end, "seasonal_naive", 5, 4, panel.starts[1:])[0]
+    sigma = math.sqrt(np.mean((values[4:] - values[:-4]) ** 2))
+    for k in range(5):
+        assert seasonal[k] == pytest.approx(values[4 + k % 4] + intervals.Z * sigma * math.sqrt(k // 4 + 1))
+
+
+def test_scores_are_the_m4_definitions():
+    actual = np.array([10.0, 12.0, 9.0])
+    point = np.array([11.0, 11.0, 11.0])
+    grid = QUANTILES
+    spread = np.array([[-3, -2.5, -2, -1, -0.5, -0.2, 0, 0.2, 0.5, 1, 2, 2.5, 3]])  # (1, Q)
+    q = point[:, None] + spread
+    scale = 2.0
+    got = panel_scores(point, q, actual, scale, grid)
+    assert got["mase"] == pytest.approx(np.mean([1, 1, 2]) / 2)
+    assert got["smape"] == pytest.approx(np.mean([200 * 1 / 21, 200 * 1 / 23, 200 * 2 / 20]))
+    assert got["coverage80"] == pytest.approx(1.0)  # [q_0.1, q_0.9] = [9, 12] holds 10, 12 and 9
+    assert got["coverage95"] == pytest.approx(1.0)
+    tight = panel_scores(point, point[:, None] + spread / 4, actual, scale, grid)  # [10.5, 11.25]: none inside
+    assert tight["coverage80"] == 0.0
+    lo, hi = point - 3, point + 3
+    msis = np.mean((hi - lo) + 40 * (lo - actual) * (actual < lo) + 40 * (actual - hi) * (actual > hi)) / scale
+    assert got["msis"] == pytest.approx(msis)
+    as_point = panel_scores(point, np.repeat(point[:, None], len(grid), 1), actual, scale, grid)
+    assert as_point["sql"] == pytest.approx(as_point["mase"])  # the factor 2 makes them agree
+    assert seasonal_scale(np.array([1.0, 3.0, 2.0, 6.0, 5.0]), 2) == pytest.approx(np.mean([1, 3, 3]))
+    summary = aggregate([{"mase": 1.0, "coverage80": 0.5}, {"mase": 4.0, "coverage80": 1.0}])
+    assert summary == {"mase": 2.5, "mase_geomean": 2.0, "coverage80": 0.75}
+
+
+def test_windows_read_only_their_own_series_and_mask_the_padding():
+    frame = quarterly_panel(3, lengths=(30, 31))
+    panel = read_panel(data=frame)
+    kinds, scales = panel_task.PanelData.fit(panel, panel.starts[1:])
+    rows = panel_task.PanelData(panel, kinds, scales)
+    ends = panel.starts[1:3] + 3  # the 4th row of series 1 and 2: windows of 8 reach back into the series before
+    inputs = rows.inputs(ends, 8, 4)  # (2, 8, 3)
+    assert inputs[:, :4, -1].sum() == 0 and (inputs[:, 4:, -1] == 1).all()
+    assert (inputs[:, :4, :2] == 0).all()
+    changed = frame.copy()
+    changed.loc[changed.unique_id == "s00", "y"] *= 10  # the series before: never read
+    other = panel_task.PanelData(read_panel(data=changed), kinds, scales)
+    assert np.array_equal(other.inputs(ends, 8, 4), inputs)
+
+
+def test_a_panel_trains_one_network_calibrates_and_predicts_a_long_table(tmp_path, capsys):
+    frame = quarterly_panel(12)
+    metrics = forecast.train(data=frame, horizon=4, out=str(tmp_path / "run"), hidden=16, steps=150)
+    said = capsys.readouterr().err
+    assert "forecast panel: 12 series; season 4 (quarterly dates), window 7" in said
+    written = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    for name in ("model", "network", "naive", "seasonal_naive", "drift"):
+        assert {"mase", "mase_geomean", "smape", "coverage80", "coverage95", "msis", "sql"} <= set(written[name])
+    assert set(written["per_series"]) == set(frame.unique_id)
+    assert sum(written["chosen"].values()) == 12
+    # per series, the model is the forecaster that won on that series' validation part
+    for sid, scores in written["per_series"].items():
+        assert scores["model"] == scores[scores["chosen"]] or scores["chosen"] == "network" or \
+            scores["model"]["mase"] == pytest.approx(scores[scores["chosen"]]["mase"])
+    assert metrics["model"]["mase"] < metrics["naive"]["mase"]  # a trend and a season: persistence is poor
+    assert (tmp_path / "run" / "forecast.png").stat().st_size > 10_000
+    model = forecast.load(tmp_path / "run")
+    table = model.predict(data=frame)
+    assert list(table.columns[:7]) == ["unique_id", "ds", "mean", "lo-80", "hi-80", "lo-95", "hi-95"]
+    assert len(table) == 12 * 4 and table.unique_id.nunique() == 12
+    quantiles = table[[f"q-{q:g}" for q in QUANTILES]].to_numpy()
+    assert (np.diff(quantiles, axis=1) >= 0).all()
+    assert (table["lo-95"] <= table["lo-80"]).all() and (table["hi-80"] <= table["hi-95"]).all()
+    last = frame.groupby("unique_id").ds.max()
+    first_ahead = table.groupby("unique_id").ds.min()
+    assert ((first_ahead - last).dt.days.between(89, 92)).all()  # the quarter after each series' last date
+
+
+def test_the_cli_trains_on_a_panel_csv_and_writes_the_long_table(tmp_path, capsys):
+    path = tmp_path / "panel.csv"
+    quarterly_panel(6).rename(columns={"unique_id": "store"}).to_csv(path, index=False)
+    status = main(["forecast", "train", "--csv", str(path), "--id-col", "store", "--date-col", "ds", "--target", "y",
+                   "--horizon", "3", "--steps", "30", "--hidden", "8", "--out", str(tmp_path / "run"), "--quiet"])
+    assert status in (0, None)
+    err = capsys.readouterr().err
+    assert "panel of 6 series: test MASE" in err and "80 % intervals hold" in err
+    out = tmp_path / "next.csv"
+    main(["forecast", "predict", "--model", str(tmp_path / "run"), "--csv", str(path), "--out", str(out)])
+    table = pd.read_csv(out)
+    assert len(table) == 18 and {"unique_id", "ds", "mean", "lo-80", "hi-95", "q-0.5"} <= set(table.columns)
+
+
+def test_series_too_short_to_split_are_named(tmp_path):
+    frame = quarterly_panel(3)
+    short = pd.DataFrame({"unique_id": "tiny", "ds": pd.date_range("2000", periods=9, freq="QS"), "y": 1.0 + np.arange(9)})
+    with pytest.raises(UserError, match=r"series 'tiny' has 9 rows; with horizon 4 each series needs at least 10"):
+        forecast.train(data=pd.concat([frame, short]), horizon=4, out=str(tmp_path / "run"), steps=2)
+
+
+@pytest.mark.parametrize("file, horizon, figures", [
+    ("macro_quarterly", 8, (("naive", 2.165, 0.44, 0.63), ("seasonal_naive", 2.450, 0.51, 0.73),
+                            ("drift", 2.131, 0.41, 0.57))),
+    ("m1_yearly", 6, (("naive", 4.894, 0.46, 0.62), ("drift", 3.489, 0.56, 0.71))),
+])
+def test_the_shared_panels_reproduce_the_baselines_published_figures(tmp_path, file, horizon, figures):
+    """The baselines through our own scores on the panels' protocol give statsforecast's figures (the issue's
+    table: mean MASE, coverage of the 80 % and 95 % intervals of Naive, SeasonalNaive, RandomWalkWithDrift)."""
+    metrics = forecast.train(csv=str(PANELS / f"{file}.csv"), horizon=horizon, out=str(tmp_path / "run"),
+                             hidden=8, steps=5, quiet=True)
+    for name, mase, c80, c95 in figures:
+        assert metrics[name]["mase"] == pytest.approx(mase, abs=5e-4)
+        assert metrics[name]["coverage80"] == pytest.approx(c80, abs=0.0051)
+        assert metrics[name]["coverage95"] == pytest.approx(c95, abs=0.0051)  # published to two places
+
+
+def test_a_panel_model_loads_inspects_and_exports_like_the_others(tmp_path):
+    from rnnlab import tasks
+    from rnnlab.learn.heatmaps import inspect_model
+    path = tmp_path / "panel.csv"
+    quarterly_panel(4).to_csv(path, index=False)
+    forecast.train(csv=str(path), horizon=2, out=str(tmp_path / "run"), hidden=8, steps=5, quiet=True)
+    assert isinstance(tasks.load(tmp_path / "run"), panel_task.PanelForecaster)
+    written = inspect_model(tmp_path / "run", tmp_path / "seen", csv=str(path))
+    assert any(p.suffix == ".png" for p in written)
+    given = forecast.load(tmp_path / "run").model_input(csv=str(path), index=3)
+    assert given.inputs.shape == (1, 7, 3) and "series s03" in given.title
+    with pytest.raises(UserError, match="index 9 is not a series"):
+        forecast.load(tmp_path / "run").model_input(csv=str(path), index=9)
+
+
+def test_a_panel_run_killed_and_resumed_ends_with_the_same_weights(tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+    from rnnlab.tasks.forecast.panel import PanelTask
+    settings = dict(data=quarterly_panel(5), horizon=2, hidden=8, eval_every=5, checkpoint_every=5, steps=20,
+                    quiet=True)
+    forecast.train(out=str(tmp_path / "whole"), **settings)
+    real_batch, calls = PanelTask.batch, []
+
+    def dies_at_step_13(self, *args):  # like a kill while the batch of step 13 is drawn
+        calls.append(1)
+        if len(calls) == 13:
+            raise KeyboardInterrupt
+        return real_batch(self, *args)
+    monkeypatch.setattr(PanelTask, "batch", dies_at_step_13)
+    with pytest.raises(KeyboardInterrupt):
+        forecast.train(out=str(tmp_path / "parts"), **settings)
+    monkeypatch.setattr(PanelTask, "batch", real_batch)
+    forecast.train(out=str(tmp_path / "parts"), resume=True, **settings)
+    whole = load_file(str(tmp_path / "whole" / "checkpoint" / "model.safetensors"))
+    parts = load_file(str(tmp_path / "parts" / "checkpoint" / "model.safetensors"))
+    assert whole.keys() == parts.keys() and all(torch.equal(whole[k], parts[k]) for k in whole)
