@@ -11,7 +11,8 @@ a season), and whether the row is real: a series shorter than the window is padd
 masked. The network gives ``len(QUANTILES)`` ordered quantiles of each step ahead, as changes from the base
 forecast (the seasonal naive with a season, else persistence), trained with the pinball loss.
 
-After training, on the validation part: every quantile is calibrated (``intervals.calibration_shifts``),
+After training, on the validation part: every quantile is calibrated (``intervals.calibration_shifts``, in
+units of each series' mean absolute step, pooled over the series),
 and each series keeps the network, or the baseline (naive, seasonal naive, drift) with the smaller MAE on
 its own validation part -- with that baseline's intervals, calibrated the same way.
 """
@@ -231,25 +232,24 @@ class PanelTask(Task):
         data, h, season = self.data, self.horizon, self.season
         ends_val, ends_test = self.ends["val"], self.ends["test"]
         # the network: calibrated on validation, in scaled changes from the base
-        val_q = self._predict(model, ends_val, device)  # (n, H, Q)
-        self.shifts = {"network": intervals.calibration_shifts(val_q, self.targets["val"].double().numpy())}
-        forecasts = {"val": {}, "test": {}}
-        forecasts["val"]["network"] = data.to_levels(intervals.shifted(val_q, self.shifts["network"]),
-                                                     self.bases["val"], ends_val)
-        test_q = intervals.shifted(self._predict(model, ends_test, device), self.shifts["network"])
-        forecasts["test"]["network"] = data.to_levels(test_q, self.bases["test"], ends_test)
-        raw = {}
-        for name in BASELINES:  # fpp3's intervals from each baseline's residuals, then calibrated like the network
-            val = baseline_quantiles(self.panel, ends_val, name, h, season, self.val_starts)
-            test = baseline_quantiles(self.panel, ends_test, name, h, season, self.test_starts)
-            scale = self.spreads[data.series_of[ends_val]][:, None, None]
-            actual = self.panel.values[ends_val[:, None] + np.arange(1, h + 1)]  # (n, H)
+        # every forecaster's quantiles, in the series' units, calibrated on validation in units of each series'
+        # typical step (``spreads``), so that the series pool
+        actual = self.panel.values[ends_val[:, None] + np.arange(1, h + 1)]  # (n, H)
+        scale = self.spreads[data.series_of[ends_val]][:, None, None]  # (n, 1, 1)
+        test_scale = self.spreads[data.series_of[ends_test]][:, None, None]  # (S, 1, 1)
+        uncalibrated = {"network": (data.to_levels(self._predict(model, ends_val, device), self.bases["val"], ends_val),
+                                    data.to_levels(self._predict(model, ends_test, device), self.bases["test"],
+                                                   ends_test))}
+        for name in BASELINES:  # fpp3's intervals from each baseline's residuals
+            uncalibrated[name] = (baseline_quantiles(self.panel, ends_val, name, h, season, self.val_starts),
+                                  baseline_quantiles(self.panel, ends_test, name, h, season, self.test_starts))
+        forecasts, raw, self.shifts = {"val": {}, "test": {}}, {}, {}
+        for name, (val, test) in uncalibrated.items():
             self.shifts[name] = intervals.calibration_shifts(val / scale, actual / scale[..., 0])
             forecasts["val"][name] = intervals.shifted(val, self.shifts[name] * scale)
-            test_scale = self.spreads[data.series_of[ends_test]][:, None, None]
             forecasts["test"][name], raw[name] = intervals.shifted(test, self.shifts[name] * test_scale), test
         # each series: the network or the baseline with the smaller MAE on its own validation part
-        actual_val = self.panel.values[ends_val[:, None] + np.arange(1, h + 1)]  # (n, H)
+        actual_val = actual
         series_val = data.series_of[ends_val]
         mae = {name: np.bincount(series_val, np.abs(q[..., MEDIAN] - actual_val).mean(1), len(self.panel.ids))
                for name, q in forecasts["val"].items()}  # sums per series (equal counts per method)
@@ -381,7 +381,8 @@ class PanelForecaster(Trained):
         with torch.no_grad():
             raw = self.network(inputs.to(self.device))[0].float().cpu()
         scaled = intervals.ordered_quantiles(raw.view(len(raw), h, len(QUANTILES))).double().numpy()
-        network = rows.to_levels(intervals.shifted(scaled, shifts["network"]), rows.base(ends, h, season), ends)
+        network = intervals.shifted(rows.to_levels(scaled, rows.base(ends, h, season), ends),
+                                    shifts["network"] * np.asarray(steps)[:, None, None])
         out = []
         for k, sid in enumerate(panel.ids):
             chosen = state["chosen"][known[sid]] if sid in known else "network"

@@ -1,0 +1,110 @@
+"""Many series: rnnlab's global forecaster against statsforecast's models on the shared panels, with the
+panels' protocol (``../shared/data/panel/README.md``): test = the last h points of each series; MASE on the
+in-sample seasonal naive's scale (mean and geometric mean over series); coverage of the 80 % and 95 %
+intervals over all test points; MSIS (M4, alpha 0.05); the scaled quantile loss over q = 0.1 .. 0.9.
+
+statsforecast (the ``bench`` extra) fits Naive, SeasonalNaive, RandomWalkWithDrift, AutoETS, AutoTheta and
+AutoARIMA per series in the same run, scored by rnnlab's own functions (``forecast.panel_scores``); where it
+is not installed, only rnnlab's rows (its own baselines included) are printed.
+
+    python benchmarks/forecast_panel.py [--panels m1_yearly,macro_quarterly] [--steps N] [--seeds 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+PANELS = Path(__file__).resolve().parents[2] / "shared" / "data" / "panel"
+PROTOCOL = {"m1_yearly": (6, 1), "macro_quarterly": (8, 4)}  # h, season (the scale's lag)
+COLUMNS = ("mase", "mase_geomean", "coverage80", "coverage95", "msis", "sql")
+
+
+def row(name: str, summary: dict, seconds: float | None) -> str:
+    cells = [f"{summary[k]:.3f}" if summary.get(k) is not None else "-" for k in COLUMNS]
+    return f"| {name} | " + " | ".join(cells) + f" | {seconds:.1f} |" if seconds is not None else \
+        f"| {name} | " + " | ".join(cells) + " | - |"
+
+
+def statsforecast_rows(frame: pd.DataFrame, h: int, season: int) -> list[tuple[str, dict, float]]:
+    """Each statsforecast model fitted per series on everything before the last h points, scored by ours."""
+    from statsforecast import StatsForecast
+    from statsforecast.models import AutoARIMA, AutoETS, AutoTheta, Naive, RandomWalkWithDrift, SeasonalNaive
+    from rnnlab.tasks.forecast.intervals import QUANTILES
+    from rnnlab.tasks.forecast.metrics import aggregate, panel_scores, seasonal_scale
+    frame = frame.sort_values(["unique_id", "ds"])
+    test = frame.groupby("unique_id").tail(h)
+    train = frame.drop(test.index)
+    levels = sorted({round(abs(1 - 2 * q) * 100, 6) for q in QUANTILES if q != 0.5})
+    models = {"Naive": Naive(), "SeasonalNaive": SeasonalNaive(season_length=season),
+              "RandomWalkWithDrift": RandomWalkWithDrift(), "AutoETS": AutoETS(season_length=season),
+              "AutoTheta": AutoTheta(season_length=season), "AutoARIMA": AutoARIMA(season_length=season)}
+    rows = []
+    for name, model in models.items():
+        started = time.time()
+        got = StatsForecast(models=[model], freq=pd.infer_freq(train[train.unique_id == train.unique_id.iloc[0]].ds)
+                            or "YS", n_jobs=1).forecast(df=train, h=h, level=[int(v) if v == int(v) else v
+                                                                            for v in levels])
+        seconds = time.time() - started
+        column = [c for c in got.columns if c not in ("unique_id", "ds") and "-lo-" not in c and "-hi-" not in c][0]
+        scores = []
+        for sid, part in got.groupby("unique_id" if "unique_id" in got.columns else got.index):
+            part = part.sort_values("ds")
+            actual = test[test.unique_id == sid].y.to_numpy()
+            history = train[train.unique_id == sid].y.to_numpy()
+            quantiles = np.empty((h, len(QUANTILES)))
+            for j, q in enumerate(QUANTILES):
+                if q == 0.5:
+                    quantiles[:, j] = part[column].to_numpy()
+                    continue
+                level = round(abs(1 - 2 * q) * 100, 6)
+                label = f"{int(level) if level == int(level) else level}"
+                side = "lo" if q < 0.5 else "hi"
+                quantiles[:, j] = part[f"{column}-{side}-{label}"].to_numpy()
+            scores.append(panel_scores(part[column].to_numpy(), quantiles, actual, seasonal_scale(history, season),
+                                       QUANTILES))
+        rows.append((name, aggregate(scores), seconds))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--panels", default="m1_yearly,macro_quarterly")
+    parser.add_argument("--steps", type=int, default=None, help="training steps (default: the task's)")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds for rnnlab's network")
+    args = parser.parse_args()
+    from rnnlab.tasks import forecast
+    for name in args.panels.split(","):
+        h, season = PROTOCOL[name]
+        frame = pd.read_csv(PANELS / f"{name}.csv", parse_dates=["ds"])
+        print(f"\n{name}: {frame.unique_id.nunique()} series, h = {h}\n")
+        print("| model | MASE | MASE (geo) | coverage 80 | coverage 95 | MSIS | SQL | seconds |")
+        print("|---|---|---|---|---|---|---|---|")
+        for seed in map(int, args.seeds.split(",")):
+            with tempfile.TemporaryDirectory() as out:
+                started = time.time()
+                extra = {"steps": args.steps} if args.steps else {}
+                metrics = forecast.train(data=frame, horizon=h, out=out, seed=seed, quiet=True, **extra)
+                seconds = time.time() - started
+            print(row(f"rnnlab (seed {seed}; kept per series: " + ", ".join(
+                f"{k} {v}" for k, v in metrics["chosen"].items() if v) + ")", metrics["model"], seconds))
+            print(row("rnnlab's network alone, calibrated", metrics["network"], None))
+            for baseline in ("naive", "seasonal_naive", "drift"):
+                if baseline != "seasonal_naive" or season > 1:
+                    print(row(f"rnnlab's {baseline.replace('_', ' ')} (fpp3 intervals)", metrics[baseline], None))
+        try:
+            import statsforecast  # noqa: F401
+        except ImportError:
+            print("\n(statsforecast is not installed: pip install -e '.[bench]' for its rows)")
+            continue
+        for model, summary, seconds in statsforecast_rows(frame, h, season):
+            print(row(f"statsforecast {model}", summary, seconds), flush=True)
+
+
+if __name__ == "__main__":
+    main()
