@@ -13,6 +13,7 @@ is not installed, only rnnlab's rows (its own baselines included) are printed.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import tempfile
 import time
 from pathlib import Path
@@ -97,9 +98,7 @@ def main() -> None:
             for baseline in ("naive", "seasonal_naive", "drift"):
                 if baseline != "seasonal_naive" or season > 1:
                     print(row(f"rnnlab's {baseline.replace('_', ' ')} (fpp3 intervals)", metrics[baseline], None))
-        try:
-            import statsforecast  # noqa: F401
-        except ImportError:
+        if importlib.util.find_spec("statsforecast") is None:
             print("\n(statsforecast is not installed: pip install -e '.[bench]' for its rows)")
             continue
         for model, summary, seconds in statsforecast_rows(frame, h, season):

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
-from .series import MISSING, Places, _check_finite, _csv_bytes, _dates, _numbers
+from .series import MISSING, Places, _check_finite, _dates, _numbers, csv_text
 
 ID, DATE, TARGET = "unique_id", "ds", "y"  # Nixtla's column names, the defaults
 
@@ -103,14 +103,7 @@ def read_panel(csv: str | Path | None = None, data: pd.DataFrame | None = None, 
 
 def _csv_frame(path: Path) -> tuple[pd.DataFrame, Places]:
     import io
-    try:
-        text = _csv_bytes(path).decode("utf-8-sig")
-    except FileNotFoundError:
-        raise UserError(f"CSV file not found: {path}") from None
-    except IsADirectoryError:
-        raise UserError(f"{path} is a folder, not a CSV file") from None
-    except UnicodeDecodeError as err:
-        raise UserError(f"{path} is not valid UTF-8 (byte offset {err.start})") from None
+    text = csv_text(path)
     try:
         frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True,
                             skip_blank_lines=False)
