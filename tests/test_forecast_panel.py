@@ -153,9 +153,12 @@ def test_windows_read_only_their_own_series_and_mask_the_padding():
     kinds, scales = panel_task.PanelData.fit(panel, panel.starts[1:])
     rows = panel_task.PanelData(panel, kinds, scales)
     ends = panel.starts[1:3] + 3  # the 4th row of series 1 and 2: windows of 8 reach back into the series before
-    inputs = rows.inputs(ends, 8, 4)  # (2, 8, 3)
+    inputs = rows.inputs(ends, 8, 4)  # (2, 8, 4)
     assert inputs[:, :4, -1].sum() == 0 and (inputs[:, 4:, -1] == 1).all()
-    assert (inputs[:, :4, :2] == 0).all()
+    assert (inputs[:, :4, :3] == 0).all()
+    y, first = panel.values, panel.starts[1:3]  # the trend channel: the drift's slope up to the end, scaled
+    slope = (np.log(y[ends]) - np.log(y[first])) / 3 / np.array(scales)[[1, 2]]
+    assert np.allclose(inputs[:, 4:, 2], slope[:, None])
     changed = frame.copy()
     changed.loc[changed.unique_id == "s00", "y"] *= 10  # the series before: never read
     other = panel_task.PanelData(read_panel(data=changed), kinds, scales)
@@ -172,6 +175,9 @@ def test_a_panel_trains_one_network_calibrates_and_predicts_a_long_table(tmp_pat
         assert {"mase", "mase_geomean", "smape", "coverage80", "coverage95", "msis", "sql"} <= set(written[name])
     assert set(written["per_series"]) == set(frame.unique_id)
     assert sum(written["chosen"].values()) == 12
+    alone = forecast.train(data=frame, horizon=4, out=str(tmp_path / "alone"), hidden=16, steps=150, quiet=True,
+                           per_series_fallback=False)
+    assert alone["chosen"] == {"network": 12} and alone["model"] == alone["network"]
     # per series, the model is the forecaster that won on that series' validation part
     for sid, scores in written["per_series"].items():
         assert scores["model"] == scores[scores["chosen"]] or scores["chosen"] == "network" or \
@@ -237,7 +243,7 @@ def test_a_panel_model_loads_inspects_and_exports_like_the_others(tmp_path):
     written = inspect_model(tmp_path / "run", tmp_path / "seen", csv=str(path))
     assert any(p.suffix == ".png" for p in written)
     given = forecast.load(tmp_path / "run").model_input(csv=str(path), index=3)
-    assert given.inputs.shape == (1, 7, 3) and "series s03" in given.title
+    assert given.inputs.shape == (1, 7, 4) and "series s03" in given.title  # change, seasonal, trend, mask
     with pytest.raises(UserError, match="index 9 is not a series"):
         forecast.load(tmp_path / "run").model_input(csv=str(path), index=9)
 

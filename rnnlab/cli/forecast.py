@@ -29,6 +29,9 @@ def add(commands) -> None:
                                                   f"none for yearly data or without dates, where the seasonal-naive "
                                                   f"baseline uses {fc.CSV_SEASON}; the built-in sine's period, "
                                                   f"{fc.BUILTINS['sine'][1]})")
+    train.add_argument("--per-series-fallback", action=argparse.BooleanOptionalAction, default=None,
+                       help="a panel: each series keeps the network or the baseline that beat it on that series' "
+                            "validation part (default); --no-per-series-fallback: the network everywhere")
     train.add_argument("--out", help=f"run folder (default {fc.OUT})")
     model_options(train, f"{defaults['layers']} x {defaults['hidden']} {defaults['arch'].upper()}", defaults)
     train_options(train, fc.TRAIN_DEFAULTS)
@@ -63,7 +66,7 @@ def run_train(args) -> None:
     if args.features is not None:
         args.features = [name.strip() for name in args.features.split(",")]
     metrics = forecast.train(**train_keywords(args, *SERIES_KEYS, "window", "horizon", "test_frac", "val_frac",
-                                              "season"))
+                                              "season", "per_series_fallback"))
     words = headline(metrics) if "test" in metrics else panel_headline(metrics) if "series" in metrics else ""
     print_metrics(metrics, words)  # rank 0's metrics (torchrun)
 

@@ -53,6 +53,17 @@ saved.FIELDS[TASK] = {
     "shifts": saved.DICT, "quantiles": saved.NUMBERS}
 
 
+LOG_STEP_LIMIT = 0.5  # a positive series whose log changes vary more than this is modelled in differences
+BOUND = 10.0  # quantiles of the k-th step ahead stay within BOUND * sqrt(k) typical steps of the base
+
+
+def bounded(scaled: np.ndarray) -> np.ndarray:
+    """(n, H, Q) scaled quantiles held within +-BOUND sqrt(k) typical steps at step k: a network's far tail
+    (a log-change of tens of steps) would otherwise turn into a factor of thousands in the series' units."""
+    limit = BOUND * np.sqrt(np.arange(1, scaled.shape[1] + 1))[None, :, None]  # (1, H, 1)
+    return np.clip(scaled, -limit, limit)
+
+
 def has_season(season: int | None) -> bool:
     return bool(season and season > 1)
 
@@ -75,6 +86,8 @@ class PanelData:
         for s in range(len(panel.ids)):
             part = panel.values[panel.starts[s]:train_ends[s]]
             kind = "log" if (part > 0).all() else "diff"
+            if kind == "log" and len(part) > 1 and np.diff(np.log(part)).std() > LOG_STEP_LIMIT:
+                kind = "diff"  # steps of more than ~half the level: log changes would make far tails explode
             levels = np.log(part) if kind == "log" else part
             scale = float(np.diff(levels).std()) if len(part) > 2 else float(np.abs(np.diff(levels)).mean())
             if not scale > 1e-12:  # a constant start: the typical size of the level, else 1
@@ -94,9 +107,10 @@ class PanelData:
         return np.where(back >= start[:, None], self.levels[np.maximum(back, 0)], self.levels[ends][:, None])
 
     def inputs(self, ends: np.ndarray, window: int, season: int | None) -> np.ndarray:
-        """(n, W, 2 or 3): per row of each window, the scaled change from the window's last value, the scaled
-        change over one season (with a season; 0 where the series does not reach back), and 1 for a real row,
-        0 for padding before the series' start."""
+        """(n, W, 3 or 4): per row of each window, the scaled change from the window's last value, the scaled
+        change over one season (with a season; 0 where the series does not reach back), the series' average
+        step up to the window's end (the drift's slope, scaled), and 1 for a real row, 0 for padding before the
+        series' start (where the other channels are 0)."""
         series = self.series_of[ends]  # (n,)
         start, scale = self.panel.starts[series][:, None], self.scales[series][:, None]  # (n, 1)
         rows = ends[:, None] + np.arange(1 - window, 1)[None, :]  # (n, W)
@@ -108,6 +122,9 @@ class PanelData:
             back = safe - season
             seasonal = (self.levels[safe] - self.levels[np.maximum(back, 0)]) / scale
             channels.append(np.where(real & (back >= start), seasonal, 0.0))
+        # the average step from the series' first row to the window's last (the drift's slope), on every real row
+        trend = (self.levels[ends] - self.levels[start[:, 0]]) / np.maximum(ends - start[:, 0], 1) / scale[:, 0]
+        channels.append(np.where(real, trend[:, None], 0.0))
         channels.append(real.astype(np.float64))
         return np.stack(channels, axis=-1)
 
@@ -237,8 +254,9 @@ class PanelTask(Task):
         actual = self.panel.values[ends_val[:, None] + np.arange(1, h + 1)]  # (n, H)
         scale = self.spreads[data.series_of[ends_val]][:, None, None]  # (n, 1, 1)
         test_scale = self.spreads[data.series_of[ends_test]][:, None, None]  # (S, 1, 1)
-        uncalibrated = {"network": (data.to_levels(self._predict(model, ends_val, device), self.bases["val"], ends_val),
-                                    data.to_levels(self._predict(model, ends_test, device), self.bases["test"],
+        uncalibrated = {"network": (data.to_levels(bounded(self._predict(model, ends_val, device)), self.bases["val"],
+                                                   ends_val),
+                                    data.to_levels(bounded(self._predict(model, ends_test, device)), self.bases["test"],
                                                    ends_test))}
         for name in BASELINES:  # fpp3's intervals from each baseline's residuals
             uncalibrated[name] = (baseline_quantiles(self.panel, ends_val, name, h, season, self.val_starts),
@@ -254,6 +272,8 @@ class PanelTask(Task):
         mae = {name: np.bincount(series_val, np.abs(q[..., MEDIAN] - actual_val).mean(1), len(self.panel.ids))
                for name, q in forecasts["val"].items()}  # sums per series (equal counts per method)
         candidates = ["network", *[b for b in BASELINES if b != "seasonal_naive" or has_season(season)]]
+        if not self.options.get("per_series_fallback", True):
+            candidates = ["network"]
         self.chosen = [min(candidates, key=lambda name: mae[name][s]) for s in range(len(self.panel.ids))]
         chosen = np.stack([forecasts["test"][c][s] for s, c in enumerate(self.chosen)])  # (S, H, Q)
         actual = self.panel.values[ends_test[:, None] + np.arange(1, h + 1)]  # (S, H)
@@ -381,7 +401,7 @@ class PanelForecaster(Trained):
         with torch.no_grad():
             raw = self.network(inputs.to(self.device))[0].float().cpu()
         scaled = intervals.ordered_quantiles(raw.view(len(raw), h, len(QUANTILES))).double().numpy()
-        network = intervals.shifted(rows.to_levels(scaled, rows.base(ends, h, season), ends),
+        network = intervals.shifted(rows.to_levels(bounded(scaled), rows.base(ends, h, season), ends),
                                     shifts["network"] * np.asarray(steps)[:, None, None])
         out = []
         for k, sid in enumerate(panel.ids):
@@ -430,6 +450,9 @@ def train_panel(csv, data, options: dict, config, out, resume: bool) -> dict:
     from ...training import fit
     from ..common import network_config, network_guard
     from .task import default_window
+    if not isinstance(options.get("per_series_fallback", True), bool):
+        raise UserError(f"per_series_fallback must be True or False, got {options['per_series_fallback']!r}",
+                        "per_series_fallback")
     if options.get("features") or options.get("newest_first"):
         raise UserError("a panel reads one target per series: leave out features and newest_first", "features")
     panel = read_panel(csv=csv, data=data, id_col=options.get("id_col"), date_col=options.get("date_col"),
@@ -439,7 +462,7 @@ def train_panel(csv, data, options: dict, config, out, resume: bool) -> dict:
     source = f"{source} dates" if inferred else source
     season, source = (options["season"], "--season") if options["season"] is not None else (inferred, source)
     window = default_window(season) if options["window"] is None else options["window"]
-    inputs = 2 + (1 if has_season(season) else 0)  # the change, (the seasonal change,) the real-row mask
+    inputs = 3 + (1 if has_season(season) else 0)  # the change, (the seasonal change,) the trend, the real-row mask
     model = network_config(options, input_size=inputs, output_size=options["horizon"] * len(QUANTILES),
                            readout="last")
     with network_guard(options):
