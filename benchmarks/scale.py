@@ -1,5 +1,6 @@
 """Big inputs: time to the first training step, whole-run time and peak memory, for charlm on texts of
-10 / 100 / 500 MB and forecast on CSVs of 10^5 / 10^6 / 5 x 10^6 minute rows.
+10 / 100 / 500 MB, forecast on CSVs of 10^5 / 10^6 / 5 x 10^6 minute rows, and a panel of 10,000 daily series
+of 200 points (a long table: unique_id, ds, y; horizon 7).
 
 Each run is a fresh process (``rnnlab charlm train`` / ``rnnlab forecast train``, the task's defaults,
 ``--steps 1``), so that its peak resident memory (``VmHWM``) is its own; the inputs are written once into
@@ -9,6 +10,7 @@ size. The first step is timed from the start of the process. After each forecast
 predict`` on the same CSV, a fresh process too (it reads only the end of the file that the forecast needs).
 
     python benchmarks/scale.py [--work /tmp/rnnlab-scale] [--texts 10,100,500] [--rows 100000,1000000,5000000]
+                               [--panels 10000x200]
 """
 
 from __future__ import annotations
@@ -75,11 +77,26 @@ def csv_file(work: Path, rows: int) -> Path:
     return path
 
 
+def panel_file(work: Path, series: int, length: int) -> Path:
+    path = work / f"panel_{series}x{length}.csv"
+    if not path.exists():
+        import pandas as pd
+        rng = np.random.default_rng(0)
+        t = np.arange(length)
+        level = 50 + 40 * rng.random(series)[:, None] + 0.05 * t[None, :]  # (S, T)
+        y = level + 3 * np.sin(2 * np.pi * t / 7)[None, :] + rng.normal(0, 1, (series, length))
+        pd.DataFrame({"unique_id": np.repeat([f"s{k}" for k in range(series)], length),
+                      "ds": np.tile(pd.date_range("2020-01-01", periods=length, freq="D").strftime("%Y-%m-%d"), series),
+                      "y": y.ravel().round(3)}).to_csv(path, index=False)
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", default="/tmp/rnnlab-scale")
     parser.add_argument("--texts", default="10,100,500", help="text sizes in MB")
     parser.add_argument("--rows", default="100000,1000000,5000000", help="CSV sizes in rows")
+    parser.add_argument("--panels", default="10000x200", help="panels, series x points each")
     args = parser.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -97,6 +114,16 @@ def main() -> None:
               f"{got['seconds']:.1f} | {got['peak_mb']:,.0f} |", flush=True)
         got = run(["forecast", "predict", "--model", model, "--csv", str(path)], train=False)
         print(f"| forecast predict | {rows:,} minute rows | {path.stat().st_size / 1e6:.0f} MB | - | "
+              f"{got['seconds']:.1f} | {got['peak_mb']:,.0f} |", flush=True)
+    for shape in [size for size in args.panels.split(",") if size]:
+        series, length = map(int, shape.split("x"))
+        path, model = panel_file(work, series, length), str(work / "panel_run")
+        got = run(["forecast", "train", "--csv", str(path), "--horizon", "7", "--out", model])
+        print(f"| forecast panel | {series:,} series x {length} days | {path.stat().st_size / 1e6:.0f} MB | "
+              f"{got['first_step']:.1f} | {got['seconds']:.1f} | {got['peak_mb']:,.0f} |", flush=True)
+        got = run(["forecast", "predict", "--model", model, "--csv", str(path), "--out", str(work / "panel_next.csv")],
+                  train=False)
+        print(f"| forecast panel predict | {series:,} series x {length} days | {path.stat().st_size / 1e6:.0f} MB | - | "
               f"{got['seconds']:.1f} | {got['peak_mb']:,.0f} |", flush=True)
 
 

@@ -19,6 +19,7 @@ its own validation part -- with that baseline's intervals, calibrated the same w
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -248,36 +249,33 @@ class PanelTask(Task):
     def report(self, model, device, out_dir):
         data, h, season = self.data, self.horizon, self.season
         ends_val, ends_test = self.ends["val"], self.ends["test"]
-        # the network: calibrated on validation, in scaled changes from the base
         # every forecaster's quantiles, in the series' units, calibrated on validation in units of each series'
         # typical step (``spreads``), so that the series pool
         actual = self.panel.values[ends_val[:, None] + np.arange(1, h + 1)]  # (n, H)
         scale = self.spreads[data.series_of[ends_val]][:, None, None]  # (n, 1, 1)
         test_scale = self.spreads[data.series_of[ends_test]][:, None, None]  # (S, 1, 1)
-        uncalibrated = {"network": (data.to_levels(bounded(self._predict(model, ends_val, device)), self.bases["val"],
-                                                   ends_val),
-                                    data.to_levels(bounded(self._predict(model, ends_test, device)), self.bases["test"],
-                                                   ends_test))}
-        for name in BASELINES:  # fpp3's intervals from each baseline's residuals
-            uncalibrated[name] = (baseline_quantiles(self.panel, ends_val, name, h, season, self.val_starts),
-                                  baseline_quantiles(self.panel, ends_test, name, h, season, self.test_starts))
-        forecasts, raw, self.shifts = {"val": {}, "test": {}}, {}, {}
-        for name, (val, test) in uncalibrated.items():
-            self.shifts[name] = intervals.calibration_shifts(val / scale, actual / scale[..., 0])
-            forecasts["val"][name] = intervals.shifted(val, self.shifts[name] * scale)
-            forecasts["test"][name], raw[name] = intervals.shifted(test, self.shifts[name] * test_scale), test
-        # each series: the network or the baseline with the smaller MAE on its own validation part
-        actual_val = actual
         series_val = data.series_of[ends_val]
-        mae = {name: np.bincount(series_val, np.abs(q[..., MEDIAN] - actual_val).mean(1), len(self.panel.ids))
-               for name, q in forecasts["val"].items()}  # sums per series (equal counts per method)
+        forecasts, raw, self.shifts, mae = {}, {}, {}, {}
+        for name in ("network", *BASELINES):  # fpp3's intervals from each baseline's residuals
+            if name == "network":
+                val = data.to_levels(bounded(self._predict(model, ends_val, device)), self.bases["val"], ends_val)
+                test = data.to_levels(bounded(self._predict(model, ends_test, device)), self.bases["test"], ends_test)
+            else:
+                val = baseline_quantiles(self.panel, ends_val, name, h, season, self.val_starts)
+                test = baseline_quantiles(self.panel, ends_test, name, h, season, self.test_starts)
+            self.shifts[name] = intervals.calibration_shifts(val / scale, actual / scale[..., 0])
+            # the median is not shifted: the validation MAE per series (sums; equal counts per method)
+            mae[name] = np.bincount(series_val, np.abs(val[..., MEDIAN] - actual).mean(1), len(self.panel.ids))
+            forecasts[name], raw[name] = intervals.shifted(test, self.shifts[name] * test_scale), test
+            del val
+        # each series: the network or the baseline with the smaller MAE on its own validation part
         candidates = ["network", *[b for b in BASELINES if b != "seasonal_naive" or has_season(season)]]
         if not self.options.get("per_series_fallback", True):
             candidates = ["network"]
         self.chosen = [min(candidates, key=lambda name: mae[name][s]) for s in range(len(self.panel.ids))]
-        chosen = np.stack([forecasts["test"][c][s] for s, c in enumerate(self.chosen)])  # (S, H, Q)
+        chosen = np.stack([forecasts[c][s] for s, c in enumerate(self.chosen)])  # (S, H, Q)
         actual = self.panel.values[ends_test[:, None] + np.arange(1, h + 1)]  # (S, H)
-        methods = {"model": chosen, "network": forecasts["test"]["network"],
+        methods = {"model": chosen, "network": forecasts["network"],
                    **{name: raw[name] for name in BASELINES}}  # the baselines as fpp3 has them, uncalibrated
         lag = season if has_season(season) else 1
         per_series, summary = {}, {}
@@ -322,30 +320,30 @@ def _ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
 def baseline_quantiles(panel: Panel, ends: np.ndarray, method: str, horizon: int, season: int | None,
                        history_ends: np.ndarray) -> np.ndarray:
     """(n, H, Q) a baseline's normal quantiles at each end row: its point forecast (from the rows up to the
-    end) and the spread of its residuals over the series' rows before ``history_ends[s]`` (fpp3, 5.5)."""
-    series_of = np.repeat(np.arange(len(panel.ids)), panel.lengths)[ends]
+    end) and the spread of its residuals over the series' rows before ``history_ends[s]`` (fpp3, 5.5). The
+    seasonal naive of a window that does not reach a season back is the naive."""
+    series_of = np.repeat(np.arange(len(panel.ids)), panel.lengths)[ends]  # (n,)
     m = season if has_season(season) else 1
-    steps = np.arange(1, horizon + 1)
-    out = np.empty((len(ends), horizon, len(QUANTILES)))
-    sigma_of = {}
-    for k, (end, s) in enumerate(zip(ends, series_of)):
-        start = panel.starts[s]
-        if s not in sigma_of:
-            history = panel.values[start:history_ends[s]]
-            sigma_of[s] = (intervals.residual_sigma(history, method, m), len(history))
-        sigma, length = sigma_of[s]
-        last = panel.values[end]
-        if method == "naive" or (method == "seasonal_naive" and end - start + 1 < m):
-            point = np.full(horizon, last)
-        elif method == "seasonal_naive":
-            point = panel.values[end + steps - m * np.ceil(steps / m).astype(np.int64)]
-        else:  # drift: the line from the series' first value to the last seen
-            slope = (last - panel.values[start]) / max(end - start, 1)
-            point = last + slope * steps
-        grow = intervals.spread("naive" if method == "seasonal_naive" and end - start + 1 < m else method,
-                                horizon, m, length)
-        out[k] = intervals.normal_quantiles(point[None], (sigma * grow)[None])[0]
-    return out
+    steps = np.arange(1, horizon + 1)[None, :]  # (1, H)
+    start, last = panel.starts[series_of], panel.values[ends]  # (n,)
+    sigma, length = np.zeros(len(panel.ids)), np.zeros(len(panel.ids))
+    for s in np.unique(series_of):
+        history = panel.values[panel.starts[s]:history_ends[s]]
+        sigma[s], length[s] = intervals.residual_sigma(history, method, m), len(history)
+    naive = np.repeat(last[:, None], horizon, axis=1)  # (n, H)
+    if method == "drift":  # the line from the series' first value to the last seen
+        slope = (last - panel.values[start]) / np.maximum(ends - start, 1)
+        point, grow = last[:, None] + slope[:, None] * steps, np.sqrt(steps * (1 + steps / np.maximum(
+            length[series_of], 1)[:, None]))
+    elif method == "seasonal_naive":
+        reaches = (ends - start + 1 >= m)[:, None]  # (n, 1)
+        back = ends[:, None] + steps - m * np.ceil(steps / m).astype(np.int64)
+        point = np.where(reaches, panel.values[np.maximum(back, 0)], naive)
+        grow = np.where(reaches, intervals.spread("seasonal_naive", horizon, m, 0)[None, :],
+                        intervals.spread("naive", horizon, m, 0)[None, :])
+    else:
+        point, grow = naive, np.broadcast_to(intervals.spread("naive", horizon, m, 0)[None, :], naive.shape)
+    return intervals.normal_quantiles(point, sigma[series_of][:, None] * grow)
 
 
 class PanelForecaster(Trained):
@@ -403,24 +401,38 @@ class PanelForecaster(Trained):
         scaled = intervals.ordered_quantiles(raw.view(len(raw), h, len(QUANTILES))).double().numpy()
         network = intervals.shifted(rows.to_levels(bounded(scaled), rows.base(ends, h, season), ends),
                                     shifts["network"] * np.asarray(steps)[:, None, None])
-        out = []
-        for k, sid in enumerate(panel.ids):
-            chosen = state["chosen"][known[sid]] if sid in known else "network"
-            if chosen == "network":
-                q = network[k]
-            else:
-                q = baseline_quantiles(panel, ends[k:k + 1], chosen, h, season, panel.starts[1:])[0]
-                q = intervals.shifted(q[None], shifts[chosen] * steps[k])[0]
-            dates = future_dates(panel.series_dates(k), h)
-            frame = pd.DataFrame({ID: sid, DATE: dates if dates is not None else np.arange(1, h + 1),
-                                  "mean": q[:, MEDIAN]})
-            for level in intervals.LEVELS:
-                lo, hi = intervals.bounds(level)
-                frame[f"lo-{level}"], frame[f"hi-{level}"] = q[:, lo], q[:, hi]
-            for j, quantile in enumerate(QUANTILES):
-                frame[f"q-{quantile:g}"] = q[:, j]
-            out.append(frame)
-        return pd.concat(out, ignore_index=True)
+        chosen = np.array([state["chosen"][known[sid]] if sid in known else "network" for sid in panel.ids])
+        q = network.copy()  # (S, H, Q)
+        for name in BASELINES:  # the series that kept a baseline, all at once
+            picked = np.flatnonzero(chosen == name)
+            if len(picked):
+                mine = baseline_quantiles(panel, ends[picked], name, h, season, panel.starts[1:])
+                q[picked] = intervals.shifted(mine, shifts[name] * np.asarray(steps)[picked][:, None, None])
+        columns = {ID: np.repeat(np.array(panel.ids, dtype=object), h), DATE: _ahead(panel, h), "mean": q[:, :, MEDIAN].ravel()}
+        for level in intervals.LEVELS:
+            lo, hi = intervals.bounds(level)
+            columns[f"lo-{level}"], columns[f"hi-{level}"] = q[:, :, lo].ravel(), q[:, :, hi].ravel()
+        for j, quantile in enumerate(QUANTILES):
+            columns[f"q-{quantile:g}"] = q[:, :, j].ravel()
+        return pd.DataFrame(columns)
+
+
+def _ahead(panel: Panel, h: int):
+    """(S * H,) the h dates after each series' last one, at the frequency pandas infers from the longest
+    series' last dates; the steps 1 .. h where there are no dates or no regular frequency."""
+    steps = np.tile(np.arange(1, h + 1), len(panel.ids))
+    if panel.dates is None:
+        return steps
+    longest = int(np.argmax(panel.lengths))
+    example = future_dates(panel.series_dates(longest), 1)
+    if example is None:
+        return steps
+    offset = pd.tseries.frequencies.to_offset(example.freq)
+    last = panel.dates[panel.starts[1:] - 1]  # (S,)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # non-fixed offsets (months, quarters) add element by element
+        ahead = np.stack([(last + k * offset).to_numpy() for k in range(1, h + 1)], axis=1)  # (S, H)
+    return pd.DatetimeIndex(ahead.ravel(), tz=last.tz) if last.tz is not None else pd.DatetimeIndex(ahead.ravel())
 
 
 def panel_season(panel: Panel) -> tuple[int | None, str]:
