@@ -95,7 +95,7 @@ def main() -> None:
             print(row(f"rnnlab (seed {seed}; kept per series: " + ", ".join(
                 f"{k} {v}" for k, v in metrics["chosen"].items() if v) + ")", metrics["model"], seconds))
             print(row("rnnlab's network alone, calibrated", metrics["network"], None))
-            for baseline in ("naive", "seasonal_naive", "drift"):
+            for baseline in ("naive", "seasonal_naive", "drift") if seed == int(args.seeds.split(",")[0]) else ():
                 if baseline != "seasonal_naive" or season > 1:
                     print(row(f"rnnlab's {baseline.replace('_', ' ')} (fpp3 intervals)", metrics[baseline], None))
         if importlib.util.find_spec("statsforecast") is None:
