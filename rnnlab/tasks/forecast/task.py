@@ -177,8 +177,9 @@ class ForecastTask(Task):
 
     def _fallback(self, model, out_dir) -> str | None:
         """"naive" or "seasonal_naive" -- the better of the two on validation (MAE) -- unless the network beats
-        it there by more than one standard error of the difference (per validation window): a network that
-        is not clearly better than the simple forecast gives way to it."""
+        it there by more than one standard error of the difference (per validation window, counting windows
+        a horizon apart as the independent ones: overlapping windows share their targets): a network that is
+        not clearly better than the simple forecast gives way to it."""
         network = Forecaster(self.name, model, self.options, {}, dict(self.state(), fallback=None), Path(out_dir))
         ends, actual = self.ends["val"], self.actual["val"]
         candidates = {"naive": Naive(self.target, self.horizon)}
@@ -188,7 +189,9 @@ class ForecastTask(Task):
                   for name, f in {**candidates, "network": network}.items()}
         best = min(candidates, key=lambda name: errors[name].mean())
         gain = errors[best] - errors["network"]  # (n,) > 0 where the network is better
-        clearly_better = gain.mean() > gain.std(ddof=1) / np.sqrt(len(gain))
+        # windows that start less than a horizon apart share targets: about n / horizon of them are independent
+        independent = max(len(gain) / self.horizon, 1.0)
+        clearly_better = gain.mean() > gain.std(ddof=1) / np.sqrt(independent)
         return None if clearly_better else best
 
     def state(self):
