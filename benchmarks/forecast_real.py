@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rnnlab.data.series import infer_season
 from rnnlab.tasks import forecast
 from timing import geometric_mean
 
@@ -133,7 +134,7 @@ def main() -> None:
         series = SERIES[name][1]()
         y = series.to_numpy(dtype=float)
         test_start = int(round(len(y) * (1 - TEST_FRAC)))
-        m = forecast.infer_season(series.index) or 1  # what rnnlab infers from the dates; 1: none (yearly)
+        m = infer_season(series.index) or 1  # what rnnlab infers from the dates; 1: none (yearly)
         seasons[name] = m
         for which in horizons:
             started, h = time.perf_counter(), 1 if which == "one" else m
