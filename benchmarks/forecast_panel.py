@@ -5,7 +5,8 @@ intervals over all test points; MSIS (M4, alpha 0.05); the scaled quantile loss 
 
 statsforecast (the ``bench`` extra) fits Naive, SeasonalNaive, RandomWalkWithDrift, AutoETS, AutoTheta and
 AutoARIMA per series in the same run, scored by rnnlab's own functions (``forecast.panel_scores``); where it
-is not installed, only rnnlab's rows (its own baselines included) are printed.
+is not installed, only rnnlab's rows (its own baselines included) are printed. NeuralForecast's LSTM, DeepAR
+and NHITS (``pip install neuralforecast``) follow where it is installed.
 
     python benchmarks/forecast_panel.py [--panels m1_yearly,macro_quarterly] [--steps N] [--seeds 0]
 """
@@ -73,11 +74,62 @@ def statsforecast_rows(frame: pd.DataFrame, h: int, season: int) -> list[tuple[s
     return rows
 
 
+def neuralforecast_rows(frame: pd.DataFrame, h: int, season: int, steps: int) -> list[tuple[str, dict, float]]:
+    """NeuralForecast's LSTM, DeepAR and NHITS (``pip install neuralforecast``: it installs beside torch 2.13.0
+    on CPU), trained across the panel on everything before the last h points with the quantile levels of our
+    grid, scored by ours. Short series are padded at the start (``start_padding_enabled``)."""
+    import logging
+    from neuralforecast import NeuralForecast
+    from neuralforecast.losses.pytorch import DistributionLoss, MQLoss
+    from neuralforecast.models import LSTM, NHITS, DeepAR
+    from rnnlab.tasks.forecast.intervals import QUANTILES
+    from rnnlab.tasks.forecast.metrics import aggregate, panel_scores, seasonal_scale
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    frame = frame.sort_values(["unique_id", "ds"])
+    test = frame.groupby("unique_id").tail(h)
+    train = frame.drop(test.index)
+    levels = [20, 40, 60, 80, 90, 95]  # central intervals whose ends are the grid's quantiles
+    quiet = dict(enable_progress_bar=False, enable_model_summary=False, logger=False, accelerator="cpu")
+    size = 2 * h
+    models = {"LSTM": LSTM(h=h, input_size=size, loss=MQLoss(level=levels), max_steps=steps,
+                           start_padding_enabled=True, **quiet),
+              "DeepAR": DeepAR(h=h, input_size=size, loss=DistributionLoss("StudentT", level=levels),
+                               max_steps=steps, start_padding_enabled=True, **quiet),
+              "NHITS": NHITS(h=h, input_size=size, loss=MQLoss(level=levels), max_steps=steps,
+                             start_padding_enabled=True, **quiet)}
+    freq = pd.infer_freq(train[train.unique_id == train.unique_id.iloc[0]].ds) or "YS"
+    rows = []
+    for name, model in models.items():
+        started = time.time()
+        fitted = NeuralForecast(models=[model], freq=freq)
+        fitted.fit(df=train)
+        got = fitted.predict().reset_index()
+        seconds = time.time() - started
+        scores = []
+        for sid, part in got.groupby("unique_id"):
+            part = part.sort_values("ds")
+            quantiles = np.empty((h, len(QUANTILES)))
+            for j, q in enumerate(QUANTILES):
+                if q == 0.5:
+                    quantiles[:, j] = part[f"{name}-median"].to_numpy()
+                    continue
+                level = int(round(abs(1 - 2 * q) * 100))
+                quantiles[:, j] = part[f"{name}-{'lo' if q < 0.5 else 'hi'}-{level}"].to_numpy()
+            actual = test[test.unique_id == sid].y.to_numpy()
+            history = train[train.unique_id == sid].y.to_numpy()
+            scores.append(panel_scores(quantiles[:, QUANTILES.index(0.5)], quantiles, actual,
+                                       seasonal_scale(history, season), QUANTILES))
+        rows.append((name, aggregate(scores), seconds))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--panels", default="m1_yearly,macro_quarterly")
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: the task's)")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds for rnnlab's network")
+    parser.add_argument("--nf-steps", type=int, default=500, help="NeuralForecast models' max_steps")
     args = parser.parse_args()
     from rnnlab.tasks import forecast
     for name in args.panels.split(","):
@@ -103,6 +155,11 @@ def main() -> None:
             continue
         for model, summary, seconds in statsforecast_rows(frame, h, season):
             print(row(f"statsforecast {model}", summary, seconds), flush=True)
+        if importlib.util.find_spec("neuralforecast") is None:
+            print("\n(neuralforecast is not installed: pip install neuralforecast for its LSTM, DeepAR and NHITS)")
+            continue
+        for model, summary, seconds in neuralforecast_rows(frame, h, season, args.nf_steps):
+            print(row(f"NeuralForecast {model}", summary, seconds), flush=True)
 
 
 if __name__ == "__main__":

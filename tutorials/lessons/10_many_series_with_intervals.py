@@ -10,7 +10,6 @@
 import os
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 QUICK = os.environ.get("RNNLAB_TUTORIAL_QUICK") == "1"
