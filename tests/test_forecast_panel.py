@@ -269,3 +269,14 @@ def test_a_panel_run_killed_and_resumed_ends_with_the_same_weights(tmp_path, mon
     whole = load_file(str(tmp_path / "whole" / "checkpoint" / "model.safetensors"))
     parts = load_file(str(tmp_path / "parts" / "checkpoint" / "model.safetensors"))
     assert whole.keys() == parts.keys() and all(torch.equal(whole[k], parts[k]) for k in whole)
+
+
+def test_quantiles_that_few_windows_cannot_place_are_left_as_forecast():
+    rng = np.random.default_rng(1)
+    quantiles = np.sort(rng.normal(size=(7, 2, len(QUANTILES))), axis=-1)  # 7 windows: ranks floor(q * 8)
+    actual = rng.normal(size=(7, 2)) + 5.0  # far above every quantile
+    shifts = intervals.calibration_shifts(quantiles, actual)
+    placeable = [j for j, q in enumerate(QUANTILES) if 1 <= (math.ceil(q * 8) if q > 0.5 else math.floor(q * 8)) <= 7]
+    for j, q in enumerate(QUANTILES):
+        assert (shifts[:, j] == 0).all() == (j not in placeable or j == intervals.MEDIAN), q
+    assert QUANTILES.index(0.1) not in placeable and QUANTILES.index(0.975) not in placeable

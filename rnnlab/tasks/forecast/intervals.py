@@ -86,7 +86,8 @@ def normal_quantiles(point: np.ndarray, sigma: np.ndarray) -> np.ndarray:
 def calibration_shifts(quantiles: np.ndarray, actual: np.ndarray) -> np.ndarray:
     """(H, Q) shifts, in the units of ``quantiles`` (n, H, Q) and ``actual`` (n, H) -- validation forecasts
     scaled per series -- so that a share q of the outcomes lies below each shifted quantile; 0 at the median.
-    The finite-sample order statistic is the conservative one: ceil(q (n + 1)) above the median, floor below."""
+    The finite-sample order statistic is the conservative one: ceil(q (n + 1)) above the median, floor below;
+    a quantile beyond what n windows can place (that rank below 1 or above n) is left as it is."""
     n = len(actual)
     shifts = np.zeros(quantiles.shape[1:])  # (H, Q)
     if n < 2:
@@ -96,7 +97,8 @@ def calibration_shifts(quantiles: np.ndarray, actual: np.ndarray) -> np.ndarray:
         if j == MEDIAN:
             continue
         rank = math.ceil(q * (n + 1)) if q > 0.5 else math.floor(q * (n + 1))  # 1-based
-        shifts[:, j] = residuals[min(max(rank, 1), n) - 1, :, j]
+        if 1 <= rank <= n:  # too few windows to place this quantile (q < 1 / (n + 1)): it stays as forecast
+            shifts[:, j] = residuals[rank - 1, :, j]
     return shifts
 
 
