@@ -35,6 +35,7 @@ from ..network import ModelConfig, SequenceModel
 from . import intervals
 from .intervals import MEDIAN, QUANTILES
 from .metrics import aggregate, panel_scores, seasonal_scale
+from .task import has_season
 
 TASK = "forecast_panel"
 BASELINES = ("naive", "seasonal_naive", "drift")
@@ -63,10 +64,6 @@ def bounded(scaled: np.ndarray) -> np.ndarray:
     (a log-change of tens of steps) would otherwise turn into a factor of thousands in the series' units."""
     limit = BOUND * np.sqrt(np.arange(1, scaled.shape[1] + 1))[None, :, None]  # (1, H, 1)
     return np.clip(scaled, -limit, limit)
-
-
-def has_season(season: int | None) -> bool:
-    return bool(season and season > 1)
 
 
 class PanelData:
@@ -135,13 +132,6 @@ class PanelData:
         extra = (slice(None),) + (None,) * (scaled.ndim - 1)
         levels = base.reshape(base.shape + (1,) * (scaled.ndim - 2)) + scaled * self.scales[series][extra]
         return np.where(self.is_log[ends][extra], np.exp(np.minimum(levels, 700)), levels)
-
-    def scaled(self, values: np.ndarray, base: np.ndarray, ends: np.ndarray) -> np.ndarray:
-        """Values (n, H, ...) in the series' units as scaled changes from ``base`` levels (n, H)."""
-        series = self.series_of[ends]
-        extra = (slice(None),) + (None,) * (values.ndim - 1)
-        levels = np.where(self.is_log[ends][extra], np.log(np.maximum(values, 1e-300)), values)
-        return (levels - base.reshape(base.shape + (1,) * (values.ndim - 2))) / self.scales[series][extra]
 
 
 def spreads(panel: Panel, train_ends: np.ndarray) -> np.ndarray:
@@ -349,6 +339,25 @@ def baseline_quantiles(panel: Panel, ends: np.ndarray, method: str, horizon: int
 class PanelForecaster(Trained):
     """A trained panel forecaster: ``predict(csv=... | data=...)`` gives a long table of forecasts."""
 
+    def read_table(self, csv=None, data=None) -> tuple[PanelData, np.ndarray, np.ndarray]:
+        """(the long table ``csv`` or ``data`` as the network reads it, each series' step unit (``spreads``),
+        each series' forecaster): a series the run trained on keeps its saved scale, unit and forecaster, unless
+        it was modelled in log changes and now holds a value <= 0; any other series is scaled on its own
+        history and forecast by the network."""
+        options, state = self.options, self.state
+        panel = read_panel(csv=csv, data=data, id_col=options.get("id_col"), date_col=options.get("date_col"),
+                           target=options.get("target"), missing=options.get("missing") or "error",
+                           date_format=options.get("date_format"))
+        kinds, scales = PanelData.fit(panel, panel.starts[1:])
+        steps, chosen = spreads(panel, panel.starts[1:]), np.array(["network"] * len(panel.ids), dtype=object)
+        known = {sid: j for j, sid in enumerate(state["ids"])}
+        for k, sid in enumerate(panel.ids):
+            j = known.get(sid)
+            if j is not None and not (state["kinds"][j] == "log" and (panel.series(k) <= 0).any()):
+                kinds[k], scales[k], steps[k], chosen[k] = (state["kinds"][j], state["scales"][j], state["spreads"][j],
+                                                            state["chosen"][j])
+        return PanelData(panel, kinds, scales), steps, chosen
+
     def model_input(self, text: str | None = None, csv: str | None = None, index: int | None = None):
         """The last window of series ``index`` (default the first, in sorted order) of the long table ``csv``,
         as the network reads it."""
@@ -356,20 +365,13 @@ class PanelForecaster(Trained):
         if csv is None or text is not None:
             raise UserError("a panel forecaster reads the last window of one series of a long table: give --csv "
                             "(the first series in sorted order; index= in Python picks another)")
-        state = self.state
-        panel = read_panel(csv=csv, id_col=self.options.get("id_col"), date_col=self.options.get("date_col"),
-                           target=self.options.get("target"), missing=self.options.get("missing") or "error",
-                           date_format=self.options.get("date_format"))
-        k = 0 if index is None else index
+        rows, _, _ = self.read_table(csv=csv)
+        panel, k = rows.panel, 0 if index is None else index
         if not 0 <= k < len(panel.ids):
             raise UserError(f"index {k} is not a series of {csv} (it has {len(panel.ids)}: 0 .. {len(panel.ids) - 1})",
                             "index")
-        kinds, scales = PanelData.fit(panel, panel.starts[1:])
-        known = {sid: j for j, sid in enumerate(state["ids"])}
-        if panel.ids[k] in known and not (state["kinds"][known[panel.ids[k]]] == "log" and (panel.series(k) <= 0).any()):
-            kinds[k], scales[k] = state["kinds"][known[panel.ids[k]]], state["scales"][known[panel.ids[k]]]
-        window = state["window"]
-        inputs = PanelData(panel, kinds, scales).inputs(panel.starts[k + 1:k + 2] - 1, window, state["season"])
+        window = self.state["window"]
+        inputs = rows.inputs(panel.starts[k + 1:k + 2] - 1, window, self.state["season"])
         labels = [f"t-{window - 1 - j}" if j < window - 1 else "t" for j in range(window)]
         return ModelInput(torch.tensor(inputs, dtype=torch.float32), labels,
                           f"the last {window} rows of series {panel.ids[k]} of {Path(csv).name}")
@@ -379,19 +381,9 @@ class PanelForecaster(Trained):
         run's columns) after its last row: unique_id, ds, mean (the point forecast: the median, or the chosen
         baseline's), lo-80, hi-80, lo-95, hi-95 and the quantile columns q-0.025 .. q-0.975. A series the
         network did not train on is scaled on its own history and forecast by the network."""
-        options, state = self.options, self.state
-        panel = read_panel(csv=csv, data=data, id_col=options.get("id_col"), date_col=options.get("date_col"),
-                           target=options.get("target"), missing=options.get("missing") or "error",
-                           date_format=options.get("date_format"))
-        known = {sid: k for k, sid in enumerate(state["ids"])}
-        fitted_kinds, fitted_scales = PanelData.fit(panel, panel.starts[1:])
-        kinds = [state["kinds"][known[s]] if s in known else fitted_kinds[k] for k, s in enumerate(panel.ids)]
-        scales = [state["scales"][known[s]] if s in known else fitted_scales[k] for k, s in enumerate(panel.ids)]
-        fitted_spreads = spreads(panel, panel.starts[1:])
-        steps = [state["spreads"][known[s]] if s in known else fitted_spreads[k] for k, s in enumerate(panel.ids)]
-        if any(kind == "log" and (panel.series(k) <= 0).any() for k, kind in enumerate(kinds)):
-            kinds = [kind if not (panel.series(k) <= 0).any() else "diff" for k, kind in enumerate(kinds)]
-        rows = PanelData(panel, kinds, scales)
+        state = self.state
+        rows, steps, chosen = self.read_table(csv=csv, data=data)
+        panel = rows.panel
         h, window, season = state["horizon"], state["window"], state["season"]
         ends = panel.starts[1:] - 1
         shifts = {name: np.asarray(v) for name, v in state["shifts"].items()}
@@ -400,14 +392,13 @@ class PanelForecaster(Trained):
             raw = self.network(inputs.to(self.device))[0].float().cpu()
         scaled = intervals.ordered_quantiles(raw.view(len(raw), h, len(QUANTILES))).double().numpy()
         network = intervals.shifted(rows.to_levels(bounded(scaled), rows.base(ends, h, season), ends),
-                                    shifts["network"] * np.asarray(steps)[:, None, None])
-        chosen = np.array([state["chosen"][known[sid]] if sid in known else "network" for sid in panel.ids])
+                                    shifts["network"] * steps[:, None, None])
         q = network.copy()  # (S, H, Q)
         for name in BASELINES:  # the series that kept a baseline, all at once
             picked = np.flatnonzero(chosen == name)
             if len(picked):
                 mine = baseline_quantiles(panel, ends[picked], name, h, season, panel.starts[1:])
-                q[picked] = intervals.shifted(mine, shifts[name] * np.asarray(steps)[picked][:, None, None])
+                q[picked] = intervals.shifted(mine, shifts[name] * steps[picked][:, None, None])
         columns = {ID: np.repeat(np.array(panel.ids, dtype=object), h), DATE: _ahead(panel, h), "mean": q[:, :, MEDIAN].ravel()}
         for level in intervals.LEVELS:
             lo, hi = intervals.bounds(level)
