@@ -16,6 +16,7 @@ weights, so a run killed at step k and resumed ends with the same weights as one
 
 from __future__ import annotations
 
+import gc
 import sys
 import time
 from dataclasses import asdict
@@ -297,6 +298,9 @@ def _train(task: Task, config: TrainConfig, out_dir: Path, resume: bool, log, si
     finally:
         bar.close()
     metrics = trainer.finish()  # a first signal now lets the run finish; a second stops it at once
+    if trainer.ddp is not None:  # the DDP wrapper holds the process group: let it go before the group is
+        trainer.ddp = None  # destroyed (else its gloo threads outlive it to the interpreter's exit, where a
+        gc.collect()  # joinable thread's destructor aborts the process: "terminate called without an active exception")
     distributed.stop()
     return metrics
 
