@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
-from .series import MISSING, Places, _check_finite, _dates, _numbers, csv_text
+from .series import MISSING, Places, _check_finite, _dates, _numbers, csv_frame
 
 ID, DATE, TARGET = "unique_id", "ds", "y"  # Nixtla's column names, the defaults
 
@@ -38,18 +38,6 @@ class Panel:
     def series_dates(self, s: int) -> pd.DatetimeIndex | None:
         return None if self.dates is None else self.dates[self.starts[s]:self.starts[s + 1]]
 
-    def frame(self) -> pd.DataFrame:
-        """The long table back: unique_id, ds (when there are dates), the target."""
-        columns = {ID: np.repeat(np.array(self.ids, dtype=object), self.lengths)}
-        if self.dates is not None:
-            columns[DATE] = self.dates
-        return pd.DataFrame({**columns, self.target: self.values})
-
-
-def is_panel(header, id_col: str | None) -> bool:
-    """Whether a table is a panel: ``id_col`` given, or the default id column is in ``header``."""
-    return id_col is not None or ID in list(header)
-
 
 def read_panel(csv: str | Path | None = None, data: pd.DataFrame | None = None, id_col: str | None = None,
                date_col: str | None = None, target: str | None = None, missing: str = "error",
@@ -61,14 +49,14 @@ def read_panel(csv: str | Path | None = None, data: pd.DataFrame | None = None, 
     if (csv is None) == (data is None):
         raise UserError("give either csv or data")
     if csv is not None:
-        frame, places = _csv_frame(Path(csv))
+        frame, places, decimal = csv_frame(Path(csv))
     else:
         if not isinstance(data, pd.DataFrame):
             raise UserError(f"a panel's data must be a pandas DataFrame (long format), got {type(data).__name__}",
                             "data")
         frame = data.reset_index(drop=not isinstance(data.index, pd.DatetimeIndex) or data.index.name is None)
         frame.columns = [str(name) for name in frame.columns]
-        places = Places("data", labels=list(data.index))
+        places, decimal = Places("data", labels=list(data.index)), "."
     if missing not in MISSING:
         raise UserError(f"missing must be one of {', '.join(MISSING)}, got {missing!r}", "missing")
     id_col, target = id_col or ID, target or TARGET
@@ -81,7 +69,7 @@ def read_panel(csv: str | Path | None = None, data: pd.DataFrame | None = None, 
     if not len(frame):
         raise UserError(f"{places.source} has no rows")
     names = frame[id_col].astype(str).str.strip().to_numpy()  # (N,)
-    values = _numbers(frame[target], target, places, ".", asked=True)  # (N,), NaN where missing
+    values = _numbers(frame[target], target, places, decimal, asked=True)  # (N,), NaN where missing
     _check_finite(values[:, None], [target], places)
     dates = _dates(frame[date_col], date_col, places, date_format) if date_col else None
     keys = [names] if dates is None else [dates.asi8, names]
@@ -99,20 +87,6 @@ def read_panel(csv: str | Path | None = None, data: pd.DataFrame | None = None, 
                             "has one row per date: aggregate the duplicates first")
     values, dates, starts = _fill(values, dates, starts, order, places, target, missing)
     return Panel([str(i) for i in ids], values, starts, dates, target)
-
-
-def _csv_frame(path: Path) -> tuple[pd.DataFrame, Places]:
-    import io
-    text = csv_text(path)
-    try:
-        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True,
-                            skip_blank_lines=False)
-    except (pd.errors.ParserError, ValueError) as err:
-        raise UserError(f"{path} is not a readable CSV file ({err})") from None
-    frame.columns = [str(name).strip().lstrip("#") for name in frame.columns]
-    filled = ~(frame.apply(lambda column: column.str.strip()) == "").all(axis=1).to_numpy()  # not a blank line
-    lines = [k + 2 for k in np.flatnonzero(filled)]
-    return frame[filled].reset_index(drop=True), Places(str(path), lines=lines)
 
 
 def _fill(values, dates, starts, order, places, target, missing):

@@ -90,12 +90,18 @@ def read_csv(path: str | Path, target: str | None = None, features: list[str] | 
         series = _read_end(path, last, *how)
         if series is not None:
             return series
+    frame, places, decimal = csv_frame(path)
+    return from_frame(frame, *how, places, decimal)
+
+
+def csv_frame(path: Path):
+    """(the whole CSV file as a frame of strings, blank lines left out; where each row is in the file; the
+    decimal mark): what ``read_csv`` and the panels' reader parse."""
     lines = csv_text(path).splitlines()
     header_at = next((k for k, line in enumerate(lines) if line.strip()), None)
     if header_at is None:
         raise UserError(f"CSV file {path} is empty")
-    frame, places, decimal = _frame(path, lines[header_at], lines[header_at + 1:], _LineNumbers(header_at + 2))
-    return from_frame(frame, *how, places, decimal)
+    return _frame(path, lines[header_at], lines[header_at + 1:], _LineNumbers(header_at + 2))
 
 
 def csv_text(path: Path) -> str:
