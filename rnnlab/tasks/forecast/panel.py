@@ -35,12 +35,11 @@ from ..network import ModelConfig, SequenceModel
 from . import intervals
 from .intervals import MEDIAN, QUANTILES
 from .metrics import aggregate, panel_scores, seasonal_scale
-from .task import has_season
+from .task import VAL_WINDOWS, evenly_spaced, has_season
 
 TASK = "forecast_panel"
 BASELINES = ("naive", "seasonal_naive", "drift")
 CHUNK = 4096  # windows per forward pass
-VAL_WINDOWS = 20_000  # at most this many validation windows in the evaluations during training
 saved.FIELDS[TASK] = {
     "window": saved.POSITIVE, "horizon": saved.POSITIVE, "season": saved.optional(saved.POSITIVE),
     "base": saved.one_of("naive", "seasonal_naive"), "ids": saved.TEXTS, "target": saved.TEXT,
@@ -73,9 +72,8 @@ class PanelData:
     def __init__(self, panel: Panel, kinds: list[str], scales: np.ndarray) -> None:
         self.panel, self.kinds, self.scales = panel, list(kinds), np.asarray(scales, dtype=np.float64)
         self.series_of = np.repeat(np.arange(len(panel.ids)), panel.lengths)  # (N,)
-        is_log = np.repeat(np.array([k == "log" for k in self.kinds]), panel.lengths)  # (N,)
-        self.is_log = is_log
-        self.levels = np.where(is_log, np.log(np.maximum(panel.values, 1e-300)), panel.values)  # (N,)
+        self.is_log = np.repeat(np.array([k == "log" for k in self.kinds]), panel.lengths)  # (N,)
+        self.levels = np.where(self.is_log, np.log(np.maximum(panel.values, 1e-300)), panel.values)  # (N,)
 
     @staticmethod
     def fit(panel: Panel, train_ends: np.ndarray) -> tuple[list[str], np.ndarray]:
@@ -189,13 +187,11 @@ class PanelTask(Task):
             base = self.data.base(ends, horizon, season)  # (n, H)
             actual = self.data.levels[np.where(inside, ahead, ends[:, None])]
             scale = self.data.scales[self.data.series_of[ends]][:, None]
-            self.bases[part] = base
+            if part != "train":  # kept for turning the forecasts back into the series' units
+                self.bases[part] = base
             self.targets[part] = torch.tensor(np.where(inside, (actual - base) / scale, 0.0), dtype=torch.float32)
             self.masks[part] = torch.tensor(inside, dtype=torch.float32)
-        if len(self.ends["val"]) > VAL_WINDOWS:
-            self.val_pick = np.arange(VAL_WINDOWS) * (len(self.ends["val"]) - 1) // (VAL_WINDOWS - 1)
-        else:
-            self.val_pick = np.arange(len(self.ends["val"]))
+        self.val_pick = evenly_spaced(len(self.ends["val"]), VAL_WINDOWS)  # what each evaluation scores
         self.shifts, self.chosen = {}, ["network"] * len(panel.ids)
         self.model = SequenceModel(model)
 

@@ -52,6 +52,14 @@ def has_season(season: int | None) -> bool:
     return bool(season and season > 1)
 
 
+def evenly_spaced(count: int, most: int) -> np.ndarray:
+    """Indices of at most ``most`` of ``count`` items, evenly spaced from the first to the last (all of them
+    when there are no more than ``most``)."""
+    if count <= most:
+        return np.arange(count, dtype=np.int64)
+    return np.arange(most, dtype=np.int64) * (count - 1) // (most - 1)
+
+
 def default_window(season: int | None) -> int:
     """The default window: one season plus a step (the row one season before the next is in view), at
     least ``WINDOW`` rows and at most ``WINDOW_CAP``."""
@@ -90,9 +98,7 @@ class ForecastTask(Task):
         self.naive_mae = in_sample_naive_mae(values[:val_start, self.target])  # MASE's scale
         self.shrink, self.fallback = 1.0, None
         self.ends = {name: ends[mask] for name, mask in parts.items()}
-        if len(self.ends["val"]) > VAL_WINDOWS:  # a long series: validation on evenly spaced windows
-            spread = np.arange(VAL_WINDOWS, dtype=np.int64) * (len(self.ends["val"]) - 1) // (VAL_WINDOWS - 1)
-            self.ends["val"] = self.ends["val"][spread]
+        self.ends["val"] = self.ends["val"][evenly_spaced(len(self.ends["val"]), VAL_WINDOWS)]  # a long series
         self.how = how = dict(window=window, horizon=horizon, base=self.base, season=season)
         # the windows themselves are built per batch from their end rows (``inputs``), never all at once
         ahead = {name: e[:, None] + np.arange(1, horizon + 1) for name, e in self.ends.items()}  # (n, H)
