@@ -142,18 +142,15 @@ def _frame(path: Path, header_line: str, lines: list[str], numbers: "_LineNumber
 
 
 class _LineNumbers:
-    """The file's line numbers of a run of consecutive lines from ``first`` on -- an int, or a function that
-    counts it (the lines before the end of a long file), called only when an error names a line."""
+    """The file's line numbers of a run of consecutive lines from line ``first`` on, or of the ``picked`` ones."""
 
-    def __init__(self, first, picked: np.ndarray | None = None) -> None:
+    def __init__(self, first: int, picked: np.ndarray | None = None) -> None:
         self.first, self.picked = first, picked
 
     def at(self, picked: np.ndarray) -> "_LineNumbers":
         return _LineNumbers(self.first, picked)
 
     def __getitem__(self, k: int) -> int:
-        if callable(self.first):
-            self.first = self.first()
         return self.first + int(self.picked[k] if self.picked is not None else k)
 
 
@@ -166,18 +163,16 @@ def _read_end(path: Path, last: int, target, features, date_col, newest_first, m
         head = _header(handle)
         if head is None:
             return None
-        header_at, header_line, body_at = head
+        header_line, body_at = head
         size = os.fstat(handle.fileno()).st_size
         count = max(int(last), 1)
         while True:
-            part = _first_lines(handle, body_at, count) if newest_first else _end_lines(handle, body_at, size, count)
-            if part is None:  # that is the whole file
+            raw = _first_lines(handle, body_at, count) if newest_first else _end_lines(handle, body_at, size, count)
+            if raw is None:  # that is the whole file
                 return None
-            offset, raw = part
-            first = header_at + 2 if newest_first else (lambda offset=offset: _lines_before(path, offset) + 1)
-            try:
+            try:  # an error here is named by the whole file's reading (below), so these lines go unnumbered
                 lines = b"\n".join(raw).decode("utf-8").splitlines()
-                frame, places, decimal = _frame(path, header_line, lines, _LineNumbers(first))
+                frame, places, decimal = _frame(path, header_line, lines, _LineNumbers(0))
                 series = from_frame(frame, target, features, date_col, newest_first, missing, date_format, places,
                                     decimal)
                 if date_col and not _dates_follow(handle, body_at, header_line, frame, date_col, places,
@@ -191,9 +186,8 @@ def _read_end(path: Path, last: int, target, features, date_col, newest_first, m
             count *= 4
 
 
-def _header(handle) -> tuple[int, str, int] | None:
-    """(blank lines before the header, the header, the byte offset after it), or None for a file whose first
-    line does not end in a newline."""
+def _header(handle) -> tuple[str, int] | None:
+    """(the header, the byte offset after it), or None for a file whose first line does not end in a newline."""
     blank = 0
     while True:
         line = handle.readline()
@@ -201,13 +195,13 @@ def _header(handle) -> tuple[int, str, int] | None:
             return None
         if line.strip():
             text = line.decode("utf-8-sig", errors="replace") if blank == 0 else line.decode("utf-8", "replace")
-            return blank, text.rstrip("\r\n"), handle.tell()
+            return text.rstrip("\r\n"), handle.tell()
         blank += 1
 
 
-def _end_lines(handle, start: int, size: int, count: int) -> tuple[int, list[bytes]] | None:
-    """(the byte offset, the lines) of the shortest end of the file after ``start`` that holds ``count`` lines
-    that are not blank, read backwards in growing blocks; None when that is all of it."""
+def _end_lines(handle, start: int, size: int, count: int) -> list[bytes] | None:
+    """The lines of the shortest end of the file after byte ``start`` that holds ``count`` lines that are not
+    blank, read backwards in growing blocks; None when that is all of it."""
     pos, block, data = size, 1 << 16, b""
     while pos > start:
         step = min(block, pos - start)
@@ -219,14 +213,13 @@ def _end_lines(handle, start: int, size: int, count: int) -> tuple[int, list[byt
             lines.pop()  # the file's last newline
         filled = np.flatnonzero([bool(line.strip()) for line in lines[1:]]) + 1
         if len(filled) >= count:
-            k = int(filled[-count])
-            return pos + sum(len(line) + 1 for line in lines[:k]), lines[k:]
+            return lines[int(filled[-count]):]
     return None
 
 
-def _first_lines(handle, start: int, count: int) -> tuple[int, list[bytes]] | None:
-    """(``start``, the lines) from ``start`` up to the ``count``-th line that is not blank; None at the end of the
-    file before that."""
+def _first_lines(handle, start: int, count: int) -> list[bytes] | None:
+    """The lines from byte ``start`` up to the ``count``-th line that is not blank; None at the end of the file
+    before that."""
     handle.seek(start)
     lines, filled = [], 0
     while filled < count:
@@ -235,16 +228,6 @@ def _first_lines(handle, start: int, count: int) -> tuple[int, list[bytes]] | No
             return None
         lines.append(line.rstrip(b"\n"))
         filled += bool(line.strip())
-    return start, lines
-
-
-def _lines_before(path: Path, offset: int) -> int:
-    """How many lines of the file end before byte ``offset``."""
-    lines = 0
-    with open(path, "rb") as handle:
-        while offset > 0:
-            chunk = handle.read(min(offset, 1 << 24))
-            lines, offset = lines + chunk.count(b"\n"), offset - len(chunk)
     return lines
 
 
