@@ -100,32 +100,17 @@ def headline(metrics: dict) -> str:
 
 def run_predict(args) -> None:
     from ..tasks import forecast
+    from ..training.checkpoint import write_text_atomic
     forecasts = forecast.predict(args.model, csv=args.csv)
     if getattr(forecasts, "ndim", 1) == 2:  # a panel's long table (a DataFrame)
         text = forecasts.to_csv(index=False, date_format=None, float_format="%.6g")
-        return _write(args.out, text) if args.out else print(text, end="")
+        return write_text_atomic(args.out, text) if args.out else print(text, end="")
     dated = forecasts.index.dtype.kind == "M"
     lines = [f"t+{step},{value:.6g}" + (f",{date_text(when)}" if dated else "")
              for step, (when, value) in enumerate(forecasts.items(), start=1)]
     if args.out:
-        return _write(args.out, "".join(line + "\n" for line in lines))
+        return write_text_atomic(args.out, "".join(line + "\n" for line in lines))
     print("\n".join(lines))
-
-
-def _write(path: str, text: str) -> None:
-    """``text`` into ``path``, whole or not at all (a temporary file, then a rename); a path that cannot be
-    written is one line."""
-    import os
-    from pathlib import Path
-    from ..errors import UserError
-    target = Path(path)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, target)
-    except OSError as err:
-        temporary.unlink(missing_ok=True)
-        raise UserError(f"cannot write {path}: {err.strerror or err}") from None
 
 
 def date_text(when) -> str:

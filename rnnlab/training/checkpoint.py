@@ -192,10 +192,15 @@ def check_like(tensors: dict[str, torch.Tensor], prefix: str, reference: dict[st
 
 def write_json_atomic(path: str | Path, data: dict) -> None:
     """``path`` holds either its old content or ``data``, never a part; a write error is a UserError."""
+    write_text_atomic(path, json.dumps(data, indent=1))
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """``path`` holds either its old content or ``text``, never a part; a write error is a UserError."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     try:
-        tmp.write_text(json.dumps(data, indent=1))
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     except OSError as err:
         tmp.unlink(missing_ok=True)
