@@ -448,7 +448,7 @@ def train_panel(csv, data, options: dict, config, out, resume: bool) -> dict:
     """``forecast.train`` on a long table (``train`` has resolved the settings)."""
     from ...training import fit
     from ..common import network_config, network_guard
-    from .task import default_window
+    from .task import season_and_window
     if not isinstance(options.get("per_series_fallback", True), bool):
         raise UserError(f"per_series_fallback must be True or False, got {options['per_series_fallback']!r}",
                         "per_series_fallback")
@@ -457,10 +457,7 @@ def train_panel(csv, data, options: dict, config, out, resume: bool) -> dict:
     panel = read_panel(csv=csv, data=data, id_col=options.get("id_col"), date_col=options.get("date_col"),
                        target=options.get("target"), missing=options.get("missing") or "error",
                        date_format=options.get("date_format"))
-    inferred, source = panel_season(panel)
-    source = f"{source} dates" if inferred else source
-    season, source = (options["season"], "--season") if options["season"] is not None else (inferred, source)
-    window = default_window(season) if options["window"] is None else options["window"]
+    season, source, window = season_and_window(options, *panel_season(panel))
     inputs = 3 + (1 if has_season(season) else 0)  # the change, (the seasonal change,) the trend, the real-row mask
     model = network_config(options, input_size=inputs, output_size=options["horizon"] * len(QUANTILES),
                            readout="last")

@@ -60,6 +60,16 @@ def evenly_spaced(count: int, most: int) -> np.ndarray:
     return np.arange(most, dtype=np.int64) * (count - 1) // (most - 1)
 
 
+def season_and_window(options: dict, inferred: int | None, source: str) -> tuple[int | None, str, int]:
+    """(the season: --season, else the one the dates imply (``inferred``, from ``source``: "monthly", ...); where
+    it came from, in words; the window: --window, else ``default_window``)."""
+    if options["season"] is not None:
+        season, source = options["season"], "--season"
+    else:
+        season, source = inferred, f"{source} dates" if inferred else source
+    return season, source, default_window(season) if options["window"] is None else options["window"]
+
+
 def default_window(season: int | None) -> int:
     """The default window: one season plus a step (the row one season before the next is in view), at
     least ``WINDOW`` rows and at most ``WINDOW_CAP``."""
@@ -249,9 +259,7 @@ def train(*, csv: str | Path | None = None, data=None, builtin: str | None = Non
     else:
         series, lag = read_series(options, csv, data), None
         inferred, source = season_and_name(series.dates)
-        source = f"{source} dates" if inferred else source
-    season, source = (options["season"], "--season") if options["season"] is not None else (inferred, source)
-    window = default_window(season) if options["window"] is None else options["window"]
+    season, source, window = season_and_window(options, inferred, source)
     inputs = len(series.columns) + (1 if has_season(season) else 0)  # + the seasonal change channel
     model = network_config(options, input_size=inputs, output_size=options["horizon"], readout="last")
     with network_guard(options):
