@@ -32,6 +32,12 @@ def add(commands) -> None:
     train.add_argument("--per-series-fallback", action=argparse.BooleanOptionalAction, default=None,
                        help="a panel: each series keeps the network or the baseline that beat it on that series' "
                             "validation part (default); --no-per-series-fallback: the network everywhere")
+    train.add_argument("--known", help="a panel: comma-separated columns known in advance (prices, holidays, "
+                                       "promotions): the network reads them over the horizon too, and "
+                                       "forecast predict needs their coming values (--future)")
+    train.add_argument("--calendar", action="store_true", default=None,
+                       help="a panel: the network reads each date's place in its season (the quarter, month, "
+                            "day of the week or hour, from the dates), over the window and the horizon")
     train.add_argument("--out", help=f"run folder (default {fc.OUT})")
     model_options(train, f"{defaults['layers']} x {defaults['hidden']} {defaults['arch'].upper()}", defaults)
     train_options(train, fc.TRAIN_DEFAULTS)
@@ -41,6 +47,9 @@ def add(commands) -> None:
                                                  "t+k,value[,date] per line (a panel: a long table)")
     predict.add_argument("--model", required=True, help="run folder of a trained forecaster")
     predict.add_argument("--csv", required=True, help="CSV with the columns the model was trained on")
+    predict.add_argument("--future", help="a panel forecaster that read known-future covariates (--known): a "
+                                          "long table with the id and date columns and those columns for "
+                                          "the horizon's dates after each series' last")
     predict.add_argument("--out", help="write the forecasts to this CSV file instead of printing them "
                                        "(a panel: unique_id, ds, mean, lo-80, hi-80, lo-95, hi-95, q-...)")
     predict.set_defaults(handler=run_predict)
@@ -51,7 +60,8 @@ def series_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--id-col", help="a panel (a long table of many series): the column naming each row's "
                                          "series (default: unique_id when the file has it; then --date-col "
                                          "defaults to ds and --target to y)")
-    parser.add_argument("--features", help="comma-separated input columns (default: every numeric column)")
+    parser.add_argument("--features", help="comma-separated input columns (default: every numeric column; a "
+                                           "panel: none, and these are read over the window only)")
     dates = parser.add_mutually_exclusive_group()
     dates.add_argument("--date-col", help="date column: rows are sorted by it")
     dates.add_argument("--newest-first", action="store_true", default=None, help="rows run from newest to oldest")
@@ -63,10 +73,11 @@ def series_options(parser: argparse.ArgumentParser) -> None:
 
 def run_train(args) -> None:
     from ..tasks import forecast
-    if args.features is not None:
-        args.features = [name.strip() for name in args.features.split(",")]
+    for name in ("features", "known"):
+        if getattr(args, name) is not None:
+            setattr(args, name, [column.strip() for column in getattr(args, name).split(",")])
     metrics = forecast.train(**train_keywords(args, *SERIES_KEYS, "window", "horizon", "test_frac", "val_frac",
-                                              "season", "per_series_fallback"))
+                                              "season", "per_series_fallback", "known", "calendar"))
     words = headline(metrics) if "test" in metrics else panel_headline(metrics) if "series" in metrics else ""
     print_metrics(metrics, words)  # rank 0's metrics (torchrun)
 
@@ -101,7 +112,7 @@ def headline(metrics: dict) -> str:
 def run_predict(args) -> None:
     from ..tasks import forecast
     from ..training.checkpoint import write_text_atomic
-    forecasts = forecast.predict(args.model, csv=args.csv)
+    forecasts = forecast.predict(args.model, csv=args.csv, future=args.future)
     if getattr(forecasts, "ndim", 1) == 2:  # a panel's long table (a DataFrame)
         text = forecasts.to_csv(index=False, date_format=None, float_format="%.6g")
         return write_text_atomic(args.out, text) if args.out else print(text, end="")

@@ -27,6 +27,8 @@ class Panel:
     starts: np.ndarray  # (S + 1,) int64 where each series begins; starts[-1] = N
     dates: pd.DatetimeIndex | None  # (N,) or None (rows in file order within each series)
     target: str
+    covariates: np.ndarray | None = None  # (N, C) float64, the other columns read, row by row as ``values``
+    covariate_names: tuple[str, ...] = ()  # (C,)
 
     @property
     def lengths(self) -> np.ndarray:  # (S,)
@@ -41,11 +43,12 @@ class Panel:
 
 def read_panel(csv: str | Path | None = None, data: pd.DataFrame | None = None, id_col: str | None = None,
                date_col: str | None = None, target: str | None = None, missing: str = "error",
-               date_format: str | None = None) -> Panel:
+               date_format: str | None = None, columns: list[str] | tuple[str, ...] = ()) -> Panel:
     """A long table of series: ``id_col`` (default "unique_id") names each row's series, ``date_col`` (default
-    "ds" when that column exists) orders a series' rows, ``target`` (default "y") is the value. Each series
-    is sorted by its dates; a date repeated within a series, ``inf`` and numbers too large to scale are errors
-    that name the line and column; missing values follow ``missing`` ("error", "ffill" within a series, "drop")."""
+    "ds" when that column exists) orders a series' rows, ``target`` (default "y") is the value, ``columns``
+    other numeric columns read beside it (covariates). Each series is sorted by its dates; a date repeated
+    within a series, ``inf`` and numbers too large to scale are errors that name the line and column; missing
+    values (in the target or a covariate) follow ``missing`` ("error", "ffill" within a series, "drop" the row)."""
     if (csv is None) == (data is None):
         raise UserError("give either csv or data")
     if csv is not None:
@@ -63,14 +66,20 @@ def read_panel(csv: str | Path | None = None, data: pd.DataFrame | None = None, 
     if date_col is None and DATE in frame.columns:
         date_col = DATE
     header = list(frame.columns)
-    for name in (id_col, date_col, target):
+    columns = list(columns)
+    for name in (id_col, date_col, target, *columns):
         if name is not None and name not in header:
             raise UserError(f"column '{name}' not in {places.source}; its columns are: {', '.join(header)}")
     if not len(frame):
         raise UserError(f"{places.source} has no rows")
+    for name in columns:
+        if name in (id_col, date_col, target) or columns.count(name) > 1:
+            raise UserError(f"column '{name}' is named twice (as the id, date or target column, or twice as a "
+                            "covariate)", "features")
     names = frame[id_col].astype(str).str.strip().to_numpy()  # (N,)
-    values = _numbers(frame[target], target, places, decimal, asked=True)  # (N,), NaN where missing
-    _check_finite(values[:, None], [target], places)
+    values = np.stack([_numbers(frame[name], name, places, decimal, asked=True) for name in [target, *columns]],
+                      axis=1)  # (N, 1 + C), NaN where missing
+    _check_finite(values, [target, *columns], places)
     dates = _dates(frame[date_col], date_col, places, date_format) if date_col else None
     keys = [names] if dates is None else [dates.asi8, names]
     order = np.lexsort(keys)  # by series, then by date (stable: file order without dates)
@@ -85,26 +94,29 @@ def read_panel(csv: str | Path | None = None, data: pd.DataFrame | None = None, 
             raise UserError(f"{places.row(int(order[k]))}, column '{date_col}': series '{names[k]}' has the date "
                             f"{dates[k]} again (first at {places.row(int(order[k - 1])).split(', ')[-1]}); a series "
                             "has one row per date: aggregate the duplicates first")
-    values, dates, starts = _fill(values, dates, starts, order, places, target, missing)
-    return Panel([str(i) for i in ids], values, starts, dates, target)
+    values, dates, starts = _fill(values, dates, starts, order, places, [target, *columns], missing)
+    return Panel([str(i) for i in ids], values[:, 0].copy(), starts, dates, target,
+                 values[:, 1:].copy() if columns else None, tuple(columns))
 
 
-def _fill(values, dates, starts, order, places, target, missing):
+def _fill(values, dates, starts, order, places, names, missing):
+    """Missing cells of ``values`` (N, C) (columns ``names``) as ``missing`` says, within each series."""
     holes = np.isnan(values)
     if not holes.any():
         return values, dates, starts
     if missing == "error":
-        k = int(np.flatnonzero(holes)[0])
-        raise UserError(f"{places.row(int(order[k]))}, column '{target}': missing value ({int(holes.sum())} in all); "
-                        "set missing to ffill or drop")
+        k, c = (int(i) for i in np.argwhere(holes)[0])
+        raise UserError(f"{places.row(int(order[k]))}, column '{names[c]}': missing value ({int(holes.sum())} in "
+                        "all); set missing to ffill or drop")
     if missing == "drop":
-        keep = ~holes
+        keep = ~holes.any(axis=1)
         counts = np.add.reduceat(keep.astype(np.int64), starts[:-1]) if len(values) else np.zeros(0, np.int64)
         return values[keep], (dates[keep] if dates is not None else None), np.append(0, np.cumsum(counts))
     filled = values.copy()
     for s in range(len(starts) - 1):  # ffill within each series; a series' leading holes take its first value
-        part = pd.Series(filled[starts[s]:starts[s + 1]]).ffill().bfill()
+        part = pd.DataFrame(filled[starts[s]:starts[s + 1]]).ffill().bfill()
         filled[starts[s]:starts[s + 1]] = part.to_numpy()
     if np.isnan(filled).any():
-        raise UserError(f"column '{target}' in {places.source}: a series has no value at all")
+        c = int(np.argwhere(np.isnan(filled))[0][1])
+        raise UserError(f"column '{names[c]}' in {places.source}: a series has no value at all")
     return filled, dates, starts

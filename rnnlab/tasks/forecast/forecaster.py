@@ -101,9 +101,15 @@ def _task_of(state_file: Path) -> str | None:
     return state.get("task") if isinstance(state, dict) else None
 
 
-def predict(model_dir: str | Path, csv: str | Path | None = None, data=None) -> pd.Series:
-    """``load(model_dir).predict(csv=..., data=...)``."""
-    return load(model_dir).predict(csv=csv, data=data)
+def predict(model_dir: str | Path, csv: str | Path | None = None, data=None, future=None) -> pd.Series:
+    """``load(model_dir).predict(csv=..., data=...)``; ``future``: a panel's known-future covariates ahead."""
+    model = load(model_dir)
+    if future is None:
+        return model.predict(csv=csv, data=data)
+    if model.task != "forecast_panel":
+        raise UserError("future (the known-future covariates ahead) is for a panel forecaster that read them",
+                        "future")
+    return model.predict(csv=csv, data=data, future=future)
 
 
 def read_series(options: dict, csv, data, columns=None, target=None, last: int | None = None) -> Series:

@@ -51,7 +51,8 @@ saved.FIELDS[TASK] = {
                          "a list of \"network\", \"naive\", \"seasonal_naive\" or \"drift\""),
     "spreads": saved.Kind(lambda v: saved.NUMBERS.test(v) and all(0 < x < float("inf") for x in v),
                           "a list of finite numbers > 0"),
-    "shifts": saved.DICT, "quantiles": saved.NUMBERS}
+    "shifts": saved.DICT, "quantiles": saved.NUMBERS, "covariates": saved.TEXTS, "known": saved.COUNT,
+    "calendar_season": saved.optional(saved.POSITIVE), "means": saved.LIST, "deviations": saved.LIST}
 
 
 LOG_STEP_LIMIT = 0.5  # a positive series whose log changes vary more than this is modelled in differences
@@ -65,15 +66,67 @@ def bounded(scaled: np.ndarray) -> np.ndarray:
     return np.clip(scaled, -limit, limit)
 
 
-class PanelData:
-    """A panel's rows as the network reads them: levels (log for a positive series), per-series scales, and
-    the series each row belongs to."""
+def season_phase(dates: pd.DatetimeIndex, season: int) -> np.ndarray:
+    """(N,) each date's place in its season, in [0, 1): the quarter of the year (season 4), the month (12), the
+    week (52), the day of the week (7, or 5 for business days), else the time of day (``season`` steps a day)."""
+    if season == 4:
+        return ((dates.month - 1) // 3).to_numpy() / 4.0
+    if season == 12:
+        return (dates.month - 1).to_numpy() / 12.0
+    if season == 52:
+        return ((dates.dayofyear - 1) / 365.25).to_numpy()
+    if season in (5, 7):
+        return dates.dayofweek.to_numpy() / float(season)
+    return (dates.hour * 3600 + dates.minute * 60 + dates.second).to_numpy() / 86400.0
 
-    def __init__(self, panel: Panel, kinds: list[str], scales: np.ndarray) -> None:
+
+def calendar(dates: pd.DatetimeIndex, season: int) -> np.ndarray:
+    """(N, 2) the calendar features of ``dates``: the sine and cosine of their place in the season."""
+    angle = 2 * np.pi * season_phase(dates, season)
+    return np.stack([np.sin(angle), np.cos(angle)], axis=-1)
+
+
+def channels(season: int | None, covariates: int, known: int, calendar_season: int | None) -> int:
+    """How many values the network reads per row: the change, the seasonal change (with a season), the
+    trend, the covariates, the calendar's two, the real-row mask, and the flag of a row ahead where it reads
+    ahead (known-future covariates or the calendar)."""
+    ahead = bool(known or calendar_season)
+    return 3 + int(has_season(season)) + covariates + (2 if calendar_season else 0) + int(ahead)
+
+
+class PanelData:
+    """A panel's rows as the network reads them: levels (log for a positive series), per-series scales, the
+    series each row belongs to, and the covariates: each standardised on its series' training rows, the
+    known-future ones (the last ``known`` of them) also read on the rows ahead, with the calendar features
+    of the dates (``calendar_season``)."""
+
+    def __init__(self, panel: Panel, kinds: list[str], scales: np.ndarray, means: np.ndarray | None = None,
+                 deviations: np.ndarray | None = None, known: int = 0, calendar_season: int | None = None) -> None:
         self.panel, self.kinds, self.scales = panel, list(kinds), np.asarray(scales, dtype=np.float64)
         self.series_of = np.repeat(np.arange(len(panel.ids)), panel.lengths)  # (N,)
         self.is_log = np.repeat(np.array([k == "log" for k in self.kinds]), panel.lengths)  # (N,)
         self.levels = np.where(self.is_log, np.log(np.maximum(panel.values, 1e-300)), panel.values)  # (N,)
+        count = 0 if panel.covariates is None else panel.covariates.shape[1]
+        self.means = np.zeros((len(panel.ids), count)) if means is None else np.asarray(means, np.float64)  # (S, C)
+        self.deviations = (np.ones((len(panel.ids), count)) if deviations is None
+                           else np.asarray(deviations, np.float64))  # (S, C)
+        self.covariates = (self.standard(panel.covariates, self.series_of) if count
+                           else np.zeros((len(panel.values), 0)))  # (N, C)
+        self.known, self.calendar_season = known, calendar_season
+        self.calendar = (calendar(panel.dates, calendar_season) if calendar_season
+                         else np.zeros((len(panel.values), 0)))  # (N, 2 or 0)
+
+    @property
+    def reads_ahead(self) -> bool:
+        """Whether the network reads the ``horizon`` rows ahead (known-future covariates or the calendar)."""
+        return bool(self.known or self.calendar_season)
+
+    def standard(self, values: np.ndarray, series: np.ndarray, columns: slice = slice(None)) -> np.ndarray:
+        """Values (n, ..., C') of the covariates ``columns`` in rows of ``series`` (n,), standardised with their
+        series' statistics."""
+        shape = (len(series),) + (1,) * (values.ndim - 2) + (values.shape[-1],)
+        means, deviations = self.means[series][:, columns], self.deviations[series][:, columns]
+        return (values - means.reshape(shape)) / deviations.reshape(shape)
 
     @staticmethod
     def fit(panel: Panel, train_ends: np.ndarray) -> tuple[list[str], np.ndarray]:
@@ -92,6 +145,18 @@ class PanelData:
             scales.append(scale)
         return kinds, np.array(scales)
 
+    @staticmethod
+    def fit_covariates(panel: Panel, train_ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(means, deviations), each (S, C): every covariate's mean and standard deviation over each series'
+        training rows (deviation 1 where the covariate is constant there)."""
+        count = 0 if panel.covariates is None else panel.covariates.shape[1]
+        means, deviations = np.zeros((len(panel.ids), count)), np.ones((len(panel.ids), count))
+        for s in range(len(panel.ids) if count else 0):
+            part = panel.covariates[panel.starts[s]:max(train_ends[s], panel.starts[s] + 1)]  # (T_s, C)
+            means[s], spread = part.mean(axis=0), part.std(axis=0)
+            deviations[s] = np.where(spread > 1e-12, spread, 1.0)
+        return means, deviations
+
     def base(self, ends: np.ndarray, horizon: int, season: int | None) -> np.ndarray:
         """(n, H) the base forecast's levels at each end row: the value a season before each step ahead (the
         seasonal naive), or where the series does not reach that far back (or has no season) the last value."""
@@ -102,27 +167,48 @@ class PanelData:
         back = ends[:, None] + steps - season * np.ceil(steps / season).astype(np.int64)  # (n, H)
         return np.where(back >= start[:, None], self.levels[np.maximum(back, 0)], self.levels[ends][:, None])
 
-    def inputs(self, ends: np.ndarray, window: int, season: int | None) -> np.ndarray:
-        """(n, W, 3 or 4): per row of each window, the scaled change from the window's last value, the scaled
-        change over one season (with a season; 0 where the series does not reach back), the series' average
-        step up to the window's end (the drift's slope, scaled), and 1 for a real row, 0 for padding before the
-        series' start (where the other channels are 0)."""
+    def inputs(self, ends: np.ndarray, window: int, season: int | None, horizon: int = 0,
+               known_ahead: np.ndarray | None = None, calendar_ahead: np.ndarray | None = None) -> np.ndarray:
+        """(n, W (+ H), channels): per row of each window, the scaled change from the window's last value, the
+        scaled change over one season (with a season; 0 where the series does not reach back), the series'
+        average step up to the window's end (the drift's slope, scaled), the standardised covariates and the
+        calendar features, and 1 for a real row, 0 for padding before the series' start (where the other
+        channels are 0). A network that reads ahead gets ``horizon`` rows more, flagged by a last channel of 1:
+        the known-future covariates and the calendar there (``known_ahead`` (n, H, K) in the columns' units and
+        ``calendar_ahead`` (n, H, 2) where the rows are not in the table: a forecast past its end), 0 elsewhere."""
         series = self.series_of[ends]  # (n,)
         start, scale = self.panel.starts[series][:, None], self.scales[series][:, None]  # (n, 1)
         rows = ends[:, None] + np.arange(1 - window, 1)[None, :]  # (n, W)
         real = rows >= start
         safe = np.maximum(rows, start)
         change = np.where(real, (self.levels[safe] - self.levels[ends][:, None]) / scale, 0.0)
-        channels = [change]
+        channels = [change[..., None]]
         if has_season(season):
             back = safe - season
             seasonal = (self.levels[safe] - self.levels[np.maximum(back, 0)]) / scale
-            channels.append(np.where(real & (back >= start), seasonal, 0.0))
+            channels.append(np.where(real & (back >= start), seasonal, 0.0)[..., None])
         # the average step from the series' first row to the window's last (the drift's slope), on every real row
         trend = (self.levels[ends] - self.levels[start[:, 0]]) / np.maximum(ends - start[:, 0], 1) / scale[:, 0]
-        channels.append(np.where(real, trend[:, None], 0.0))
-        channels.append(real.astype(np.float64))
-        return np.stack(channels, axis=-1)
+        channels.append(np.where(real, trend[:, None], 0.0)[..., None])
+        channels.append(np.where(real[..., None], self.covariates[safe], 0.0))  # (n, W, C)
+        channels.append(np.where(real[..., None], self.calendar[safe], 0.0))  # (n, W, 2 or 0)
+        channels.append(real[..., None].astype(np.float64))
+        past = np.concatenate(channels, axis=-1)  # (n, W, channels - 1 or channels)
+        if not self.reads_ahead:
+            return past
+        ahead_rows = ends[:, None] + np.arange(1, horizon + 1)[None, :]  # (n, H), inside the table unless given
+        count, known = self.covariates.shape[1], self.known
+        covariates = 2 + int(has_season(season))  # the first covariate's channel; the calendar's follow them
+        ahead = np.zeros((len(ends), horizon, past.shape[-1]))  # (n, H, channels - 1)
+        if known:
+            ahead[..., covariates + count - known:covariates + count] = (
+                self.covariates[ahead_rows][..., count - known:] if known_ahead is None
+                else self.standard(known_ahead, series, slice(count - known, count)))
+        if self.calendar_season:
+            ahead[..., covariates + count:covariates + count + 2] = (
+                self.calendar[ahead_rows] if calendar_ahead is None else calendar_ahead)
+        flag = np.concatenate([np.zeros((len(ends), window, 1)), np.ones((len(ends), horizon, 1))], axis=1)
+        return np.concatenate([np.concatenate([past, ahead], axis=1), flag], axis=-1)
 
     def to_levels(self, scaled: np.ndarray, base: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """Scaled changes (n, H, ...) from ``base`` levels (n, H) back to values in the series' units."""
@@ -162,7 +248,8 @@ class PanelTask(Task):
     name = TASK
 
     def __init__(self, panel: Panel, window: int, horizon: int, val_frac: float, season: int | None,
-                 model: ModelConfig, options: dict, season_source: str = "") -> None:
+                 model: ModelConfig, options: dict, season_source: str = "", known: int = 0,
+                 calendar_season: int | None = None) -> None:
         check_settings(dict(window=window, horizon=horizon, val_frac=val_frac,
                             **({"season": season} if season is not None else {})),
                        positive=("window", "horizon", "season"), open_fractions=("val_frac",))
@@ -171,7 +258,8 @@ class PanelTask(Task):
         self.base_name = "seasonal_naive" if has_season(season) else "naive"
         self.val_starts, self.test_starts = split(panel, horizon, val_frac)
         kinds, scales = PanelData.fit(panel, self.val_starts)
-        self.data = PanelData(panel, kinds, scales)
+        self.data = PanelData(panel, kinds, scales, *PanelData.fit_covariates(panel, self.val_starts), known=known,
+                              calendar_season=calendar_season)
         self.spreads = spreads(panel, self.val_starts)
         first = panel.starts[:-1]
         # training windows end at least one row into a series, and their first target is a training row
@@ -198,12 +286,17 @@ class PanelTask(Task):
     def describe(self) -> str:
         season = f"season {self.season} ({self.season_source})" if self.season else f"no season ({self.season_source})"
         padded = f", {self.short} shorter than the window (padded, masked)" if self.short else ""
-        return (f"forecast panel: {len(self.panel.ids)} series{padded}; {season}, window {self.window}, "
+        names, known = self.panel.covariate_names, self.data.known
+        reads = [f"past {', '.join(names[:len(names) - known])}" if len(names) > known else "",
+                 f"known ahead {', '.join(names[len(names) - known:])}" if known else "",
+                 "the calendar" if self.data.calendar_season else ""]
+        reads = f"; covariates: {'; '.join(r for r in reads if r)}" if any(reads) else ""
+        return (f"forecast panel: {len(self.panel.ids)} series{padded}{reads}; {season}, window {self.window}, "
                 f"{len(self.ends['train'])} training windows; the network's quantiles correct the "
                 f"{self.base_name.replace('_', ' ')}")
 
     def inputs(self, ends: np.ndarray) -> torch.Tensor:
-        return torch.tensor(self.data.inputs(ends, self.window, self.season), dtype=torch.float32)
+        return torch.tensor(self.data.inputs(ends, self.window, self.season, self.horizon), dtype=torch.float32)
 
     def batch(self, generator, size, device):
         pick = torch.randint(0, len(self.ends["train"]), (size,), generator=generator).numpy()  # (N,)
@@ -291,7 +384,9 @@ class PanelTask(Task):
         return {"options": self.options, "model": self.config.to_dict(), "window": self.window,
                 "horizon": self.horizon, "season": self.season, "base": self.base_name, "ids": self.panel.ids,
                 "target": self.panel.target, "kinds": self.data.kinds, "scales": self.data.scales.tolist(),
-                "spreads": self.spreads.tolist(),
+                "spreads": self.spreads.tolist(), "covariates": list(self.panel.covariate_names),
+                "known": self.data.known, "calendar_season": self.data.calendar_season,
+                "means": self.data.means.tolist(), "deviations": self.data.deviations.tolist(),
                 "chosen": self.chosen, "shifts": {k: v.tolist() for k, v in self.shifts.items()},
                 "quantiles": list(QUANTILES)}
 
@@ -337,14 +432,16 @@ class PanelForecaster(Trained):
 
     def read_table(self, csv=None, data=None) -> tuple[PanelData, np.ndarray, np.ndarray]:
         """(the long table ``csv`` or ``data`` as the network reads it, each series' step unit (``spreads``),
-        each series' forecaster): a series the run trained on keeps its saved scale, unit and forecaster, unless
-        it was modelled in log changes and now holds a value <= 0; any other series is scaled on its own
-        history and forecast by the network."""
+        each series' forecaster): a series the run trained on keeps its saved scales, unit and forecaster,
+        unless it was modelled in log changes and now holds a value <= 0; any other series is scaled on its
+        own history and forecast by the network."""
         options, state = self.options, self.state
+        names = state.get("covariates", [])
         panel = read_panel(csv=csv, data=data, id_col=options.get("id_col"), date_col=options.get("date_col"),
                            target=options.get("target"), missing=options.get("missing") or "error",
-                           date_format=options.get("date_format"))
+                           date_format=options.get("date_format"), columns=names)
         kinds, scales = PanelData.fit(panel, panel.starts[1:])
+        means, deviations = PanelData.fit_covariates(panel, panel.starts[1:])
         steps, chosen = spreads(panel, panel.starts[1:]), np.array(["network"] * len(panel.ids), dtype=object)
         known = {sid: j for j, sid in enumerate(state["ids"])}
         for k, sid in enumerate(panel.ids):
@@ -352,11 +449,15 @@ class PanelForecaster(Trained):
             if j is not None and not (state["kinds"][j] == "log" and (panel.series(k) <= 0).any()):
                 kinds[k], scales[k], steps[k], chosen[k] = (state["kinds"][j], state["scales"][j], state["spreads"][j],
                                                             state["chosen"][j])
-        return PanelData(panel, kinds, scales), steps, chosen
+                if names:
+                    means[k], deviations[k] = state["means"][j], state["deviations"][j]
+        return (PanelData(panel, kinds, scales, means, deviations, known=state.get("known", 0),
+                          calendar_season=state.get("calendar_season")), steps, chosen)
 
     def model_input(self, text: str | None = None, csv: str | None = None, index: int | None = None):
         """The last window of series ``index`` (default the first, in sorted order) of the long table ``csv``,
-        as the network reads it."""
+        as the network reads it; with known-future covariates, the last window whose ``horizon`` rows ahead
+        are in the table."""
         from ..common import ModelInput
         if csv is None or text is not None:
             raise UserError("a panel forecaster reads the last window of one series of a long table: give --csv "
@@ -366,24 +467,86 @@ class PanelForecaster(Trained):
         if not 0 <= k < len(panel.ids):
             raise UserError(f"index {k} is not a series of {csv} (it has {len(panel.ids)}: 0 .. {len(panel.ids) - 1})",
                             "index")
-        window = self.state["window"]
-        inputs = rows.inputs(panel.starts[k + 1:k + 2] - 1, window, self.state["season"])
+        window, h, season = self.state["window"], self.state["horizon"], self.state["season"]
+        end, days = panel.starts[k + 1] - 1, None
+        if rows.known:
+            end -= h
+            if end < panel.starts[k]:
+                raise UserError(f"series {panel.ids[k]} of {csv} has {int(panel.lengths[k])} rows: a forecaster "
+                                f"that reads known-future covariates needs more than the horizon, {h}", "index")
+        elif rows.calendar_season:
+            days = self.calendar_ahead(panel, h)[k:k + 1]
+        inputs = rows.inputs(np.array([end]), window, season, h, calendar_ahead=days)
         labels = [f"t-{window - 1 - j}" if j < window - 1 else "t" for j in range(window)]
+        labels += [f"t+{j}" for j in range(1, h + 1)] if rows.reads_ahead else []
         return ModelInput(torch.tensor(inputs, dtype=torch.float32), labels,
-                          f"the last {window} rows of series {panel.ids[k]} of {Path(csv).name}")
+                          f"the last {window} rows of series {panel.ids[k]} of {Path(csv).name}"
+                          + (f" and the {h} ahead" if rows.reads_ahead else ""))
 
-    def predict(self, csv: str | Path | None = None, data=None) -> pd.DataFrame:
+    def future_values(self, future, panel: Panel, h: int) -> np.ndarray:
+        """(S, H, K) the known-future covariates over the ``h`` steps after each series' last row, from the long
+        table ``future`` (a CSV file or a DataFrame): each series' first ``h`` rows dated after its last (its
+        first ``h`` rows where neither table has dates); their dates must be the ``h`` dates ahead."""
+        options, state = self.options, self.state
+        names = state["covariates"][len(state["covariates"]) - state["known"]:]
+        given = {"data": future} if isinstance(future, pd.DataFrame) else {"csv": future}
+        ahead = read_panel(**given, id_col=options.get("id_col"), date_col=options.get("date_col"),
+                           target=names[0], columns=names[1:], missing=options.get("missing") or "error",
+                           date_format=options.get("date_format"))
+        if panel.dates is not None and ahead.dates is None:
+            raise UserError("future has no date column: it needs the dates of the steps ahead", "future")
+        values = ahead.values[:, None] if ahead.covariates is None else np.column_stack([ahead.values, ahead.covariates])
+        where, dates = {sid: j for j, sid in enumerate(ahead.ids)}, _ahead(panel, h)
+        out = np.empty((len(panel.ids), h, len(names)))
+        for s, sid in enumerate(panel.ids):
+            j = where.get(sid)
+            if j is None:
+                raise UserError(f"future has no rows for series '{sid}': it needs {', '.join(names)} for the {h} "
+                                "steps after its last row", "future")
+            rows = np.arange(ahead.starts[j], ahead.starts[j + 1])
+            if panel.dates is not None:
+                rows = rows[ahead.dates[rows] > panel.dates[panel.starts[s + 1] - 1]]
+            if len(rows) < h:
+                raise UserError(f"future has {len(rows)} rows for series '{sid}' after its last; it needs {h} "
+                                f"(the horizon)", "future")
+            rows = rows[:h]
+            if isinstance(dates, pd.DatetimeIndex) and not ahead.dates[rows].equals(dates[s * h:(s + 1) * h]):
+                wrong = int(np.flatnonzero(ahead.dates[rows] != dates[s * h:(s + 1) * h])[0])
+                raise UserError(f"future's rows for series '{sid}': step {wrong + 1} ahead is dated "
+                                f"{ahead.dates[rows][wrong]}, where {dates[s * h + wrong]} comes next", "future")
+            out[s] = values[rows]
+        return out
+
+    def calendar_ahead(self, panel: Panel, h: int) -> np.ndarray:
+        """(S, H, 2) the calendar features of the ``h`` dates after each series' last."""
+        dates = _ahead(panel, h)
+        if not isinstance(dates, pd.DatetimeIndex):
+            raise UserError("this forecaster reads calendar features: the table needs dates of a regular "
+                            "frequency, to know the dates ahead", "calendar")
+        return calendar(dates, self.state["calendar_season"]).reshape(len(panel.ids), h, 2)
+
+    def predict(self, csv: str | Path | None = None, data=None, future=None) -> pd.DataFrame:
         """The next ``horizon`` values of every series in ``csv`` or ``data`` (a long table with the training
         run's columns) after its last row: unique_id, ds, mean (the point forecast: the median, or the chosen
         baseline's), lo-80, hi-80, lo-95, hi-95 and the quantile columns q-0.025 .. q-0.975. A series the
-        network did not train on is scaled on its own history and forecast by the network."""
+        network did not train on is scaled on its own history and forecast by the network. A forecaster that
+        read known-future covariates needs their values over the horizon: ``future``, a long table (a CSV
+        file or a DataFrame) with the id and date columns and those covariates for the ``horizon`` dates after
+        each series' last."""
         state = self.state
         rows, steps, chosen = self.read_table(csv=csv, data=data)
         panel = rows.panel
         h, window, season = state["horizon"], state["window"], state["season"]
         ends = panel.starts[1:] - 1
         shifts = {name: np.asarray(v) for name, v in state["shifts"].items()}
-        inputs = torch.tensor(rows.inputs(ends, window, season), dtype=torch.float32)
+        if rows.known and future is None:
+            names = state["covariates"][len(state["covariates"]) - rows.known:]
+            raise UserError(f"this forecaster reads {', '.join(names)} over the {h} steps ahead (known in advance): "
+                            "give them as future (--future FILE.csv), a long table with the id and date columns",
+                            "future")
+        known_ahead = self.future_values(future, panel, h) if rows.known else None
+        days = self.calendar_ahead(panel, h) if rows.calendar_season else None
+        inputs = torch.tensor(rows.inputs(ends, window, season, h, known_ahead, days), dtype=torch.float32)
         with torch.no_grad():
             raw = self.network(inputs.to(self.device))[0].float().cpu()
         scaled = intervals.ordered_quantiles(raw.view(len(raw), h, len(QUANTILES))).double().numpy()
@@ -452,15 +615,34 @@ def train_panel(csv, data, options: dict, config, out, resume: bool) -> dict:
     if not isinstance(options.get("per_series_fallback", True), bool):
         raise UserError(f"per_series_fallback must be True or False, got {options['per_series_fallback']!r}",
                         "per_series_fallback")
-    if options.get("features") or options.get("newest_first"):
-        raise UserError("a panel reads one target per series: leave out features and newest_first", "features")
+    if options.get("newest_first"):
+        raise UserError("a panel's rows are ordered by its date column: leave out newest_first", "newest_first")
+    if not isinstance(options.get("calendar", False), bool):
+        raise UserError(f"calendar must be True or False, got {options['calendar']!r}", "calendar")
     panel = read_panel(csv=csv, data=data, id_col=options.get("id_col"), date_col=options.get("date_col"),
                        target=options.get("target"), missing=options.get("missing") or "error",
-                       date_format=options.get("date_format"))
-    season, source, window = season_and_window(options, *panel_season(panel))
-    inputs = 3 + (1 if has_season(season) else 0)  # the change, (the seasonal change,) the trend, the real-row mask
+                       date_format=options.get("date_format"), columns=covariate_columns(options))
+    dates_season, dates_name = panel_season(panel)
+    season, source, window = season_and_window(options, dates_season, dates_name)
+    if options.get("calendar") and not dates_season:
+        raise UserError(f"calendar features come from dates with a season (daily, weekly, monthly, quarterly, "
+                        f"hourly, ...); this panel has {dates_name}: leave out calendar", "calendar")
+    known, days = len(options.get("known") or ()), dates_season if options.get("calendar") else None
+    inputs = channels(season, len(panel.covariate_names), known, days)
     model = network_config(options, input_size=inputs, output_size=options["horizon"] * len(QUANTILES),
                            readout="last")
     with network_guard(options):
-        task = PanelTask(panel, window, options["horizon"], options["val_frac"], season, model, options, source)
+        task = PanelTask(panel, window, options["horizon"], options["val_frac"], season, model, options, source,
+                         known=known, calendar_season=days)
     return fit(task, config, out, resume=resume)
+
+
+def covariate_columns(options: dict) -> list[str]:
+    """The panel's covariates in the network's order: the past-only ``features``, then the ``known`` ones
+    (known in advance: a forecast reads their values over the horizon); a column in both is an error."""
+    features, known = list(options.get("features") or ()), list(options.get("known") or ())
+    both = [name for name in known if name in features]
+    if both:
+        raise UserError(f"column '{both[0]}' is in both features (past only) and known (known in advance): "
+                        "name it once", "known")
+    return features + known
