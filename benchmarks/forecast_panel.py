@@ -130,6 +130,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: the task's)")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds for rnnlab's network")
     parser.add_argument("--nf-steps", type=int, default=500, help="NeuralForecast models' max_steps")
+    parser.add_argument("--only-rnnlab", action="store_true", help="rnnlab's rows only (no statsforecast, "
+                                                                   "no NeuralForecast)")
     args = parser.parse_args()
     from rnnlab.tasks import forecast
     for name in args.panels.split(","):
@@ -150,6 +152,8 @@ def main() -> None:
             for baseline in ("naive", "seasonal_naive", "drift") if seed == int(args.seeds.split(",")[0]) else ():
                 if baseline != "seasonal_naive" or season > 1:
                     print(row(f"rnnlab's {baseline.replace('_', ' ')} (fpp3 intervals)", metrics[baseline], None))
+        if args.only_rnnlab:
+            continue
         if importlib.util.find_spec("statsforecast") is None:
             print("\n(statsforecast is not installed: pip install -e '.[bench]' for its rows)")
             continue

@@ -178,6 +178,15 @@ def test_a_panel_trains_one_network_calibrates_and_predicts_a_long_table(tmp_pat
     alone = forecast.train(data=frame, horizon=4, out=str(tmp_path / "alone"), hidden=16, steps=150, quiet=True,
                            per_series_fallback=False)
     assert alone["chosen"] == {"network": 12} and alone["model"] == alone["network"]
+    # each series keeps the forecaster with the smallest validation MAE among the network and the baselines
+    # at least as good as the network over the whole panel's validation
+    pooled = written["validation_mae"]
+    allowed = [name for name in pooled if name == "network" or pooled[name] <= pooled["network"]]
+    for sid, scores in written["per_series"].items():
+        mine = scores["validation_mae"]
+        assert scores["chosen"] == min(allowed, key=lambda name: mine[name])
+        assert pooled == pytest.approx({name: np.mean([written["per_series"][i]["validation_mae"][name]
+                                                       for i in written["per_series"]]) for name in pooled})
     # per series, the model is the forecaster that won on that series' validation part
     for sid, scores in written["per_series"].items():
         assert scores["model"] == scores[scores["chosen"]] or scores["chosen"] == "network" or \

@@ -31,7 +31,8 @@ def add(commands) -> None:
                                                   f"{fc.BUILTINS['sine'][1]})")
     train.add_argument("--per-series-fallback", action=argparse.BooleanOptionalAction, default=None,
                        help="a panel: each series keeps the network or the baseline that beat it on that series' "
-                            "validation part (default); --no-per-series-fallback: the network everywhere")
+                            "validation part, among the baselines at least as good as the network over the "
+                            "whole panel's validation (default); --no-per-series-fallback: the network everywhere")
     train.add_argument("--known", help="a panel: comma-separated columns known in advance (prices, holidays, "
                                        "promotions): the network reads them over the horizon too, and "
                                        "forecast predict needs their coming values (--future)")

@@ -231,7 +231,8 @@ def train(*, csv: str | Path | None = None, data=None, builtin: str | None = Non
     A long table of many series -- ``id_col`` given, or a "unique_id" column -- trains one network across
     all of them (``panel``): ``date_col`` defaults to "ds" and ``target`` to "y" there, the test part is the
     last ``horizon`` points of each series, and the forecasts are quantiles calibrated on validation; each
-    series keeps the network or the baseline that beat it on that series' validation part
+    series keeps the network or the baseline that beat it on that series' validation part, among the
+    baselines at least as good as the network over the whole panel's validation
     (``per_series_fallback=False``: the network everywhere). A panel's covariates: ``features``, columns
     read over the window only (past-only), ``known``, columns known in advance that the network also reads
     over the horizon (``predict(future=...)`` then gives their coming values), and ``calendar=True``, the
