@@ -14,7 +14,7 @@ $(BIN)/rnnlab: pyproject.toml
 	touch $@
 
 $(VENV)/.extras: $(BIN)/rnnlab
-	$(BIN)/pip install -q -e ".[dev,onnx,tensorboard]"
+	$(BIN)/pip install -q -e ".[dev,onnx,tensorboard,sktime]"
 	$(BIN)/python -c "from rnnlab.nn import fast; fast.main()"
 	touch $@
 

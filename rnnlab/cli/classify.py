@@ -7,15 +7,16 @@ import json
 
 from .options import keywords, model_options, print_metrics, train_keywords, train_options
 
-DATA_KEYS = ("idx_dir", "npz", "train_prefix", "test_prefix")
+DATA_KEYS = ("idx_dir", "npz", "ts", "train_prefix", "test_prefix")
 
 
 def add(commands) -> None:
     from ..tasks import classify as cls  # its defaults, in the help
     actions = commands.add_parser("classify", help="sequence classification").add_subparsers(
         dest="action", required=True, metavar="ACTION")
-    train = actions.add_parser("train", help="train on MNIST-format IDX files, an .npz, or built-in digits")
+    train = actions.add_parser("train", help="train on MNIST-format IDX files, an .npz, .ts files, or built-in digits")
     data_options(train)
+    train.add_argument("--ts-test", help="the test cases' .ts file, with --ts (default: 20 %% of --ts's cases)")
     train.add_argument("--bidirectional", action="store_true", default=None)
     defaults = cls.DEFAULTS
     train.add_argument("--val-frac", type=float, help=f"fraction of training sequences held out "
@@ -23,6 +24,8 @@ def add(commands) -> None:
     train.add_argument("--shift", type=int, help="random image shifts in pixels (default 2 for images of 16 rows "
                                                  "or more, 1 below, 0 for other sequences)")
     train.add_argument("--label-smoothing", type=float, help=f"(default {defaults['label_smoothing']})")
+    train.add_argument("--noise", type=float, help="jitter: N(0, noise^2) added to each standardised value of a "
+                                                   f"training batch, not for images (default {defaults['noise']})")
     train.add_argument("--pixels", action="store_true", default=None,
                        help="read each image pixel by pixel (MNIST: 784 steps of 1 pixel) instead of row by row")
     train.add_argument("--out", help=f"run folder (default {cls.OUT})")
@@ -42,15 +45,18 @@ def add(commands) -> None:
 def data_options(parser: argparse.ArgumentParser) -> None:
     data = parser.add_mutually_exclusive_group()
     data.add_argument("--idx-dir", help="folder of MNIST-format files (*-images-idx3-ubyte[.gz], *-labels-...)")
-    data.add_argument("--npz", help=".npz with x (n, T, F), y (n,) and optionally x_test, y_test")
+    data.add_argument("--npz", help=".npz with x (n, T, F), y (n,) and optionally x_test, y_test; lengths "
+                                    "(n,) and lengths_test where sequences of different lengths are padded")
+    data.add_argument("--ts", help="sktime/aeon .ts file of cases of any length (needs aeon or sktime: "
+                                   "pip install 'rnnlab[sktime]')")
     parser.add_argument("--train-prefix", help="training files' prefix (default: train, or the one present)")
     parser.add_argument("--test-prefix", help="test files' prefix (default t10k)")
 
 
 def run_train(args) -> None:
     from ..tasks import classify
-    print_metrics(classify.train(**train_keywords(args, *DATA_KEYS, "bidirectional", "val_frac", "shift",
-                                                  "label_smoothing", "pixels")))
+    print_metrics(classify.train(**train_keywords(args, *DATA_KEYS, "ts_test", "bidirectional", "val_frac",
+                                                  "shift", "label_smoothing", "pixels", "noise")))
 
 
 def run_evaluate(args) -> None:

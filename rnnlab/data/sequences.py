@@ -1,6 +1,9 @@
-"""Labelled sequences for classification: MNIST-format IDX files, ``.npz`` files, and scikit-learn's digits.
+"""Labelled sequences for classification: MNIST-format IDX files, ``.npz`` files, sktime/aeon ``.ts`` files,
+lists of arrays, and scikit-learn's digits.
 
-Images are read row by row: an (H, W) image is a sequence of H steps of W features.
+Images are read row by row: an (H, W) image is a sequence of H steps of W features. Sequences of different
+lengths are held padded: ``x`` (n, T_max, F), each sequence from the start and zeros after its end, and
+``lengths`` (n,) its real steps.
 """
 
 from __future__ import annotations
@@ -19,10 +22,43 @@ IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4
 
 @dataclass
 class Sequences:
-    x: np.ndarray  # (n, T, F) float32
+    x: np.ndarray  # (n, T, F) float32, each sequence from step 0, zeros after its end
     y: np.ndarray  # (n,) the labels as given: integers or strings (``class_ids`` numbers them)
     image: bool = False  # rows of an image: small random shifts are a fair augmentation
+    lengths: np.ndarray | None = None  # (n,) int64 each sequence's real steps; None: every one has T
 
+    def pick(self, rows: np.ndarray) -> "Sequences":
+        return Sequences(self.x[rows], self.y[rows], self.image, None if self.lengths is None else self.lengths[rows])
+
+
+def pad(sequences, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """A list of sequences, each (T_i, F) or (T_i,), as (x (n, T_max, F) float64 zero-padded, lengths (n,))."""
+    arrays = []
+    for k, item in enumerate(sequences):
+        try:
+            item = np.asarray(item, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise UserError(f"{name}[{k}] is not an array of numbers ({err})", name) from None
+        item = item[:, None] if item.ndim == 1 else item
+        if item.ndim != 2 or item.shape[0] == 0 or item.shape[1] == 0:
+            raise UserError(f"{name}[{k}] has shape {item.shape}: a sequence is (steps, features) or (steps,), "
+                            "with at least one step", name)
+        if arrays and item.shape[1] != arrays[0].shape[1]:
+            raise UserError(f"{name}[{k}] has {item.shape[1]} features per step, {name}[0] has "
+                            f"{arrays[0].shape[1]}", name)
+        arrays.append(item)
+    if not arrays:
+        raise UserError(f"{name}: no sequences", name)
+    lengths = np.array([len(a) for a in arrays], dtype=np.int64)
+    x = np.zeros((len(arrays), int(lengths.max()), arrays[0].shape[1]))
+    for k, item in enumerate(arrays):
+        x[k, :len(item)] = item
+    return x, lengths
+
+
+def ragged(x) -> bool:
+    """A list or tuple of sequences of different shapes (lengths), which one array cannot hold."""
+    return isinstance(x, (list, tuple)) and len({np.shape(item) for item in x}) > 1
 
 def label_classes(*labels: np.ndarray) -> list:
     """The classes of label arrays: their distinct values, sorted (numbers as Python ints, or strings), so
@@ -107,7 +143,9 @@ def read_idx_dir(folder: str | Path, train_prefix: str | None = None, test_prefi
 
 
 def read_npz(path: str | Path, test_frac: float = 0.2, seed: int = 0):
-    """(train, test) from an .npz with arrays x (n, T[, F]) and y (n,), and optionally x_test, y_test.
+    """(train, test) from an .npz with arrays x (n, T[, F]) and y (n,), and optionally x_test, y_test;
+    ``lengths`` (and ``lengths_test``) beside a padded x give each sequence's real steps, and ``classes``
+    the original labels when y holds their positions (``classes[y[i]]``).
 
     Without x_test, a random ``test_frac`` of the sequences (fixed by ``seed``) is the test part.
     Read with allow_pickle=False: an .npz cannot run code.
@@ -123,22 +161,75 @@ def read_npz(path: str | Path, test_frac: float = 0.2, seed: int = 0):
     for name in ("x", "y"):
         if name not in arrays:
             raise UserError(f"{path} has no array '{name}' (it has: {', '.join(arrays) or 'nothing'})")
+    classes = arrays.get("classes")
 
-    train = _sequences(arrays["x"], arrays["y"], f"{path}: x, y")
+    def labels(name: str) -> np.ndarray:
+        y = arrays[name]
+        if classes is None:
+            return y
+        if not np.issubdtype(y.dtype, np.integer) or y.ndim != 1 or ((y < 0) | (y >= len(classes))).any():
+            raise UserError(f"{path}: {name} must hold positions in classes (0 .. {len(classes) - 1}) when the "
+                            "file has a classes array")
+        return classes[y]
+
+    train = _sequences(arrays["x"], labels("y"), f"{path}: x, y", arrays.get("lengths"))
     if "x_test" in arrays and "y_test" in arrays:
-        return train, _sequences(arrays["x_test"], arrays["y_test"], f"{path}: x_test, y_test")
-    return _split(train, test_frac, seed)
+        return train, _sequences(arrays["x_test"], labels("y_test"), f"{path}: x_test, y_test",
+                                 arrays.get("lengths_test"))
+    return split(train, test_frac, seed)
 
 
-def from_arrays(x, y, x_test=None, y_test=None, test_frac: float = 0.2, seed: int = 0):
-    """(train, test) from arrays x (n, T, F) or (n, T) and labels y (n,); without x_test and y_test, a random
-    ``test_frac`` of them (fixed by ``seed``) is the test part."""
+def read_ts(path: str | Path) -> Sequences:
+    """The cases of a ``.ts`` file (the UEA/UCR archive's format, any lengths), read with aeon's loader or
+    sktime's, whichever is installed; labels as the file writes them (strings)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f".ts file not found: {path}", "ts")
+    try:
+        from aeon.datasets import load_from_ts_file  # (n, channels, T) or a list of (channels, T_i)
+        reader = "aeon"
+    except ImportError:
+        try:
+            from sktime.datasets import load_from_tsfile  # a list of (T_i, channels) frames
+            reader = "sktime"
+        except ImportError:
+            raise UserError(f"reading {path.name} needs aeon or sktime: pip install 'rnnlab[sktime]'", "ts") from None
+    try:
+        if reader == "aeon":
+            x, y = load_from_ts_file(str(path))
+            cases = [np.asarray(case, dtype=np.float64).T for case in x]  # (T_i, channels)
+        else:
+            x, y = load_from_tsfile(str(path), return_data_type="df-list")
+            cases = [frame.to_numpy(dtype=np.float64) for frame in x]
+    except (OSError, ValueError, TypeError, KeyError, IndexError) as err:
+        raise UserError(f"{path} is not a readable .ts file ({reader}: {err})", "ts") from None
+    cases = [case[~np.isnan(case).all(axis=1)] for case in cases]  # trailing NaN steps pad a case
+    x, lengths = pad(cases, str(path))
+    return _sequences(x, np.asarray(y).astype(str), str(path), lengths)
+
+
+def from_arrays(x, y, x_test=None, y_test=None, test_frac: float = 0.2, seed: int = 0, lengths=None,
+                lengths_test=None):
+    """(train, test) from sequences x -- an array (n, T, F) or (n, T), with ``lengths`` (n,) where it is
+    padded, or a list of (T_i, F) or (T_i,) arrays of any lengths -- and labels y (n,); without x_test and
+    y_test, a random ``test_frac`` of them (fixed by ``seed``) is the test part."""
     if x is None or y is None or (x_test is None) != (y_test is None):
         raise UserError("give x and y together (and x_test with y_test)")
-    train = _sequences(_array(x, "x"), _array(y, "y"), "x, y")
+    x, lengths = _padded(x, lengths, "x")
+    train = _sequences(x, _array(y, "y"), "x, y", lengths)
     if x_test is None:
-        return _split(train, test_frac, seed)
-    return train, _sequences(_array(x_test, "x_test"), _array(y_test, "y_test"), "x_test, y_test")
+        return split(train, test_frac, seed)
+    x_test, lengths_test = _padded(x_test, lengths_test, "x_test")
+    return train, _sequences(x_test, _array(y_test, "y_test"), "x_test, y_test", lengths_test)
+
+
+def _padded(x, lengths, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """(x as one array, lengths or None): a list of sequences of different lengths is padded."""
+    if ragged(x):
+        if lengths is not None:
+            raise UserError(f"{name} is a list of sequences: each has its own length, leave out lengths", name)
+        return pad(x, name)
+    return _array(x, name), None if lengths is None else _array(lengths, f"lengths of {name}")
 
 
 def _array(values, name: str) -> np.ndarray:
@@ -148,9 +239,10 @@ def _array(values, name: str) -> np.ndarray:
         raise UserError(f"{name} is not an array ({err})", name) from None
 
 
-def _sequences(x: np.ndarray, y: np.ndarray, label: str) -> Sequences:
-    """Checked sequences: x (n, T, F) or (n, T) of finite numbers, T and F > 0; y (n,) labels, integers
-    (whole floats count) or strings."""
+def _sequences(x: np.ndarray, y: np.ndarray, label: str, lengths: np.ndarray | None = None) -> Sequences:
+    """Checked sequences: x (n, T, F) or (n, T) of finite numbers (where real), T and F > 0; y (n,) labels,
+    integers (whole floats count) or strings; lengths (n,) whole numbers in 1 .. T, or None. Steps past a
+    sequence's length are set to 0; lengths that are all T are dropped (a fixed-length set)."""
     if x.ndim == 2:
         x = x[:, :, None]
     if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
@@ -171,16 +263,26 @@ def _sequences(x: np.ndarray, y: np.ndarray, label: str) -> Sequences:
         y = y.astype(np.int64)
     elif not (np.issubdtype(y.dtype, np.integer) or y.dtype.kind == "U"):
         raise UserError(f"{label}: labels in y must be integers or strings, got {y.dtype}")
+    if lengths is not None:
+        lengths = np.asarray(lengths)
+        if lengths.shape != (len(x),) or not np.issubdtype(lengths.dtype, np.integer):
+            raise UserError(f"{label}: lengths must be whole numbers, one per sequence ({len(x)}), got "
+                            f"{lengths.dtype} {lengths.shape}", "lengths")
+        wrong = np.flatnonzero((lengths < 1) | (lengths > x.shape[1]))
+        if len(wrong):
+            raise UserError(f"{label}: sequence {int(wrong[0])} has length {int(lengths[wrong[0]])}; lengths are "
+                            f"in 1 .. {x.shape[1]} (the padded steps)", "lengths")
+        x = np.where(np.arange(x.shape[1])[None, :, None] < lengths[:, None, None], x, 0)
+        lengths = None if (lengths == x.shape[1]).all() else lengths.astype(np.int64)
     if not np.isfinite(x).all():
         raise UserError(f"{label} holds NaN or infinite values")
-    return Sequences(x.astype(np.float32), y)
+    return Sequences(x.astype(np.float32), y, lengths=lengths)
 
 
-def _split(sequences: Sequences, test_frac: float, seed: int):
+def split(sequences: Sequences, test_frac: float, seed: int):
     order = np.random.default_rng(seed).permutation(len(sequences.y))
     n_test = max(1, int(len(order) * test_frac))
-    pick = lambda rows: Sequences(sequences.x[rows], sequences.y[rows])  # noqa: E731
-    return pick(order[n_test:]), pick(order[:n_test])
+    return sequences.pick(order[n_test:]), sequences.pick(order[:n_test])
 
 
 def digits(test_frac: float = 0.2, seed: int = 0):

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.sequences import Sequences, class_ids, digits, from_arrays, label_classes, read_idx_dir, read_npz
+from ..data.sequences import (Sequences, class_ids, digits, from_arrays, label_classes, pad, ragged, read_idx_dir,
+                              read_npz, read_ts, split)
 from ..errors import UserError, check_settings, require
 from .network import ModelConfig, SequenceModel
 from ..training import Task, fit
@@ -34,9 +35,10 @@ saved.FIELDS["classify"] = {  # what state.json holds besides the loop's fields 
     "shift": saved.COUNT, "classes": saved.Kind(lambda v: isinstance(v, list) and len(v) >= 2 and len(set(map(
         repr, v))) == len(v) and all(isinstance(c, (int, str)) and not isinstance(c, bool) for c in v),
         "a list of at least two distinct labels (integers or strings)"), "options.val_frac": saved.FRACTION, "options.pixels": saved.BOOL,
-    "options.label_smoothing": saved.FRACTION, "options.shift": saved.optional(saved.COUNT)}
+    "options.label_smoothing": saved.FRACTION, "options.shift": saved.optional(saved.COUNT),
+    "options.noise": saved.optional(saved.NON_NEGATIVE)}
 DEFAULTS = dict(arch="gru", hidden=128, layers=2, dropout=0.2, bidirectional=False, val_frac=0.1, shift=None,
-                label_smoothing=0.1, pixels=False, **NETWORK_EXTRAS)  # shift None: 2 pixels for images of 16 rows or more, 1 below, 0 for non-images
+                label_smoothing=0.1, pixels=False, noise=0.0, **NETWORK_EXTRAS)  # shift None: 2 pixels for images of 16 rows or more, 1 below, 0 for non-images
 TRAIN_DEFAULTS = dict(steps=2000, batch_size=128, lr=6e-3, weight_decay=1e-4, warmup=0.3, final_lr=0.01,
                       eval_every=100, checkpoint_every=500)
 CHUNK = 2000  # sequences per forward pass when evaluating
@@ -60,22 +62,27 @@ class ClassifyTask(Task):
                  norm: tuple | None = None) -> None:
         check_settings(dict(val_frac=val_frac, label_smoothing=label_smoothing),
                        fractions=("val_frac", "label_smoothing"))
-        if train.x.shape[1:] != test.x.shape[1:]:
+        varying = train.lengths is not None or test.lengths is not None
+        if train.x.shape[2] != test.x.shape[2] or (train.x.shape[1] != test.x.shape[1] and not varying):
             raise UserError(f"training sequences {train.x.shape[1:]} and test sequences {test.x.shape[1:]} "
                             "differ in shape (steps, features)")
         order = np.random.default_rng(0).permutation(len(train.y))
         n_val = int(len(order) * val_frac)
         fit_rows, val_rows = order[n_val:], order[:n_val]
-        if norm is None:  # images are already in [0, 1]; other data is standardised per feature
-            features = train.x[fit_rows].reshape(-1, train.x.shape[2])
+        if norm is None:  # images are already in [0, 1]; other data is standardised per feature, real steps only
+            features = real_steps(train.x[fit_rows], None if train.lengths is None else train.lengths[fit_rows])
             norm = (0.0, 1.0) if train.image else (features.mean(0).tolist(), (features.std(0) + 1e-8).tolist())
         self.norm = norm
-        self.x = {"train": normalise(train.x[fit_rows], norm), "val": normalise(train.x[val_rows], norm),
-                  "test": normalise(test.x, norm)}
+        parts = {"train": train.pick(fit_rows), "val": train.pick(val_rows), "test": test}
+        self.x = {part: normalise(data.x, norm, data.lengths) for part, data in parts.items()}
+        self.lengths = {part: None if not varying else torch.tensor(
+            data.lengths if data.lengths is not None else np.full(len(data.y), data.x.shape[1]))
+            for part, data in parts.items()}
         self.y = {"train": torch.tensor(train.y[fit_rows]), "val": torch.tensor(train.y[val_rows]),
                   "test": torch.tensor(test.y)}
         self.shift = shift if train.image else 0
         self.label_smoothing, self.val_frac, self.options = label_smoothing, val_frac, options or {}
+        self.noise = float(self.options.get("noise") or 0.0) if not train.image else 0.0
         self.config = model
         self.model = SequenceModel(model)
         self.classes = list(range(model.output_size))  # the original labels of the class ids (train sets them)
@@ -85,22 +92,30 @@ class ClassifyTask(Task):
         x = self.x["train"][pick]  # (N, T, F)
         if self.shift:
             x = shift_images(x, self.shift, generator)
-        return x.to(device), self.y["train"][pick].to(device)
+        if self.noise:  # jitter: each value moved by N(0, noise^2) in standardised units (padding is never read)
+            x = x + self.noise * torch.randn(x.shape, generator=generator)
+        lengths = self.lengths["train"]
+        if lengths is None:
+            return x.to(device), self.y["train"][pick].to(device), None
+        lengths = lengths[pick]  # (N,)
+        return x[:, :int(lengths.max())].to(device), self.y["train"][pick].to(device), lengths
 
     def loss(self, model, batch):
-        x, y = batch
-        return F.cross_entropy(model(x)[0], y, label_smoothing=self.label_smoothing)
+        x, y, lengths = batch
+        return F.cross_entropy(model(x, lengths=lengths)[0], y, label_smoothing=self.label_smoothing)
 
     def evaluate(self, model, device):
         """Loss and accuracy on the validation part, or (without one) on the first 1,000 training sequences."""
         part, prefix, limit = ("val", "val", None) if len(self.y["val"]) else ("train", "train_eval", 1000)
         x, y = self.x[part][:limit], self.y[part][:limit]
-        scores = predict_scores(model, x, device)
+        lengths = None if self.lengths[part] is None else self.lengths[part][:limit]
+        scores = predict_scores(model, x, device, lengths)
         return {f"{prefix}_loss": F.cross_entropy(scores, y).item(),
                 f"{prefix}_accuracy": (scores.argmax(1) == y).float().mean().item()}
 
     def report(self, model, device, out_dir):
-        metrics = test_metrics(predict_scores(model, self.x["test"], device), self.y["test"], self.config.output_size)
+        metrics = test_metrics(predict_scores(model, self.x["test"], device, self.lengths["test"]), self.y["test"],
+                               self.config.output_size)
         self.tested = metrics
         return {**metrics, "train_sequences": len(self.y["train"]), "val_sequences": len(self.y["val"]),
                 **self.evaluate(model, device)}
@@ -122,14 +137,31 @@ def as_pixels(images: Sequences) -> Sequences:
     return Sequences(images.x.reshape(len(images.x), -1, 1), images.y, image=False)
 
 
-def normalise(x: np.ndarray, norm) -> torch.Tensor:
-    """Sequences (n, T, F) as the network reads them: (x - mean) / std per feature, float32."""
-    return torch.tensor((x - np.asarray(norm[0])) / np.asarray(norm[1]), dtype=torch.float32)
+def real_steps(x: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
+    """(steps, F): every real step of sequences x (n, T, F), padding left out."""
+    if lengths is None:
+        return x.reshape(-1, x.shape[2])
+    return x[np.arange(x.shape[1])[None, :] < lengths[:, None]]
 
 
-def predict_scores(model, x: torch.Tensor, device) -> torch.Tensor:
-    """Class scores (n, classes), computed in chunks of CHUNK sequences."""
-    return torch.cat([model(x[k:k + CHUNK].to(device))[0].cpu() for k in range(0, len(x), CHUNK)])
+def normalise(x: np.ndarray, norm, lengths: np.ndarray | None = None) -> torch.Tensor:
+    """Sequences (n, T, F) as the network reads them: (x - mean) / std per feature, float32; padding 0."""
+    scaled = (x - np.asarray(norm[0])) / np.asarray(norm[1])
+    if lengths is not None:
+        scaled = np.where(np.arange(x.shape[1])[None, :, None] < np.asarray(lengths)[:, None, None], scaled, 0.0)
+    return torch.tensor(scaled, dtype=torch.float32)
+
+
+def predict_scores(model, x: torch.Tensor, device, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    """Class scores (n, classes), computed in chunks of CHUNK sequences (each sequence's own ``lengths``)."""
+    if lengths is None:
+        return torch.cat([model(x[k:k + CHUNK].to(device))[0].cpu() for k in range(0, len(x), CHUNK)])
+    lengths = torch.as_tensor(lengths)
+    parts = []
+    for k in range(0, len(x), CHUNK):
+        mine = lengths[k:k + CHUNK]
+        parts.append(model(x[k:k + CHUNK, :int(mine.max())].to(device), lengths=mine)[0].cpu())
+    return torch.cat(parts)
 
 
 def test_metrics(scores: torch.Tensor, labels: torch.Tensor, classes: int) -> dict:
@@ -143,50 +175,65 @@ def test_metrics(scores: torch.Tensor, labels: torch.Tensor, classes: int) -> di
 
 
 def load_data(idx_dir: str | None = None, npz: str | None = None, train_prefix: str | None = None,
-              test_prefix: str | None = None, x=None, y=None, x_test=None, y_test=None):
-    """(train, test): IDX folder, npz file, arrays, or the built-in digits."""
+              test_prefix: str | None = None, x=None, y=None, x_test=None, y_test=None, ts: str | None = None,
+              ts_test: str | None = None, lengths=None, lengths_test=None):
+    """(train, test): IDX folder, npz file, .ts files, arrays (or lists of sequences), or the built-in digits."""
     arrays = [a is not None for a in (x, y, x_test, y_test)]
-    sources = [idx_dir is not None, npz is not None, any(arrays)]
+    sources = [idx_dir is not None, npz is not None, ts is not None, any(arrays)]
     if sum(sources) > 1:
-        raise UserError("give one of idx_dir, npz or the arrays x, y (and x_test, y_test)")
+        raise UserError("give one of idx_dir, npz, ts or the arrays x, y (and x_test, y_test)")
+    if ts_test is not None and ts is None:
+        raise UserError("ts_test goes with ts (the training cases' .ts file)", "ts_test")
     if idx_dir is not None:
         return read_idx_dir(idx_dir, train_prefix, test_prefix or "t10k")
     if npz is not None:
         return read_npz(npz)
+    if ts is not None:
+        train = read_ts(ts)
+        if ts_test is None:
+            return split(train, 0.2, 0)
+        return train, read_ts(ts_test)
     if any(arrays):
-        return from_arrays(x, y, x_test, y_test)
+        return from_arrays(x, y, x_test, y_test, lengths=lengths, lengths_test=lengths_test)
     return digits()
 
 
 def train(*, idx_dir: str | None = None, npz: str | None = None, train_prefix: str | None = None,
-          test_prefix: str | None = None, x=None, y=None, x_test=None, y_test=None, out: str | None = None,
+          test_prefix: str | None = None, x=None, y=None, x_test=None, y_test=None, lengths=None,
+          lengths_test=None, ts: str | None = None, ts_test: str | None = None, out: str | None = None,
           resume: bool = False, arch: str | None = None, hidden: int | None = None, layers: int | None = None,
           dropout: float | None = None, bidirectional: bool | None = None,
           val_frac: float | None = None, shift: int | None = None, label_smoothing: float | None = None,
-          pixels: bool | None = None, **train_options) -> dict:
-    """Train a sequence classifier on an MNIST-format folder ``idx_dir``, an ``npz`` file, arrays ``x`` (n, T, F)
-    or (n, T) with labels ``y`` (n,) (and optionally ``x_test``, ``y_test``; else 20 % of them are the test
-    part), or the built-in 8x8 digits; returns the metrics. ``pixels=True`` reads each (H, W) image as H * W
+          pixels: bool | None = None, noise: float | None = None, **train_options) -> dict:
+    """Train a sequence classifier on an MNIST-format folder ``idx_dir``, an ``npz`` file, sktime/aeon ``.ts``
+    files (``ts``, ``ts_test``), arrays ``x`` (n, T, F) or (n, T) with labels ``y`` (n,) (and optionally
+    ``x_test``, ``y_test``; else 20 % of them are the test part), or the built-in 8x8 digits; returns the
+    metrics. Sequences of different lengths: ``x`` a list of (T_i, F) arrays, or padded with ``lengths``
+    (``lengths_test``); the network reads them packed, so padding never changes a prediction. ``pixels=True`` reads each (H, W) image as H * W
     steps of one pixel (pixel-by-pixel MNIST: 784 steps, the classic long-memory benchmark), without shifts.
 
     Settings left as None take ``DEFAULTS``; ``train_options`` are the training loop's (``TrainConfig``)
     and the recurrent layers' variants (``rnnlab.nn.Variants``: weight_drop, layer_norm, recurrent_dropout, zoneout).
     """
-    train_set, test_set = load_data(idx_dir, npz, train_prefix, test_prefix, x, y, x_test, y_test)
+    train_set, test_set = load_data(idx_dir, npz, train_prefix, test_prefix, x, y, x_test, y_test, ts, ts_test,
+                                    lengths, lengths_test)
     out = out or OUT
     options, config, _ = resolve(
         "classify", out, resume, dict(arch=arch, hidden=hidden, layers=layers, dropout=dropout,
                                       bidirectional=bidirectional, val_frac=val_frac, shift=shift,
-                                      label_smoothing=label_smoothing, pixels=pixels),
+                                      label_smoothing=label_smoothing, pixels=pixels, noise=noise),
         DEFAULTS, train_options, TRAIN_DEFAULTS)
     check_network(options)
-    check_settings(options, non_negative=("shift",))
+    check_settings(options, non_negative=("shift", "noise"))
     source = {"idx_dir": str(idx_dir) if idx_dir is not None else None, "npz": str(npz) if npz is not None else None,
-              "train_prefix": train_prefix, "test_prefix": test_prefix, "arrays": x is not None}
+              "train_prefix": train_prefix, "test_prefix": test_prefix, "arrays": x is not None,
+              "ts": str(ts) if ts is not None else None, "ts_test": str(ts_test) if ts_test is not None else None}
     options = {**options, "source": source}
     if options["pixels"]:
         require(train_set.image, "pixels", "read images (IDX files or the built-in digits), not other sequences",
                 "sequences")
+        require(train_set.lengths is None and test_set.lengths is None, "pixels", "read images of one size",
+                "sequences of different lengths")
         train_set, test_set = as_pixels(train_set), as_pixels(test_set)
         options["shift"] = 0 if options["shift"] is None else options["shift"]
     if options["shift"] is None:
@@ -197,8 +244,8 @@ def train(*, idx_dir: str | None = None, npz: str | None = None, train_prefix: s
     if len(classes) > max(2, len(train_set.y) // 2):
         raise UserError(f"the labels hold {len(classes):,} classes among {len(train_set.y):,} training sequences: "
                         "a class needs several examples (are the labels ids, or values to regress?)")
-    train_set = Sequences(train_set.x, class_ids(train_set.y, classes, "y"), train_set.image)
-    test_set = Sequences(test_set.x, class_ids(test_set.y, classes, "y_test"), test_set.image)
+    train_set = Sequences(train_set.x, class_ids(train_set.y, classes, "y"), train_set.image, train_set.lengths)
+    test_set = Sequences(test_set.x, class_ids(test_set.y, classes, "y_test"), test_set.image, test_set.lengths)
     model = network_config(options, input_size=train_set.x.shape[2], bidirectional=options["bidirectional"],
                            output_size=len(classes), readout="last")
     with network_guard(options):
@@ -209,10 +256,13 @@ def train(*, idx_dir: str | None = None, npz: str | None = None, train_prefix: s
 
 
 class Classifier(Trained):
-    """A trained classifier: ``scores(x)``, ``predict(x)`` and ``evaluate(x, y)`` on raw sequences (n, T, F)."""
+    """A trained classifier: ``scores(x)``, ``predict(x)`` and ``evaluate(x, y)`` on raw sequences: an array
+    (n, T, F) or (n, T) (padded, with ``lengths``), or a list of (T_i, F) arrays of any lengths."""
 
-    def scores(self, x) -> torch.Tensor:
-        """Class scores (n, classes) of sequences x (n, T, F) or (n, T), normalised as in training."""
+    def scores(self, x, lengths=None) -> torch.Tensor:
+        """Class scores (n, classes) of sequences x, normalised as in training."""
+        if ragged(x):
+            x, lengths = pad(x, "x")
         x = np.asarray(x, dtype=np.float32)
         x = x[:, :, None] if x.ndim == 2 else x
         if self.options.get("pixels") and x.ndim == 3:  # images (n, H, W), read pixel by pixel
@@ -220,21 +270,28 @@ class Classifier(Trained):
         features = self.network.config.input_size
         if x.ndim != 3 or x.shape[2] != features:
             raise UserError(f"the model reads sequences (n, T, {features}); the data has shape {x.shape}")
+        if lengths is not None:
+            lengths = np.asarray(lengths)
+            if lengths.shape != (len(x),) or not np.issubdtype(lengths.dtype, np.integer) or (
+                    (lengths < 1) | (lengths > x.shape[1])).any():
+                raise UserError(f"lengths must be one whole number in 1 .. {x.shape[1]} per sequence ({len(x)})",
+                                "lengths")
         with torch.no_grad():
-            return predict_scores(self.network, normalise(x, self.state["norm"]), self.device)
+            return predict_scores(self.network, normalise(x, self.state["norm"], lengths), self.device,
+                                  None if lengths is None else torch.as_tensor(lengths))
 
     @property
     def classes(self) -> list:
         """The labels as training saw them (integers or strings), in the order of the network's outputs."""
         return self.state.get("classes") or list(range(self.network.config.output_size))
 
-    def predict(self, x) -> np.ndarray:
+    def predict(self, x, lengths=None) -> np.ndarray:
         """The predicted label of each sequence (n,): the training data's own labels (integers or strings)."""
-        return np.array(self.classes)[self.scores(x).argmax(1).numpy()]
+        return np.array(self.classes)[self.scores(x, lengths).argmax(1).numpy()]
 
-    def evaluate(self, x, y) -> dict:
+    def evaluate(self, x, y, lengths=None) -> dict:
         """Test metrics (accuracy, per class, confusion matrix) on sequences x with labels y."""
-        scores, ids = self.scores(x), class_ids(np.asarray(y), self.classes, "the data")
+        scores, ids = self.scores(x, lengths), class_ids(np.asarray(y), self.classes, "the data")
         return {**test_metrics(scores, torch.as_tensor(ids, dtype=torch.long), len(self.classes)),
                 "classes": self.classes}
 
@@ -247,11 +304,13 @@ class Classifier(Trained):
         if source.get("arrays"):
             raise UserError("the model was trained on arrays: inspect it from Python with rnnlab.nn.inspect")
         _, test = load_data(source.get("idx_dir"), source.get("npz"), source.get("train_prefix"),
-                            source.get("test_prefix"))
+                            source.get("test_prefix"), ts=source.get("ts"), ts_test=source.get("ts_test"))
         index = 0 if index is None else index
         if not 0 <= index < len(test.y):
             raise UserError(f"--index must be in [0, {len(test.y)}), got {index}", "index")
         x = test.x[index:index + 1]  # (1, T, F)
+        if test.lengths is not None:
+            x = x[:, :int(test.lengths[index])]  # its real steps
         if self.options.get("pixels"):
             x = x.reshape(1, -1, 1)
         labels = [str(t) for t in range(x.shape[1])]
@@ -265,17 +324,22 @@ def load(model_dir: str | Path) -> Classifier:
 
 
 def evaluate(model_dir: str | Path, idx_dir: str | None = None, npz: str | None = None,
-             train_prefix: str | None = None, test_prefix: str | None = None, x=None, y=None) -> dict:
-    """Test metrics of a saved classifier on a data set's test part (default: the one it was trained on), or on
-    arrays ``x``, ``y``."""
+             train_prefix: str | None = None, test_prefix: str | None = None, x=None, y=None, lengths=None,
+             ts: str | None = None) -> dict:
+    """Test metrics of a saved classifier on a data set's test part (default: the one it was trained on), on
+    the cases of a ``.ts`` file, or on sequences ``x`` (an array, with ``lengths`` where padded, or a list of
+    arrays) with labels ``y``."""
     model = load(model_dir)
     if x is not None or y is not None:
-        test = from_arrays(x, y, x, y)[1]
+        test = from_arrays(x, y, x, y, lengths=lengths, lengths_test=lengths)[1]
+    elif ts is not None:
+        test = read_ts(ts)
     elif idx_dir is None and npz is None and model.options.get("source", {}).get("arrays"):
         raise UserError(f"the model in {model_dir} was trained on arrays: evaluate it on arrays x and y")
     else:
         source = model.options.get("source", {}) if idx_dir is None and npz is None else \
             {"idx_dir": idx_dir, "npz": npz, "train_prefix": train_prefix}
         _, test = load_data(source.get("idx_dir"), source.get("npz"), source.get("train_prefix"),
-                            test_prefix or model.options.get("source", {}).get("test_prefix"))
-    return model.evaluate(test.x, test.y)
+                            test_prefix or model.options.get("source", {}).get("test_prefix"),
+                            ts=source.get("ts"), ts_test=source.get("ts_test"))
+    return model.evaluate(test.x, test.y, test.lengths)

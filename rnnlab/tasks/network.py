@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence
 
 from ..nn import registry
 from ..nn.variants import Variants
@@ -119,17 +120,29 @@ class SequenceModel(nn.Module):
         directions = 2 if config.bidirectional else 1
         self.head = nn.Linear(directions * config.hidden, config.output_size)
 
-    def forward(self, inputs: Tensor, state=None):
+    def forward(self, inputs: Tensor, state=None, lengths: Tensor | None = None):
         """inputs (N, L) token ids or (N, L, F) features -> (outputs, state).
 
         outputs: (N, L, output_size) with readout "steps", (N, output_size) with readout "last".
+        ``lengths`` (N,): each sequence's real steps, the rest padding (readout "last" only): the layers read
+        them packed, so the final states are each sequence's own (both directions), whatever the padding.
         """
         x = self.embedding(inputs) if self.embedding is not None else inputs  # (N, L, F)
+        if lengths is not None and self.config.readout != "last":
+            raise ValueError("lengths are for readout 'last' (one output per sequence)")
+        if lengths is not None and self.config.block != "residual":
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            _, state = self.rnn(packed, state)
+            h_n = state[0] if isinstance(state, tuple) else state  # (layers*D, N, H), in the batch's order
+            last = h_n[-2:] if self.config.bidirectional else h_n[-1:]  # (D, N, H)
+            return self.head(self.drop(torch.cat(list(last), dim=1))), state
         steps, state = self.rnn(x, state)  # (N, L, D*H)
         if self.config.readout == "steps":
             return self.head(self.drop(steps)), state
-        if self.config.block == "residual":  # the residual stream at the last step
-            return self.head(self.drop(steps[:, -1])), state
+        if self.config.block == "residual":  # the residual stream at the last (real) step: causal, so padding
+            ends = (lengths.to(steps.device) - 1 if lengths is not None  # after it never reaches it
+                    else torch.full((len(steps),), steps.shape[1] - 1, device=steps.device))
+            return self.head(self.drop(steps[torch.arange(len(steps), device=steps.device), ends])), state
         h_n = state[0] if isinstance(state, tuple) else state  # (layers*D, N, H)
         last = h_n[-2:] if self.config.bidirectional else h_n[-1:]  # (D, N, H)
         return self.head(self.drop(torch.cat(list(last), dim=1))), state  # (N, output_size)
