@@ -25,7 +25,7 @@ def add(commands) -> None:
                                                  "or more, 1 below, 0 for other sequences)")
     train.add_argument("--label-smoothing", type=float, help=f"(default {defaults['label_smoothing']})")
     train.add_argument("--noise", type=float, help="jitter: N(0, noise^2) added to each standardised value of a "
-                                                   f"training batch, not for images (default {defaults['noise']})")
+                                                   "training batch (default 0.2, 0 for images)")
     train.add_argument("--pixels", action="store_true", default=None,
                        help="read each image pixel by pixel (MNIST: 784 steps of 1 pixel) instead of row by row")
     train.add_argument("--out", help=f"run folder (default {cls.OUT})")

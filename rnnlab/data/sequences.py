@@ -209,18 +209,19 @@ def read_ts(path: str | Path) -> Sequences:
 
 
 def from_arrays(x, y, x_test=None, y_test=None, test_frac: float = 0.2, seed: int = 0, lengths=None,
-                lengths_test=None):
+                lengths_test=None, values: bool = False):
     """(train, test) from sequences x -- an array (n, T, F) or (n, T), with ``lengths`` (n,) where it is
-    padded, or a list of (T_i, F) or (T_i,) arrays of any lengths -- and labels y (n,); without x_test and
-    y_test, a random ``test_frac`` of them (fixed by ``seed``) is the test part."""
+    padded, or a list of (T_i, F) or (T_i,) arrays of any lengths -- and labels y (n,) (``values``: numbers
+    to regress, (n,) or (n, k)); without x_test and y_test, a random ``test_frac`` of them (fixed by
+    ``seed``) is the test part."""
     if x is None or y is None or (x_test is None) != (y_test is None):
         raise UserError("give x and y together (and x_test with y_test)")
     x, lengths = _padded(x, lengths, "x")
-    train = _sequences(x, _array(y, "y"), "x, y", lengths)
+    train = _sequences(x, _array(y, "y"), "x, y", lengths, values)
     if x_test is None:
         return split(train, test_frac, seed)
     x_test, lengths_test = _padded(x_test, lengths_test, "x_test")
-    return train, _sequences(x_test, _array(y_test, "y_test"), "x_test, y_test", lengths_test)
+    return train, _sequences(x_test, _array(y_test, "y_test"), "x_test, y_test", lengths_test, values)
 
 
 def _padded(x, lengths, name: str) -> tuple[np.ndarray, np.ndarray | None]:
@@ -239,14 +240,17 @@ def _array(values, name: str) -> np.ndarray:
         raise UserError(f"{name} is not an array ({err})", name) from None
 
 
-def _sequences(x: np.ndarray, y: np.ndarray, label: str, lengths: np.ndarray | None = None) -> Sequences:
+def _sequences(x: np.ndarray, y: np.ndarray, label: str, lengths: np.ndarray | None = None,
+               values: bool = False) -> Sequences:
     """Checked sequences: x (n, T, F) or (n, T) of finite numbers (where real), T and F > 0; y (n,) labels,
-    integers (whole floats count) or strings; lengths (n,) whole numbers in 1 .. T, or None. Steps past a
-    sequence's length are set to 0; lengths that are all T are dropped (a fixed-length set)."""
+    integers (whole floats count) or strings (``values``: finite numbers (n,) or (n, k), as float64);
+    lengths (n,) whole numbers in 1 .. T, or None. Steps past a sequence's length are set to 0; lengths that
+    are all T are dropped (a fixed-length set)."""
     if x.ndim == 2:
         x = x[:, :, None]
-    if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
-        raise UserError(f"{label} must be x (n, T, F) or (n, T) and y (n,), got {x.shape} and {y.shape}")
+    if x.ndim != 3 or y.ndim not in ((1, 2) if values else (1,)) or len(x) != len(y):
+        raise UserError(f"{label} must be x (n, T, F) or (n, T) and y (n,){' or (n, k)' if values else ''}, got "
+                        f"{x.shape} and {y.shape}")
     if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
         raise UserError(f"{label}: x must hold real numbers, got {x.dtype}")
     if not len(y):
@@ -254,9 +258,15 @@ def _sequences(x: np.ndarray, y: np.ndarray, label: str, lengths: np.ndarray | N
     if x.shape[1] == 0 or x.shape[2] == 0:
         raise UserError(f"{label}: x has shape {x.shape}: sequences of {x.shape[1]} steps of {x.shape[2]} "
                         "features; a sequence needs at least one step of one feature")
-    if y.dtype == np.bool_:
+    if values:
+        if not (np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_) or np.iscomplexobj(y):
+            raise UserError(f"{label}: the values in y must be numbers, got {y.dtype}")
+        y = y.astype(np.float64)
+        if not np.isfinite(y).all():
+            raise UserError(f"{label}: y holds NaN or infinite values")
+    elif y.dtype == np.bool_:
         y = y.astype(np.int64)
-    if np.issubdtype(y.dtype, np.floating):
+    elif np.issubdtype(y.dtype, np.floating):
         if not np.isfinite(y).all() or (y != np.round(y)).any():
             bad = y[~np.isfinite(y) | (y != np.round(y))][0]
             raise UserError(f"{label}: labels in y must be class labels (integers or strings), got {bad}")

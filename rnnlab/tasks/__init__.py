@@ -1,12 +1,12 @@
-"""The tasks -- ``charlm``, ``forecast``, ``classify`` and the long-memory tasks ``memory`` -- each with
-keyword-only ``train(...)`` and ``load(model_dir)``; ``load`` here opens a trained model of any task."""
+"""The tasks -- ``charlm``, ``forecast``, ``classify``, ``regress`` and the long-memory tasks ``memory`` -- each
+with keyword-only ``train(...)`` and ``load(model_dir)``; ``load`` here opens a trained model of any task."""
 
 from __future__ import annotations
 
 from importlib import import_module
 from pathlib import Path
 
-TASKS = ("charlm", "forecast", "classify", "memory")
+TASKS = ("charlm", "forecast", "classify", "memory", "regress")
 MODULE_OF = {"forecast_panel": "forecast"}  # checkpoints' task names that another task's module loads
 
 
