@@ -1,0 +1,239 @@
+"""sktime estimators (the ``sktime`` extra: ``pip install 'rnnlab[sktime]'``).
+
+    from rnnlab.sktime import RNNForecaster, RNNTimeSeriesClassifier
+    model = RNNTimeSeriesClassifier(steps=500).fit(X_train, y_train)   # any sktime Panel, unequal lengths too
+    model.predict(X_test), model.predict_proba(X_test)
+    forecaster = RNNForecaster().fit(y, fh=[1, 2, 3])                # one series, or a panel of them
+    forecaster.predict(), forecaster.predict_interval(coverage=[0.8, 0.95])
+
+``RNNTimeSeriesClassifier`` is ``rnnlab.sklearn.RNNClassifier`` behind sktime's ``BaseClassifier``: sktime
+hands it each case as a frame of (time points, channels) -- its ``df-list`` mtype, which holds cases of any
+length -- and the network reads them packed. Its settings are the classifier's, with the same defaults.
+``RNNForecaster`` is the panel forecaster of ``rnnlab.tasks.forecast`` behind sktime's ``BaseForecaster``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+
+import numpy as np
+import pandas as pd
+from sktime.classification.base import BaseClassifier
+from sktime.forecasting.base import BaseForecaster
+
+from .sklearn import InvalidInput, RNNClassifier, _user_errors
+from .tasks import forecast
+from .tasks.forecast.intervals import QUANTILES
+
+
+class RNNTimeSeriesClassifier(BaseClassifier):
+    """A recurrent time-series classifier for sktime: multivariate, unequal lengths, probabilities.
+
+    The settings are ``rnnlab.sklearn.RNNClassifier``'s, but for ``random_state``: sktime's name for the
+    task's ``seed`` (None: a fresh one each fit).
+
+    Examples
+    --------
+    >>> from sktime.datasets import load_unit_test
+    >>> from rnnlab.sktime import RNNTimeSeriesClassifier
+    >>> X_train, y_train = load_unit_test(split="train")
+    >>> X_test, y_test = load_unit_test(split="test")
+    >>> model = RNNTimeSeriesClassifier(hidden=16, layers=1, steps=50).fit(X_train, y_train)
+    >>> model.predict_proba(X_test).shape
+    (22, 2)
+    """
+
+    _tags = {
+        "authors": ["rnnlab"],
+        "maintainers": ["rnnlab"],
+        "python_dependencies": "torch",
+        "X_inner_mtype": "df-list",  # a list of (time points, channels) frames, each case its own length
+        "y_inner_mtype": "numpy1D",
+        "capability:multivariate": True,
+        "capability:unequal_length": True,
+        "capability:predict_proba": True,
+        "property:randomness": "derandomized",  # random_state fixes the weights and the batches
+        "capability:random_state": True,
+    }
+
+    def __init__(self, arch: str = "gru", hidden: int = 128, layers: int = 2, dropout: float = 0.2,
+                 bidirectional: bool = False, block: str = "stack", noise: float | None = None,
+                 label_smoothing: float = 0.1, val_frac: float = 0.0, steps: int = 2000, batch_size: int = 128,
+                 lr: float = 6e-3, weight_decay: float = 1e-4, random_state: int | None = 0, device: str = "auto"):
+        self.arch, self.hidden, self.layers, self.dropout = arch, hidden, layers, dropout
+        self.bidirectional, self.block, self.noise, self.label_smoothing = bidirectional, block, noise, label_smoothing
+        self.val_frac, self.steps, self.batch_size, self.lr = val_frac, steps, batch_size, lr
+        self.weight_decay, self.random_state, self.device = weight_decay, random_state, device
+        super().__init__()
+
+    def _fit(self, X, y):
+        settings = self.get_params()
+        seed = settings.pop("random_state")
+        seed = int(np.random.SeedSequence().generate_state(1)[0] >> 1) if seed is None else seed
+        self.estimator_ = RNNClassifier(**settings, seed=seed).fit(_cases(X), y)
+        return self
+
+    def _predict(self, X) -> np.ndarray:
+        return self.estimator_.predict(_cases(X))
+
+    def _predict_proba(self, X) -> np.ndarray:
+        return self.estimator_.predict_proba(_cases(X))  # columns in the order of np.unique(y), as sktime's
+
+    @classmethod
+    def get_test_params(cls, parameter_set="default"):
+        """Tiny fits for sktime's suite: a one-layer GRU, and a bidirectional LSTM with jitter."""
+        return [dict(hidden=8, layers=1, steps=30, batch_size=16),
+                dict(arch="lstm", hidden=8, layers=1, bidirectional=True, noise=0.1, steps=30, batch_size=16)]
+
+
+def _cases(X) -> list[np.ndarray]:
+    """sktime's df-list -> the (T_i, channels) float64 arrays the network reads."""
+    return [frame.to_numpy(dtype=np.float64) for frame in X]
+
+
+class RNNForecaster(BaseForecaster):
+    """rnnlab's panel forecaster (``rnnlab.tasks.forecast``, one global network across every series, quantiles
+    calibrated on validation, a baseline kept per series where it beat the network) behind sktime's
+    ``fit(y, fh)`` / ``predict(fh)``, ``predict_interval`` and ``predict_quantiles``.
+
+    ``y`` is one series or a panel (sktime's ``pd-multiindex``: instance, time); the horizon is the largest
+    step of ``fh`` given to ``fit``. As in ``forecast.train`` the last ``horizon`` points of each series are
+    its test part (the metrics are in ``metrics_``) and the fit reads the whole history at ``predict``. A
+    panel's series must end together (at the cutoff). Quantiles between the calibrated ones (0.025 .. 0.975)
+    are interpolated linearly; ``X`` is not read. ``random_state`` is the task's ``seed``.
+
+    Examples
+    --------
+    >>> from sktime.datasets import load_airline
+    >>> from rnnlab.sktime import RNNForecaster
+    >>> y = load_airline()
+    >>> model = RNNForecaster(hidden=8, steps=30).fit(y, fh=[1, 2, 3])
+    >>> model.predict_interval(coverage=0.8).shape
+    (3, 2)
+    """
+
+    _tags = {
+        "authors": ["rnnlab"],
+        "maintainers": ["rnnlab"],
+        "python_dependencies": "torch",
+        "y_inner_mtype": ["pd.Series", "pd-multiindex"],  # one series, or a panel: one network for all
+        "X_inner_mtype": "pd.DataFrame",
+        "scitype:y": "univariate",
+        "capability:exogenous": False,
+        "capability:insample": False,
+        "capability:pred_int": True,
+        "capability:pred_int:insample": False,
+        "requires-fh-in-fit": True,
+        "property:randomness": "derandomized",
+        "capability:random_state": True,
+    }
+
+    def __init__(self, window: int | None = None, season: int | None = None, arch: str = "lstm", hidden: int = 64,
+                 layers: int = 1, dropout: float = 0.0, val_frac: float = 0.15, per_series_fallback: bool = True,
+                 calendar: bool = False, steps: int = 1500, batch_size: int = 64, lr: float = 3e-3,
+                 random_state: int | None = 0, device: str = "auto"):
+        self.window, self.season, self.arch, self.hidden, self.layers = window, season, arch, hidden, layers
+        self.dropout, self.val_frac, self.per_series_fallback, self.calendar = dropout, val_frac, per_series_fallback, calendar
+        self.steps, self.batch_size, self.lr, self.random_state, self.device = steps, batch_size, lr, random_state, device
+        super().__init__()
+        self.set_config(remember_data=True)  # predict reads the newest history (self._y), update's too
+
+    def _fit(self, y, X=None, fh=None):
+        steps_ahead = fh.to_relative(self.cutoff).to_numpy()
+        if (steps_ahead < 1).any():
+            raise ValueError(f"RNNForecaster forecasts ahead of the data only; fh holds the steps {list(steps_ahead)}")
+        self.horizon_ = int(steps_ahead.max())
+        table, dated = _long_table(y)
+        settings = self.get_params()
+        seed = settings.pop("random_state")
+        seed = int(np.random.SeedSequence().generate_state(1)[0] >> 1) if seed is None else seed
+        with tempfile.TemporaryDirectory(prefix="rnnlab-") as tmp, _user_errors():
+            self.metrics_ = forecast.train(data=table, id_col="unique_id", date_col="ds" if dated else None,
+                                           target="y", horizon=self.horizon_, out=tmp, quiet=True, seed=seed,
+                                           **settings)
+            self.model_ = forecast.load(tmp)
+        return self
+
+    def _forecast_table(self, fh) -> tuple[pd.DataFrame, pd.Index, np.ndarray]:
+        """(the model's long table of the next horizon steps, the series' ids, which of its steps fh asks)."""
+        steps_ahead = fh.to_relative(self.cutoff).to_numpy()
+        if (steps_ahead < 1).any() or steps_ahead.max() > self.horizon_:
+            raise ValueError(f"fh must be steps 1 .. {self.horizon_} ahead (the horizon fit was given); got "
+                             f"{list(steps_ahead)}")
+        table, _ = _long_table(self._y)
+        with _user_errors():
+            ahead = self.model_.predict(data=table)  # (S * horizon) rows, series by series
+        return ahead, pd.unique(table["unique_id"]), steps_ahead - 1
+
+    def _index(self, fh, ids) -> pd.Index:
+        """The forecasts' index: fh after the cutoff; in a panel, fh after each series' own last time."""
+        if not isinstance(self._y.index, pd.MultiIndex):
+            return fh.to_absolute_index(self.cutoff)
+        index = self._y.index
+        names = index.get_level_values(0)
+        steps = fh.to_relative(self.cutoff).to_numpy()
+        rows = []
+        for i in ids:
+            mine = names.astype(str) == i
+            times = index.get_level_values(-1)[mine]  # this series' times
+            freq = getattr(self.cutoff, "freq", None) or (pd.infer_freq(times) if len(times) > 2 and
+                                                          isinstance(times, pd.DatetimeIndex) else None)
+            rows += [(names[mine][0], t) for t in _after(times[-1], steps, freq)]
+        return pd.MultiIndex.from_tuples(rows, names=index.names)
+
+    def _predict(self, fh, X=None):
+        ahead, ids, picked = self._forecast_table(fh)
+        values = ahead["mean"].to_numpy().reshape(len(ids), self.horizon_)[:, picked].ravel()  # (S * len(fh),)
+        index = self._index(fh, ids)
+        if isinstance(self._y, pd.Series):
+            return pd.Series(values, index=index, name=self._y.name)
+        return pd.DataFrame({self._y.columns[0]: values}, index=index)
+
+    def _predict_quantiles(self, fh, X=None, alpha=None):
+        alpha = list(alpha)
+        if min(alpha) < QUANTILES[0] or max(alpha) > QUANTILES[-1]:
+            raise ValueError(f"alpha must be in [{QUANTILES[0]}, {QUANTILES[-1]}] (the calibrated quantiles); "
+                             f"got {alpha}")
+        ahead, ids, picked = self._forecast_table(fh)
+        grid = ahead[[f"q-{q:g}" for q in QUANTILES]].to_numpy()  # (S * horizon, Q), ordered
+        grid = grid.reshape(len(ids), self.horizon_, len(QUANTILES))[:, picked].reshape(-1, len(QUANTILES))
+        values = np.stack([np.interp(alpha, QUANTILES, row) for row in grid])  # (S * len(fh), len(alpha))
+        columns = pd.MultiIndex.from_product([self._get_varnames(), alpha])
+        return pd.DataFrame(values, index=self._index(fh, ids), columns=columns)
+
+    @classmethod
+    def get_test_params(cls, parameter_set="default"):
+        """Tiny fits for sktime's suite: the default LSTM, and a GRU with the network on every series."""
+        return [dict(hidden=8, steps=20, batch_size=16),
+                dict(arch="gru", hidden=8, steps=20, batch_size=16, per_series_fallback=False)]
+
+
+def _after(last, steps: np.ndarray, freq) -> list:
+    """The times ``steps`` (1, 2, ...) after a series' ``last`` one: whole numbers, periods, or timestamps at
+    the cutoff's frequency."""
+    if isinstance(last, pd.Timestamp):
+        if freq is None:
+            raise InvalidInput("RNNForecaster: the series end at different dates and the data has no regular "
+                               "frequency to count steps after each one", "y")
+        offset = pd.tseries.frequencies.to_offset(freq)
+        return [last + int(k) * offset for k in steps]
+    return [last + int(k) for k in steps]  # whole numbers, or pd.Period (which adds its own frequency)
+
+
+def _long_table(y) -> tuple[pd.DataFrame, bool]:
+    """sktime's y (a Series, or a frame indexed by (instance, time)) as the long table the panel forecaster
+    reads -- unique_id, [ds,] y -- and whether it has dates (a DatetimeIndex or PeriodIndex; else the rows'
+    order is the time)."""
+    if isinstance(y.index, pd.MultiIndex):
+        ids, times = y.index.get_level_values(0), y.index.get_level_values(-1)
+        values = np.asarray(y.iloc[:, 0] if isinstance(y, pd.DataFrame) else y, dtype=np.float64)
+    else:
+        values = np.asarray(y.iloc[:, 0] if isinstance(y, pd.DataFrame) else y, dtype=np.float64)
+        ids, times = np.repeat("series", len(y)), y.index
+    if isinstance(times, pd.PeriodIndex):
+        times = times.to_timestamp()
+    dated = isinstance(times, pd.DatetimeIndex)
+    table = pd.DataFrame({"unique_id": np.asarray(ids).astype(str), "y": values})
+    if dated:
+        table.insert(1, "ds", np.asarray(times))
+    return table, dated
