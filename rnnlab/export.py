@@ -7,9 +7,12 @@ exported model reads what the network reads and returns what its head returns:
     charlm     tokens (N, L) int64          -> logits (N, L, vocabulary)  (the next character's scores)
     forecast   features (N, L, F) float32   -> (N, horizon)               (scaled changes; see the JSON)
     classify   features (N, L, F) float32   -> (N, classes)               (class scores)
+    regress    features (N, L, F) float32   -> (N, k)                     (standardised values; see the JSON)
 
-with N and L free (dynamic axes). Beside it, ``<file>.json`` holds what turns raw data into those inputs and
-the outputs back into answers -- the vocabulary, the scalers, the normalisation -- with the task's settings.
+with N and L free (dynamic axes); a classifier reads each sequence's last column, so give sequences of
+different lengths one by one or in batches of one length, not padded. Beside it, ``<file>.json`` holds what
+turns raw data into those inputs and the outputs back into answers -- the vocabulary, the scalers, the
+normalisation -- with the task's settings.
 """
 
 from __future__ import annotations
@@ -92,5 +95,8 @@ def describe(trained, fmt: str, example: Tensor) -> dict:
               "shape": ["batch", "steps"] + ([] if config.vocab_size else [config.input_size])}
     outputs = {"name": "outputs", "shape": ["batch"] + (["steps"] if config.readout == "steps" else [])
                + [config.output_size]}
+    if config.readout == "last":  # one answer per sequence, from its last step: padding would be read
+        inputs["lengths"] = ("the last step of each sequence is read out: give sequences of different lengths "
+                             "one by one, or in batches of one length, never padded")
     saved = {key: value for key, value in trained.state.items() if key not in SIDECAR_SKIPS}
     return {"format": fmt, "task": trained.task, "inputs": inputs, "outputs": outputs, **saved}

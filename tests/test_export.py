@@ -103,6 +103,7 @@ def test_exported_models_compute_what_ours_does(runs, tmp_path, task, fmt):
     for key in {"lm": ["vocab"], "cls": ["norm"], "fc": ["scaler", "window", "horizon"]}[task]:
         assert described[key] == saved[key]
     assert "run" not in described
+    assert ("lengths" in described["inputs"]) == (saved["model"]["readout"] == "last")  # a one-answer model says it
 
 
 def test_the_command_prints_what_it_wrote_and_refuses_what_torch_lacks(runs, tmp_path):

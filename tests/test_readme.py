@@ -40,6 +40,8 @@ def test_task_api_quickstart_runs(tmp_path, monkeypatch):
     assert namespace["next_close"].index[0].day_name() == "Monday"  # 300 business days from 2024-01-01 end on a Friday
     assert namespace["labels"].shape == (5,) and namespace["text"] == "hihello"
     assert 0.5 < namespace["metrics"]["test_accuracy"] <= 1
+    search = namespace["search"]  # the pipeline with a grid search, scored by cross-validation
+    assert search.best_params_["rnnclassifier__hidden"] in (8, 16) and search.best_score_ > 0.6
 
 
 def test_variants_quickstart_runs():
