@@ -216,3 +216,28 @@ def test_ts_files_through_the_cli(tmp_path):
     inspected = cli("inspect", "--model", tmp_path / "run", "--index", 5, "--out", tmp_path / "i")
     assert inspected.returncode == 0, inspected.stderr
 
+
+
+def test_batches_group_similar_lengths_when_asked_and_the_set_is_large():
+    rng = np.random.default_rng(5)
+    x = [rng.normal(size=(t, 2)) for t in rng.integers(1, 301, 2000)]
+    y = np.arange(2000) % 2
+    train, test = from_arrays(x, y, x[:10], y[:10])
+    config = ModelConfig(input_size=2, hidden=4, output_size=2, readout="last")
+    grouped = classify.ClassifyTask(train, test, config, val_frac=0.0, options={"group_lengths": True})
+    uniform = classify.ClassifyTask(train, test, config, val_frac=0.0, options={"group_lengths": False})
+    order = np.sort(grouped.lengths["train"].numpy())
+    window = order[4 * 32 - 1:] - order[:len(order) - 4 * 32 + 1]  # the spread of every window of 128
+    generator = torch.Generator().manual_seed(0)
+    spreads = []
+    for _ in range(50):
+        x_batch, _, lengths = grouped.batch(generator, 32, torch.device("cpu"))
+        assert x_batch.shape[1] == int(lengths.max())  # the batch runs its own longest, not the set's
+        spreads.append(int(lengths.max() - lengths.min()))
+    assert max(spreads) <= window.max() and np.mean(spreads) < 60  # the set spans 1..300
+    drawn = torch.cat([uniform.rows(generator, 32) for _ in range(50)])
+    assert np.ptp(uniform.lengths["train"][drawn].numpy()) > 250  # uniform: any length
+    small = classify.ClassifyTask(train.pick(np.arange(100)), test, config, val_frac=0.0,
+                                  options={"group_lengths": True})
+    torch.testing.assert_close(small.rows(torch.Generator().manual_seed(1), 32),
+                               torch.randint(0, 100, (32,), generator=torch.Generator().manual_seed(1)))

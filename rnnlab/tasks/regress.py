@@ -26,12 +26,13 @@ from .common import NETWORK_EXTRAS, Trained, check_network, network_config, netw
 
 OUT = "runs/regress"
 saved.FIELDS["regress"] = {  # what state.json holds besides the loop's fields (checked when it is read)
-    "options.val_frac": saved.FRACTION, "options.noise": saved.NON_NEGATIVE, "targets": saved.POSITIVE,
+    "options.val_frac": saved.FRACTION, "options.noise": saved.NON_NEGATIVE, "options.group_lengths": saved.BOOL,
+    "targets": saved.POSITIVE,
     "target_norm": saved.Kind(lambda v: isinstance(v, list) and len(v) == 2 and all(
         isinstance(part, list) and all(isinstance(x, (int, float)) for x in part) for part in v),
         "[means, deviations], a list of numbers each")}
 DEFAULTS = dict(arch="gru", hidden=64, layers=1, dropout=0.0, bidirectional=False, val_frac=0.1, noise=0.0,
-                **NETWORK_EXTRAS)
+                group_lengths=False, **NETWORK_EXTRAS)
 TRAIN_DEFAULTS = dict(steps=1000, batch_size=64, lr=3e-3, weight_decay=1e-4, warmup=0.1, final_lr=0.01,
                       eval_every=100, checkpoint_every=500)
 
@@ -93,7 +94,7 @@ def value_metrics(predicted: np.ndarray, actual: np.ndarray) -> dict:
 def train(*, x=None, y=None, x_test=None, y_test=None, lengths=None, lengths_test=None, out: str | None = None,
           resume: bool = False, arch: str | None = None, hidden: int | None = None, layers: int | None = None,
           dropout: float | None = None, bidirectional: bool | None = None, val_frac: float | None = None,
-          noise: float | None = None, **train_options) -> dict:
+          noise: float | None = None, group_lengths: bool | None = None, **train_options) -> dict:
     """Train a sequence regressor on sequences ``x`` (an array (n, T, F) or (n, T), with ``lengths`` where
     padded, or a list of (T_i, F) arrays) and values ``y`` (n,) or (n, k) (and optionally ``x_test``,
     ``y_test``; else 20 % of them are the test part); returns the metrics (test_rmse, test_mae, test_r2).
@@ -111,7 +112,8 @@ def train(*, x=None, y=None, x_test=None, y_test=None, lengths=None, lengths_tes
     out = out or OUT
     options, config, _ = resolve("regress", out, resume, dict(arch=arch, hidden=hidden, layers=layers,
                                                               dropout=dropout, bidirectional=bidirectional,
-                                                              val_frac=val_frac, noise=noise),
+                                                              val_frac=val_frac, noise=noise,
+                                                              group_lengths=group_lengths),
                                  DEFAULTS, train_options, TRAIN_DEFAULTS)
     check_network(options)
     check_settings(options, non_negative=("noise",), fractions=("val_frac",))
