@@ -13,11 +13,17 @@ import time
 import pytest
 from safetensors.torch import load_file
 
+from shared_data import SHARED
+
+VOWELS = SHARED / "sequences"
+
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "RNNLAB_DIST_TIMEOUT": "60"}
 TASKS = {
     "charlm": ["charlm", "train", "--hidden", "16", "--seq-len", "16", "--batch", "8"],
     "forecast": ["forecast", "train", "--hidden", "8", "--batch", "16"],
     "classify": ["classify", "train", "--hidden", "8", "--batch", "32"],
+    "classify-lengths": ["classify", "train", "--ts", str(VOWELS / "JapaneseVowels_TRAIN.ts"), "--ts-test",
+                         str(VOWELS / "JapaneseVowels_TEST.ts"), "--hidden", "8", "--batch", "32"],  # 7-29 steps
 }
 
 

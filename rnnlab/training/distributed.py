@@ -65,13 +65,14 @@ def stop() -> None:
 
 
 def shard(batch: tuple, here: World) -> tuple[tuple, float]:
-    """This rank's rows of a global batch (every tensor's first dimension) and the weight of its mean loss:
-    its share of the rows times the number of ranks (1 when the rows split evenly)."""
+    """This rank's rows of a global batch (every tensor's first dimension; a None, such as the lengths of
+    fixed-length sequences, stays None) and the weight of its mean loss: its share of the rows times the
+    number of ranks (1 when the rows split evenly)."""
     if not here.active:
         return batch, 1.0
     rows = batch[0].shape[0]
     first, end = rows * here.rank // here.size, rows * (here.rank + 1) // here.size
-    return tuple(t[first:end] for t in batch), (end - first) * here.size / rows
+    return tuple(None if t is None else t[first:end] for t in batch), (end - first) * here.size / rows
 
 
 def mean_over_ranks(value: torch.Tensor, here: World) -> torch.Tensor:
