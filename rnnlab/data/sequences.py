@@ -56,6 +56,11 @@ def pad(sequences, name: str) -> tuple[np.ndarray, np.ndarray]:
     return x, lengths
 
 
+def real(lengths: np.ndarray, steps: int) -> np.ndarray:
+    """(n, steps) bool: which steps of padded sequences of these ``lengths`` (n,) are real, not padding."""
+    return np.arange(steps)[None, :] < np.asarray(lengths)[:, None]
+
+
 def ragged(x) -> bool:
     """A list or tuple of sequences of different shapes (lengths), which one array cannot hold."""
     return isinstance(x, (list, tuple)) and len({np.shape(item) for item in x}) > 1
@@ -282,7 +287,7 @@ def _sequences(x: np.ndarray, y: np.ndarray, label: str, lengths: np.ndarray | N
         if len(wrong):
             raise UserError(f"{label}: sequence {int(wrong[0])} has length {int(lengths[wrong[0]])}; lengths are "
                             f"in 1 .. {x.shape[1]} (the padded steps)", "lengths")
-        x = np.where(np.arange(x.shape[1])[None, :, None] < lengths[:, None, None], x, 0)
+        x = np.where(real(lengths, x.shape[1])[:, :, None], x, 0)
         lengths = None if (lengths == x.shape[1]).all() else lengths.astype(np.int64)
     if not np.isfinite(x).all():
         raise UserError(f"{label} holds NaN or infinite values")

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.sequences import (Sequences, class_ids, digits, from_arrays, label_classes, pad, ragged, read_idx_dir,
-                              read_npz, read_ts, split)
+                              read_npz, read_ts, real, split)
 from ..errors import UserError, check_settings, require
 from .network import ModelConfig, SequenceModel
 from ..training import Task, fit
@@ -41,7 +41,8 @@ saved.FIELDS["classify"] = {  # what state.json holds besides the loop's fields 
 DEFAULTS = dict(arch="gru", hidden=128, layers=2, dropout=0.2, bidirectional=False, val_frac=0.1, shift=None,
                 label_smoothing=0.1, pixels=False, noise=None, group_lengths=False, **NETWORK_EXTRAS)
 # shift None: 2 pixels for images of 16 rows or more, 1 below, 0 for non-images; noise None: 0.2 for sequences
-# that are not images (measured on Japanese Vowels: test accuracy 0.965 without, 0.981-0.984 with), 0 for images
+# that are not images, 0 for images (Japanese Vowels, 5 seeds: test accuracy 0.965-0.981 without, 0.981-0.984
+# with; benchmarks/japanese_vowels.py)
 TRAIN_DEFAULTS = dict(steps=2000, batch_size=128, lr=6e-3, weight_decay=1e-4, warmup=0.3, final_lr=0.01,
                       eval_every=100, checkpoint_every=500)
 CHUNK = 2000  # sequences per forward pass when evaluating
@@ -159,27 +160,25 @@ def real_steps(x: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
     """(steps, F): every real step of sequences x (n, T, F), padding left out."""
     if lengths is None:
         return x.reshape(-1, x.shape[2])
-    return x[np.arange(x.shape[1])[None, :] < lengths[:, None]]
+    return x[real(lengths, x.shape[1])]
 
 
 def normalise(x: np.ndarray, norm, lengths: np.ndarray | None = None) -> torch.Tensor:
     """Sequences (n, T, F) as the network reads them: (x - mean) / std per feature, float32; padding 0."""
     scaled = (x - np.asarray(norm[0])) / np.asarray(norm[1])
     if lengths is not None:
-        scaled = np.where(np.arange(x.shape[1])[None, :, None] < np.asarray(lengths)[:, None, None], scaled, 0.0)
+        scaled = np.where(real(lengths, x.shape[1])[:, :, None], scaled, 0.0)
     return torch.tensor(scaled, dtype=torch.float32)
 
 
 def predict_scores(model, x: torch.Tensor, device, lengths: torch.Tensor | None = None) -> torch.Tensor:
     """Class scores (n, classes), computed in chunks of CHUNK sequences (each sequence's own ``lengths``)."""
     dtype = next(model.parameters()).dtype  # float32, or float64 where the network was made double
-    if lengths is None:
-        return torch.cat([model(x[k:k + CHUNK].to(device, dtype))[0].cpu() for k in range(0, len(x), CHUNK)])
-    lengths = torch.as_tensor(lengths)
     parts = []
     for k in range(0, len(x), CHUNK):
-        mine = lengths[k:k + CHUNK]
-        parts.append(model(x[k:k + CHUNK, :int(mine.max())].to(device, dtype), lengths=mine)[0].cpu())
+        mine = None if lengths is None else torch.as_tensor(lengths[k:k + CHUNK])  # (chunk,)
+        steps = x.shape[1] if mine is None else int(mine.max())  # the chunk's longest
+        parts.append(model(x[k:k + CHUNK, :steps].to(device, dtype), lengths=mine)[0].cpu())
     return torch.cat(parts)
 
 
@@ -284,8 +283,6 @@ class Classifier(Trained):
 
     def scores(self, x, lengths=None) -> torch.Tensor:
         """Class scores (n, classes) of sequences x, normalised as in training."""
-        if ragged(x):
-            x, lengths = pad(x, "x")
         inputs, lengths = network_inputs(self, x, lengths)
         with torch.no_grad():
             return predict_scores(self.network, inputs, self.device, lengths)
@@ -329,8 +326,11 @@ class Classifier(Trained):
 
 
 def network_inputs(trained: Trained, x, lengths=None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Raw sequences x (n, T, F) or (n, T), padded where ``lengths`` (n,) are given, as the trained network
-    reads them: (normalised as in training (n, T, F), lengths as a tensor or None)."""
+    """Raw sequences x -- (n, T, F) or (n, T), padded where ``lengths`` (n,) are given, or a list of
+    (T_i, F) arrays -- as the trained network reads them: (normalised as in training (n, T, F), lengths as a
+    tensor or None)."""
+    if ragged(x):
+        x, lengths = pad(x, "x")
     x = np.asarray(x, dtype=np.float32)
     x = x[:, :, None] if x.ndim == 2 else x
     if trained.options.get("pixels") and x.ndim == 3:  # images (n, H, W), read pixel by pixel

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.sequences import Sequences, from_arrays, pad, ragged
+from ..data.sequences import Sequences, from_arrays
 from ..errors import UserError, check_settings
 from ..training import fit, saved
 from .classify import ClassifyTask, network_inputs, predict_scores
@@ -131,8 +131,6 @@ class Regressor(Trained):
 
     def predict(self, x, lengths=None) -> np.ndarray:
         """The predicted values (n,) -- or (n, k) for a model trained on k values per sequence -- in y's units."""
-        if ragged(x):
-            x, lengths = pad(x, "x")
         inputs, lengths = network_inputs(self, x, lengths)
         with torch.no_grad():
             scaled = predict_scores(self.network, inputs, self.device, lengths)  # (n, k)
