@@ -415,7 +415,7 @@ def _numbers(cells: pd.Series, name: str, places: Places, decimal: str, asked: b
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
         raise UserError(f"{places.row(first)}, column '{name}': '{str(cells.iloc[first]).strip()}' is not a number")
-    values = numbers.to_numpy(dtype=np.float64)
+    values = numbers.to_numpy(dtype=np.float64, copy=True)  # writable: pandas 3 hands out read-only views
     read = ~np.isnan(values)
     try:  # pandas' parser can be off in the last bit (1 value in 6 of repr-written floats); NumPy's rounds exactly
         values[read] = text.to_numpy()[read].astype(np.float64)
