@@ -5,21 +5,24 @@
     model.predict(X_test), model.predict_proba(X_test)
     forecaster = RNNForecaster().fit(y, fh=[1, 2, 3])                # one series, or a panel of them
     forecaster.predict(), forecaster.predict_interval(coverage=[0.8, 0.95])
+    RNNForecaster().fit(y, X=X, fh=[1, 2, 3]).predict(X=X_ahead)   # X: covariates known in advance
 
 ``RNNTimeSeriesClassifier`` is ``rnnlab.sklearn.RNNClassifier`` behind sktime's ``BaseClassifier``: sktime
 hands it each case as a frame of (time points, channels) -- its ``df-list`` mtype, which holds cases of any
 length -- and the network reads them packed. Its settings are the classifier's, with the same defaults.
-``RNNForecaster`` is the panel forecaster of ``rnnlab.tasks.forecast`` behind sktime's ``BaseForecaster``.
+``RNNForecaster`` is the panel forecaster of ``rnnlab.tasks.forecast`` behind sktime's ``BaseForecaster``;
+sktime's exogenous ``X`` are its known-future covariates.
 """
 
 from __future__ import annotations
 
 import tempfile
+import warnings
 
 import numpy as np
 import pandas as pd
 from sktime.classification.base import BaseClassifier
-from sktime.forecasting.base import BaseForecaster
+from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
 
 from .sklearn import InvalidInput, RNNClassifier, _user_errors
 from .tasks import forecast
@@ -96,11 +99,16 @@ class RNNForecaster(BaseForecaster):
     calibrated on validation, a baseline kept per series where it beat the network) behind sktime's
     ``fit(y, fh)`` / ``predict(fh)``, ``predict_interval`` and ``predict_quantiles``.
 
-    ``y`` is one series or a panel (sktime's ``pd-multiindex``: instance, time); the horizon is the largest
-    step of ``fh`` given to ``fit``. As in ``forecast.train`` the last ``horizon`` points of each series are
-    its test part (the metrics are in ``metrics_``) and the fit reads the whole history at ``predict``. A
-    panel's series must end together (at the cutoff). Quantiles between the calibrated ones (0.025 .. 0.975)
-    are interpolated linearly; ``X`` is not read. ``random_state`` is the task's ``seed``.
+    ``y`` is one series or a panel (sktime's ``pd-multiindex``: instance, time; its series may end at
+    different times, and each is forecast after its own last); the horizon is the largest step of ``fh``
+    given to ``fit``. As in ``forecast.train`` the last ``horizon`` points of each series are its test part
+    (the metrics are in ``metrics_``) and the fit reads the whole history at ``predict``. Quantiles between
+    the calibrated ones (0.025 .. 0.975) are interpolated linearly. ``random_state`` is the task's ``seed``.
+
+    ``X`` (exogenous columns, numbers, at y's times) is read as known-in-advance covariates (the task's
+    ``known``): the network reads them over the window and over the horizon ahead, so ``predict`` needs
+    ``X`` at the forecast times too; a step ahead that ``X`` leaves out (fh = [3] given X at step 3 only)
+    takes the value last given before it in that series.
 
     Examples
     --------
@@ -117,9 +125,9 @@ class RNNForecaster(BaseForecaster):
         "maintainers": ["rnnlab"],
         "python_dependencies": "torch",
         "y_inner_mtype": ["pd.Series", "pd-multiindex"],  # one series, or a panel: one network for all
-        "X_inner_mtype": "pd.DataFrame",
+        "X_inner_mtype": ["pd.DataFrame", "pd-multiindex"],  # X as y: per series in a panel
         "scitype:y": "univariate",
-        "capability:exogenous": False,
+        "capability:exogenous": True,  # X's columns are known-future covariates
         "capability:insample": False,
         "capability:pred_int": True,
         "capability:pred_int:insample": False,
@@ -135,8 +143,10 @@ class RNNForecaster(BaseForecaster):
         self.window, self.season, self.arch, self.hidden, self.layers = window, season, arch, hidden, layers
         self.dropout, self.val_frac, self.per_series_fallback, self.calendar = dropout, val_frac, per_series_fallback, calendar
         self.steps, self.batch_size, self.lr, self.random_state, self.device = steps, batch_size, lr, random_state, device
-        super().__init__()
-        self.set_config(remember_data=True)  # predict reads the newest history (self._y), update's too
+        with warnings.catch_warnings():  # that remember_data's default will change: it is set here
+            warnings.filterwarnings("ignore", "The default of config ``remember_data``", FutureWarning)
+            super().__init__()
+        self.set_config(remember_data=True)  # predict reads the newest history (self._y, self._X), update's too
 
     def _fit(self, y, X=None, fh=None):
         steps_ahead = fh.to_relative(self.cutoff).to_numpy()
@@ -144,26 +154,54 @@ class RNNForecaster(BaseForecaster):
             raise ValueError(f"RNNForecaster forecasts ahead of the data only; fh holds the steps {list(steps_ahead)}")
         self.horizon_ = int(steps_ahead.max())
         table, dated = _long_table(y)
+        self.exogenous_ = [] if X is None else [str(name) for name in X.columns]  # X's columns, as read
+        if X is not None:
+            table = pd.concat([table, _covariates(X, y.index, "fit")], axis=1)
         settings = self.get_params()
         seed = settings.pop("random_state")
         seed = int(np.random.SeedSequence().generate_state(1)[0] >> 1) if seed is None else seed
         with tempfile.TemporaryDirectory(prefix="rnnlab-") as tmp, _user_errors():
             self.metrics_ = forecast.train(data=table, id_col="unique_id", date_col="ds" if dated else None,
                                            target="y", horizon=self.horizon_, out=tmp, quiet=True, seed=seed,
-                                           **settings)
+                                           known=[_known(name) for name in self.exogenous_] or None, **settings)
             self.model_ = forecast.load(tmp)
         return self
 
-    def _forecast_table(self, fh) -> tuple[pd.DataFrame, pd.Index, np.ndarray]:
+    def _forecast_table(self, fh, X=None) -> tuple[pd.DataFrame, pd.Index, np.ndarray]:
         """(the model's long table of the next horizon steps, the series' ids, which of its steps fh asks)."""
         steps_ahead = fh.to_relative(self.cutoff).to_numpy()
         if (steps_ahead < 1).any() or steps_ahead.max() > self.horizon_:
             raise ValueError(f"fh must be steps 1 .. {self.horizon_} ahead (the horizon fit was given); got "
                              f"{list(steps_ahead)}")
         table, _ = _long_table(self._y)
+        ids = pd.unique(table["unique_id"])
+        future = None
+        if self.exogenous_:
+            table = pd.concat([table, _covariates(self._X, self._y.index, "fit")], axis=1)
+            future = self._future(fh, X, ids)
         with _user_errors():
-            ahead = self.model_.predict(data=table)  # (S * horizon) rows, series by series
-        return ahead, pd.unique(table["unique_id"]), steps_ahead - 1
+            ahead = self.model_.predict(data=table, future=future)  # (S * horizon) rows, series by series
+        return ahead, ids, steps_ahead - 1
+
+    def _future(self, fh, X, ids) -> pd.DataFrame:
+        """The long table of X over the ``horizon`` steps after each series' last time -- unique_id, [ds,] and
+        X's columns -- from ``X`` (predict's), a step it leaves out taking the series' value last given
+        before it (in X, or else in fit's X)."""
+        if X is None:
+            raise ValueError(f"RNNForecaster was fit with X ({', '.join(self.exogenous_)}): predict needs X at "
+                             "the times forecast")
+        missing = [name for name in self.exogenous_ if name not in [str(c) for c in X.columns]]
+        if missing:
+            raise ValueError(f"X given to predict lacks the column(s) {', '.join(missing)} that fit read")
+        full = ForecastingHorizon(np.arange(1, self.horizon_ + 1), is_relative=True, freq=fh.freq)
+        ahead = self._index(full, ids)  # (S * horizon,) the times ahead, series by series
+        given = pd.concat([self._X, X]).rename(columns=str)[self.exogenous_]  # (N, K), the newest row last
+        given = given[~given.index.duplicated(keep="last")]
+        given = given.reindex(given.index.union(ahead)).sort_index()
+        given = given.groupby(level=0).ffill() if isinstance(ahead, pd.MultiIndex) else given.ffill()
+        table, dated = _long_table(pd.Series(np.zeros(len(ahead)), index=ahead))
+        values = _covariates(given, ahead, "predict")
+        return pd.concat([table.drop(columns="y"), values], axis=1)
 
     def _index(self, fh, ids) -> pd.Index:
         """The forecasts' index: fh after the cutoff; in a panel, fh after each series' own last time."""
@@ -182,7 +220,7 @@ class RNNForecaster(BaseForecaster):
         return pd.MultiIndex.from_tuples(rows, names=index.names)
 
     def _predict(self, fh, X=None):
-        ahead, ids, picked = self._forecast_table(fh)
+        ahead, ids, picked = self._forecast_table(fh, X)
         values = ahead["mean"].to_numpy().reshape(len(ids), self.horizon_)[:, picked].ravel()  # (S * len(fh),)
         index = self._index(fh, ids)
         if isinstance(self._y, pd.Series):
@@ -194,7 +232,7 @@ class RNNForecaster(BaseForecaster):
         if min(alpha) < QUANTILES[0] or max(alpha) > QUANTILES[-1]:
             raise ValueError(f"alpha must be in [{QUANTILES[0]}, {QUANTILES[-1]}] (the calibrated quantiles); "
                              f"got {alpha}")
-        ahead, ids, picked = self._forecast_table(fh)
+        ahead, ids, picked = self._forecast_table(fh, X)
         grid = ahead[[f"q-{q:g}" for q in QUANTILES]].to_numpy()  # (S * horizon, Q), ordered
         grid = grid.reshape(len(ids), self.horizon_, len(QUANTILES))[:, picked].reshape(-1, len(QUANTILES))
         values = np.stack([np.interp(alpha, QUANTILES, row) for row in grid])  # (S * len(fh), len(alpha))
@@ -218,6 +256,29 @@ def _after(last, steps: np.ndarray, freq) -> list:
         offset = pd.tseries.frequencies.to_offset(freq)
         return [last + int(k) * offset for k in steps]
     return [last + int(k) for k in steps]  # whole numbers, or pd.Period (which adds its own frequency)
+
+
+def _known(name: str) -> str:
+    """The long table's column for X's column ``name`` (apart from unique_id, ds and y whatever X calls it)."""
+    return f"X[{name}]"
+
+
+def _covariates(X: pd.DataFrame, index: pd.Index, method: str) -> pd.DataFrame:
+    """X's columns at the times of ``index`` (y's, or the steps ahead), as the long table's known columns, in
+    float64; a time X lacks, or a column that is not numbers, is an error naming it."""
+    X = X.rename(columns=str)
+    rows = X.reindex(index)
+    lacking = rows.isna().all(axis=1).to_numpy() & ~index.isin(X.index)
+    if lacking.any():
+        raise InvalidInput(f"X given to {method} has no row for {index[int(np.flatnonzero(lacking)[0])]}: it "
+                           "needs a row at every time of y (and, for predict, at the times forecast)", "X")
+    out = {}
+    for name in X.columns:
+        try:
+            out[_known(name)] = rows[name].to_numpy(dtype=np.float64)
+        except (TypeError, ValueError):
+            raise InvalidInput(f"X's column '{name}' is not numbers (dtype {X[name].dtype})", "X") from None
+    return pd.DataFrame(out)
 
 
 def _long_table(y) -> tuple[pd.DataFrame, bool]:

@@ -53,3 +53,49 @@ def test_a_panel_is_forecast_by_one_network_with_intervals():
             & (upper80 <= upper95)).all()
     with pytest.raises(ValueError, match=r"alpha must be in \[0.025, 0.975\]"):
         model.predict_quantiles(alpha=[0.01])
+
+
+def _promotions(rng, lengths=(60, 70, 66)):
+    """A panel whose values jump by 5 on the days of a promotion (X's one column), known in advance; each
+    series runs 6 days past its y (the days forecast) in X."""
+    ys, xs = [], []
+    for k, length in enumerate(lengths):
+        times = pd.date_range("2020-01-01", periods=length + 6, freq="D")
+        promo = rng.integers(0, 2, length + 6).astype(float)
+        values = 20 + 2 * k + 5 * promo + rng.normal(0, 0.2, length + 6)
+        index = pd.MultiIndex.from_product([[f"s{k}"], times])
+        ys.append(pd.DataFrame({"sales": values}, index=index).iloc[:length])
+        xs.append(pd.DataFrame({"promo": promo}, index=index))
+    return pd.concat(ys), pd.concat(xs)
+
+
+def test_exogenous_x_is_read_over_the_horizon():
+    """X's column moves the forecasts as it moved y (the network reads it at the forecast times), in a panel
+    whose series end on different days; a step X leaves out takes the value last given before it."""
+    y, X = _promotions(np.random.default_rng(0))
+    model = RNNForecaster(hidden=16, steps=300, per_series_fallback=False).fit(y, X=X.loc[y.index], fh=[1, 2, 3])
+    ahead = X.drop(y.index)
+    ahead = ahead.groupby(level=0).head(3)  # (9, 1): each series' three days after its last
+    on, off = model.predict(X=ahead.assign(promo=1.0)), model.predict(X=ahead.assign(promo=0.0))
+    assert on.index.equals(ahead.index)
+    lift = (on["sales"] - off["sales"]).to_numpy()  # the promotion's effect, 5 (300 steps: 1.7 .. 6.8)
+    assert (lift > 1).all() and 3.5 < lift.mean() < 6.5, lift
+    last = X.loc[y.index].groupby(level=0).tail(1)["promo"].to_numpy()  # each series' last promo in fit's X
+    filled = ahead.copy()
+    filled["promo"] = np.repeat(last, 3)
+    filled.iloc[2::3] = ahead.iloc[2::3].to_numpy()  # step 3 as given, steps 1 and 2 its series' last value
+    only_third = model.predict(X=ahead.iloc[2::3])  # X at step 3 of each series only
+    np.testing.assert_allclose(only_third["sales"].to_numpy(), model.predict(X=filled)["sales"].to_numpy())
+    intervals = model.predict_interval(X=ahead, coverage=0.9)
+    assert (intervals.iloc[:, 0] <= model.predict(X=ahead)["sales"]).all()
+
+
+def test_exogenous_x_mistakes_name_what_is_wrong():
+    y, X = _promotions(np.random.default_rng(1), lengths=(40, 40))
+    with pytest.raises(ValueError, match="X's column 'kind' is not numbers"):
+        RNNForecaster(hidden=4, steps=5).fit(y, X=X.loc[y.index].assign(kind="a"), fh=[1, 2])
+    model = RNNForecaster(hidden=4, steps=5).fit(y, X=X.loc[y.index], fh=[1, 2])
+    with pytest.raises(ValueError, match=r"fit with X \(promo\): predict needs X"):
+        model.predict()
+    with pytest.raises(ValueError, match=r"lacks the column\(s\) promo"):
+        model.predict(X=X.drop(y.index).rename(columns={"promo": "price"}))
