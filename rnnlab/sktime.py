@@ -199,7 +199,7 @@ class RNNForecaster(BaseForecaster):
         given = given[~given.index.duplicated(keep="last")]
         given = given.reindex(given.index.union(ahead)).sort_index()
         given = given.groupby(level=0).ffill() if isinstance(ahead, pd.MultiIndex) else given.ffill()
-        table, dated = _long_table(pd.Series(np.zeros(len(ahead)), index=ahead))
+        table, _ = _long_table(pd.Series(np.zeros(len(ahead)), index=ahead))  # unique_id, [ds,] y
         values = _covariates(given, ahead, "predict")
         return pd.concat([table.drop(columns="y"), values], axis=1)
 
