@@ -199,9 +199,7 @@ class RNNForecaster(BaseForecaster):
         given = given[~given.index.duplicated(keep="last")]
         given = given.reindex(given.index.union(ahead)).sort_index()
         given = given.groupby(level=0).ffill() if isinstance(ahead, pd.MultiIndex) else given.ffill()
-        table, _ = _long_table(pd.Series(np.zeros(len(ahead)), index=ahead))  # unique_id, [ds,] y
-        values = _covariates(given, ahead, "predict")
-        return pd.concat([table.drop(columns="y"), values], axis=1)
+        return pd.concat([_keys(ahead)[0], _covariates(given, ahead, "predict")], axis=1)
 
     def _index(self, fh, ids) -> pd.Index:
         """The forecasts' index: fh after the cutoff; in a panel, fh after each series' own last time."""
@@ -283,18 +281,23 @@ def _covariates(X: pd.DataFrame, index: pd.Index, method: str) -> pd.DataFrame:
 
 def _long_table(y) -> tuple[pd.DataFrame, bool]:
     """sktime's y (a Series, or a frame indexed by (instance, time)) as the long table the panel forecaster
-    reads -- unique_id, [ds,] y -- and whether it has dates (a DatetimeIndex or PeriodIndex; else the rows'
-    order is the time)."""
-    if isinstance(y.index, pd.MultiIndex):
-        ids, times = y.index.get_level_values(0), y.index.get_level_values(-1)
-        values = np.asarray(y.iloc[:, 0] if isinstance(y, pd.DataFrame) else y, dtype=np.float64)
+    reads -- unique_id, [ds,] y -- and whether it has dates (as ``_keys`` says)."""
+    table, dated = _keys(y.index)
+    table["y"] = np.asarray(y.iloc[:, 0] if isinstance(y, pd.DataFrame) else y, dtype=np.float64)
+    return table, dated
+
+
+def _keys(index: pd.Index) -> tuple[pd.DataFrame, bool]:
+    """A long table's key columns for sktime's index (a time index, or (instance, time)) -- unique_id, [ds] --
+    and whether it has dates (a DatetimeIndex or PeriodIndex; else the rows' order is the time)."""
+    if isinstance(index, pd.MultiIndex):
+        ids, times = index.get_level_values(0), index.get_level_values(-1)
     else:
-        values = np.asarray(y.iloc[:, 0] if isinstance(y, pd.DataFrame) else y, dtype=np.float64)
-        ids, times = np.repeat("series", len(y)), y.index
+        ids, times = np.repeat("series", len(index)), index
     if isinstance(times, pd.PeriodIndex):
         times = times.to_timestamp()
     dated = isinstance(times, pd.DatetimeIndex)
-    table = pd.DataFrame({"unique_id": np.asarray(ids).astype(str), "y": values})
+    table = pd.DataFrame({"unique_id": np.asarray(ids).astype(str)})
     if dated:
-        table.insert(1, "ds", np.asarray(times))
+        table["ds"] = np.asarray(times)
     return table, dated
