@@ -71,8 +71,7 @@ class RNNTimeSeriesClassifier(BaseClassifier):
 
     def _fit(self, X, y):
         settings = self.get_params()
-        seed = settings.pop("random_state")
-        seed = int(np.random.SeedSequence().generate_state(1)[0] >> 1) if seed is None else seed
+        seed = _seed(settings.pop("random_state"))
         self.estimator_ = RNNClassifier(**settings, seed=seed).fit(_cases(X), y)
         return self
 
@@ -87,6 +86,11 @@ class RNNTimeSeriesClassifier(BaseClassifier):
         """Tiny fits for sktime's suite: a one-layer GRU, and a bidirectional LSTM with jitter."""
         return [dict(hidden=8, layers=1, steps=30, batch_size=16),
                 dict(arch="lstm", hidden=8, layers=1, bidirectional=True, noise=0.1, steps=30, batch_size=16)]
+
+
+def _seed(random_state: int | None) -> int:
+    """The task's seed for sktime's ``random_state``: itself, or a fresh one where it is None."""
+    return int(np.random.SeedSequence().generate_state(1)[0] >> 1) if random_state is None else random_state
 
 
 def _cases(X) -> list[np.ndarray]:
@@ -156,10 +160,9 @@ class RNNForecaster(BaseForecaster):
         table, dated = _long_table(y)
         self.exogenous_ = [] if X is None else [str(name) for name in X.columns]  # X's columns, as read
         if X is not None:
-            table = pd.concat([table, _covariates(X, y.index, "fit")], axis=1)
+            table = pd.concat([table, _covariates(X, y.index)], axis=1)
         settings = self.get_params()
-        seed = settings.pop("random_state")
-        seed = int(np.random.SeedSequence().generate_state(1)[0] >> 1) if seed is None else seed
+        seed = _seed(settings.pop("random_state"))
         with tempfile.TemporaryDirectory(prefix="rnnlab-") as tmp, _user_errors():
             self.metrics_ = forecast.train(data=table, id_col="unique_id", date_col="ds" if dated else None,
                                            target="y", horizon=self.horizon_, out=tmp, quiet=True, seed=seed,
@@ -177,7 +180,7 @@ class RNNForecaster(BaseForecaster):
         ids = pd.unique(table["unique_id"])
         future = None
         if self.exogenous_:
-            table = pd.concat([table, _covariates(self._X, self._y.index, "fit")], axis=1)
+            table = pd.concat([table, _covariates(self._X, self._y.index)], axis=1)
             future = self._future(fh, X, ids)
         with _user_errors():
             ahead = self.model_.predict(data=table, future=future)  # (S * horizon) rows, series by series
@@ -199,7 +202,7 @@ class RNNForecaster(BaseForecaster):
         given = given[~given.index.duplicated(keep="last")]
         given = given.reindex(given.index.union(ahead)).sort_index()
         given = given.groupby(level=0).ffill() if isinstance(ahead, pd.MultiIndex) else given.ffill()
-        return pd.concat([_keys(ahead)[0], _covariates(given, ahead, "predict")], axis=1)
+        return pd.concat([_keys(ahead)[0], _covariates(given, ahead)], axis=1)
 
     def _index(self, fh, ids) -> pd.Index:
         """The forecasts' index: fh after the cutoff; in a panel, fh after each series' own last time."""
@@ -261,15 +264,16 @@ def _known(name: str) -> str:
     return f"X[{name}]"
 
 
-def _covariates(X: pd.DataFrame, index: pd.Index, method: str) -> pd.DataFrame:
-    """X's columns at the times of ``index`` (y's, or the steps ahead), as the long table's known columns, in
-    float64; a time X lacks, or a column that is not numbers, is an error naming it."""
+def _covariates(X: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
+    """X's columns at the times of ``index`` (y's, or the steps ahead, which ``_future`` has filled), as the
+    long table's known columns, in float64; a time X lacks, or a column that is not numbers, is an error
+    naming it."""
     X = X.rename(columns=str)
     rows = X.reindex(index)
     lacking = rows.isna().all(axis=1).to_numpy() & ~index.isin(X.index)
     if lacking.any():
-        raise InvalidInput(f"X given to {method} has no row for {index[int(np.flatnonzero(lacking)[0])]}: it "
-                           "needs a row at every time of y (and, for predict, at the times forecast)", "X")
+        raise InvalidInput(f"X has no row for {index[int(np.flatnonzero(lacking)[0])]}: it needs a row at every "
+                           "time of y", "X")
     out = {}
     for name in X.columns:
         try:
