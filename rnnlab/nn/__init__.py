@@ -16,7 +16,8 @@ per-step loops from the papers that the layers are tested against.
     masks.py         the counter-based dropout/zoneout masks
     reference.py     the papers' equations as plain loops (the tests' yardstick)
     registry.py      the architectures: name, layer, what each supports
-    scan.py          linear_scan: h_t = a_t * h_{t-1} + b_t over a sequence, with its backward
+    ops/             the operators, each a readable loop beside its C++ kernel: linear_scan (h_t = a_t * h_{t-1}
+                     + b_t) and selective_scan (Mamba's S6)
     scan_layers.py   layers whose gates read only the input, one scan each: MinGRU, MinLSTM, RGLRU
     inspect.py       recording gates and states
 """
@@ -25,9 +26,9 @@ from . import reference, registry
 from .cell_modules import GRUCell, LSTMCell, RNNCell, RNNCellBase
 from .inspect import Trace, inspect
 from .modules import GRU, LSTM, RNN, RNNBase
-from .scan import linear_scan
+from .ops import linear_scan, selective_scan
 from .scan_layers import RGLRU, MinGRU, MinLSTM
 from .variants import Variants
 
 __all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "RNNBase", "RNNCellBase", "inspect", "Trace",
-           "Variants", "registry", "reference", "linear_scan", "MinGRU", "MinLSTM", "RGLRU"]
+           "Variants", "registry", "reference", "linear_scan", "selective_scan", "MinGRU", "MinLSTM", "RGLRU"]

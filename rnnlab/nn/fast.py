@@ -1,7 +1,8 @@
-"""The fast path of our engine: ``csrc/engine.cpp``, the same time loop as ``engine.py`` in C++.
+"""The fast path of our engine: ``csrc/engine.cpp``, the same time loop as ``engine.py`` in C++, and the
+operators' kernels beside it (``csrc/selective_scan.cpp``), built into one extension.
 
 It is compiled from the package's own source with the machine's C++ compiler the first time it is needed
-(``torch.utils.cpp_extension.load``) and cached under a name keyed by the source, the flags and the versions of
+(``torch.utils.cpp_extension.load``) and cached under a name keyed by the sources, the flags and the versions of
 torch and Python (``build``), so checkouts with the same engine share one build and others never overwrite
 it. Each build runs in a folder of its own process and is renamed into place when complete: no build takes a
 lock, so a build killed half-way (SIGKILL, a full disk) leaves only its private folder, which the next build
@@ -31,7 +32,9 @@ from pathlib import Path
 
 import torch
 
-SOURCE = Path(__file__).parent / "csrc" / "engine.cpp"
+CSRC = Path(__file__).parent / "csrc"
+SOURCES = (CSRC / "engine.cpp", CSRC / "selective_scan.cpp")  # compiled into one extension
+HEADERS = (CSRC / "common.h",)  # in the build's key with the sources
 MODES = {"RNN_TANH": 0, "RNN_RELU": 1, "LSTM": 2, "GRU": 3}
 LDFLAGS = ["-lm", "-fopenmp"]
 _loaded: dict = {}
@@ -46,7 +49,7 @@ def extension():
             return None
         try:
             name, flags = build_flags()
-            _loaded["module"] = build(name, SOURCE, flags, LDFLAGS)
+            _loaded["module"] = build(name, SOURCES, flags, LDFLAGS)
         except Exception as err:  # noqa: BLE001 -- no compiler, no headers, a failed build: all fall back
             warnings.warn(f"rnnlab: the C++ engine could not be built ({str(err).splitlines()[0][:200]}); "
                           "running the readable Python engine", RuntimeWarning, stacklevel=2)
@@ -95,14 +98,15 @@ def cache_folder() -> Path:
     return Path(root) / "rnnlab"
 
 
-def build(name: str, source: Path, cflags: list[str], ldflags: list[str]):
-    """Import the extension built from ``source``, building it first if no complete build is cached.
+def build(name: str, sources, cflags: list[str], ldflags: list[str]):
+    """Import the extension built from ``sources``, building it first if no complete build is cached.
 
-    The cached build is ``<cache>/<name>_<key>/<name>_<key>.so``, key = a hash of the source, the flags and the
-    torch and Python versions. A build runs in ``<cache>/<name>_<key>.building-<pid>`` and is renamed to the
+    ``sources``: one path or several. The cached build is ``<cache>/<name>_<key>/<name>_<key>.so``, key = a hash
+    of the sources, the engine's headers, the flags and the torch and Python versions. A build runs in ``<cache>/<name>_<key>.building-<pid>`` and is renamed to the
     final folder only when it is complete; folders of builds whose process is gone are removed first. Two
     processes that build at once both finish (the second rename finds the first's and drops its own)."""
-    name = keyed_name(name, source, cflags, ldflags)
+    sources = (sources,) if isinstance(sources, Path) else tuple(sources)
+    name = keyed_name(name, sources, cflags, ldflags)
     cache = cache_folder()
     final = cache / name
     if (final / f"{name}.so").exists():
@@ -117,8 +121,8 @@ def build(name: str, source: Path, cflags: list[str], ldflags: list[str]):
     from torch.utils.cpp_extension import load
     print(f"rnnlab: building {name} for this machine, once (cached in {cache})", file=sys.stderr, flush=True)
     try:
-        module = load(name=name, sources=[str(source)], extra_cflags=cflags, extra_ldflags=ldflags,
-                      build_directory=str(private))
+        module = load(name=name, sources=[str(source) for source in sources], extra_cflags=cflags,
+                      extra_ldflags=ldflags, build_directory=str(private))
         try:
             private.rename(final)
         except OSError:  # another process completed the same build first: its folder is the same engine
@@ -128,9 +132,10 @@ def build(name: str, source: Path, cflags: list[str], ldflags: list[str]):
     return module
 
 
-def keyed_name(name: str, source: Path, cflags: list[str], ldflags: list[str]) -> str:
-    """``name`` keyed by a hash of the source, the flags and the torch and Python versions."""
-    recipe = b"\0".join([source.read_bytes(), " ".join(cflags + ldflags).encode(), torch.__version__.encode(),
+def keyed_name(name: str, sources, cflags: list[str], ldflags: list[str]) -> str:
+    """``name`` keyed by a hash of the sources and headers, the flags and the torch and Python versions."""
+    texts = [path.read_bytes() for path in (*sources, *HEADERS)]
+    recipe = b"\0".join([*texts, " ".join(cflags + ldflags).encode(), torch.__version__.encode(),
                           sys.version.encode()])
     return f"{name}_{hashlib.sha256(recipe).hexdigest()[:16]}"
 
@@ -138,7 +143,7 @@ def keyed_name(name: str, source: Path, cflags: list[str], ldflags: list[str]) -
 def is_built() -> bool:
     """Whether this machine has a complete cached build of the engine (importing it then takes no compiler)."""
     name, flags = build_flags()
-    name = keyed_name(name, SOURCE, flags, LDFLAGS)
+    name = keyed_name(name, SOURCES, flags, LDFLAGS)
     return (cache_folder() / name / f"{name}.so").exists()
 
 

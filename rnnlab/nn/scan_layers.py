@@ -41,7 +41,7 @@ from torch.autograd.function import once_differentiable
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from . import fast
-from .scan import IMPLS, linear_scan
+from .ops.linear_scan import IMPLS, linear_scan
 
 
 def g(v: Tensor) -> Tensor:

@@ -14,10 +14,9 @@
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/utils/pybind.h>
 
+#include "common.h"
+
 #include <omp.h>
-#if defined(__x86_64__) || defined(_M_X64)
-#include <xmmintrin.h>
-#endif
 
 #include <algorithm>
 #include <array>
@@ -1236,17 +1235,7 @@ int64_t scan_block(int64_t N, int64_t H) {
   return width;
 }
 
-// Subnormal numbers (below 1.2e-38 in float32) flushed to zero while it lives, on this thread (x86's MXCSR
-// FTZ and DAZ bits), restored after. A gradient that a decay a_t < 1 carries back over many steps shrinks
-// through the subnormal range before it reaches zero, and each operation there costs about 100 normal ones:
-// with minGRU's a = 0.5 at initialisation and T = 1,000 that made the backward scan 1.5x slower.
-struct FlushSubnormals {
-#if defined(__x86_64__) || defined(_M_X64)
-  unsigned int saved = _mm_getcsr();
-  FlushSubnormals() { _mm_setcsr(saved | 0x8040); }
-  ~FlushSubnormals() { _mm_setcsr(saved); }
-#endif
-};
+using rnnlab::FlushSubnormals;  // common.h
 
 // Runs task(n, first, width) for every row n and block of units [first, first + width), shared between cores.
 template <typename F> void for_each_block(int64_t N, int64_t H, const F& task) {
@@ -1564,6 +1553,12 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("h0"));
   m.def("scan_backward", &scan_backward, "the scan's (da, db, dh0) from dL/dh", py::arg("a"), py::arg("h"),
         py::arg("h0"), py::arg("grad_h"));
+  m.def("selective_scan_forward", &rnnlab::selective_scan_forward, "selective_scan.cpp: (y, h_L, bounds)",
+        py::arg("u"), py::arg("dt"), py::arg("A"), py::arg("B"), py::arg("C"), py::arg("h0"), py::arg("chunk"),
+        py::arg("keep"));
+  m.def("selective_scan_backward", &rnnlab::selective_scan_backward,
+        "selective_scan.cpp: (du, ddt, dA, dB, dC, dh0)", py::arg("u"), py::arg("dt"), py::arg("A"), py::arg("B"),
+        py::arg("C"), py::arg("h0"), py::arg("bounds"), py::arg("dy"), py::arg("dlast"), py::arg("chunk"));
   m.def("gated_scan_forward", &gated_scan_forward, "a scan layer's (h, h_n) from its pre-activations (N, L, G*H)",
         py::arg("kind"), py::arg("pre"), py::arg("decay"), py::arg("h0"), py::arg("lengths"), py::arg("reverse"));
   m.def("gated_scan_backward", &gated_scan_backward, "(dL/dpre, dL/ddecay per row or undefined, dL/dh0)",

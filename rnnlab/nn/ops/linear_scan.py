@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from . import fast
+from .. import fast
 
 IMPLS = ("ours", "reference", "log")
 

@@ -1,0 +1,239 @@
+// The selective scan of ops/selective_scan.py (Mamba's S6, Gu & Dao 2023), forward and backward, on the CPU:
+//
+//   h_t[d, n] = exp(dt_t[d] A[d, n]) h_{t-1}[d, n] + dt_t[d] u_t[d] B_t[gB(d), n],
+//   y_t[d]    = sum_n C_t[gC(d), n] h_t[d, n]
+//
+// (the D skip, the z gate, delta's bias and softplus are torch operations around it, in selective_scan.py).
+// Layout: u, dt, y (batch, D, L); A (D, N); B (batch, GB, L, N) and C (batch, GC, L, N), time-major in their last
+// two dimensions so that a step reads one contiguous row of N; h0 and the last state (batch, D, N). Channel d
+// reads group d / (D / G) of B and of C.
+//
+// A task is one batch row and a run of channels that share one group of B and one of C (a "part"); it walks
+// time a chunk at a time, every channel of the run through the chunk before the next chunk, so the chunk's rows
+// of B and C (and, backward, of dB and dC) stay in cache. A channel's N states are one vector (one AVX-512
+// register of floats at N = 16). Forward keeps only the state at the start of every chunk (bounds:
+// (batch, D, chunks, N)); backward takes the chunks last to first, recomputes a chunk's states and decays from
+// its bound into a (chunk + 1) x N buffer, and walks it back:
+//
+//   dh_t  = dy_t C_t + exp(dt_{t+1} A) dh_{t+1}         (dh_L: the last state's gradient, or 0)
+//   dC_t += dy_t h_t          dB_t += dh_t dt_t u_t      du_t = dt_t sum_n dh_t B_t
+//   ddt_t = u_t sum_n dh_t B_t + sum_n dh_t h_{t-1} exp(dt_t A) A
+//   dA   += dh_t h_{t-1} exp(dt_t A) dt_t                dh0 = exp(dt_1 A) dh_1
+//
+// Each part writes dB and dC into a slice of its own (batch, parts, L, N), added up per group at the end, so no
+// two tasks write one number; with one group (Mamba's layout) and a part per batch row that slice is dB itself.
+
+#include "common.h"
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+namespace rnnlab {
+namespace {
+
+// The runs of channels the tasks take: D is cut at every group boundary of B and of C (segments of
+// gcd(D / GB, D / GC) channels, each inside one group of both), and each segment into `split` runs when there
+// would be fewer than two tasks per thread.
+struct Parts {
+  int64_t D, GB, GC, segment, split;
+
+  Parts(int64_t D, int64_t GB, int64_t GC, int64_t batch) : D(D), GB(GB), GC(GC) {
+    segment = std::gcd(D / GB, D / GC);
+    const int64_t tasks = batch * (D / segment), wanted = 2 * at::get_num_threads();
+    split = std::min(segment, std::max<int64_t>(1, (wanted + tasks - 1) / tasks));
+  }
+  int64_t count() const { return D / segment * split; }
+  int64_t first(int64_t p) const { return p / split * segment + p % split * segment / split; }
+  int64_t last(int64_t p) const { return p / split * segment + (p % split + 1) * segment / split; }
+  int64_t group_b(int64_t p) const { return first(p) / (D / GB); }
+  int64_t group_c(int64_t p) const { return first(p) / (D / GC); }
+};
+
+template <typename T>
+struct Scan {
+  const T *u, *dt, *A, *B, *C, *h0;
+  int64_t batch, D, L, N, GB, GC, chunk;
+  int64_t chunks() const { return (L + chunk - 1) / chunk; }
+  const T* row_b(int64_t b, int64_t g, int64_t t) const { return B + ((b * GB + g) * L + t) * N; }
+  const T* row_c(int64_t b, int64_t g, int64_t t) const { return C + ((b * GC + g) * L + t) * N; }
+};
+
+template <typename T>
+void forward_part(const Scan<T>& s, const Parts& parts, int64_t b, int64_t p, T* y, T* last, T* bounds) {
+  const int64_t first = parts.first(p), channels = parts.last(p) - first, N = s.N, L = s.L;
+  const int64_t gb = parts.group_b(p), gc = parts.group_c(p);
+  std::vector<T> states(channels * N);  // (channels, N)
+  for (int64_t k = 0; k < channels; ++k)
+    for (int64_t n = 0; n < N; ++n) states[k * N + n] = s.h0 ? s.h0[(b * s.D + first + k) * N + n] : T(0);
+  for (int64_t c = 0; c < s.chunks(); ++c) {
+    const int64_t t0 = c * s.chunk, t1 = std::min(L, t0 + s.chunk);
+    for (int64_t k = 0; k < channels; ++k) {
+      const int64_t d = first + k, row = (b * s.D + d) * L;
+      T* h = states.data() + k * N;
+      const T* a = s.A + d * N;
+      if (bounds) std::copy(h, h + N, bounds + ((b * s.D + d) * s.chunks() + c) * N);
+      for (int64_t t = t0; t < t1; ++t) {
+        const T delta = s.dt[row + t], x = delta * s.u[row + t];
+        const T *Bt = s.row_b(b, gb, t), *Ct = s.row_c(b, gc, t);
+        T acc = 0;
+#pragma omp simd reduction(+ : acc)
+        for (int64_t n = 0; n < N; ++n) {
+          const T state = std::exp(delta * a[n]) * h[n] + x * Bt[n];
+          h[n] = state;
+          acc += Ct[n] * state;
+        }
+        y[row + t] = acc;
+      }
+    }
+  }
+  std::copy(states.begin(), states.end(), last + (b * s.D + first) * N);
+}
+
+template <typename T>
+void backward_part(const Scan<T>& s, const Parts& parts, int64_t b, int64_t p, const T* bounds, const T* dy,
+                   const T* dlast, T* du, T* ddt, T* dA, T* dB, T* dC, T* dh0) {
+  const int64_t first = parts.first(p), channels = parts.last(p) - first, N = s.N, L = s.L;
+  const int64_t gb = parts.group_b(p), gc = parts.group_c(p), slice = (b * parts.count() + p) * L;
+  std::vector<T> carry(channels * N, T(0)), decay_grad(channels * N, T(0));  // dh_{t+1} exp(dt_{t+1} A); dA
+  if (dlast) std::copy(dlast + (b * s.D + first) * N, dlast + (b * s.D + first + channels) * N, carry.begin());
+  std::vector<T> states((s.chunk + 1) * N), decays(s.chunk * N);  // a chunk's h_{t0-1} .. h_{t1-1}; its exps
+  for (int64_t c = s.chunks() - 1; c >= 0; --c) {
+    const int64_t t0 = c * s.chunk, t1 = std::min(L, t0 + s.chunk);
+    for (int64_t k = 0; k < channels; ++k) {
+      const int64_t d = first + k, row = (b * s.D + d) * L;
+      const T* a = s.A + d * N;
+      T *cr = carry.data() + k * N, *da = decay_grad.data() + k * N;
+      const T* bound = bounds + ((b * s.D + d) * s.chunks() + c) * N;
+      std::copy(bound, bound + N, states.begin());
+      for (int64_t t = t0; t < t1; ++t) {  // the chunk's states again, from its bound
+        const T delta = s.dt[row + t], x = delta * s.u[row + t];
+        const T* Bt = s.row_b(b, gb, t);
+        T *e = decays.data() + (t - t0) * N, *before = states.data() + (t - t0) * N, *h = before + N;
+#pragma omp simd
+        for (int64_t n = 0; n < N; ++n) {
+          e[n] = std::exp(delta * a[n]);
+          h[n] = e[n] * before[n] + x * Bt[n];
+        }
+      }
+      for (int64_t t = t1 - 1; t >= t0; --t) {
+        const T g = dy[row + t], delta = s.dt[row + t], ut = s.u[row + t], x = delta * ut;
+        const T *Bt = s.row_b(b, gb, t), *Ct = s.row_c(b, gc, t);
+        const T *e = decays.data() + (t - t0) * N, *before = states.data() + (t - t0) * N, *h = before + N;
+        T *dBt = dB + (slice + t) * N, *dCt = dC + (slice + t) * N;
+        T through_b = 0, through_a = 0;  // sum_n dh B;  sum_n dh h_{t-1} e A
+#pragma omp simd reduction(+ : through_b, through_a)
+        for (int64_t n = 0; n < N; ++n) {
+          const T dh = g * Ct[n] + cr[n];
+          dCt[n] += g * h[n];
+          dBt[n] += dh * x;
+          through_b += dh * Bt[n];
+          const T q = dh * before[n] * e[n];  // dL/d(dt A) through the decay
+          through_a += q * a[n];
+          da[n] += q * delta;
+          cr[n] = dh * e[n];
+        }
+        ddt[row + t] = through_a + through_b * ut;
+        du[row + t] = through_b * delta;
+      }
+    }
+  }
+  std::copy(carry.begin(), carry.end(), dh0 + (b * s.D + first) * N);
+  std::copy(decay_grad.begin(), decay_grad.end(), dA + (b * s.D + first) * N);
+}
+
+void check(const at::Tensor& u, const at::Tensor& dt, const at::Tensor& A, const at::Tensor& B, const at::Tensor& C,
+           const c10::optional<at::Tensor>& h0, int64_t chunk) {
+  const auto dtype = u.scalar_type();
+  for (const at::Tensor* t : {&u, &dt, &A, &B, &C})
+    TORCH_CHECK(t->is_contiguous() && !t->is_cuda() && t->scalar_type() == dtype,
+                "selective scan: contiguous CPU tensors of one dtype");
+  TORCH_CHECK(u.dim() == 3 && dt.sizes() == u.sizes(), "selective scan: u and dt (batch, D, L)");
+  const int64_t batch = u.size(0), D = u.size(1), L = u.size(2);
+  TORCH_CHECK(A.dim() == 2 && A.size(0) == D, "selective scan: A (D, N)");
+  for (const at::Tensor* t : {&B, &C})
+    TORCH_CHECK(t->dim() == 4 && t->size(0) == batch && t->size(1) > 0 && D % t->size(1) == 0 && t->size(2) == L &&
+                t->size(3) == A.size(1), "selective scan: B and C (batch, G, L, N) with D % G == 0");
+  TORCH_CHECK(!h0.has_value() || (h0->is_contiguous() && h0->scalar_type() == dtype && h0->dim() == 3 &&
+              h0->size(0) == batch && h0->size(1) == D && h0->size(2) == A.size(1)), "selective scan: h0 (batch, D, N)");
+  TORCH_CHECK(chunk > 0 && L > 0, "selective scan: chunk > 0 and L > 0");
+}
+
+template <typename T>
+Scan<T> scan_of(const at::Tensor& u, const at::Tensor& dt, const at::Tensor& A, const at::Tensor& B,
+                const at::Tensor& C, const c10::optional<at::Tensor>& h0, int64_t chunk) {
+  return Scan<T>{u.data_ptr<T>(), dt.data_ptr<T>(), A.data_ptr<T>(), B.data_ptr<T>(), C.data_ptr<T>(),
+                 h0.has_value() ? h0->data_ptr<T>() : nullptr, u.size(0), u.size(1), u.size(2), A.size(1),
+                 B.size(1), C.size(1), chunk};
+}
+
+// Runs task(b, p) for every batch row and part, shared between the cores, subnormals flushed.
+template <typename F> void for_each_part(int64_t batch, const Parts& parts, const F& task) {
+  at::parallel_for(0, batch * parts.count(), 1, [&](int64_t begin, int64_t end) {
+    const FlushSubnormals flush;
+    for (int64_t index = begin; index < end; ++index) task(index / parts.count(), index % parts.count());
+  });
+}
+
+// (batch, parts, L, N) partial sums -> (batch, G, L, N): each part's slice added to its group's.
+at::Tensor per_group(const at::Tensor& partial, const Parts& parts, int64_t groups, bool of_b) {
+  std::vector<int64_t> index(parts.count());
+  for (int64_t p = 0; p < parts.count(); ++p) index[p] = of_b ? parts.group_b(p) : parts.group_c(p);
+  if (parts.count() == groups) return partial;  // a part per group: its slice is the group's (index is 0..G-1)
+  const auto shape = partial.sizes();
+  return at::zeros({shape[0], groups, shape[2], shape[3]}, partial.options())
+      .index_add_(1, at::tensor(index, at::kLong), partial);
+}
+
+}  // namespace
+
+std::vector<at::Tensor> selective_scan_forward(const at::Tensor& u, const at::Tensor& dt, const at::Tensor& A,
+                                               const at::Tensor& B, const at::Tensor& C,
+                                               const c10::optional<at::Tensor>& h0, int64_t chunk, bool keep) {
+  check(u, dt, A, B, C, h0, chunk);
+  const int64_t batch = u.size(0), D = u.size(1), L = u.size(2), N = A.size(1);
+  const Parts parts(D, B.size(1), C.size(1), batch);
+  auto y = at::empty_like(u);
+  auto last = at::empty({batch, D, N}, u.options());
+  at::Tensor bounds = keep ? at::empty({batch, D, (L + chunk - 1) / chunk, N}, u.options()) : at::Tensor();
+  AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "rnnlab_selective_scan_forward", [&] {
+    const auto s = scan_of<scalar_t>(u, dt, A, B, C, h0, chunk);
+    scalar_t *out = y.data_ptr<scalar_t>(), *end = last.data_ptr<scalar_t>();
+    scalar_t* kept = keep ? bounds.data_ptr<scalar_t>() : nullptr;
+    for_each_part(batch, parts, [&](int64_t b, int64_t p) { forward_part(s, parts, b, p, out, end, kept); });
+  });
+  return {y, last, bounds};
+}
+
+std::vector<at::Tensor> selective_scan_backward(const at::Tensor& u, const at::Tensor& dt, const at::Tensor& A,
+                                                const at::Tensor& B, const at::Tensor& C,
+                                                const c10::optional<at::Tensor>& h0, const at::Tensor& bounds,
+                                                const at::Tensor& dy, const c10::optional<at::Tensor>& dlast,
+                                                int64_t chunk) {
+  check(u, dt, A, B, C, h0, chunk);
+  const int64_t batch = u.size(0), D = u.size(1), L = u.size(2), N = A.size(1);
+  TORCH_CHECK(bounds.is_contiguous() && bounds.dim() == 4 && bounds.size(2) == (L + chunk - 1) / chunk &&
+              bounds.scalar_type() == u.scalar_type(), "selective scan: bounds (batch, D, chunks, N)");
+  TORCH_CHECK(dy.is_contiguous() && dy.sizes() == u.sizes() && dy.scalar_type() == u.scalar_type(),
+              "selective scan: dy (batch, D, L)");
+  TORCH_CHECK(!dlast.has_value() || (dlast->is_contiguous() && dlast->sizes() == at::IntArrayRef({batch, D, N}) &&
+              dlast->scalar_type() == u.scalar_type()), "selective scan: dlast (batch, D, N)");
+  const Parts parts(D, B.size(1), C.size(1), batch);
+  auto du = at::empty_like(u), ddt = at::empty_like(u);
+  auto dA = at::empty({batch, D, N}, u.options()), dh0 = at::empty({batch, D, N}, u.options());
+  auto dB = at::zeros({batch, parts.count(), L, N}, u.options()), dC = at::zeros_like(dB);
+  AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "rnnlab_selective_scan_backward", [&] {
+    const auto s = scan_of<scalar_t>(u, dt, A, B, C, h0, chunk);
+    const scalar_t* end = dlast.has_value() ? dlast->data_ptr<scalar_t>() : nullptr;
+    for_each_part(batch, parts, [&](int64_t b, int64_t p) {
+      backward_part(s, parts, b, p, bounds.data_ptr<scalar_t>(), dy.data_ptr<scalar_t>(), end,
+                    du.data_ptr<scalar_t>(), ddt.data_ptr<scalar_t>(), dA.data_ptr<scalar_t>(),
+                    dB.data_ptr<scalar_t>(), dC.data_ptr<scalar_t>(), dh0.data_ptr<scalar_t>());
+    });
+  });
+  return {du, ddt, dA.sum(0), per_group(dB, parts, B.size(1), true), per_group(dC, parts, C.size(1), false), dh0};
+}
+
+}  // namespace rnnlab
