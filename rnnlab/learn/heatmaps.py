@@ -29,8 +29,8 @@ def record(trained, inputs) -> dict:
     """{(layer, direction): {name: (T, H) array}} of the network's recurrent layer on ``inputs``, the names in
     the order its architecture's registry entry gives (``recorded``: the gates, the states, then h)."""
     network = trained.network
-    blocks = getattr(network.rnn, "layers", None)  # block "residual": one single-layer module per block
-    modules = list(blocks) if blocks is not None else [network.rnn]
+    residual = network.config.block == "residual"  # one single-layer module per block
+    modules = list(network.rnn.layers) if residual else [network.rnn]
     names = registry.of_layer(modules[0]).recorded
     with torch.no_grad(), contextlib.ExitStack() as stack:
         traces = [stack.enter_context(rnn.inspect(module)) for module in modules]

@@ -209,3 +209,61 @@ def min_lstm_layer(module, x: Tensor, hx=None, seed: int | None = None):
 
 def rg_lru_layer(module, x: Tensor, hx=None, seed: int | None = None):
     return input_gated_layer(module, x, hx, seed, rg_lru_step)
+
+
+def mamba_mixer_step(h: Tensor, window: Tensor, state: Tensor, get):
+    """Gu & Dao 2023, one step of the mixer (their Figure 3 and Algorithm 2) on h (N, H), with the last K - 1
+    inputs of the convolution ``window`` (N, E, K-1) and the SSM state (N, E, S): (out (N, H), window, state)."""
+    x, z = F.linear(h, get("in_proj.weight"), get("in_proj.bias")).chunk(2, dim=-1)  # (N, E) each
+    taps = torch.cat((window, x[..., None]), dim=-1)  # (N, E, K)   the K latest inputs, oldest first
+    conv = (taps * get("conv1d.weight")[:, 0]).sum(-1)  # depthwise: each channel its own K weights
+    if get("conv1d.bias") is not None:
+        conv = conv + get("conv1d.bias")
+    u = F.silu(conv)  # (N, E)
+    state_size = get("A_log").shape[1]
+    dt, B, C = F.linear(u, get("x_proj.weight")).split([get("dt_proj.weight").shape[1], state_size, state_size], -1)
+    dt = F.softplus(F.linear(dt, get("dt_proj.weight"), get("dt_proj.bias")))  # (N, E)
+    A = -torch.exp(get("A_log"))  # (E, S)
+    state = torch.exp(dt[..., None] * A) * state + (dt * u)[..., None] * B[:, None, :]  # (N, E, S)
+    y = (state * C[:, None, :]).sum(-1) + get("D") * u  # (N, E)
+    out = F.linear(y * F.silu(z), get("out_proj.weight"), get("out_proj.bias"))  # (N, H)
+    return out, taps[..., 1:], state
+
+
+def _rms_norm(x: Tensor, weight: Tensor, eps: float) -> Tensor:
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * weight
+
+
+def mamba_layer(module, x: Tensor, hx=None, seed: int | None = None):
+    """``rnnlab.nn.Mamba``'s forward one step at a time on time-major ``x`` (L, N, H_in): the input projection,
+    per layer x + mixer(RMSNorm(x)) with the mixer's step above, a final RMSNorm; the reverse stack reads each
+    sequence back to front. Returns (output (L, N, D*H), (windows, states))."""
+    if seed is not None:
+        torch.manual_seed(seed)
+    params = dict(module.named_parameters())
+    steps, batch = x.shape[:2]
+    dirs, E, K, S = module.num_directions, module.d_inner, module.d_conv, module.d_state
+    layers = module.num_layers * dirs
+    windows0, states0 = hx if hx is not None else (x.new_zeros(layers, batch, E, K - 1),
+                                                   x.new_zeros(layers, batch, E, S))
+    stream = F.linear(x, params["input_proj.weight"], params["input_proj.bias"]) if "input_proj.weight" in params else x
+    eps = module.layers[0].norm.eps
+    outputs, windows, states = [], [None] * layers, [None] * layers
+    for direction, stack in enumerate(("layers", "layers_reverse")[:dirs]):
+        h = stream.flip(0) if direction else stream  # (L, N, H)
+        for k in range(module.num_layers):
+            get = lambda name: params.get(f"{stack}.{k}.mixer.{name}")  # noqa: E731
+            at = k * dirs + direction
+            window, state, out = windows0[at], states0[at], []
+            for t in range(steps):
+                o, window, state = mamba_mixer_step(_rms_norm(h[t], params[f"{stack}.{k}.norm.weight"], eps),
+                                                    window, state, get)
+                out.append(o)
+            out = torch.stack(out)  # (L, N, H)
+            if module.dropout and module.training and k < module.num_layers - 1:
+                out = F.dropout(out, module.dropout)
+            h = h + out
+            windows[at], states[at] = window, state
+        h = _rms_norm(h, params["norm_f" + stack[len("layers"):] + ".weight"], eps)
+        outputs.append(h.flip(0) if direction else h)
+    return torch.cat(outputs, -1), (torch.stack(windows), torch.stack(states))

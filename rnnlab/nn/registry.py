@@ -19,6 +19,7 @@ from typing import Callable
 from . import reference
 from .cell_modules import GRUCell, LSTMCell, RNNCell
 from .cells import GRUCellMath, LSTMCellMath, TanhCell
+from .mamba import Mamba
 from .modules import GRU, LSTM, RNN
 from .scan_layers import RGLRU, MinGRU, MinLSTM
 from .variants import Variants
@@ -39,6 +40,7 @@ class Architecture:
     variants: tuple[str, ...] = Variants.names()  # which of the variants it takes
     torch_twin: str | None = None  # the torch.nn class with the same parameters: to_torch(), export, shapes
     options: dict = field(default_factory=dict)  # keywords build() always passes (e.g. nonlinearity)
+    state_is_output: bool = True  # h_n (state[0] with a pair) is each layer's last output; Mamba's is not
 
     @property
     def gates(self) -> int:
@@ -112,3 +114,6 @@ register(Architecture("minlstm", MinLSTM, None, MinLSTM, "minimal LSTM, trained 
                       reference.min_lstm_layer, variants=()))
 register(Architecture("rglru", RGLRU, None, RGLRU, "real-gated linear recurrent unit (De et al. 2024, Griffin)",
                       reference.rg_lru_layer, variants=()))
+# the selective state space: dt, B and C read the input, one selective scan per layer (mamba.py)
+register(Architecture("mamba", Mamba, None, Mamba, "Mamba, the selective state space (Gu & Dao 2023)",
+                      reference.mamba_layer, variants=(), state_is_output=False))

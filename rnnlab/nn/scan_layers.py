@@ -121,21 +121,10 @@ class ScanLayer(nn.Module, ABC):
 
     def forward(self, input, hx: Tensor | None = None):
         """(output, h_n), laid out as ``torch.nn.GRU`` lays them out (module docstring)."""
-        packed = isinstance(input, PackedSequence)
-        unbatched = not packed and input.dim() == 2
-        if packed and self.impl == "log":
+        if isinstance(input, PackedSequence) and self.impl == "log":
             raise ValueError("impl='log' cannot carry a state past a sequence's end (it needs b > 0): "
                              "run packed sequences with impl='reference'")
-        if packed:
-            x, lengths = pad_packed_sequence(input, batch_first=True)  # (N, L, H_in), caller's order
-        else:
-            if input.dim() not in (2, 3):
-                raise ValueError(f"{type(self).__name__}: expected input to be 2D or 3D, got {input.dim()}D")
-            x = input.unsqueeze(0) if unbatched else (input if self.batch_first else input.transpose(0, 1))
-            lengths = None
-        if x.size(-1) != self.input_size:
-            raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected {self.input_size}, "
-                               f"got {x.size(-1)}")
+        x, lengths, unbatched = batch_major(self, input)  # (N, L, H_in)
         layers = self.num_layers * self.num_directions
         if hx is not None:  # None: zeros (the scans start from 0 themselves)
             hx = hx.unsqueeze(1) if unbatched else hx
@@ -145,15 +134,9 @@ class ScanLayer(nn.Module, ABC):
         record = bool(self._recorders)
         output, h_n, recorded = self._layers(x, lengths, hx, record)  # (N, L, D*H), (D*layers, N, H)
         if recorded:
-            self._publish(recorded, unbatched)
-        if packed:
-            output = pack_padded_sequence(output, lengths, batch_first=True, enforce_sorted=False)
-            return output, h_n
-        if not self.batch_first or unbatched:
-            output = output.transpose(0, 1)  # (L, N, D*H)
-        if unbatched:
-            return output.squeeze(1), h_n.squeeze(1)
-        return output, h_n
+            publish(self, recorded, unbatched)
+        return laid_out(self, output, lengths, unbatched, packed=isinstance(input, PackedSequence)), \
+            (h_n.squeeze(1) if unbatched else h_n)
 
     def _layers(self, x: Tensor, lengths: Tensor | None, hx: Tensor | None, record: bool = False):
         """Every layer and direction on batch-major padded rows: x (N, L, ·) -> (N, L, D*H), h_n, and with
@@ -178,33 +161,61 @@ class ScanLayer(nn.Module, ABC):
                     outputs.append(h)  # (N, L, H)
                     h_n.append(last)  # (N, H)
                     continue
-                rows = _reverse_each(x, lengths) if direction else x  # the reverse direction reads back to front
+                rows = reverse_each(x, lengths) if direction else x  # the reverse direction reads back to front
                 pre = project(rows, getattr(self, f"weight_ih{suffix}"), getattr(self, f"bias_ih{suffix}", None))
                 a, b, shown = self.coefficients(pre, suffix)  # (N, L, H) each
                 if valid is not None:
                     a, b = torch.where(valid, a, torch.ones_like(a)), torch.where(valid, b, torch.zeros_like(b))
                 h = linear_scan(a, b, h0, impl=self.impl)  # (N, L, H)
                 h_n.append(h[:, -1])
-                h = _reverse_each(h, lengths) if direction else h  # back in input order
+                h = reverse_each(h, lengths) if direction else h  # back in input order
                 outputs.append(h)
                 if record:  # in input order too
-                    shown = {k: _reverse_each(v, lengths) if direction else v for k, v in shown.items()}
+                    shown = {k: reverse_each(v, lengths) if direction else v for k, v in shown.items()}
                     recorded[layer, direction] = {**{k: v.detach() for k, v in shown.items()}, "h": h.detach()}
             x = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]  # (N, L, D*H)
             if self.dropout and self.training and layer < self.num_layers - 1:
                 x = F.dropout(x, self.dropout)
         return x, torch.stack(h_n), recorded
 
-    def _publish(self, recorded: dict, unbatched: bool) -> None:
-        """Hand the internals (N, L, ·) to the inspect() traces in the layout of the call's output (a packed
-        call: padded, (L, N, ·), or (N, L, ·) with batch_first)."""
-        def layout(values: Tensor) -> Tensor:
-            if unbatched:
-                return values[0]
-            return values if self.batch_first else values.transpose(0, 1)
-        steps = {key: {name: layout(v) for name, v in named.items()} for key, named in recorded.items()}
-        for trace in self._recorders:
-            trace.add(self, steps)
+def batch_major(layer: nn.Module, input) -> tuple[Tensor, Tensor | None, bool]:
+    """A sequence layer's input as batch-major padded rows: (x (N, L, H_in), lengths (N) or None, unbatched),
+    from (L, N, H_in), (N, L, H_in) with ``layer.batch_first``, (L, H_in) or a PackedSequence; the errors
+    torch.nn's layers give for the wrong number of dimensions or features."""
+    if isinstance(input, PackedSequence):
+        x, lengths = pad_packed_sequence(input, batch_first=True)  # (N, L, H_in), the caller's order
+        unbatched = False
+    else:
+        if input.dim() not in (2, 3):
+            raise ValueError(f"{type(layer).__name__}: expected input to be 2D or 3D, got {input.dim()}D")
+        unbatched = input.dim() == 2
+        x = input.unsqueeze(0) if unbatched else (input if layer.batch_first else input.transpose(0, 1))
+        lengths = None
+    if x.size(-1) != layer.input_size:
+        raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected {layer.input_size}, "
+                           f"got {x.size(-1)}")
+    return x, lengths, unbatched
+
+
+def laid_out(layer: nn.Module, output: Tensor, lengths: Tensor | None, unbatched: bool, packed: bool):
+    """``batch_major``'s inverse for the output (N, L, ·): packed again, time-major, or unbatched."""
+    if packed:
+        return pack_padded_sequence(output, lengths, batch_first=True, enforce_sorted=False)
+    if unbatched:
+        return output[0]
+    return output if layer.batch_first else output.transpose(0, 1)
+
+
+def publish(layer: nn.Module, recorded: dict, unbatched: bool) -> None:
+    """Hand the internals {(layer, direction): {name: (N, L, ·)}} to the inspect() traces in the layout of the
+    call's output (a packed call: padded, (L, N, ·), or (N, L, ·) with batch_first)."""
+    def layout(values: Tensor) -> Tensor:
+        if unbatched:
+            return values[0]
+        return values if layer.batch_first else values.transpose(0, 1)
+    steps = {key: {name: layout(v) for name, v in named.items()} for key, named in recorded.items()}
+    for trace in layer._recorders:
+        trace.add(layer, steps)
 
 
 def _product(a: Tensor, b: Tensor) -> Tensor:
@@ -269,7 +280,7 @@ class FusedScan(torch.autograd.Function):
                 None, None)
 
 
-def _reverse_each(x: Tensor, lengths: Tensor | None) -> Tensor:
+def reverse_each(x: Tensor, lengths: Tensor | None) -> Tensor:
     """Each sequence of x (N, L, ·) back to front within its own length (the padding stays after it)."""
     if lengths is None:
         return x.flip(1)

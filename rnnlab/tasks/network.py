@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..nn import registry
 from ..nn.variants import Variants
@@ -130,19 +130,32 @@ class SequenceModel(nn.Module):
         x = self.embedding(inputs) if self.embedding is not None else inputs  # (N, L, F)
         if lengths is not None and self.config.readout != "last":
             raise ValueError("lengths are for readout 'last' (one output per sequence)")
+        reads_state = self.config.block != "residual" and registry.get(self.config.arch).state_is_output
         if lengths is not None and self.config.block != "residual":
             packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-            _, state = self.rnn(packed, state)
+            steps, state = self.rnn(packed, state)
+            if not reads_state:
+                steps, _ = pad_packed_sequence(steps, batch_first=True)  # (N, L, D*H), the batch's order
+                return self.head(self.drop(self._last_steps(steps, lengths))), state
             h_n = state[0] if isinstance(state, tuple) else state  # (layers*D, N, H), in the batch's order
             last = h_n[-2:] if self.config.bidirectional else h_n[-1:]  # (D, N, H)
             return self.head(self.drop(torch.cat(list(last), dim=1))), state
         steps, state = self.rnn(x, state)  # (N, L, D*H)
         if self.config.readout == "steps":
             return self.head(self.drop(steps)), state
-        if self.config.block == "residual":  # the residual stream at the last (real) step: causal, so padding
-            ends = (lengths.to(steps.device) - 1 if lengths is not None  # after it never reaches it
-                    else torch.full((len(steps),), steps.shape[1] - 1, device=steps.device))
-            return self.head(self.drop(steps[torch.arange(len(steps), device=steps.device), ends])), state
+        if not reads_state:  # the outputs at the last (real) step; causal, so padding after it never reaches it
+            return self.head(self.drop(self._last_steps(steps, lengths))), state
         h_n = state[0] if isinstance(state, tuple) else state  # (layers*D, N, H)
         last = h_n[-2:] if self.config.bidirectional else h_n[-1:]  # (D, N, H)
         return self.head(self.drop(torch.cat(list(last), dim=1))), state  # (N, output_size)
+
+    def _last_steps(self, steps: Tensor, lengths: Tensor | None) -> Tensor:
+        """What each sequence ends in, from the outputs (N, L, D*H): the forward direction's at the last real
+        step, the reverse direction's at step 0 (where it ends) -> (N, D*H)."""
+        rows = torch.arange(len(steps), device=steps.device)
+        ends = (lengths.to(steps.device) - 1 if lengths is not None
+                else torch.full((len(steps),), steps.shape[1] - 1, device=steps.device))
+        if not self.config.bidirectional:
+            return steps[rows, ends]
+        forward, reverse = steps.chunk(2, dim=-1)  # (N, L, H) each
+        return torch.cat((forward[rows, ends], reverse[:, 0]), dim=-1)

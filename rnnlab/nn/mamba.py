@@ -1,0 +1,275 @@
+"""Mamba (Gu & Dao 2023): a stack of pre-norm residual blocks around the selective state-space mixer, as a
+recurrent layer with torch.nn's arguments.
+
+    x_0     = W x + b                          (input_proj, only when input_size != hidden_size)
+    x_{k+1} = x_k + Mixer_k(RMSNorm_k(x_k))    (layers.{k}.norm, layers.{k}.mixer)
+    output  = RMSNorm_f(x_K)                   (norm_f)
+
+The mixer is the paper's block (its Figure 3; mamba-ssm's ``Mamba`` in ``mamba_simple.py``, whose parameter
+names it keeps, so that a mamba-ssm or mamba.py model's ``layers.*`` load into it), E = expand * H channels,
+S = d_state, R = dt_rank, K = d_conv::
+
+    [x; z]         = in_proj(h)                          (N, L, 2E)
+    u              = silu(conv1d(x))                     causal depthwise convolution of width K
+    [dt; B; C]     = x_proj(u)                           (N, L, R + 2S)
+    dt             = softplus(dt_proj(dt))               (N, L, E): how much of each step a channel lets in
+    y              = selective_scan(u, dt, A = -exp(A_log), B, C, D) * silu(z)
+    out            = out_proj(y)                         (N, L, H)
+
+Initialisation, the paper's: A = -(1, 2, ..., S) for every channel (S4D-real), dt at initialisation
+log-uniform in [dt_min, dt_max] (dt_proj.bias is its softplus inverse; floored at dt_init_floor), dt_proj.weight
+U(-R^-0.5, R^-0.5) * dt_scale, D = 1, out_proj.weight divided by sqrt(num_layers) (mamba-ssm's rescaling of
+the residual branches); the rest as torch.nn initialises it.
+
+The layer contract (docs/extending.md): input (L, N, H_in), (N, L, H_in) with batch_first, (L, H_in) or a
+PackedSequence; output (L, N, D*H); ``bidirectional`` runs a second stack (``layers_reverse``,
+``norm_f_reverse``) over each sequence reversed within its length and concatenates. The state is the pair
+(windows, states): the last K - 1 inputs of every mixer's convolution (layers*D, N, E, K-1) and its SSM
+state (layers*D, N, E, S) -- a one-token call with the state carried is a step (sampling). In a packed call
+a padded step has dt = 0 (exp(0 A) = 1, nothing let in): the state stays what it was at the sequence's end,
+and the convolution, being causal, never reads past it. Dropout (training only) applies to every mixer's
+output but the last layer's.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence
+
+from .ops.selective_scan import IMPLS, selective_scan
+from .scan_layers import batch_major, laid_out, publish, reverse_each
+
+
+class DeltaProjection(nn.Linear):
+    """``dt_proj``: R -> E, initialised as the paper does: weight U(-R^-0.5, R^-0.5) * dt_scale, and a bias whose
+    softplus, dt at initialisation, is log-uniform in [dt_min, dt_max] (floored at dt_init_floor)."""
+
+    def __init__(self, rank: int, channels: int, dt_min: float, dt_max: float, dt_init_floor: float,
+                 dt_scale: float, factory: dict) -> None:
+        self.dt_min, self.dt_max, self.dt_init_floor, self.dt_scale = dt_min, dt_max, dt_init_floor, dt_scale
+        super().__init__(rank, channels, bias=True, **factory)
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            bound = self.in_features ** -0.5 * self.dt_scale
+            self.weight.uniform_(-bound, bound)
+            log_dt = torch.empty_like(self.bias).uniform_(math.log(self.dt_min), math.log(self.dt_max))
+            dt = torch.exp(log_dt).clamp(min=self.dt_init_floor)  # (E,)
+            self.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # softplus(bias) = dt
+
+
+class ResidualProjection(nn.Linear):
+    """``out_proj``: torch.nn's initialisation, then the weight times ``scale`` = 1 / sqrt(num_layers), as
+    mamba-ssm rescales the residual branches of a pre-norm stack (after GPT-2)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool, scale: float, factory: dict) -> None:
+        self.scale = scale
+        super().__init__(in_features, out_features, bias=bias, **factory)
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        with torch.no_grad():
+            self.weight.mul_(self.scale)
+
+
+class MambaMixer(nn.Module):
+    """One mixer (module docstring): (N, L, H) -> (N, L, H), with its convolution window and SSM state. Each part
+    initialises itself (``reset_parameters``), so that resetting every module in any order gives the paper's
+    initialisation."""
+
+    def __init__(self, hidden_size: int, d_state: int, d_conv: int, expand: float, dt_rank, bias: bool,
+                 conv_bias: bool, dt_init: dict, residual_scale: float, factory: dict) -> None:
+        super().__init__()
+        self.d_inner = int(expand * hidden_size)
+        self.d_state, self.d_conv = d_state, d_conv
+        self.dt_rank = math.ceil(hidden_size / 16) if dt_rank == "auto" else dt_rank
+        E = self.d_inner
+        self.in_proj = nn.Linear(hidden_size, 2 * E, bias=bias, **factory)
+        self.conv1d = nn.Conv1d(E, E, d_conv, groups=E, padding=d_conv - 1, bias=conv_bias, **factory)
+        self.x_proj = nn.Linear(E, self.dt_rank + 2 * d_state, bias=False, **factory)
+        self.dt_proj = DeltaProjection(self.dt_rank, E, **dt_init, factory=factory)
+        self.A_log = nn.Parameter(torch.empty(E, d_state, **factory))  # (E, S)   A = -exp(A_log)
+        self.D = nn.Parameter(torch.empty(E, **factory))  # (E,)
+        self.out_proj = ResidualProjection(E, hidden_size, bias, residual_scale, factory)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """A = -(1, ..., S) for every channel (S4D-real), D = 1."""
+        with torch.no_grad():
+            self.A_log.copy_(torch.log(torch.arange(1, self.d_state + 1, dtype=self.A_log.dtype)).expand_as(self.A_log))
+            self.D.fill_(1.0)
+
+    def forward(self, h: Tensor, window: Tensor | None, state: Tensor | None, lengths: Tensor | None,
+                impl: str, record: bool = False):
+        """h (N, L, H) -> (out (N, L, H), window (N, E, K-1), state (N, E, S), what inspect shows or {})."""
+        N, L, _ = h.shape
+        E, S, K = self.d_inner, self.d_state, self.d_conv
+        x, z = self.in_proj(h).chunk(2, dim=-1)  # (N, L, E) each
+        x = x.transpose(1, 2)  # (N, E, L)
+        before = window.to(x.dtype) if window is not None else x.new_zeros(N, E, K - 1)  # (N, E, K-1)
+        inputs = torch.cat((before, x), dim=-1)  # (N, E, K-1+L)   input step t at K-1+t
+        u = F.silu(F.conv1d(inputs, self.conv1d.weight, self.conv1d.bias, groups=E))  # (N, E, L)
+        dt, B, C = self.x_proj(u.transpose(1, 2)).split([self.dt_rank, S, S], dim=-1)  # (N, L, R), (N, L, S) x2
+        dt = F.softplus(self.dt_proj(dt))  # (N, L, E)
+        if lengths is not None:  # padded steps let nothing in and keep the state: dt = 0
+            dt = dt * (torch.arange(L, device=h.device) < lengths.to(h.device)[:, None]).unsqueeze(-1)
+        precision = torch.promote_types(u.dtype, torch.float32)  # bf16 from autocast: the scan in float32
+        scan = [t.to(precision) for t in (u, dt.transpose(1, 2), -torch.exp(self.A_log), B.transpose(1, 2),
+                                          C.transpose(1, 2), self.D, z.transpose(1, 2))]
+        initial = state.to(precision) if state is not None else None
+        y, last = selective_scan(*scan, return_last_state=True, initial_state=initial, impl=impl)  # (N, E, L)
+        out = self.out_proj(y.transpose(1, 2).to(h.dtype))  # (N, L, H)
+        if lengths is None:
+            window = inputs[:, :, L:]  # (N, E, K-1)   the last K-1 inputs
+        else:  # each sequence's own last K-1 inputs: steps length-K+1 .. length-1
+            index = lengths.to(h.device)[:, None] + torch.arange(K - 1, device=h.device)  # (N, K-1)
+            window = inputs.gather(2, index[:, None, :].expand(N, E, K - 1))
+        shown = {}
+        if record:
+            shown = {"delta": dt.detach(), "state_norm": _state_norms(*(t.detach() for t in scan[:5]), initial)}
+        return out, window, last, shown
+
+
+@torch.no_grad()
+def _state_norms(u, dt, A, B, C, h0) -> Tensor:
+    """||h_t|| over the S states of every channel and step, (N, L, E): what ``inspect`` shows of the state."""
+    h = h0 if h0 is not None else u.new_zeros(*u.shape[:2], A.shape[1])  # (N, E, S)
+    norms = []
+    for t in range(u.shape[2]):
+        h = torch.exp(dt[:, :, t, None] * A) * h + (dt[:, :, t] * u[:, :, t])[..., None] * B[:, None, :, t]
+        norms.append(h.norm(dim=-1))
+    return torch.stack(norms, dim=1)
+
+
+class MambaBlock(nn.Module):
+    """``layers.{k}``: a pre-norm residual block, x + mixer(norm(x)) (mamba-ssm's Block, mamba.py's
+    ResidualBlock)."""
+
+    def __init__(self, hidden_size: int, mixer: MambaMixer, eps: float, factory: dict) -> None:
+        super().__init__()
+        self.norm = nn.RMSNorm(hidden_size, eps=eps, **factory)
+        self.mixer = mixer
+
+
+class Mamba(nn.Module):
+    __doc__ = """Mamba (Gu & Dao 2023) as a recurrent layer: ``num_layers`` pre-norm residual blocks around the
+    selective state-space mixer, a final RMSNorm.
+
+    ``Mamba(input_size, hidden_size, num_layers=1, bias=False, batch_first=False, dropout=0.0,
+    bidirectional=False, device=None, dtype=None, *, d_state=16, d_conv=4, expand=2, dt_rank='auto',
+    dt_min=0.001, dt_max=0.1, dt_init_floor=1e-4, dt_scale=1.0, conv_bias=True, norm_eps=1e-5,
+    impl='ours')``; ``forward(input, state=None) -> (output, (windows, states))``. ``bias``: of in_proj and
+    out_proj (mamba-ssm's); ``impl``: selective_scan's form, "ours" (C++) or "reference" (the loop).
+    Equations, shapes and initialisation: ``rnnlab.nn.mamba``."""
+
+    inspected = ("delta", "state_norm")  # what rnnlab.nn.inspect records per step, then h
+    has_cell_state = True  # the state is a pair: (convolution windows, SSM states)
+    gates = 0
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = False,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, device=None,
+                 dtype=None, *, d_state: int = 16, d_conv: int = 4, expand: float = 2, dt_rank="auto",
+                 dt_min: float = 0.001, dt_max: float = 0.1, dt_init_floor: float = 1e-4, dt_scale: float = 1.0,
+                 conv_bias: bool = True, norm_eps: float = 1e-5, impl: str = "ours") -> None:
+        super().__init__()
+        if impl not in IMPLS:
+            raise ValueError(f"impl must be one of {IMPLS} (selective_scan's forms), got {impl!r}")
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers),
+                            ("d_state", d_state), ("d_conv", d_conv)):
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{name} must be a whole number > 0, got {value!r}")
+        if dt_rank != "auto" and (not isinstance(dt_rank, int) or dt_rank <= 0):
+            raise ValueError(f"dt_rank must be 'auto' or a whole number > 0, got {dt_rank!r}")
+        if not 0 <= dropout <= 1:
+            raise ValueError(f"dropout must be in [0, 1], got {dropout!r}")
+        if not 0 < dt_min <= dt_max:
+            raise ValueError(f"need 0 < dt_min <= dt_max, got dt_min={dt_min!r}, dt_max={dt_max!r}")
+        if int(expand * hidden_size) <= 0:
+            raise ValueError(f"expand * hidden_size must be >= 1, got {expand!r} * {hidden_size}")
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first, self.dropout, self.bidirectional = bias, batch_first, float(dropout), bidirectional
+        self.d_state, self.d_conv, self.expand = d_state, d_conv, expand
+        self.impl = impl
+        self._recorders: list = []  # filled by rnnlab.nn.inspect
+        factory = {"device": device, "dtype": dtype}
+        self.input_proj = nn.Linear(input_size, hidden_size, **factory) if input_size != hidden_size else None
+        dt_init = dict(dt_min=dt_min, dt_max=dt_max, dt_init_floor=dt_init_floor, dt_scale=dt_scale)
+        for suffix in ("", "_reverse")[:self.num_directions]:
+            blocks = [MambaBlock(hidden_size, MambaMixer(hidden_size, d_state, d_conv, expand, dt_rank, bias, conv_bias,
+                                                         dt_init, 1 / math.sqrt(num_layers), factory), norm_eps, factory)
+                      for _ in range(num_layers)]
+            setattr(self, "layers" + suffix, nn.ModuleList(blocks))
+            setattr(self, "norm_f" + suffix, nn.RMSNorm(hidden_size, eps=norm_eps, **factory))
+        self.d_inner = self.layers[0].mixer.d_inner
+        self.reset_parameters()
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    def stacks(self):
+        """(blocks, final norm) of each direction: forward, then reverse."""
+        for suffix in ("", "_reverse")[:self.num_directions]:
+            yield getattr(self, "layers" + suffix), getattr(self, "norm_f" + suffix)
+
+    def reset_parameters(self) -> None:
+        """The paper's initialisation (module docstring), each part's own; the norms' weights 1."""
+        for module in self.modules():
+            if module is not self and hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+
+    def state_shapes(self, batch: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """The shapes of the state pair for ``batch`` sequences: windows and SSM states."""
+        layers = self.num_layers * self.num_directions
+        return (layers, batch, self.d_inner, self.d_conv - 1), (layers, batch, self.d_inner, self.d_state)
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        for name, default in (("num_layers", 1), ("bias", False), ("batch_first", False), ("dropout", 0.0),
+                              ("bidirectional", False), ("d_state", 16), ("d_conv", 4), ("expand", 2),
+                              ("impl", "ours")):
+            if getattr(self, name) != default:
+                s += f", {name}={getattr(self, name)!r}"
+        return s
+
+    def forward(self, input, hx: tuple[Tensor, Tensor] | None = None):
+        """(output, (windows, states)), output laid out as torch.nn.GRU's (module docstring)."""
+        x, lengths, unbatched = batch_major(self, input)  # (N, L, H_in)
+        if hx is not None:
+            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+                raise RuntimeError("Mamba's state is a pair (windows, states)")
+            hx = tuple(h.unsqueeze(1) for h in hx) if unbatched else tuple(hx)
+            for given, wanted, name in zip(hx, self.state_shapes(x.shape[0]), ("windows", "states")):
+                if tuple(given.shape) != wanted:
+                    raise RuntimeError(f"Expected {name} of shape {wanted}, got {list(given.shape)}")
+        record = bool(self._recorders)
+        stream = self.input_proj(x) if self.input_proj is not None else x  # (N, L, H)
+        outputs, windows, states, recorded = [], [None] * self.num_layers * self.num_directions, [], {}
+        states = list(windows)
+        for direction, (blocks, norm_f) in enumerate(self.stacks()):
+            h = reverse_each(stream, lengths) if direction else stream  # the reverse stack reads back to front
+            for k, block in enumerate(blocks):
+                at = k * self.num_directions + direction  # torch.nn's order of layers and directions
+                out, windows[at], states[at], shown = block.mixer(
+                    block.norm(h), hx[0][at] if hx else None, hx[1][at] if hx else None, lengths, self.impl, record)
+                if self.dropout and self.training and k < self.num_layers - 1:
+                    out = F.dropout(out, self.dropout)
+                h = h + out  # (N, L, H)
+                passed_on = norm_f(h) if k == self.num_layers - 1 else h
+                if record:  # in input order
+                    shown["h"] = passed_on.detach()
+                    recorded[k, direction] = {name: reverse_each(v, lengths) if direction else v
+                                              for name, v in shown.items()}
+            h = norm_f(h)
+            outputs.append(reverse_each(h, lengths) if direction else h)
+        output = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]  # (N, L, D*H)
+        if recorded:
+            publish(self, recorded, unbatched)
+        state = (torch.stack(windows), torch.stack(states))
+        if unbatched:
+            state = tuple(s.squeeze(1) for s in state)
+        return laid_out(self, output, lengths, unbatched, packed=isinstance(input, PackedSequence)), state
