@@ -19,16 +19,19 @@ per-step loops from the papers that the layers are tested against.
     ops/             the operators, each a readable loop beside its C++ kernel: linear_scan (h_t = a_t * h_{t-1}
                      + b_t) and selective_scan (Mamba's S6)
     scan_layers.py   layers whose gates read only the input, one scan each: MinGRU, MinLSTM, RGLRU
+    mamba.py         Mamba: pre-norm residual blocks around the selective-scan mixer (Gu & Dao 2023)
     inspect.py       recording gates and states
 """
 
 from . import reference, registry
 from .cell_modules import GRUCell, LSTMCell, RNNCell, RNNCellBase
 from .inspect import Trace, inspect
+from .mamba import Mamba
 from .modules import GRU, LSTM, RNN, RNNBase
 from .ops import linear_scan, selective_scan
 from .scan_layers import RGLRU, MinGRU, MinLSTM
 from .variants import Variants
 
 __all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "RNNBase", "RNNCellBase", "inspect", "Trace",
-           "Variants", "registry", "reference", "linear_scan", "selective_scan", "MinGRU", "MinLSTM", "RGLRU"]
+           "Variants", "registry", "reference", "linear_scan", "selective_scan", "MinGRU", "MinLSTM", "RGLRU",
+           "Mamba"]

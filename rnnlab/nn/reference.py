@@ -259,10 +259,10 @@ def mamba_layer(module, x: Tensor, hx=None, seed: int | None = None):
                 o, window, state = mamba_mixer_step(_rms_norm(h[t], params[f"{stack}.{k}.norm.weight"], eps),
                                                     window, state, get)
                 out.append(o)
-            out = torch.stack(out)  # (L, N, H)
+            out = torch.stack(out, dim=1)  # (N, L, H): the layer's layout, so that a seed gives the same mask
             if module.dropout and module.training and k < module.num_layers - 1:
                 out = F.dropout(out, module.dropout)
-            h = h + out
+            h = h + out.transpose(0, 1)
             windows[at], states[at] = window, state
         h = _rms_norm(h, params["norm_f" + stack[len("layers"):] + ".weight"], eps)
         outputs.append(h.flip(0) if direction else h)
