@@ -1,6 +1,7 @@
-"""Speed of the modern recurrences (rnnlab.nn.MinGRU, MinLSTM, RGLRU) and of their scan, against torch.nn.
+"""Speed of the modern recurrences (rnnlab.nn.MinGRU, MinLSTM, RGLRU, Mamba) and of their scans, against torch.nn
+and, for Mamba, against mamba.py (``pip install mambapy``, the public CPU Mamba in plain torch).
 
-Three tables, every contender of a table timed in turn within each repeat (interleaved), medians, ratios:
+Five tables, every contender of a table timed in turn within each repeat (interleaved), medians, ratios:
 
 1. The scan ``linear_scan`` (forward + backward) on (N, T, H) float32, beside one ``torch.add(a, b, out=c)`` of
    that shape -- the cheapest pass over memory there is -- for each of its forms: the C++ loop (impl="ours"),
@@ -10,9 +11,15 @@ Three tables, every contender of a table timed in turn within each repeat (inter
    modern layers' own input projection (one Linear(256, G * 256) over all steps, forward + backward) -- the
    floor under them, since they have no recurrent product.
 3. Stepping one token at a time with a carried state (what sampling does), batch 1: torch.nn.GRU against
-   MinGRU, MinLSTM and RGLRU, per token.
+   MinGRU, MinLSTM, RGLRU and Mamba, per token.
+4. Mamba's ``selective_scan`` (forward + backward, with D, z, delta's bias and softplus) on (batch 8, dim 512,
+   L 1,024, N 16) float32: the C++ kernel (impl="ours"), the per-step loop (impl="reference") and the same
+   arithmetic as plain-torch parallel scan (mamba.py's ``pscan``, Blelloch's, over (B, L, D, N) tensors).
+5. A ``Mamba(256, 256)`` layer's training step (B = 32) at T = 256 and 1,024 against torch.nn.GRU(256, 256),
+   mamba.py's one-layer Mamba (the same block), and the layer without its scan: the forward + backward of its
+   in_proj, conv1d, x_proj, dt_proj and out_proj alone (the GEMM floor).
 
-    python benchmarks/modern.py [--repeats 7] [--threads N] [--lengths 256,1024]
+    python benchmarks/modern.py [--repeats 7] [--threads N] [--lengths 256,1024] [--tables 1,2,3,4,5]
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 import argparse
 
 import torch
+import torch.nn.functional as F
 
 from rnnlab import nn as rnn
 from timing import interleaved
@@ -103,7 +111,7 @@ def stepping_table(repeats: int, tokens: int = 64) -> None:
     torch.manual_seed(0)
     xs = torch.randn(tokens, 1, 1, SIZE)  # one token at a time: (L = 1, N = 1, H_in)
     layers = {"torch.nn.GRU": torch.nn.GRU(SIZE, SIZE)}
-    layers.update({name: getattr(rnn, name)(SIZE, SIZE) for name in MODERN})
+    layers.update({name: getattr(rnn, name)(SIZE, SIZE) for name in (*MODERN, "Mamba")})
 
     def step(module):
         def run():
@@ -120,19 +128,119 @@ def stepping_table(repeats: int, tokens: int = 64) -> None:
         print(f"| {name} | {seconds / tokens * 1e6:.1f} us | {t['torch.nn.GRU'] / seconds:.2f} |", flush=True)
 
 
+def mamba_py():
+    """mamba.py's modules (the bench extra), or None."""
+    try:
+        from mambapy import mamba, pscan
+    except ImportError:
+        print("(mamba.py is not installed: pip install mambapy -- its columns are left out)")
+        return None
+    return mamba, pscan.pscan
+
+
+def parallel_scan(u, delta, A, B, C, D, z, delta_bias, pscan):
+    """``selective_scan``'s arithmetic as a plain-torch parallel scan (mamba.py's formulation): every step's
+    decay and input made at once as (B, L, D, N) tensors, then Blelloch's scan over L."""
+    dt = F.softplus(delta + delta_bias[:, None]).transpose(1, 2)  # (B, L, D)
+    decay = torch.exp(dt[..., None] * A)  # (B, L, D, N)
+    let_in = (dt * u.transpose(1, 2))[..., None] * B.transpose(1, 2)[:, :, None, :]  # (B, L, D, N)
+    states = pscan(decay, let_in)  # (B, L, D, N)
+    y = (states @ C.transpose(1, 2)[..., None]).squeeze(-1) + D * u.transpose(1, 2)  # (B, L, D)
+    return (y * F.silu(z.transpose(1, 2))).transpose(1, 2)
+
+
+def selective_scan_table(repeats: int) -> None:
+    torch.manual_seed(0)
+    batch, dim, steps, state = 8, 512, 1024, 16
+    u, z = torch.randn(batch, dim, steps), torch.randn(batch, dim, steps)
+    delta = torch.randn(batch, dim, steps) * 0.5 - 2
+    A = -torch.arange(1.0, state + 1).repeat(dim, 1)
+    B, C = torch.randn(batch, state, steps), torch.randn(batch, state, steps)
+    D, bias = torch.ones(dim), torch.zeros(dim)
+    inputs = [t.requires_grad_() for t in (u, delta, A, B, C, D, z, bias)]
+    grad = torch.randn(batch, dim, steps)
+
+    def run(form):
+        def call():
+            for t in inputs:
+                t.grad = None
+            form(*inputs).backward(grad)
+        return call
+
+    runs = {f"selective_scan impl={impl!r}": run(lambda *args, impl=impl: rnn.selective_scan(
+        *args, delta_softplus=True, impl=impl)) for impl in ("ours", "reference")}
+    found = mamba_py()
+    if found:
+        runs["parallel scan in torch (mamba.py's pscan)"] = run(lambda *args: parallel_scan(*args, pscan=found[1]))
+    t = interleaved(runs, repeats)
+    ours = t["selective_scan impl='ours'"]
+    print(f"\n### selective_scan, forward + backward, (batch, dim, L, N) = {(batch, dim, steps, state)} float32\n")
+    print("| form | time | this / ours |\n|---|---|---|")
+    for name, seconds in t.items():
+        print(f"| {name} | {seconds * 1e3:.1f} ms | {seconds / ours:.1f} |", flush=True)
+
+
+def without_scan(layer):
+    """One training step of ``layer`` (an rnnlab Mamba of one layer) with its scan left out: the norm, in_proj,
+    conv1d, x_proj, dt_proj, the gate and out_proj, forward + backward -- what the layer costs beside its scan."""
+    block = layer.layers[0]
+    mixer = block.mixer
+
+    def run(x):
+        layer.zero_grad(set_to_none=True)
+        u, z = mixer.in_proj(block.norm(x)).chunk(2, dim=-1)  # (N, L, E)
+        u = F.silu(F.conv1d(F.pad(u.transpose(1, 2), (mixer.d_conv - 1, 0)), mixer.conv1d.weight, mixer.conv1d.bias,
+                            groups=mixer.d_inner)).transpose(1, 2)  # (N, L, E)
+        dt, B, C = mixer.x_proj(u).split([mixer.dt_rank, mixer.d_state, mixer.d_state], dim=-1)
+        y = (u + F.softplus(mixer.dt_proj(dt))) * F.silu(z)  # stands where the scan's output would
+        (layer.norm_f(x + mixer.out_proj(y)).sum() + B.sum() + C.sum()).backward()
+    return run
+
+
+def mamba_layer_table(lengths, repeats: int) -> None:
+    found = mamba_py()
+    print(f"\n### A Mamba layer's training step, B = {BATCH}, input = hidden = {SIZE} (d_inner 512, N 16), float32\n")
+    print("| T | layer | train step | this / rnnlab Mamba |\n|---|---|---|---|")
+    for steps in lengths:
+        torch.manual_seed(0)
+        x = torch.randn(BATCH, steps, SIZE)
+        ours = rnn.Mamba(SIZE, SIZE, batch_first=True)
+        layers = {"rnnlab.nn.Mamba": ours, "torch.nn.GRU": torch.nn.GRU(SIZE, SIZE, batch_first=True)}
+        if found:
+            layers["mamba.py Mamba (pscan)"] = found[0].Mamba(found[0].MambaConfig(d_model=SIZE, n_layers=1))
+
+        def train(module):
+            def run():
+                module.zero_grad(set_to_none=True)
+                out = module(x)
+                (out[0] if isinstance(out, tuple) else out).sum().backward()
+            return run
+
+        runs = {name: train(m) for name, m in layers.items()}
+        floor = without_scan(ours)
+        runs["rnnlab.nn.Mamba without its scan (projections + conv)"] = lambda: floor(x)
+        t = interleaved(runs, repeats)
+        for name, seconds in t.items():
+            print(f"| {steps} | {name} | {seconds * 1e3:.0f} ms | {seconds / t['rnnlab.nn.Mamba']:.2f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
-    parser.add_argument("--lengths", default="256,1024", help="the sequence lengths T of the layer table")
+    parser.add_argument("--lengths", default="256,1024", help="the sequence lengths T of the layer tables")
+    parser.add_argument("--tables", default="1,2,3,4,5", help="which tables (module docstring)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     rnn.fast.extension()  # built and loaded (and malloc set to reuse freed blocks) before anything is timed
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU, median of {args.repeats}")
-    scan_table(args.repeats)
-    layer_table([int(n) for n in args.lengths.split(",")], args.repeats)
-    stepping_table(args.repeats)
+    lengths, tables = [int(n) for n in args.lengths.split(",")], {int(n) for n in args.tables.split(",")}
+    for number, table in ((1, lambda: scan_table(args.repeats)), (2, lambda: layer_table(lengths, args.repeats)),
+                          (3, lambda: stepping_table(args.repeats)), (4, lambda: selective_scan_table(args.repeats)),
+                          (5, lambda: mamba_layer_table(lengths, args.repeats))):
+        if number in tables:
+            table()
 
 
 if __name__ == "__main__":
