@@ -178,3 +178,21 @@ def test_wrong_shapes_are_named(change, message):
     values.update(change)
     with pytest.raises(ValueError, match=message):
         selective_scan(values["u"], values["delta"], values["A"], values["B"], values["C"], values["D"])
+
+
+def test_views_laid_out_step_major_give_the_same_numbers():
+    """The Mamba layer passes u, delta, B, C and z as transposed views of (batch, L, ·) projections: read through
+    their strides, they give what their contiguous copies give, gradients included."""
+    values = _inputs(2, 6, 13, 4, 0, 0, seed=12)
+    names = ["u", "delta", "A", "B", "C", "D", "z", "delta_bias", "h0"]
+    step_major = {k: values[k].detach().transpose(-1, -2).contiguous().transpose(-1, -2).requires_grad_()
+                  if k in ("u", "delta", "B", "C", "z") else values[k] for k in names}
+    assert step_major["u"].stride(1) == 1 and step_major["B"].stride(1) == 1
+    results = []
+    for given in (values, step_major):
+        out, last = selective_scan(*(given[k] for k in names[:-1]), delta_softplus=True, return_last_state=True,
+                                   initial_state=given["h0"], chunk=4)
+        grads = torch.autograd.grad((out * out).sum() + last.sum(), [given[k] for k in names])
+        results.append((out, last, grads))
+    for got, want in zip(results[1][:2] + tuple(results[1][2]), results[0][:2] + tuple(results[0][2])):
+        torch.testing.assert_close(got, want, atol=1e-12, rtol=0)

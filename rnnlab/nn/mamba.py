@@ -119,7 +119,7 @@ class MambaMixer(nn.Module):
             dt = dt * (torch.arange(L, device=h.device) < lengths.to(h.device)[:, None]).unsqueeze(-1)
         precision = torch.promote_types(u.dtype, torch.float32)  # bf16 from autocast: the scan in float32
         scan = [t.to(precision) for t in (u, dt.transpose(1, 2), -torch.exp(self.A_log), B.transpose(1, 2),
-                                          C.transpose(1, 2), self.D, z.transpose(1, 2))]
+                                          C.transpose(1, 2), self.D, z.transpose(1, 2))]  # views: no copies
         initial = state.to(precision) if state is not None else None
         y, last = selective_scan(*scan, return_last_state=True, initial_state=initial, impl=impl)  # (N, E, L)
         out = self.out_proj(y.transpose(1, 2).to(h.dtype))  # (N, L, H)

@@ -30,6 +30,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <type_traits>
 
 namespace rnnlab {
 namespace {
@@ -52,17 +53,36 @@ struct Parts {
   int64_t group_c(int64_t p) const { return first(p) / (D / GC); }
 };
 
-template <typename T>
-struct Scan {
-  const T *u, *dt, *A, *B, *C, *h0;
-  int64_t batch, D, L, N, GB, GC, chunk;
-  int64_t chunks() const { return (L + chunk - 1) / chunk; }
-  const T* row_b(int64_t b, int64_t g, int64_t t) const { return B + ((b * GB + g) * L + t) * N; }
-  const T* row_c(int64_t b, int64_t g, int64_t t) const { return C + ((b * GC + g) * L + t) * N; }
+// A (batch, D, L) tensor through its strides: a channel's steps are `step` apart (1, or D when laid out (batch, L, D)).
+template <typename T> struct Strided {
+  T* data;
+  int64_t batch, channel, step;
+  T* row(int64_t b, int64_t d) const { return data + b * batch + d * channel; }
+};
+
+template <typename T> Strided<T> strided(const at::Tensor& t) {
+  return {t.data_ptr<std::remove_const_t<T>>(), t.stride(0), t.stride(1), t.stride(2)};
+}
+
+// B and C: (batch, G, L, N) through their strides, a step's row of N contiguous.
+template <typename T> struct Rows {
+  const T* data;
+  int64_t batch, group, step;
+  const T* first(int64_t b, int64_t g) const { return data + b * batch + g * group; }
 };
 
 template <typename T>
-void forward_part(const Scan<T>& s, const Parts& parts, int64_t b, int64_t p, T* y, T* last, T* bounds) {
+struct Scan {
+  Strided<const T> u, dt;
+  const T *A, *h0;
+  Rows<T> B, C;
+  int64_t batch, D, L, N, chunk;
+  int64_t chunks() const { return (L + chunk - 1) / chunk; }
+};
+
+template <typename T>
+void forward_part(const Scan<T>& s, const Parts& parts, int64_t b, int64_t p, const Strided<T>& y, T* last,
+                  T* bounds) {
   const int64_t first = parts.first(p), channels = parts.last(p) - first, N = s.N, L = s.L;
   const int64_t gb = parts.group_b(p), gc = parts.group_c(p);
   std::vector<T> states(channels * N);  // (channels, N)
@@ -71,13 +91,15 @@ void forward_part(const Scan<T>& s, const Parts& parts, int64_t b, int64_t p, T*
   for (int64_t c = 0; c < s.chunks(); ++c) {
     const int64_t t0 = c * s.chunk, t1 = std::min(L, t0 + s.chunk);
     for (int64_t k = 0; k < channels; ++k) {
-      const int64_t d = first + k, row = (b * s.D + d) * L;
+      const int64_t d = first + k;
+      const T *u = s.u.row(b, d), *dt = s.dt.row(b, d), *Bs = s.B.first(b, gb), *Cs = s.C.first(b, gc);
+      T* yd = y.row(b, d);
       T* h = states.data() + k * N;
       const T* a = s.A + d * N;
       if (bounds) std::copy(h, h + N, bounds + ((b * s.D + d) * s.chunks() + c) * N);
       for (int64_t t = t0; t < t1; ++t) {
-        const T delta = s.dt[row + t], x = delta * s.u[row + t];
-        const T *Bt = s.row_b(b, gb, t), *Ct = s.row_c(b, gc, t);
+        const T delta = dt[t * s.dt.step], x = delta * u[t * s.u.step];
+        const T *Bt = Bs + t * s.B.step, *Ct = Cs + t * s.C.step;
         T acc = 0;
 #pragma omp simd reduction(+ : acc)
         for (int64_t n = 0; n < N; ++n) {
@@ -85,7 +107,7 @@ void forward_part(const Scan<T>& s, const Parts& parts, int64_t b, int64_t p, T*
           h[n] = state;
           acc += Ct[n] * state;
         }
-        y[row + t] = acc;
+        yd[t * y.step] = acc;
       }
     }
   }
@@ -93,8 +115,9 @@ void forward_part(const Scan<T>& s, const Parts& parts, int64_t b, int64_t p, T*
 }
 
 template <typename T>
-void backward_part(const Scan<T>& s, const Parts& parts, int64_t b, int64_t p, const T* bounds, const T* dy,
-                   const T* dlast, T* du, T* ddt, T* dA, T* dB, T* dC, T* dh0) {
+void backward_part(const Scan<T>& s, const Parts& parts, int64_t b, int64_t p, const T* bounds,
+                   const Strided<const T>& dy, const T* dlast, const Strided<T>& du, const Strided<T>& ddt, T* dA,
+                   T* dB, T* dC, T* dh0) {
   const int64_t first = parts.first(p), channels = parts.last(p) - first, N = s.N, L = s.L;
   const int64_t gb = parts.group_b(p), gc = parts.group_c(p), slice = (b * parts.count() + p) * L;
   std::vector<T> carry(channels * N, T(0)), decay_grad(channels * N, T(0));  // dh_{t+1} exp(dt_{t+1} A); dA
@@ -103,14 +126,17 @@ void backward_part(const Scan<T>& s, const Parts& parts, int64_t b, int64_t p, c
   for (int64_t c = s.chunks() - 1; c >= 0; --c) {
     const int64_t t0 = c * s.chunk, t1 = std::min(L, t0 + s.chunk);
     for (int64_t k = 0; k < channels; ++k) {
-      const int64_t d = first + k, row = (b * s.D + d) * L;
+      const int64_t d = first + k;
+      const T *u = s.u.row(b, d), *dt = s.dt.row(b, d), *Bs = s.B.first(b, gb), *Cs = s.C.first(b, gc);
+      const T* dyd = dy.row(b, d);
+      T *dud = du.row(b, d), *ddtd = ddt.row(b, d);
       const T* a = s.A + d * N;
       T *cr = carry.data() + k * N, *da = decay_grad.data() + k * N;
       const T* bound = bounds + ((b * s.D + d) * s.chunks() + c) * N;
       std::copy(bound, bound + N, states.begin());
       for (int64_t t = t0; t < t1; ++t) {  // the chunk's states again, from its bound
-        const T delta = s.dt[row + t], x = delta * s.u[row + t];
-        const T* Bt = s.row_b(b, gb, t);
+        const T delta = dt[t * s.dt.step], x = delta * u[t * s.u.step];
+        const T* Bt = Bs + t * s.B.step;
         T *e = decays.data() + (t - t0) * N, *before = states.data() + (t - t0) * N, *h = before + N;
 #pragma omp simd
         for (int64_t n = 0; n < N; ++n) {
@@ -119,8 +145,8 @@ void backward_part(const Scan<T>& s, const Parts& parts, int64_t b, int64_t p, c
         }
       }
       for (int64_t t = t1 - 1; t >= t0; --t) {
-        const T g = dy[row + t], delta = s.dt[row + t], ut = s.u[row + t], x = delta * ut;
-        const T *Bt = s.row_b(b, gb, t), *Ct = s.row_c(b, gc, t);
+        const T g = dyd[t * dy.step], delta = dt[t * s.dt.step], ut = u[t * s.u.step], x = delta * ut;
+        const T *Bt = Bs + t * s.B.step, *Ct = Cs + t * s.C.step;
         const T *e = decays.data() + (t - t0) * N, *before = states.data() + (t - t0) * N, *h = before + N;
         T *dBt = dB + (slice + t) * N, *dCt = dC + (slice + t) * N;
         T through_b = 0, through_a = 0;  // sum_n dh B;  sum_n dh h_{t-1} e A
@@ -135,8 +161,8 @@ void backward_part(const Scan<T>& s, const Parts& parts, int64_t b, int64_t p, c
           da[n] += q * delta;
           cr[n] = dh * e[n];
         }
-        ddt[row + t] = through_a + through_b * ut;
-        du[row + t] = through_b * delta;
+        ddtd[t * ddt.step] = through_a + through_b * ut;
+        dud[t * du.step] = through_b * delta;
       }
     }
   }
@@ -148,14 +174,14 @@ void check(const at::Tensor& u, const at::Tensor& dt, const at::Tensor& A, const
            const c10::optional<at::Tensor>& h0, int64_t chunk) {
   const auto dtype = u.scalar_type();
   for (const at::Tensor* t : {&u, &dt, &A, &B, &C})
-    TORCH_CHECK(t->is_contiguous() && !t->is_cuda() && t->scalar_type() == dtype,
-                "selective scan: contiguous CPU tensors of one dtype");
+    TORCH_CHECK(!t->is_cuda() && t->scalar_type() == dtype, "selective scan: CPU tensors of one dtype");
   TORCH_CHECK(u.dim() == 3 && dt.sizes() == u.sizes(), "selective scan: u and dt (batch, D, L)");
   const int64_t batch = u.size(0), D = u.size(1), L = u.size(2);
-  TORCH_CHECK(A.dim() == 2 && A.size(0) == D, "selective scan: A (D, N)");
+  TORCH_CHECK(A.is_contiguous() && A.dim() == 2 && A.size(0) == D, "selective scan: A contiguous (D, N)");
   for (const at::Tensor* t : {&B, &C})
     TORCH_CHECK(t->dim() == 4 && t->size(0) == batch && t->size(1) > 0 && D % t->size(1) == 0 && t->size(2) == L &&
-                t->size(3) == A.size(1), "selective scan: B and C (batch, G, L, N) with D % G == 0");
+                t->size(3) == A.size(1) && t->stride(3) == 1, "selective scan: B and C (batch, G, L, N), a step's "
+                "row contiguous, with D % G == 0");
   TORCH_CHECK(!h0.has_value() || (h0->is_contiguous() && h0->scalar_type() == dtype && h0->dim() == 3 &&
               h0->size(0) == batch && h0->size(1) == D && h0->size(2) == A.size(1)), "selective scan: h0 (batch, D, N)");
   TORCH_CHECK(chunk > 0 && L > 0, "selective scan: chunk > 0 and L > 0");
@@ -164,9 +190,10 @@ void check(const at::Tensor& u, const at::Tensor& dt, const at::Tensor& A, const
 template <typename T>
 Scan<T> scan_of(const at::Tensor& u, const at::Tensor& dt, const at::Tensor& A, const at::Tensor& B,
                 const at::Tensor& C, const c10::optional<at::Tensor>& h0, int64_t chunk) {
-  return Scan<T>{u.data_ptr<T>(), dt.data_ptr<T>(), A.data_ptr<T>(), B.data_ptr<T>(), C.data_ptr<T>(),
-                 h0.has_value() ? h0->data_ptr<T>() : nullptr, u.size(0), u.size(1), u.size(2), A.size(1),
-                 B.size(1), C.size(1), chunk};
+  return Scan<T>{strided<const T>(u), strided<const T>(dt), A.data_ptr<T>(), h0.has_value() ? h0->data_ptr<T>() : nullptr,
+                 Rows<T>{B.data_ptr<T>(), B.stride(0), B.stride(1), B.stride(2)},
+                 Rows<T>{C.data_ptr<T>(), C.stride(0), C.stride(1), C.stride(2)}, u.size(0), u.size(1), u.size(2),
+                 A.size(1), chunk};
 }
 
 // Runs task(b, p) for every batch row and part, shared between the cores, subnormals flushed.
@@ -187,6 +214,13 @@ at::Tensor per_group(const at::Tensor& partial, const Parts& parts, int64_t grou
       .index_add_(1, at::tensor(index, at::kLong), partial);
 }
 
+// A (batch, D, L) tensor stored as `like` is: step-major ((batch, L, D) in memory) or channel-major.
+at::Tensor empty_as(const at::Tensor& like) {
+  if (like.stride(1) == 1 && like.size(1) > 1)
+    return at::empty({like.size(0), like.size(2), like.size(1)}, like.options()).transpose(1, 2);
+  return at::empty(like.sizes(), like.options());
+}
+
 }  // namespace
 
 std::vector<at::Tensor> selective_scan_forward(const at::Tensor& u, const at::Tensor& dt, const at::Tensor& A,
@@ -195,12 +229,13 @@ std::vector<at::Tensor> selective_scan_forward(const at::Tensor& u, const at::Te
   check(u, dt, A, B, C, h0, chunk);
   const int64_t batch = u.size(0), D = u.size(1), L = u.size(2), N = A.size(1);
   const Parts parts(D, B.size(1), C.size(1), batch);
-  auto y = at::empty_like(u);
+  auto y = empty_as(dt);
   auto last = at::empty({batch, D, N}, u.options());
   at::Tensor bounds = keep ? at::empty({batch, D, (L + chunk - 1) / chunk, N}, u.options()) : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "rnnlab_selective_scan_forward", [&] {
     const auto s = scan_of<scalar_t>(u, dt, A, B, C, h0, chunk);
-    scalar_t *out = y.data_ptr<scalar_t>(), *end = last.data_ptr<scalar_t>();
+    const auto out = strided<scalar_t>(y);
+    scalar_t* end = last.data_ptr<scalar_t>();
     scalar_t* kept = keep ? bounds.data_ptr<scalar_t>() : nullptr;
     for_each_part(batch, parts, [&](int64_t b, int64_t p) { forward_part(s, parts, b, p, out, end, kept); });
   });
@@ -216,21 +251,20 @@ std::vector<at::Tensor> selective_scan_backward(const at::Tensor& u, const at::T
   const int64_t batch = u.size(0), D = u.size(1), L = u.size(2), N = A.size(1);
   TORCH_CHECK(bounds.is_contiguous() && bounds.dim() == 4 && bounds.size(2) == (L + chunk - 1) / chunk &&
               bounds.scalar_type() == u.scalar_type(), "selective scan: bounds (batch, D, chunks, N)");
-  TORCH_CHECK(dy.is_contiguous() && dy.sizes() == u.sizes() && dy.scalar_type() == u.scalar_type(),
-              "selective scan: dy (batch, D, L)");
+  TORCH_CHECK(dy.sizes() == u.sizes() && dy.scalar_type() == u.scalar_type(), "selective scan: dy (batch, D, L)");
   TORCH_CHECK(!dlast.has_value() || (dlast->is_contiguous() && dlast->sizes() == at::IntArrayRef({batch, D, N}) &&
               dlast->scalar_type() == u.scalar_type()), "selective scan: dlast (batch, D, N)");
   const Parts parts(D, B.size(1), C.size(1), batch);
-  auto du = at::empty_like(u), ddt = at::empty_like(u);
+  auto du = empty_as(u), ddt = empty_as(dt);
   auto dA = at::empty({batch, D, N}, u.options()), dh0 = at::empty({batch, D, N}, u.options());
   auto dB = at::zeros({batch, parts.count(), L, N}, u.options()), dC = at::zeros_like(dB);
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "rnnlab_selective_scan_backward", [&] {
     const auto s = scan_of<scalar_t>(u, dt, A, B, C, h0, chunk);
     const scalar_t* end = dlast.has_value() ? dlast->data_ptr<scalar_t>() : nullptr;
     for_each_part(batch, parts, [&](int64_t b, int64_t p) {
-      backward_part(s, parts, b, p, bounds.data_ptr<scalar_t>(), dy.data_ptr<scalar_t>(), end,
-                    du.data_ptr<scalar_t>(), ddt.data_ptr<scalar_t>(), dA.data_ptr<scalar_t>(),
-                    dB.data_ptr<scalar_t>(), dC.data_ptr<scalar_t>(), dh0.data_ptr<scalar_t>());
+      backward_part(s, parts, b, p, bounds.data_ptr<scalar_t>(), strided<const scalar_t>(dy), end,
+                    strided<scalar_t>(du), strided<scalar_t>(ddt), dA.data_ptr<scalar_t>(), dB.data_ptr<scalar_t>(),
+                    dC.data_ptr<scalar_t>(), dh0.data_ptr<scalar_t>());
     });
   });
   return {du, ddt, dA.sum(0), per_group(dB, parts, B.size(1), true), per_group(dC, parts, C.size(1), false), dh0};

@@ -27,7 +27,9 @@ the gradients (it keeps every step's (batch, dim, N) state).
 ``impl="ours"`` (the default on the CPU): the scan in the C++ engine (``csrc/selective_scan.cpp``), forward and
 a hand-written backward, threads across (batch, channels). Forward keeps the state only at the start of every
 ``chunk`` steps; backward recomputes a chunk's states from there and walks it back, so no (batch, dim, L, N)
-tensor is made. The bias, softplus, D and z are torch operations around the scan. Where the engine is not
+tensor is made. It reads u, dt, B and C through their strides (the Mamba layer passes views of its
+projections, laid out (batch, L, ·), without a copy). The bias, softplus, D and z are torch operations around
+the scan. Where the engine is not
 built, for other dtypes and on a GPU, the reference loop runs.
 """
 
@@ -65,9 +67,8 @@ def selective_scan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D:
     C4 = C if C.dim() == 4 else C.unsqueeze(1)  # (batch, G', N, L)
     tensors = [t for t in (u, dt, A, B4, C4, initial_state) if t is not None]
     compiled = impl == "ours" and fast.usable(u) and all(t.dtype == u.dtype and t.device == u.device for t in tensors)
-    if compiled:  # B and C time-major: a step reads one row of N
-        y, last = _Kernel.apply(u.contiguous(), dt.contiguous(), A.contiguous(),
-                                B4.transpose(2, 3).contiguous(), C4.transpose(2, 3).contiguous(),
+    if compiled:  # u and dt read through their strides; B and C step-major, a step's N values one row
+        y, last = _Kernel.apply(u, dt, A.contiguous(), _rows(B4), _rows(C4),
                                 None if initial_state is None else initial_state.contiguous(), chunk)
     else:
         y, last = _loop(u, dt, A, B4, C4, initial_state)
@@ -75,6 +76,12 @@ def selective_scan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D:
     if z is not None:
         out = out * F.silu(z)
     return (out, last) if return_last_state else out
+
+
+def _rows(groups: Tensor) -> Tensor:
+    """(batch, G, N, L) -> (batch, G, L, N) with each step's N values contiguous (a view where they are)."""
+    rows = groups.transpose(2, 3)
+    return rows if rows.stride(3) == 1 else rows.contiguous()
 
 
 def _per_channel(groups: Tensor, dim: int) -> Tensor:
@@ -95,8 +102,9 @@ def _loop(u: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, h0: Tensor | N
 
 
 class _Kernel(torch.autograd.Function):
-    """The C++ scan: (u, dt (batch, dim, L), A (dim, N), B, C (batch, G, L, N), h0 (batch, dim, N) or None)
-    -> (y without D (batch, dim, L), h_L (batch, dim, N)); backward from the chunk bounds forward kept."""
+    """The C++ scan: (u, dt (batch, dim, L) with any strides, A (dim, N), B, C (batch, G, L, N) with rows of N
+    contiguous, h0 (batch, dim, N) or None) -> (y without D (batch, dim, L), stored as dt is, h_L (batch, dim,
+    N)); backward from the chunk bounds forward kept."""
 
     @staticmethod
     def forward(ctx, u, dt, A, B, C, h0, chunk):
@@ -112,7 +120,7 @@ class _Kernel(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_y, grad_last):
         u, dt, A, B, C, h0, bounds = ctx.saved_tensors
-        grad_y = torch.zeros_like(u) if grad_y is None else grad_y.contiguous()
+        grad_y = torch.zeros_like(u) if grad_y is None else grad_y
         grad_last = None if grad_last is None else grad_last.contiguous()
         du, ddt, dA, dB, dC, dh0 = fast.extension().selective_scan_backward(u, dt, A, B, C, h0, bounds, grad_y,
                                                                             grad_last, ctx.chunk)
