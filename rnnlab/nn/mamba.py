@@ -107,6 +107,8 @@ class MambaMixer(nn.Module):
                 impl: str, record: bool = False):
         """h (N, L, H) -> (out (N, L, H), window (N, E, K-1), state (N, E, S), what inspect shows or {})."""
         N, L, _ = h.shape
+        if L == 1 and lengths is None and not record:
+            return self.step(h, window, state)
         E, S, K = self.d_inner, self.d_state, self.d_conv
         x, z = self.in_proj(h).chunk(2, dim=-1)  # (N, L, E) each
         x = x.transpose(1, 2)  # (N, E, L)
@@ -132,6 +134,24 @@ class MambaMixer(nn.Module):
         if record:
             shown = {"delta": dt.detach(), "state_norm": _state_norms(*(t.detach() for t in scan[:5]), initial)}
         return out, window, last, shown
+
+
+    def step(self, h: Tensor, window: Tensor | None, state: Tensor | None):
+        """One token (L = 1), as sampling runs it: ``forward``'s equations on (N, ·) tensors, no scan."""
+        x, z = self.in_proj(h[:, 0]).chunk(2, dim=-1)  # (N, E) each
+        taps = x[..., None]  # (N, E, 1)
+        if self.d_conv > 1:
+            before = window.to(x.dtype) if window is not None else x.new_zeros(*x.shape, self.d_conv - 1)
+            taps = torch.cat((before, taps), dim=-1)  # (N, E, K)   the K latest inputs, oldest first
+        conv = torch.einsum("nek,ek->ne", taps, self.conv1d.weight[:, 0])  # (N, E)
+        u = F.silu(conv + self.conv1d.bias if self.conv1d.bias is not None else conv)
+        dt, B, C = self.x_proj(u).split([self.dt_rank, self.d_state, self.d_state], dim=-1)  # (N, R), (N, S) x2
+        dt = F.softplus(self.dt_proj(dt))  # (N, E)
+        previous = state.to(dt.dtype) if state is not None else dt.new_zeros(*dt.shape, self.d_state)  # (N, E, S)
+        state = torch.exp(dt[..., None] * -torch.exp(self.A_log)) * previous + (dt * u)[..., None] * B[:, None]
+        y = torch.einsum("nes,ns->ne", state, C) + self.D * u  # (N, E)
+        out = self.out_proj(y * F.silu(z))  # (N, H)
+        return out[:, None], taps[..., 1:], state, {}
 
 
 @torch.no_grad()
