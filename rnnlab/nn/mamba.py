@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
+from . import fast
 from .ops.selective_scan import IMPLS, selective_scan
 from .scan_layers import batch_major, laid_out, publish, reverse_each
 
@@ -137,8 +138,19 @@ class MambaMixer(nn.Module):
 
 
     def step(self, h: Tensor, window: Tensor | None, state: Tensor | None):
-        """One token (L = 1), as sampling runs it: ``forward``'s equations on (N, ·) tensors, no scan."""
-        x, z = self.in_proj(h[:, 0]).chunk(2, dim=-1)  # (N, E) each
+        """One token (L = 1), as sampling runs it: ``forward``'s equations on (N, ·) tensors, no scan; with no
+        gradient to record, the part between in_proj and out_proj is one call of the C++ engine."""
+        xz = self.in_proj(h[:, 0])  # (N, 2E)
+        if not torch.is_grad_enabled() and fast.usable(xz) and xz.dtype == self.A_log.dtype:
+            N, E, K = xz.shape[0], self.d_inner, self.d_conv
+            window = window.to(xz.dtype) if window is not None else xz.new_zeros(N, E, K - 1)
+            state = state.to(xz.dtype) if state is not None else xz.new_zeros(N, E, self.d_state)
+            y, window, state = fast.extension().mamba_mixer_step(
+                xz.contiguous(), window.contiguous(), state.contiguous(), self.conv1d.weight.contiguous(),
+                self.conv1d.bias, self.x_proj.weight.contiguous(), self.dt_proj.weight.contiguous(),
+                self.dt_proj.bias, self.A_log.contiguous(), self.D)  # (N, E), (N, E, K-1), (N, E, S)
+            return self.out_proj(y)[:, None], window, state, {}
+        x, z = xz.chunk(2, dim=-1)  # (N, E) each
         taps = x[..., None]  # (N, E, 1)
         if self.d_conv > 1:
             before = window.to(x.dtype) if window is not None else x.new_zeros(*x.shape, self.d_conv - 1)

@@ -271,3 +271,84 @@ std::vector<at::Tensor> selective_scan_backward(const at::Tensor& u, const at::T
 }
 
 }  // namespace rnnlab
+
+namespace rnnlab {
+namespace {
+
+// One token of Mamba's mixer between in_proj and out_proj (mamba.py's MambaMixer.step), for sampling: the
+// convolution's window slides by one, u = silu(conv), [dt; B; C] = x_proj u, dt = softplus(dt_proj dt + bias),
+// the state steps once, y = (C . h + D u) silu(z). Each batch row is a task; no autograd (inference only).
+template <typename T>
+void mixer_step_row(const T* xz, const T* window, const T* state, const T* conv_w, const T* conv_b, const T* x_proj,
+                    const T* dt_w, const T* dt_b, const T* A_log, const T* D, T* y, T* window_out, T* state_out,
+                    int64_t E, int64_t K, int64_t R, int64_t S, std::vector<T>& u, std::vector<T>& projected) {
+  for (int64_t e = 0; e < E; ++e) {  // the convolution over the K latest inputs, oldest first
+    const T* past = window + e * (K - 1);
+    T conv = conv_b ? conv_b[e] : T(0);
+    for (int64_t k = 0; k < K - 1; ++k) conv += conv_w[e * K + k] * past[k];
+    conv += conv_w[e * K + K - 1] * xz[e];
+    u[e] = conv / (T(1) + std::exp(-conv));  // silu
+    for (int64_t k = 0; k + 1 < K - 1; ++k) window_out[e * (K - 1) + k] = past[k + 1];
+    if (K > 1) window_out[e * (K - 1) + K - 2] = xz[e];
+  }
+  for (int64_t j = 0; j < R + 2 * S; ++j) {  // x_proj: (R + 2S, E) times u
+    const T* row = x_proj + j * E;
+    T acc = 0;
+#pragma omp simd reduction(+ : acc)
+    for (int64_t e = 0; e < E; ++e) acc += row[e] * u[e];
+    projected[j] = acc;
+  }
+  const T *low = projected.data(), *B = low + R, *C = B + S;
+  for (int64_t e = 0; e < E; ++e) {
+    T v = dt_b[e];
+    for (int64_t r = 0; r < R; ++r) v += dt_w[e * R + r] * low[r];
+    const T dt = v > T(20) ? v : std::log1p(std::exp(v)), x = dt * u[e];
+    const T *a_log = A_log + e * S, *h = state + e * S;
+    T* h_out = state_out + e * S;
+    T acc = 0;
+#pragma omp simd reduction(+ : acc)
+    for (int64_t n = 0; n < S; ++n) {
+      const T next = std::exp(-dt * std::exp(a_log[n])) * h[n] + x * B[n];
+      h_out[n] = next;
+      acc += C[n] * next;
+    }
+    const T z = xz[E + e];
+    y[e] = (acc + D[e] * u[e]) * z / (T(1) + std::exp(-z));
+  }
+}
+
+}  // namespace
+
+std::vector<at::Tensor> mamba_mixer_step(const at::Tensor& xz, const at::Tensor& window, const at::Tensor& state,
+                                         const at::Tensor& conv_w, const c10::optional<at::Tensor>& conv_b,
+                                         const at::Tensor& x_proj, const at::Tensor& dt_w, const at::Tensor& dt_b,
+                                         const at::Tensor& A_log, const at::Tensor& D) {
+  const int64_t N = xz.size(0), E = xz.size(1) / 2, K = conv_w.size(-1), R = dt_w.size(1), S = A_log.size(1);
+  for (const at::Tensor* t : {&xz, &window, &state, &conv_w, &x_proj, &dt_w, &dt_b, &A_log, &D})
+    TORCH_CHECK(t->is_contiguous() && !t->is_cuda() && t->scalar_type() == xz.scalar_type(),
+                "mamba step: contiguous CPU tensors of one dtype");
+  TORCH_CHECK(xz.dim() == 2 && window.sizes() == at::IntArrayRef({N, E, K - 1}) &&
+              state.sizes() == at::IntArrayRef({N, E, S}) && conv_w.numel() == E * K &&
+              x_proj.sizes() == at::IntArrayRef({R + 2 * S, E}) && dt_w.size(0) == E && dt_b.numel() == E &&
+              A_log.size(0) == E && D.numel() == E, "mamba step: shapes of one mixer");
+  TORCH_CHECK(!conv_b.has_value() || (conv_b->is_contiguous() && conv_b->numel() == E &&
+              conv_b->scalar_type() == xz.scalar_type()), "mamba step: conv bias (E)");
+  auto y = at::empty({N, E}, xz.options()), window_out = at::empty_like(window), state_out = at::empty_like(state);
+  AT_DISPATCH_FLOATING_TYPES(xz.scalar_type(), "rnnlab_mamba_step", [&] {
+    const scalar_t* bias = conv_b.has_value() ? conv_b->data_ptr<scalar_t>() : nullptr;
+    at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
+      const FlushSubnormals flush;
+      std::vector<scalar_t> u(E), projected(R + 2 * S);
+      for (int64_t n = begin; n < end; ++n)
+        mixer_step_row(xz.data_ptr<scalar_t>() + n * 2 * E, window.data_ptr<scalar_t>() + n * E * (K - 1),
+                       state.data_ptr<scalar_t>() + n * E * S, conv_w.data_ptr<scalar_t>(), bias,
+                       x_proj.data_ptr<scalar_t>(), dt_w.data_ptr<scalar_t>(), dt_b.data_ptr<scalar_t>(),
+                       A_log.data_ptr<scalar_t>(), D.data_ptr<scalar_t>(), y.data_ptr<scalar_t>() + n * E,
+                       window_out.data_ptr<scalar_t>() + n * E * (K - 1), state_out.data_ptr<scalar_t>() + n * E * S,
+                       E, K, R, S, u, projected);
+    });
+  });
+  return {y, window_out, state_out};
+}
+
+}  // namespace rnnlab

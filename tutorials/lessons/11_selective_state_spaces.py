@@ -1,0 +1,202 @@
+# %% [markdown]
+# # Lesson 11 — Selective state spaces: Mamba on a CPU
+#
+# Lesson 9's minGRU dropped the state from its gates, and so became a scan. Mamba (Gu & Dao 2023) keeps that
+# and adds two things: a state of N numbers per channel instead of one, and a step size `dt` that the input
+# chooses. With `*` elementwise, per channel d and state n:
+#
+# | minGRU (Feng et al. 2024) | Mamba's S6 (Gu & Dao 2023) |
+# |---|---|
+# | `z_t = sigmoid(W_z x_t + b_z)` | `dt_t = softplus(W_dt x_t + b_dt)` (one per channel) |
+# | `h~_t = g(W_h x_t + b_h)` | `B_t = W_B x_t`, `C_t = W_C x_t` (N each, shared by the channels) |
+# | `h_t = (1 - z_t) * h_{t-1} + z_t * h~_t` | `h_t[n] = exp(dt_t * A[n]) * h_{t-1}[n] + dt_t * x_t * B_t[n]` |
+# | output `h_t` | output `y_t = sum_n C_t[n] h_t[n] + D * x_t` |
+#
+# `A[n] < 0` is a learned decay per channel and state (initialised `-1, -2, ..., -N`, the S4D-real
+# initialisation). A small `dt` keeps the state (`exp(dt A)` near 1) and lets little in; a large `dt` forgets
+# the past and writes the present. Since `dt`, `B` and `C` are computed from the token, the layer *selects*:
+# it can let a meaningful token in and let noise pass by — what the paper calls selection, and what the
+# selective-copy task tests. The recurrence is still linear in `h`, so it is still a scan, only a wider one
+# (N states per channel).
+#
+# We write the scan as a loop and check `rnnlab.nn.selective_scan` against it, watch what `dt` selects in a
+# trained Mamba, time the scan as T grows, and look at what the initialisation of `dt` means for memory.
+
+# %%
+import os
+import time
+
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
+
+from rnnlab import nn as rnn
+
+QUICK = os.environ.get("RNNLAB_TUTORIAL_QUICK") == "1"
+
+
+def scan_loop(u, dt, A, B, C, D):
+    """The S6 recurrence one step after another: u, dt (batch, dim, L), A (dim, N), B, C (batch, N, L), D (dim)
+    -> y (batch, dim, L)."""
+    h = u.new_zeros(u.shape[0], u.shape[1], A.shape[1])  # (batch, dim, N)
+    ys = []
+    for t in range(u.shape[2]):
+        h = torch.exp(dt[:, :, t, None] * A) * h + (dt[:, :, t] * u[:, :, t])[..., None] * B[:, None, :, t]
+        ys.append((h * C[:, None, :, t]).sum(-1) + D * u[:, :, t])
+    return torch.stack(ys, dim=-1)
+
+
+torch.manual_seed(0)
+batch, dim, steps, N = 2, 8, 50, 4
+u = torch.randn(batch, dim, steps, dtype=torch.float64, requires_grad=True)
+dt = F.softplus(torch.randn(batch, dim, steps, dtype=torch.float64) - 2).requires_grad_()
+A = -torch.arange(1.0, N + 1, dtype=torch.float64).repeat(dim, 1).requires_grad_()
+B = torch.randn(batch, N, steps, dtype=torch.float64, requires_grad=True)
+C = torch.randn(batch, N, steps, dtype=torch.float64, requires_grad=True)
+D = torch.ones(dim, dtype=torch.float64, requires_grad=True)
+weights = torch.randn(batch, dim, steps, dtype=torch.float64)
+loop = scan_loop(u, dt, A, B, C, D)
+loop_grads = torch.autograd.grad((loop * weights).sum(), (u, dt, A, B, C, D))
+for impl in ("reference", "ours"):
+    y = rnn.selective_scan(u, dt, A, B, C, D, impl=impl)
+    grads = torch.autograd.grad((y * weights).sum(), (u, dt, A, B, C, D))
+    worst = max((g - e).abs().max().item() for g, e in zip(grads, loop_grads))
+    print(f"selective_scan impl={impl!r:12} output differs by {(y - loop).abs().max().item():.1e}, "
+          f"gradients by {worst:.1e}")
+
+# %% [markdown]
+# They agree to float64 rounding, gradients included. `impl="ours"` is the C++ kernel: forward keeps the state
+# only every 64 steps, and backward recomputes each stretch of 64 from there before walking it back — so it
+# never holds a (batch, dim, L, N) tensor, which the loop above (through autograd) and a parallel scan both do.
+#
+# ## What `dt` selects
+#
+# Selective copy: 8 symbols sit at random places among noise (token 0), then a delimiter asks for them in
+# order. We train a small Mamba (2 layers of 64) on sequences of 40 noise steps and look inside it with
+# `rnnlab.nn.inspect`, which records each layer's `delta` (the `dt` of every channel and step) and the norm of
+# its state.
+
+# %%
+from rnnlab.tasks import load, memory
+
+run = "runs/lesson11-selective-copy"
+metrics = memory.train(task="selective-copy", length=40, arch="mamba", hidden=64, layers=2,
+                       steps=20 if QUICK else 1500, lr=3e-3, out=run, quiet=True)
+print(f"token accuracy {metrics['final']:.1%} after {metrics['steps']} steps (a guess: 12.5 %)")
+
+network = load(run).network.eval()
+x, y = memory.selective_copy_batch(40, 1, torch.Generator().manual_seed(7))  # one sequence (1, 49)
+with torch.no_grad(), rnn.inspect(network.rnn) as trace:
+    written = network(x)[0][0, -8:].argmax(-1)
+print("symbols:", y[0].tolist(), " written:", written.tolist())
+
+delta = trace[0, 0]["delta"][0].mean(-1)  # (49,)   layer 0, mean dt over the channels
+state = trace[0, 0]["state_norm"][0].mean(-1)  # (49,)
+tokens = x[0]
+fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 4.5), sharex=True)
+top.bar(range(len(tokens)), delta, color=["tab:red" if 1 <= t <= 8 else "tab:gray" for t in tokens.tolist()])
+top.set_ylabel("mean dt, layer 0")
+top.set_title("red: a symbol to keep, grey: noise, delimiter and blanks")
+bottom.plot(state, color="tab:blue")
+bottom.set_ylabel("mean |state|")
+bottom.set_xlabel("step")
+for step, token in enumerate(tokens.tolist()):
+    if 1 <= token <= 8:
+        bottom.axvline(step, color="tab:red", alpha=0.3)
+plt.tight_layout()
+plt.show()
+kept = delta[(tokens >= 1) & (tokens <= 8)].mean().item()
+noise = delta[tokens == 0][:-8].mean().item()
+print(f"mean dt on symbols {kept:.3f}, on noise {noise:.3f}: {kept / noise:.1f}x")
+
+# %% [markdown]
+# A trained layer opens up (`dt` large) on the symbols it must keep and stays shut on the noise, and its
+# state grows where a symbol comes in. This is what one minGRU layer cannot do well: its gate `z_t` sees the
+# token too, but its single number per channel has to hold all 8 symbols in one running average (lesson 9's
+# table in docs/results.md: one minGRU layer 32.6 % on this task).
+#
+# ## The scan's cost against T
+#
+# A training step's scan (forward + backward) on (batch 8, dim 256, N 16), float32, as T grows: the C++
+# kernel, and the loop in torch operations that `impl="reference"` runs.
+
+# %%
+def step_time(fn, repeats):
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+lengths = [32, 64, 128] if QUICK else [64, 256, 1024, 4096]
+timings = {"ours": [], "reference": []}
+for steps in lengths:
+    torch.manual_seed(0)
+    args = [torch.randn(8, 256, steps).requires_grad_(), F.softplus(torch.randn(8, 256, steps) - 2).requires_grad_(),
+            -torch.arange(1.0, 17).repeat(256, 1).requires_grad_(), torch.randn(8, 16, steps).requires_grad_(),
+            torch.randn(8, 16, steps).requires_grad_()]
+    for impl in timings:
+        if impl == "reference" and steps > 1024:
+            timings[impl].append(float("nan"))  # minutes: left out
+            continue
+        timings[impl].append(step_time(lambda: rnn.selective_scan(*args, impl=impl).sum().backward(), 3))
+    print(f"T = {steps:5d}: " + ", ".join(f"{impl} {timings[impl][-1] * 1e3:8.1f} ms" for impl in timings))
+
+plt.figure(figsize=(6, 3.5))
+for impl, marker in (("ours", "o"), ("reference", "s")):
+    plt.loglog(lengths, [t * 1e3 for t in timings[impl]], marker=marker, label=f"impl={impl!r}")
+plt.xlabel("T (steps)")
+plt.ylabel("forward + backward (ms)")
+plt.title("selective_scan, batch 8, dim 256, N 16")
+plt.legend()
+plt.grid(True, which="both", alpha=0.3)
+plt.show()
+
+# %% [markdown]
+# Both grow linearly with T — a scan does T steps whatever its form. The loop pays a few torch operations per
+# step (and keeps every step's state for autograd); the kernel does the arithmetic of a step in registers.
+# A parallel scan (Blelloch's, as mamba.py runs it on a CPU) does the same work in log T rounds over
+# (batch, L, dim, N) tensors; on a GPU that is the point, on a CPU's two cores it is memory traffic:
+# `benchmarks/modern.py` measured it 31x slower than this kernel (docs/results.md).
+#
+# ## The initialisation: how long a state remembers
+#
+# At `dt` the state n of a channel keeps `exp(dt * A[n])` of itself per step: after `1 / (dt |A[n]|)` steps it
+# is down to 1/e. Mamba initialises `dt` log-uniform in [0.001, 0.1] (through the bias of `dt_proj`) and
+# `A = -(1, ..., N)`, so its channels start with memories from 10 steps to 1,000 (with N = 16, 0.6 to 1,000);
+# a minGRU starts with gates near 0.5 — a memory of about 1.4 steps — and the same range for
+# a layer whose `dt` starts at 1 would be under one step. Here is the spread at initialisation for a
+# `Mamba(1, 128)` layer and for the same layer with `dt_min = dt_max = 1`:
+
+# %%
+def horizons(layer):
+    """Steps until each state falls to 1/e at initialisation (no input yet): 1 / (dt |A|)."""
+    mixer = layer.layers[0].mixer
+    dt = F.softplus(mixer.dt_proj.bias).detach()  # (E,)
+    return (1 / (dt[:, None] * torch.exp(mixer.A_log.detach()))).flatten()
+
+
+torch.manual_seed(0)
+paper = horizons(rnn.Mamba(1, 128))
+short = horizons(rnn.Mamba(1, 128, dt_min=1.0, dt_max=1.0))
+bins = torch.logspace(-2, 3.5, 40)
+plt.figure(figsize=(6, 3.5))
+plt.hist(paper, bins=bins, alpha=0.6, label="the paper's dt in [0.001, 0.1]")
+plt.hist(short, bins=bins, alpha=0.6, label="dt = 1")
+plt.axvline(784, color="k", linestyle="--", label="pixel MNIST: 784 steps")
+plt.xscale("log")
+plt.xlabel("steps to 1/e")
+plt.ylabel("states")
+plt.legend()
+plt.show()
+print(f"states remembering more than 100 steps: paper's {(paper > 100).float().mean():.0%}, "
+      f"dt = 1: {(short > 100).float().mean():.0%}")
+
+# %% [markdown]
+# On pixel MNIST, where the class hangs on pixels hundreds of steps back, that spread is the difference
+# between learning and not: docs/results.md has the table (the command: `rnnlab classify train --idx-dir
+# ../shared/data/mnist --pixels --minutes 12 --arch mamba`), with minGRU and minLSTM, whose gates start near
+# 0.5, at chance in the same budget.
