@@ -74,16 +74,18 @@ def test_packed_sequences_end_where_they_end(bidirectional):
         torch.testing.assert_close(states[:, k], alone_states[:, 0])
 
 
-def test_the_state_carries_a_sequence_on_one_token_at_a_time():
-    layer = _layer(num_layers=2).eval()
+@pytest.mark.parametrize("grad", [True, False])  # the step in torch operations; without a gradient, in C++
+def test_the_state_carries_a_sequence_on_one_token_at_a_time(grad):
+    layer = _layer(num_layers=2, conv_bias=grad).eval()
     x = torch.randn(8, 2, 3, dtype=DTYPE)
     whole, final = layer(x)
-    first, state = layer(x[:3])
-    steps = [first]
-    for t in range(3, 8):  # a step: one token with the state carried
-        out, state = layer(x[t:t + 1], state)
-        steps.append(out)
-    torch.testing.assert_close(torch.cat(steps), whole)
+    with torch.set_grad_enabled(grad):
+        first, state = layer(x[:3])
+        steps = [first]
+        for t in range(3, 8):  # a step: one token with the state carried
+            out, state = layer(x[t:t + 1], state)
+            steps.append(out)
+    torch.testing.assert_close(torch.cat(steps), whole, atol=1e-12, rtol=0)
     _all_close(state, final, 1e-12)
 
 
