@@ -112,8 +112,8 @@ def test_bad_text_files_give_one_clear_line(tmp_path, capsys):
     assert status == 2 and "not in the model's vocabulary: 'Z'" in err
 
 
-def _stateful_task(text, seq_len=10, dropout=0.0):
-    config = ModelConfig(arch="lstm", input_size=8, hidden=16, dropout=dropout, output_size=len(set(text)),
+def _stateful_task(text, seq_len=10, dropout=0.0, arch="lstm"):
+    config = ModelConfig(arch=arch, input_size=8, hidden=16, dropout=dropout, output_size=len(set(text)),
                          vocab_size=len(set(text)), readout="steps")
     return charlm.CharLMTask(text, config, seq_len=seq_len, val_frac=0.1, stateful=True)
 
@@ -134,9 +134,10 @@ def test_stateful_streams_read_on_where_the_last_window_ended():
         assert found, "each stream reads one contiguous piece of the text"
 
 
-def test_stateful_loss_carries_the_state_exactly():
+@pytest.mark.parametrize("arch", ["lstm", "mamba"])  # Mamba's state: (convolution windows, SSM states)
+def test_stateful_loss_carries_the_state_exactly(arch):
     """Two consecutive windows scored one after the other = the model run over both at once."""
-    task = _stateful_task(BEER)
+    task = _stateful_task(BEER, arch=arch)
     model = task.model.eval()
     generator = torch.Generator().manual_seed(1)
     first = task.batch(generator, 3, "cpu")
@@ -219,6 +220,15 @@ def test_a_bad_byte_in_a_later_chunk_is_named_by_offset_line_and_column(tmp_path
     (tmp_path / "bad.txt").write_bytes(raw)
     with pytest.raises(UserError, match=r"not valid utf-8: byte 0xff at offset 44 \(line 6, column 5\)"):
         text_module.encode_file(tmp_path / "bad.txt")
+
+
+def test_a_stateful_mamba_resumes_its_streams(tmp_path):
+    """The carried state is saved and read back in the shapes of the network's own state (Mamba's pair)."""
+    options = dict(text=BEER, arch="mamba", hidden=8, layers=2, embed=8, seq_len=20, stateful=True,
+                   out=str(tmp_path / "run"), quiet=True)
+    charlm.train(**options, steps=3)
+    metrics = charlm.train(**options, steps=5, resume=True)
+    assert metrics["steps"] == 5
 
 
 def test_resume_maps_a_text_onto_the_checkpoint_vocabulary(tmp_path):

@@ -147,8 +147,9 @@ class CharLMTask(Task):
         """The state the streams' last windows ended in, zeroed for streams that start over (None: all do)."""
         if self.carried is None or bool(self.fresh.all()):
             return None
-        keep = (~self.fresh).to(device)[None, :, None]  # (1, N, 1)
-        state = tuple(s.to(device) * keep for s in self.carried)  # (h,) or (h, c), each (layers, N, H)
+        keep = (~self.fresh).to(device)  # (N,)
+        # (h,) or (h, c), each (layers, N, H); Mamba's (windows, states), (layers, N, E, ·): N is always dim 1
+        state = tuple(s.to(device) * keep.view(1, -1, *[1] * (s.dim() - 2)) for s in self.carried)
         return state if len(state) == 2 else state[0]
 
     def carry_tensors(self) -> dict:
@@ -166,11 +167,11 @@ class CharLMTask(Task):
         streams = len(cursors) if cursors.dim() == 1 else -1
         fits = (streams > 0 and cursors.dtype == torch.int64 and fresh is not None and fresh.shape == cursors.shape
                 and fresh.dtype == torch.bool and bool((cursors >= 0).all()) and int(cursors.max()) < len(self.train_ids))
+        expected = self.model.state_shapes(streams) if streams > 0 else ()  # (h,) or the pair's shapes
         for i in range(2):
             state = tensors.get(f"state.{i}")
             if state is not None:
-                fits = fits and state.is_floating_point() and tuple(state.shape) == (self.config.layers, streams,
-                                                                            self.config.hidden)
+                fits = fits and state.is_floating_point() and i < len(expected) and tuple(state.shape) == expected[i]
         if not fits:
             raise UserError("checkpoint file training.safetensors: carry.cursors, carry.fresh and carry.state.* do "
                             f"not describe streams through this text ({len(self.train_ids)} training characters)")

@@ -120,6 +120,18 @@ class SequenceModel(nn.Module):
         directions = 2 if config.bidirectional else 1
         self.head = nn.Linear(directions * config.hidden, config.output_size)
 
+    def state_shapes(self, batch: int) -> tuple:
+        """The shapes of the state the network returns for ``batch`` sequences: ((layers*D, N, H),), a pair of
+        them for an LSTM, or what the layer says (Mamba's windows and SSM states)."""
+        residual = self.config.block == "residual"
+        layer = self.rnn.layers[0] if residual else self.rnn
+        if hasattr(layer, "state_shapes"):
+            shapes = layer.state_shapes(batch)
+            return tuple((self.config.layers, *shape[1:]) for shape in shapes) if residual else shapes
+        directions = 2 if self.config.bidirectional else 1
+        count = 2 if registry.get(self.config.arch).math.has_cell_state else 1
+        return ((self.config.layers * directions, batch, self.config.hidden),) * count
+
     def forward(self, inputs: Tensor, state=None, lengths: Tensor | None = None):
         """inputs (N, L) token ids or (N, L, F) features -> (outputs, state).
 
