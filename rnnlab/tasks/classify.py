@@ -26,7 +26,8 @@ from ..errors import UserError, check_settings, require
 from .network import ModelConfig, SequenceModel
 from ..training import Task, fit
 from ..training import saved
-from .common import NETWORK_EXTRAS, ModelInput, Trained, check_network, network_config, network_guard, resolve
+from .common import (NETWORK_EXTRAS, ModelInput, Trained, check_network, network_config, network_guard, per_pass,
+                     resolve)
 
 OUT = "runs/classify"
 saved.FIELDS["classify"] = {  # what state.json holds besides the loop's fields (checked when it is read)
@@ -45,10 +46,7 @@ DEFAULTS = dict(arch="gru", hidden=128, layers=2, dropout=0.2, bidirectional=Fal
 # with; benchmarks/japanese_vowels.py)
 TRAIN_DEFAULTS = dict(steps=2000, batch_size=128, lr=6e-3, weight_decay=1e-4, warmup=0.3, final_lr=0.01,
                       eval_every=100, checkpoint_every=500)
-CHUNK = 2000  # sequences per forward pass when evaluating ...
-CHUNK_STEPS = 56_000  # ... and at most this many of their steps (2,000 MNIST rows of 28): long sequences in
-# fewer at a time (pixel MNIST, 784 steps: 71), so that a wide layer's activations stay bounded -- a
-# 2 x 128 Mamba on 2,000 sequences of 784 pixels made 3.2 GB tensors and was killed for memory
+CHUNK = 2000  # sequences per forward pass when evaluating, and at most common.EVAL_STEPS of their steps
 GROUP_SPAN = 4  # group_lengths: a batch of N is drawn from the 4 N sequences nearest in length. Off by default:
 # on 4,000 sequences of 10-400 steps (benchmarks/lengths.py) it trains 1.53x faster per step, but ends at test
 # accuracy 0.976-0.980 against uniform batches' 0.982-0.985, and still 0.976-0.979 given the same time
@@ -175,10 +173,10 @@ def normalise(x: np.ndarray, norm, lengths: np.ndarray | None = None) -> torch.T
 
 
 def predict_scores(model, x: torch.Tensor, device, lengths: torch.Tensor | None = None) -> torch.Tensor:
-    """Class scores (n, classes), computed in chunks of CHUNK sequences and CHUNK_STEPS of their steps (each
-    sequence's own ``lengths``)."""
+    """Class scores (n, classes), computed in chunks of at most CHUNK sequences and EVAL_STEPS of their steps
+    (each sequence's own ``lengths``)."""
     dtype = next(model.parameters()).dtype  # float32, or float64 where the network was made double
-    chunk = max(1, min(CHUNK, CHUNK_STEPS // max(1, x.shape[1])))
+    chunk = per_pass(x.shape[1], CHUNK)  # pixel MNIST, 784 steps: 71 at a time
     parts = []
     for k in range(0, len(x), chunk):
         mine = None if lengths is None else torch.as_tensor(lengths[k:k + chunk])  # (chunk,)

@@ -35,6 +35,16 @@ def given(values: dict) -> dict:
     return {name: value for name, value in values.items() if value is not None}
 
 
+EVAL_STEPS = 56_000  # sequence-steps per forward pass when evaluating (2,000 MNIST rows of 28): long sequences
+# go in fewer at a time, so that a wide layer's activations stay bounded -- a 2 x 128 Mamba on 2,000 sequences
+# of 784 pixels made 3.2 GB tensors and was killed for memory
+
+
+def per_pass(steps: int, most: int) -> int:
+    """How many sequences of ``steps`` steps one evaluation pass takes: at most ``most``, and EVAL_STEPS steps."""
+    return max(1, min(most, EVAL_STEPS // max(1, steps)))
+
+
 def resolve(task: str, out: str | Path, resume: bool, options: dict, defaults: dict, train_options: dict,
             train_defaults: dict) -> tuple[dict, TrainConfig, dict | None]:
     """(the task's settings, the training loop's settings, the saved state or None) for a new or resumed run.

@@ -30,7 +30,8 @@ from ..errors import UserError, check_settings, require
 from ..training import Task, fit
 from ..training import saved
 from .network import SequenceModel
-from .common import NETWORK_EXTRAS, ModelInput, Trained, check_network, network_config, network_guard, resolve
+from .common import (NETWORK_EXTRAS, ModelInput, Trained, check_network, network_config, network_guard, per_pass,
+                     resolve)
 
 OUT = "runs/memory"
 TASKS = ("adding", "copy", "selective-copy")
@@ -108,26 +109,31 @@ class MemoryTask(Task):
     def batch(self, generator, size, device):
         return tuple(t.to(device) for t in self.make(self.length, size, generator))
 
-    def loss(self, model, batch):
+    def loss(self, model, batch, out=None):
         x, y = batch
-        out = model(x)[0]
+        out = model(x)[0] if out is None else out
         if self.task == "adding":
             return F.mse_loss(out.squeeze(1), y)
         if self.task == "selective-copy":  # only the answer steps count
             return F.cross_entropy(out[:, -SELECTED:].reshape(-1, out.shape[-1]), y.reshape(-1))
         return F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
 
+    @torch.no_grad()
+    def outputs(self, model, part: str, device) -> torch.Tensor:
+        """The network's outputs on the held-out ``part``, a bounded number of steps at a time."""
+        x = self.held_out[part][0]
+        size = per_pass(x.shape[1], len(x))
+        return torch.cat([model(x[k:k + size].to(device))[0] for k in range(0, len(x), size)])
+
     def metric(self, model, part: str, device) -> float:
         x, y = self.held_out[part]
         with torch.no_grad():
-            return self.loss(model, (x.to(device), y.to(device))).item()
+            return self.loss(model, (x.to(device), y.to(device)), self.outputs(model, part, device)).item()
 
     def accuracy(self, model, part: str, device) -> float:
         """Selective copy: the fraction of answer symbols written right."""
-        x, y = self.held_out[part]
-        with torch.no_grad():
-            written = model(x.to(device))[0][:, -SELECTED:].argmax(-1)  # (N, 8)
-        return (written == y.to(device)).float().mean().item()
+        written = self.outputs(model, part, device)[:, -SELECTED:].argmax(-1)  # (N, 8)
+        return (written == self.held_out[part][1].to(device)).float().mean().item()
 
     def evaluate(self, model, device):
         return {"val_loss": self.metric(model, "val", device)}

@@ -74,7 +74,7 @@ for impl in ("reference", "ours"):
 # Selective copy: 8 symbols sit at random places among noise (token 0), then a delimiter asks for them in
 # order. We train a small Mamba (2 layers of 64) on sequences of 40 noise steps and look inside it with
 # `rnnlab.nn.inspect`, which records each layer's `delta` (the `dt` of every channel and step) and the norm of
-# its state.
+# its state, then compare the `dt` that noise, symbols and the delimiter get.
 
 # %%
 from rnnlab.tasks import load, memory
@@ -85,35 +85,48 @@ metrics = memory.train(task="selective-copy", length=40, arch="mamba", hidden=64
 print(f"token accuracy {metrics['final']:.1%} after {metrics['steps']} steps (a guess: 12.5 %)")
 
 network = load(run).network.eval()
-x, y = memory.selective_copy_batch(40, 1, torch.Generator().manual_seed(7))  # one sequence (1, 49)
+x, y = memory.selective_copy_batch(40, 200, torch.Generator().manual_seed(7))  # 200 sequences (200, 49)
 with torch.no_grad(), rnn.inspect(network.rnn) as trace:
-    written = network(x)[0][0, -8:].argmax(-1)
-print("symbols:", y[0].tolist(), " written:", written.tolist())
+    written = network(x)[0][:, -8:].argmax(-1)  # (200, 8)
+print("one sequence's symbols:", y[0].tolist(), " written:", written[0].tolist())
 
-delta = trace[0, 0]["delta"][0].mean(-1)  # (49,)   layer 0, mean dt over the channels
-state = trace[0, 0]["state_norm"][0].mean(-1)  # (49,)
-tokens = x[0]
-fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 4.5), sharex=True)
-top.bar(range(len(tokens)), delta, color=["tab:red" if 1 <= t <= 8 else "tab:gray" for t in tokens.tolist()])
-top.set_ylabel("mean dt, layer 0")
-top.set_title("red: a symbol to keep, grey: noise, delimiter and blanks")
-bottom.plot(state, color="tab:blue")
-bottom.set_ylabel("mean |state|")
-bottom.set_xlabel("step")
-for step, token in enumerate(tokens.tolist()):
+steps = torch.arange(x.shape[1])
+kinds = {"noise": (x == 0) & (steps < 40), "symbol": (x >= 1) & (x <= 8), "delimiter": x == 9,
+         "answer step": steps.expand_as(x) > 40}
+for layer in range(2):
+    delta = trace[layer, 0]["delta"]  # (200, 49, E)   dt of every sequence, step and channel
+    mean = {kind: delta[where].mean(0) for kind, where in kinds.items()}  # (E,) per kind of token
+    print(f"layer {layer}: mean dt " + ", ".join(f"{kind} {m.mean():.3f}" for kind, m in mean.items()))
+    for kind in ("symbol", "delimiter"):
+        ratio = mean[kind] / mean["noise"]  # (E,)
+        print(f"   {kind}s against noise, per channel: up to {ratio.max():.1f}x, "
+              f"{int((ratio > 2).sum())} of {len(ratio)} channels above 2x")
+
+delta = trace[1, 0]["delta"]  # (200, 49, E)   layer 1
+ratio = delta[kinds["delimiter"]].mean(0) / delta[kinds["noise"]].mean(0)
+channels = ratio.topk(6).indices  # the channels the delimiter opens most
+fig, ax = plt.subplots(figsize=(9, 3.2))
+for channel in channels.tolist():
+    ax.plot(delta[0, :, channel], label=f"channel {channel}")
+for step, token in enumerate(x[0].tolist()):
     if 1 <= token <= 8:
-        bottom.axvline(step, color="tab:red", alpha=0.3)
+        ax.axvline(step, color="tab:red", alpha=0.25)
+ax.axvline(40, color="k", linestyle="--")
+ax.set_xlabel("step (red: a symbol to keep; dashed: the delimiter)")
+ax.set_ylabel("dt, layer 1")
+ax.legend(fontsize=7, ncol=3)
 plt.tight_layout()
 plt.show()
-kept = delta[(tokens >= 1) & (tokens <= 8)].mean().item()
-noise = delta[tokens == 0][:-8].mean().item()
-print(f"mean dt on symbols {kept:.3f}, on noise {noise:.3f}: {kept / noise:.1f}x")
 
 # %% [markdown]
-# A trained layer opens up (`dt` large) on the symbols it must keep and stays shut on the noise, and its
-# state grows where a symbol comes in. This is what one minGRU layer cannot do well: its gate `z_t` sees the
-# token too, but its single number per channel has to hold all 8 symbols in one running average (lesson 9's
-# table in docs/results.md: one minGRU layer 32.6 % on this task).
+# Read the numbers above as a measurement, not a cartoon. In the run that built this notebook (1,500 steps,
+# 99.9 % of the symbols written right) the second layer had a few channels whose `dt` jumped several times at
+# the delimiter -- "forget the noise, start reading out" -- while in neither layer did the symbols get much
+# larger steps than the noise (at most 1.5x on a channel). The noise here is one token, always the same, so
+# its writes into the state are one fixed vector that the readout `C_t` can learn to discount: selection by
+# `dt` is one way to ignore the noise, not the only one. What a single minGRU layer lacks is the state: one
+# number per channel has to hold all eight symbols in one running average (docs/results.md: one minGRU layer
+# 32.6 % on this task, one Mamba layer 48.6 %, two Mamba layers 99.96 %).
 #
 # ## The scan's cost against T
 #
