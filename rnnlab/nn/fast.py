@@ -102,9 +102,10 @@ def build(name: str, sources, cflags: list[str], ldflags: list[str]):
     """Import the extension built from ``sources``, building it first if no complete build is cached.
 
     ``sources``: one path or several. The cached build is ``<cache>/<name>_<key>/<name>_<key>.so``, key = a hash
-    of the sources, the engine's headers, the flags and the torch and Python versions. A build runs in ``<cache>/<name>_<key>.building-<pid>`` and is renamed to the
-    final folder only when it is complete; folders of builds whose process is gone are removed first. Two
-    processes that build at once both finish (the second rename finds the first's and drops its own)."""
+    of the sources, the engine's headers, the flags and the torch and Python versions. A build runs in
+    ``<cache>/<name>_<key>.building-<pid>`` and is renamed to the final folder only when it is complete;
+    folders of builds whose process is gone are removed first. Two processes that build at once both finish
+    (the second rename finds the first's and drops its own)."""
     sources = (sources,) if isinstance(sources, Path) else tuple(sources)
     name = keyed_name(name, sources, cflags, ldflags)
     cache = cache_folder()

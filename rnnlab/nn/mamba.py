@@ -231,9 +231,9 @@ class Mamba(nn.Module):
         self.input_proj = nn.Linear(input_size, hidden_size, **factory) if input_size != hidden_size else None
         dt_init = dict(dt_min=dt_min, dt_max=dt_max, dt_init_floor=dt_init_floor, dt_scale=dt_scale)
         for suffix in ("", "_reverse")[:self.num_directions]:
-            blocks = [MambaBlock(hidden_size, MambaMixer(hidden_size, d_state, d_conv, expand, dt_rank, bias, conv_bias,
-                                                         dt_init, 1 / math.sqrt(num_layers), factory), norm_eps, factory)
-                      for _ in range(num_layers)]
+            mixers = [MambaMixer(hidden_size, d_state, d_conv, expand, dt_rank, bias, conv_bias, dt_init,
+                                 1 / math.sqrt(num_layers), factory) for _ in range(num_layers)]
+            blocks = [MambaBlock(hidden_size, mixer, norm_eps, factory) for mixer in mixers]
             setattr(self, "layers" + suffix, nn.ModuleList(blocks))
             setattr(self, "norm_f" + suffix, nn.RMSNorm(hidden_size, eps=norm_eps, **factory))
         self.d_inner = self.layers[0].mixer.d_inner

@@ -120,9 +120,9 @@ plt.show()
 
 # %% [markdown]
 # Read the numbers above as a measurement, not a cartoon. In the run that built this notebook (1,500 steps,
-# 99.9 % of the symbols written right) the second layer had a few channels whose `dt` jumped several times at
-# the delimiter -- "forget the noise, start reading out" -- while in neither layer did the symbols get much
-# larger steps than the noise (at most 1.5x on a channel). The noise here is one token, always the same, so
+# the accuracy printed above) the second layer had a few channels whose `dt` jumped several times at the
+# delimiter -- "forget the noise, start reading out" -- while in neither layer did the symbols get much
+# larger steps than the noise (about 1.5x at most on a channel). The noise here is one token, always the same, so
 # its writes into the state are one fixed vector that the readout `C_t` can learn to discount: selection by
 # `dt` is one way to ignore the noise, not the only one. What a single minGRU layer lacks is the state: one
 # number per channel has to hold all eight symbols in one running average (docs/results.md: one minGRU layer

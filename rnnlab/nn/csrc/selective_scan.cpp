@@ -183,14 +183,16 @@ void check(const at::Tensor& u, const at::Tensor& dt, const at::Tensor& A, const
                 t->size(3) == A.size(1) && t->stride(3) == 1, "selective scan: B and C (batch, G, L, N), a step's "
                 "row contiguous, with D % G == 0");
   TORCH_CHECK(!h0.has_value() || (h0->is_contiguous() && h0->scalar_type() == dtype && h0->dim() == 3 &&
-              h0->size(0) == batch && h0->size(1) == D && h0->size(2) == A.size(1)), "selective scan: h0 (batch, D, N)");
+              h0->size(0) == batch && h0->size(1) == D && h0->size(2) == A.size(1)),
+              "selective scan: h0 (batch, D, N)");
   TORCH_CHECK(chunk > 0 && L > 0, "selective scan: chunk > 0 and L > 0");
 }
 
 template <typename T>
 Scan<T> scan_of(const at::Tensor& u, const at::Tensor& dt, const at::Tensor& A, const at::Tensor& B,
                 const at::Tensor& C, const c10::optional<at::Tensor>& h0, int64_t chunk) {
-  return Scan<T>{strided<const T>(u), strided<const T>(dt), A.data_ptr<T>(), h0.has_value() ? h0->data_ptr<T>() : nullptr,
+  return Scan<T>{strided<const T>(u), strided<const T>(dt), A.data_ptr<T>(),
+                 h0.has_value() ? h0->data_ptr<T>() : nullptr,
                  Rows<T>{B.data_ptr<T>(), B.stride(0), B.stride(1), B.stride(2)},
                  Rows<T>{C.data_ptr<T>(), C.stride(0), C.stride(1), C.stride(2)}, u.size(0), u.size(1), u.size(2),
                  A.size(1), chunk};
