@@ -280,8 +280,8 @@ class Mamba(nn.Module):
                     raise RuntimeError(f"Expected {name} of shape {wanted}, got {list(given.shape)}")
         record = bool(self._recorders)
         stream = self.input_proj(x) if self.input_proj is not None else x  # (N, L, H)
-        outputs, windows, states, recorded = [], [None] * self.num_layers * self.num_directions, [], {}
-        states = list(windows)
+        layers = self.num_layers * self.num_directions
+        outputs, windows, states, recorded = [], [None] * layers, [None] * layers, {}
         for direction, (blocks, norm_f) in enumerate(self.stacks()):
             h = reverse_each(stream, lengths) if direction else stream  # the reverse stack reads back to front
             for k, block in enumerate(blocks):
