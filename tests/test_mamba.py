@@ -4,6 +4,8 @@ state carried from call to call (a one-token step)."""
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -144,3 +146,17 @@ def test_mistakes_are_named():
         layer(torch.randn(5, 2, 3, dtype=DTYPE), (_state(layer, 2)[0], torch.zeros(1, 2, 12, 3, dtype=DTYPE)))
     with pytest.raises(RuntimeError, match="a pair"):
         layer(torch.randn(5, 2, 3, dtype=DTYPE), torch.zeros(1, 2, 6))
+
+
+def test_under_bf16_autocast_the_residual_stream_stays_float32():
+    """Autocast runs the projections in bf16; the residual stream and the norms stay in the weights' float32
+    (a bf16 stream met float32 norm weights: torch's slow path and a warning at every call)."""
+    torch.manual_seed(0)
+    layer = Mamba(5, 8, num_layers=2, d_state=4, batch_first=True)
+    x = torch.randn(2, 6, 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out, (windows, states) = layer(x)
+    assert out.dtype == torch.float32 and states.dtype == torch.float32
+    torch.testing.assert_close(out, layer(x)[0], atol=0.1, rtol=0)  # bf16's rounding, not another function

@@ -280,6 +280,7 @@ class Mamba(nn.Module):
                     raise RuntimeError(f"Expected {name} of shape {wanted}, got {list(given.shape)}")
         record = bool(self._recorders)
         stream = self.input_proj(x) if self.input_proj is not None else x  # (N, L, H)
+        stream = stream.to(self.norm_f.weight.dtype)  # the residual stream in the weights' precision (autocast: fp32)
         layers = self.num_layers * self.num_directions
         outputs, windows, states, recorded = [], [None] * layers, [None] * layers, {}
         for direction, (blocks, norm_f) in enumerate(self.stacks()):
