@@ -41,7 +41,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 from . import fast
-from .ops.selective_scan import IMPLS, selective_scan
+from .ops.selective_scan import IMPLS, selective_scan, states as scan_states
 from .scan_layers import batch_major, laid_out, publish, reverse_each
 
 
@@ -133,9 +133,8 @@ class MambaMixer(nn.Module):
             window = inputs.gather(2, index[:, None, :].expand(N, E, K - 1))
         shown = {}
         if record:
-            shown = {"delta": dt.detach(), "state_norm": _state_norms(*(t.detach() for t in scan[:5]), initial)}
+            shown = {"delta": dt.detach(), "state_norm": _state_norms(*(t.detach() for t in scan[:4]), initial)}
         return out, window, last, shown
-
 
     def step(self, h: Tensor, window: Tensor | None, state: Tensor | None):
         """One token (L = 1), as sampling runs it: ``forward``'s equations on (N, ·) tensors, no scan; with no
@@ -167,14 +166,9 @@ class MambaMixer(nn.Module):
 
 
 @torch.no_grad()
-def _state_norms(u, dt, A, B, C, h0) -> Tensor:
+def _state_norms(u, dt, A, B, h0) -> Tensor:
     """||h_t|| over the S states of every channel and step, (N, L, E): what ``inspect`` shows of the state."""
-    h = h0 if h0 is not None else u.new_zeros(*u.shape[:2], A.shape[1])  # (N, E, S)
-    norms = []
-    for t in range(u.shape[2]):
-        h = torch.exp(dt[:, :, t, None] * A) * h + (dt[:, :, t] * u[:, :, t])[..., None] * B[:, None, :, t]
-        norms.append(h.norm(dim=-1))
-    return torch.stack(norms, dim=1)
+    return torch.stack([h.norm(dim=-1) for h in scan_states(u, dt, A, B[:, None], h0)], dim=1)
 
 
 class MambaBlock(nn.Module):
@@ -292,12 +286,12 @@ class Mamba(nn.Module):
                 if self.dropout and self.training and k < self.num_layers - 1:
                     out = F.dropout(out, self.dropout)
                 h = h + out  # (N, L, H)
-                passed_on = norm_f(h) if k == self.num_layers - 1 else h
-                if record:  # in input order
-                    shown["h"] = passed_on.detach()
+                if k == self.num_layers - 1:
+                    h = norm_f(h)  # the stack's output
+                if record:  # what the layer passes on, in input order
+                    shown["h"] = h.detach()
                     recorded[k, direction] = {name: reverse_each(v, lengths) if direction else v
                                               for name, v in shown.items()}
-            h = norm_f(h)
             outputs.append(reverse_each(h, lengths) if direction else h)
         output = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]  # (N, L, D*H)
         if recorded:

@@ -29,8 +29,7 @@ a hand-written backward, threads across (batch, channels). Forward keeps the sta
 ``chunk`` steps; backward recomputes a chunk's states from there and walks it back, so no (batch, dim, L, N)
 tensor is made. It reads u, dt, B and C through their strides (the Mamba layer passes views of its
 projections, laid out (batch, L, ·), without a copy). The bias, softplus, D and z are torch operations around
-the scan. Where the engine is not
-built, for other dtypes and on a GPU, the reference loop runs.
+the scan. Where the engine is not built, for other dtypes and on a GPU, the reference loop runs.
 """
 
 from __future__ import annotations
@@ -89,14 +88,22 @@ def _per_channel(groups: Tensor, dim: int) -> Tensor:
     return groups.repeat_interleave(dim // groups.shape[1], dim=1)
 
 
-def _loop(u: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, h0: Tensor | None):
-    """The recurrence a step at a time (the reference form): y (batch, dim, L) without D, and h_L."""
-    batch, dim, steps = u.shape
-    h = h0 if h0 is not None else u.new_zeros(batch, dim, A.shape[1])  # (batch, dim, N)
-    ys = []
-    for t in range(steps):
+def states(u: Tensor, dt: Tensor, A: Tensor, B: Tensor, h0: Tensor | None = None):
+    """The recurrence a step at a time: yields h_t (batch, dim, N) for t = 1..L, from u, dt (batch, dim, L),
+    A (dim, N), B (batch, G, N, L) and h0 (zeros when None) -- the reference form's loop, and what
+    ``rnnlab.nn.inspect`` shows of a Mamba's state."""
+    dim = u.shape[1]
+    h = h0 if h0 is not None else u.new_zeros(*u.shape[:2], A.shape[1])  # (batch, dim, N)
+    for t in range(u.shape[2]):
         decay = torch.exp(dt[:, :, t, None] * A)  # (batch, dim, N)   exp(dt_t A)
         h = decay * h + (dt[:, :, t] * u[:, :, t])[..., None] * _per_channel(B[..., t], dim)
+        yield h
+
+
+def _loop(u: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, h0: Tensor | None):
+    """The reference form: y (batch, dim, L) without D, and h_L."""
+    dim, ys, h = u.shape[1], [], h0
+    for t, h in enumerate(states(u, dt, A, B, h0)):
         ys.append((_per_channel(C[..., t], dim) * h).sum(-1))  # (batch, dim)   C_t . h_t
     return torch.stack(ys, dim=-1), h
 
