@@ -1,8 +1,10 @@
 """``rnnlab export``: a trained task model as ONNX or TorchScript, for places where rnnlab is not installed.
 
 The task's network (``models.SequenceModel``) is rebuilt around ``torch.nn``'s own recurrent layer
-(``to_torch()``: the same weights) and handed to torch's exporters; nothing of the exporters is ours. The
-exported model reads what the network reads and returns what its head returns:
+(``to_torch()``: the same weights), or for the architectures without a twin (minGRU, minLSTM, RG-LRU, Mamba)
+around their traceable forms (``rnnlab.nn.traceable``: the same weights, the time loop a TorchScript
+function), and handed to torch's exporters; nothing of the exporters is ours. The exported model reads what
+the network reads and returns what its head returns:
 
     charlm     tokens (N, L) int64          -> logits (N, L, vocabulary)  (the next character's scores)
     forecast   features (N, L, F) float32   -> (N, horizon)               (scaled changes; see the JSON)
@@ -26,7 +28,7 @@ from torch import Tensor, nn
 
 from .training.checkpoint import write_json_atomic
 from .errors import UserError
-from .nn import registry
+from .nn.traceable import PlainRMSNorm, TraceableMamba, traceable
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 SIDECAR_SKIPS = ("run", "train")  # the training record: not needed to use the model
@@ -39,20 +41,27 @@ class Exportable(nn.Module):
     def __init__(self, network: nn.Module) -> None:
         super().__init__()
         self.network = copy.deepcopy(network).eval()
-        if network.config.block != "stack":
-            raise UserError(f"cannot export: the network's layers are in {network.config.block} blocks; export "
-                            "swaps in torch.nn's stacked layer, so it takes block stack")
-        arch = registry.of_layer(network.rnn)
-        if not arch.torch_twin:
-            raise UserError(f"cannot export: torch.nn has no twin of {arch.name} to carry its weights (export swaps "
-                            "in torch.nn's layer, whose loop ONNX and TorchScript run at any batch and length)")
         try:
-            self.network.rnn = self.network.rnn.to_torch()
+            if network.config.block == "stack":
+                self.network.rnn = traceable(self.network.rnn)
+            else:  # one single-layer recurrent module per block
+                self.network.rnn.layers = nn.ModuleList(traceable(layer) for layer in self.network.rnn.layers)
         except ValueError as err:
             raise UserError(f"cannot export: {err}") from None
+        plain_norms(self.network)
 
     def forward(self, inputs: Tensor) -> Tensor:
         return self.network(inputs)[0]
+
+
+def plain_norms(module: nn.Module) -> None:
+    """Every ``nn.RMSNorm`` under ``module`` (the gated blocks') as a ``PlainRMSNorm``: torch's exporter has no
+    rms_norm. A traceable Mamba computes its own norms so."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.RMSNorm):
+            setattr(module, name, PlainRMSNorm(child))
+        elif not isinstance(child, TraceableMamba):
+            plain_norms(child)
 
 
 def export(model_dir: str | Path, fmt: str, out: str | Path | None = None) -> tuple[Path, Path]:
@@ -72,7 +81,7 @@ def export(model_dir: str | Path, fmt: str, out: str | Path | None = None) -> tu
     path.parent.mkdir(parents=True, exist_ok=True)
     example = trained.example_input()
     tmp = path.with_name(path.name + ".tmp")
-    with warnings.catch_warnings():  # the exporters' notes about themselves (deprecations, tracing)
+    with warnings.catch_warnings(), torch.no_grad():  # the exporters' notes about themselves (deprecations, tracing)
         warnings.simplefilter("ignore")
         if fmt == "onnx":
             axes = {0: "batch", 1: "steps"}

@@ -74,11 +74,26 @@ def runs(tmp_path_factory):
     forecast.train(steps=2, hidden=8, out=str(root / "fc"), quiet=True, arch="rnn")
     charlm.train(text="hihello", steps=2, out=str(root / "lm_ln"), quiet=True, layer_norm=True)
     charlm.train(text="hihello", steps=2, out=str(root / "lm_min"), quiet=True, arch="mingru")
+    # the architectures without a torch.nn twin, in a stack and in blocks (their traceable forms)
+    charlm.train(text="hihello, if you want you", steps=2, out=str(root / "lm_mamba"), quiet=True, arch="mamba",
+                 layers=2, hidden=16, embed=8)
+    classify.train(steps=2, hidden=8, layers=2, bidirectional=True, out=str(root / "cls_minlstm"), quiet=True,
+                   arch="minlstm")
+    classify.train(steps=2, hidden=8, layers=2, bidirectional=True, out=str(root / "cls_mamba"), quiet=True,
+                   arch="mamba")
+    forecast.train(steps=2, hidden=8, layers=2, out=str(root / "fc_rglru"), quiet=True, arch="rglru",
+                   block="griffin")
+    charlm.train(text="hihello, if you want you", steps=2, out=str(root / "lm_gated"), quiet=True, arch="mingru",
+                 layers=2, hidden=8, block="gated")
+    charlm.train(text="hihello, if you want you", steps=2, out=str(root / "lm_residual"), quiet=True, arch="gru",
+                 layers=2, hidden=8, block="residual")
     return root
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated")  # TorchScript is what the issue asks for
-@pytest.mark.parametrize("task, fmt", list(itertools.product(["lm", "cls", "fc"], ["onnx", "torchscript"])))
+@pytest.mark.parametrize("task, fmt", list(itertools.product(
+    ["lm", "cls", "fc", "lm_min", "lm_mamba", "cls_minlstm", "cls_mamba", "fc_rglru", "lm_gated", "lm_residual"],
+    ["onnx", "torchscript"])))
 def test_exported_models_compute_what_ours_does(runs, tmp_path, task, fmt):
     path, sidecar = export(runs / task, fmt, tmp_path / f"{task}.{fmt}")
     trained = load(runs / task)
@@ -99,8 +114,9 @@ def test_exported_models_compute_what_ours_does(runs, tmp_path, task, fmt):
     described = json.loads(sidecar.read_text())
     saved = load(runs / task).state
     assert described["task"] == saved["task"] and described["model"] == saved["model"]
-    assert described["inputs"]["dtype"] == ("int64" if task == "lm" else "float32")
-    for key in {"lm": ["vocab"], "cls": ["norm"], "fc": ["scaler", "window", "horizon"]}[task]:
+    kind = task.split("_")[0]
+    assert described["inputs"]["dtype"] == ("int64" if kind == "lm" else "float32")
+    for key in {"lm": ["vocab"], "cls": ["norm"], "fc": ["scaler", "window", "horizon"]}[kind]:
         assert described[key] == saved[key]
     assert "run" not in described
     assert ("lengths" in described["inputs"]) == (saved["model"]["readout"] == "last")  # a one-answer model says it
@@ -116,7 +132,6 @@ def test_the_command_prints_what_it_wrote_and_refuses_what_torch_lacks(runs, tmp
     logits = session.run(None, {"inputs": np.zeros((2, 4), dtype=np.int64)})[0]
     assert logits.shape == (2, 4, len(json.loads((tmp_path / "exported" / "lm.onnx.json").read_text())["vocab"]))
     for model, message in ((runs / "lm_ln", "cannot export: LSTM with layer_norm: torch.nn.LSTM has no such option"),
-                           (runs / "lm_min", "cannot export: torch.nn has no twin of mingru"),
                            (tmp_path / "nothing", "nothing")):
         result = subprocess.run([sys.executable, "-m", "rnnlab.cli", "export", "--model", str(model), "--format",
                                  "torchscript"], capture_output=True, text=True)

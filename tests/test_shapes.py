@@ -3,6 +3,7 @@ random configurations, the command as a user runs it, and a checker that refuses
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import random
@@ -120,3 +121,63 @@ def test_a_bad_combination_is_one_line(args, message):
 def test_every_mode_and_direction_combination_explains_without_error():
     for mode, bidirectional, batch_first in itertools.product(["rnn", "lstm", "gru"], [False, True], [False, True]):
         assert rnnlab.explain_shapes(mode, 2, 3, bidirectional=bidirectional, batch_first=batch_first).equalities
+
+
+# the architectures torch.nn lacks: rnnlab's layer, checked against the paper's loop first
+
+def test_a_bidirectional_mamba_by_hand():
+    e = rnnlab.explain_shapes("mamba", 3, 8, num_layers=2, bidirectional=True, seq_len=6, batch=2)
+    assert e.sizes["E"] == 16 and e.sizes["S"] == 16 and e.sizes["R"] == 1 and e.sizes["K"] == 4  # expand 2
+    assert e.parameters["input_proj.weight"] == [8, 3] and e.parameters["layers.1.mixer.in_proj.weight"] == [32, 8]
+    assert e.parameters["layers_reverse.0.mixer.x_proj.weight"] == [1 + 2 * 16, 16]  # dt_rank + 2 d_state
+    assert e.parameters["layers.0.mixer.conv1d.weight"] == [16, 1, 4] and e.parameters["norm_f_reverse.weight"] == [8]
+    assert e.formulas["layers.0.mixer.x_proj.weight"] == "(R+2*S, E)"
+    assert e.tensors == {"input": [6, 2, 3], "output": [6, 2, 16], "windows_n": [4, 2, 16, 3],
+                         "states_n": [4, 2, 16, 16]}
+    assert e.dims["states_n"] == ["D*num_layers", "N", "E", "S"] and e.config["module"] == "rnnlab.nn"
+
+
+def _modern_configs(count: int):
+    rng = random.Random(1)
+    for _ in range(count):
+        kind = rng.choice(["batched", "unbatched", "packed"])
+        yield dict(mode=rng.choice(["mingru", "minlstm", "rglru", "mamba"]), input_size=rng.randint(1, 5),
+                   hidden_size=rng.randint(2, 7), num_layers=rng.randint(1, 3), bidirectional=rng.random() < 0.5,
+                   batch_first=rng.random() < 0.5, seq_len=rng.randint(1, 6), batch=rng.randint(1, 4),
+                   unbatched=kind == "unbatched",
+                   lengths=[rng.randint(1, 6) for _ in range(rng.randint(1, 4))] if kind == "packed" else None)
+
+
+@pytest.mark.parametrize("config", list(_modern_configs(24)), ids=lambda c: json.dumps(c, separators=(",", ":")))
+def test_the_modern_layers_shapes_are_their_own(config):
+    e = rnnlab.explain_shapes(**config)
+    options = {k: config[k] for k in ("num_layers", "bidirectional", "batch_first")}
+    layer = rnn.registry.get(config["mode"]).build(config["input_size"], config["hidden_size"], **options)
+    assert {n: list(p.shape) for n, p in layer.named_parameters()} == e.parameters
+    steps = config["lengths"] and sum(config["lengths"])
+    assert e.tensors["output"][-1] == (2 if config["bidirectional"] else 1) * config["hidden_size"]
+    assert e.tensors["output"][0] == steps if config["lengths"] else e.tensors["output"][0] > 0
+    if config["mode"] != "mamba":  # h_n is each layer's last output, as torch.nn's
+        batch = [] if config["unbatched"] else [len(config["lengths"]) if config["lengths"] else config["batch"]]
+        layers = config["num_layers"] * (2 if config["bidirectional"] else 1)
+        assert e.tensors["h_n"] == [layers, *batch, config["hidden_size"]]
+    else:
+        assert e.tensors["windows_n"][-1] == 3 and e.tensors["states_n"][-1] == 16
+
+
+def test_an_explanation_of_a_modern_layer_refuses_a_wrong_reference(monkeypatch):
+    arch = rnn.registry.get("mingru")
+    wrong = lambda module, x, hx=None: (torch.zeros(x.shape[0], x.shape[1], module.hidden_size,  # noqa: E731
+                                                    dtype=x.dtype), None)
+    monkeypatch.setitem(rnn.registry.ARCHITECTURES, "mingru", dataclasses.replace(arch, reference=wrong))
+    with pytest.raises(AssertionError, match="reference"):
+        shapes.explain_shapes("mingru", 2, 3)
+
+
+def test_the_command_explains_mamba():
+    table = _run("--mode", "mamba", "--input-size", "4", "--hidden", "8", "--layers", "2", "--batch-first")
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.startswith("rnnlab.nn.Mamba(4, 8, num_layers=2, batch_first=True)")
+    assert "windows_n" in table.stdout and "(D*num_layers, N, E, K-1)" in table.stdout
+    refused = _run("--mode", "minlstm", "--input-size", "4", "--hidden", "8", "--proj-size", "2")
+    assert refused.returncode == 2 and "minlstm has none" in refused.stderr and "Traceback" not in refused.stderr

@@ -9,11 +9,13 @@ from ..nn import registry
 
 
 def add_shapes(commands) -> None:
-    shapes = commands.add_parser("shapes", help="every parameter and tensor shape of an RNN/LSTM/GRU, checked on "
+    shapes = commands.add_parser("shapes", help="every parameter and tensor shape of a recurrent layer, checked on "
                                                 "torch.nn", description="Print the parameters and the shapes of "
                                  "input, h_0, output, h_n (c_0, c_n) with each dimension named, how to split the "
-                                 "directions, and which slices are equal -- all checked by running torch.nn first.")
-    shapes.add_argument("--mode", required=True, choices=registry.names(with_torch_twin=True))
+                                 "directions, and which slices are equal -- all checked by running torch.nn first "
+                                 "(for minGRU, minLSTM, RG-LRU and Mamba, which torch.nn lacks: rnnlab's layer, "
+                                 "checked against the paper's loop).")
+    shapes.add_argument("--mode", required=True, choices=registry.names())
     shapes.add_argument("--input-size", type=int, required=True, help="H_in")
     shapes.add_argument("--hidden", type=int, required=True, help="H_cell (hidden_size)")
     shapes.add_argument("--layers", type=int, default=1, help="num_layers (default 1)")

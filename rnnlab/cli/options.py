@@ -16,7 +16,7 @@ from ..tasks.network import BLOCKS
 FLAGS = {"batch_size": "--batch", "text_file": "--text"}
 TRAIN_KEYS = ("steps", "minutes", "batch_size", "lr", "weight_decay", "clip", "eval_every", "checkpoint_every",
               "patience", "ema", "seed", "device", "precision", "quiet", "log_dir")
-RUN_KEYS = ("out", "resume", "arch", "hidden", "layers", "dropout", "block", *Variants.names())
+RUN_KEYS = ("out", "resume", "arch", "hidden", "layers", "dropout", "block", "chrono", *Variants.names())
 
 
 class Parser(argparse.ArgumentParser):
@@ -81,7 +81,12 @@ def model_options(parser: argparse.ArgumentParser, defaults: str, values: dict |
                                                      + shown(values, "dropout", small))
     group.add_argument("--block", choices=BLOCKS, help="stack: the layers one on another (default); "
                        "residual: each layer in a pre-normalised residual block followed by an MLP block, as the "
-                       "modern recurrences' language models have them")
+                       "modern recurrences' language models have them; gated: Mamba's block (projection to two "
+                       "branches, causal convolution, the recurrence, a SiLU gate); griffin: Griffin's recurrent "
+                       "block (convolution, recurrence, GELU gate) and gated MLP")
+    group.add_argument("--chrono", type=int, help="initialise the gates (LSTM, GRU, minGRU, minLSTM) for memories of "
+                       "up to this many steps (chrono initialisation); 0: off (default: the sequence length for "
+                       "minGRU/minLSTM, and for LSTM/GRU reading sequences of over 100 steps for one answer)")
     for variant in fields(Variants):
         flag = "--" + variant.name.replace("_", "-")
         if variant.metadata["kind"] == "switch":

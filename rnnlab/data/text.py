@@ -128,7 +128,11 @@ def encode_file(path: str | Path, encoding: str = "utf-8",
     """``encode_text`` of a file, read in chunks (an ASCII file as a memory map): a missing, empty or
     undecodable file is a UserError that says where."""
     path = Path(path)
-    if not path.exists():
+    try:
+        found = path.exists()
+    except OSError as err:  # a name too long for the file system (a text given where its path belongs)
+        raise UserError(f"text file {str(path)[:60]!r}...: cannot be opened ({err.strerror}): give a file's path")
+    if not found:
         raise UserError(f"text file not found: {path}")
     if path.is_dir():
         raise UserError(f"{path} is a folder, not a text file")

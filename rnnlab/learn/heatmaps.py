@@ -29,7 +29,7 @@ def record(trained, inputs) -> dict:
     """{(layer, direction): {name: (T, H) array}} of the network's recurrent layer on ``inputs``, the names in
     the order its architecture's registry entry gives (``recorded``: the gates, the states, then h)."""
     network = trained.network
-    residual = network.config.block == "residual"  # one single-layer module per block
+    residual = network.config.block != "stack"  # one single-layer module per block
     modules = list(network.rnn.layers) if residual else [network.rnn]
     names = registry.of_layer(modules[0]).recorded
     with torch.no_grad(), contextlib.ExitStack() as stack:

@@ -1,4 +1,5 @@
-"""What goes into and comes out of ``torch.nn.RNN`` / ``LSTM`` / ``GRU``, for one configuration, checked.
+"""What goes into and comes out of ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` -- and of every other registered
+architecture (minGRU, minLSTM, RG-LRU, Mamba) -- for one configuration, checked.
 
     explain_shapes("lstm", input_size=10, hidden_size=20, num_layers=2, bidirectional=True)
 
@@ -7,6 +8,9 @@ h_n (c_n) with each dimension named as the PyTorch docs name them, how to split 
 which slices of ``output`` and ``h_n`` are the same numbers. Nothing in it is written from memory alone:
 ``explain_shapes`` runs the configuration through ``torch.nn`` on random numbers and compares every shape
 and every equality with what came out, and refuses (AssertionError) to state anything that did not hold.
+An architecture torch.nn lacks runs on rnnlab's layer, whose output is checked first against the paper's
+per-step loop (``rnnlab.nn.reference``); Mamba's state is the pair (convolution windows, SSM states), with
+its own sizes E = expand * H_cell, S = d_state, R = dt_rank, K = d_conv.
 
 Names: L sequence length, N batch size, D = 2 if bidirectional else 1, H_in input_size, H_cell hidden_size,
 H_out proj_size if > 0 else hidden_size.
@@ -48,15 +52,17 @@ class Explanation:
     def table(self) -> str:
         """The explanation as text: one table of parameters, one of tensors, then splits and equalities."""
         sizes = ", ".join(f"{name} = {value}" for name, value in self.sizes.items())
-        lines = [f"torch.nn.{self.config['class']}({_arguments(self.config)})", f"  {sizes}", "",
-                 f"  {'parameter':<22} {'shape':<14} in symbols"]
+        w = max([22] + [len(name) + 1 for name in self.parameters])  # the name column
+        lines = [f"{self.config.get('module', 'torch.nn')}.{self.config['class']}({_arguments(self.config)})",
+                 f"  {sizes}", "",
+                 f"  {'parameter':<{w}} {'shape':<14} in symbols"]
         for name, shape in self.parameters.items():
-            lines.append(f"  {name:<22} {_shape(shape):<14} {self.formulas[name]}")
-        lines += ["", f"  {'tensor':<22} {'shape':<14} dimensions"]
+            lines.append(f"  {name:<{w}} {_shape(shape):<14} {self.formulas[name]}")
+        lines += ["", f"  {'tensor':<{w}} {'shape':<14} dimensions"]
         for name, shape in self.tensors.items():
-            lines.append(f"  {name:<22} {_shape(shape):<14} ({', '.join(self.dims[name])})")
+            lines.append(f"  {name:<{w}} {_shape(shape):<14} ({', '.join(self.dims[name])})")
         lines += ["", "splitting directions and layers"] + [f"  {line}" for line in self.splits]
-        lines += ["", "the same numbers (each evaluated as written, on a run of torch.nn)"]
+        lines += ["", f"the same numbers (each evaluated as written, on a run of {self.config.get('module', 'torch.nn')})"]
         lines += [f"  {line}" for line in self.equalities]
         return "\n".join(lines)
 
@@ -66,9 +72,11 @@ def explain_shapes(mode: str, input_size: int, hidden_size: int, num_layers: int
                    unbatched: bool = False, lengths: list[int] | None = None) -> Explanation:
     """Explain, and check on ``torch.nn``, the shapes of one recurrent layer configuration (see the module
     docstring). ``lengths``: a packed batch of sequences of these lengths (then ``batch`` and ``seq_len``
-    follow from them). A combination torch refuses is a ``UserError`` with torch's own rule."""
+    follow from them). A combination torch refuses is a ``UserError`` with torch's own rule. An architecture
+    without a torch.nn twin (minGRU, minLSTM, RG-LRU, Mamba) is explained on rnnlab's layer, whose output is
+    first checked against the paper's loop (``rnnlab.nn.reference``) on the same input."""
     mode = mode.lower()
-    explained = registry.names(with_torch_twin=True)  # it explains torch.nn's modules
+    explained = registry.names()
     if mode not in explained:
         raise UserError(f"mode must be one of {', '.join(explained)}, got {mode!r}", "mode")
     arch = registry.get(mode)
@@ -81,25 +89,37 @@ def explain_shapes(mode: str, input_size: int, hidden_size: int, num_layers: int
     for name, value in (("seq_len", seq_len), ("batch", batch)):
         if not isinstance(value, int) or value < 1:
             raise UserError(f"{name} must be a whole number >= 1, got {value!r}", name)
-    cls = arch.torch_twin
+    cls = arch.torch_twin or arch.layer.__name__
     options = dict(num_layers=num_layers, bidirectional=bidirectional, batch_first=batch_first)
     if proj_size:
         if not arch.proj_size:
-            raise UserError("proj_size argument is only supported for LSTM, not RNN or GRU", "proj_size")
+            raise UserError("proj_size argument is only supported for LSTM, not RNN or GRU" if arch.torch_twin
+                            else f"proj_size is an LSTM's (torch.nn.LSTM's); {mode} has none", "proj_size")
         options["proj_size"] = proj_size
     try:
-        module = getattr(torch.nn, cls)(input_size, hidden_size, dtype=torch.float64, **options)
+        if arch.torch_twin:
+            module = getattr(torch.nn, cls)(input_size, hidden_size, dtype=torch.float64, **options)
+        else:
+            module = arch.build(input_size, hidden_size, dtype=torch.float64, **options)
     except (ValueError, TypeError, RuntimeError) as err:
-        raise UserError(f"torch.nn.{cls} refuses this configuration: {err}") from None
+        where = "torch.nn" if arch.torch_twin else "rnnlab.nn"
+        raise UserError(f"{where}.{cls} refuses this configuration: {err}") from None
 
     D, H_out = 2 if bidirectional else 1, proj_size or hidden_size
     sizes = {"L": seq_len, "N": batch, "D": D, "H_in": input_size, "H_cell": hidden_size, "H_out": H_out,
              "num_layers": num_layers}
-    config = {"class": cls, "input_size": input_size, "hidden_size": hidden_size, "num_layers": num_layers,
-              "bidirectional": bidirectional, "batch_first": batch_first, "proj_size": proj_size,
-              "unbatched": unbatched, "lengths": list(lengths) if lengths else None}
+    if mode == "mamba":  # the mixer's sizes
+        mixer = module.layers[0].mixer
+        sizes.update(E=mixer.d_inner, S=mixer.d_state, R=mixer.dt_rank, K=mixer.d_conv)
+    config = {"class": cls, "module": "torch.nn" if arch.torch_twin else "rnnlab.nn", "input_size": input_size,
+              "hidden_size": hidden_size, "num_layers": num_layers, "bidirectional": bidirectional,
+              "batch_first": batch_first, "proj_size": proj_size, "unbatched": unbatched,
+              "lengths": list(lengths) if lengths else None}
     explanation = Explanation(config, sizes)
-    _parameters(explanation, module, arch.gates)
+    if mode == "mamba":
+        _mamba_parameters(explanation, module)
+    else:
+        _parameters(explanation, module, arch.gates)
 
     generator = torch.Generator().manual_seed(0)
     x = torch.randn((batch, seq_len, input_size) if batch_first else (seq_len, batch, input_size),
@@ -110,11 +130,73 @@ def explain_shapes(mode: str, input_size: int, hidden_size: int, num_layers: int
         if lengths else x
     with torch.no_grad():
         output, state = module(inputs)
+        if not arch.torch_twin:
+            _against_reference(arch, module, x, output, config)
+    if mode == "mamba":
+        _mamba_tensors(explanation, x, output, state)
+        _splits(explanation, output, None)
+        return explanation
     h_n, c_n = state if arch.math.has_cell_state else (state, None)
     _tensors(explanation, x, output, h_n, c_n)
     _splits(explanation, output, h_n)
     _equalities(explanation, output, h_n)
     return explanation
+
+
+def _against_reference(arch, module, x, output, config: dict) -> None:
+    """The layer's output equals the paper's loop's (``arch.reference``) on the same input, each sequence of a
+    packed batch alone: what is explained is what the equations compute."""
+    batch_first, lengths = config["batch_first"], config["lengths"]
+    if lengths is not None:
+        padded, _ = pad_packed_sequence(output, batch_first=batch_first)
+        for b, length in enumerate(lengths):
+            alone = (x[b, :length] if batch_first else x[:length, b])[:, None]  # (L_b, 1, H_in)
+            got = padded[b, :length] if batch_first else padded[:length, b]
+            assert torch.allclose(got, arch.reference(module, alone)[0][:, 0], atol=1e-10, rtol=0), "reference"
+        return
+    if config["unbatched"]:
+        steps, got = x[:, None], output
+    else:
+        steps = x.transpose(0, 1) if batch_first else x  # (L, N, H_in)
+        got = output.transpose(0, 1) if batch_first else output
+    expected = arch.reference(module, steps)[0]  # (L, N, D*H)
+    assert torch.allclose(got, expected[:, 0] if config["unbatched"] else expected, atol=1e-10, rtol=0), "reference"
+
+
+MAMBA_FORMULAS = {"input_proj.weight": "(H_cell, H_in)", "input_proj.bias": "(H_cell,)", "norm.weight": "(H_cell,)",
+                  "mixer.in_proj.weight": "(2*E, H_cell)", "mixer.conv1d.weight": "(E, 1, K)",
+                  "mixer.conv1d.bias": "(E,)", "mixer.x_proj.weight": "(R+2*S, E)", "mixer.dt_proj.weight": "(E, R)",
+                  "mixer.dt_proj.bias": "(E,)", "mixer.A_log": "(E, S)", "mixer.D": "(E,)",
+                  "mixer.out_proj.weight": "(H_cell, E)", "mixer.in_proj.bias": "(2*E,)",
+                  "mixer.out_proj.bias": "(H_cell,)", "norm_f.weight": "(H_cell,)"}
+
+
+def _mamba_parameters(explanation: Explanation, module) -> None:
+    """Mamba's parameters: E = expand * H channels, S states, R = dt_rank, K = d_conv (rnnlab.nn.mamba)."""
+    for name, param in module.named_parameters():
+        key = name.split(".", 2)[2] if name.startswith("layers") else name.replace("_reverse", "")
+        formula = MAMBA_FORMULAS[key]
+        assert _evaluate(formula, explanation.sizes) == list(param.shape), (name, formula, param.shape)
+        explanation.parameters[name], explanation.formulas[name] = list(param.shape), formula
+
+
+def _mamba_tensors(explanation: Explanation, x, output, state) -> None:
+    """Input and output as the classic layers'; the state the pair (convolution windows, SSM states)."""
+    c, s = explanation.config, explanation.sizes
+    time_major = ["L"] if c["unbatched"] else (["N", "L"] if c["batch_first"] else ["L", "N"])
+    state_dims = ["D*num_layers"] + ([] if c["unbatched"] else ["N"])
+    packed = c["lengths"] is not None
+    named = {"input": (torch.empty(sum(c["lengths"]), s["H_in"]) if packed else x,
+                       ["sum(lengths)", "H_in"] if packed else time_major + ["H_in"]),
+             "output": (output.data if packed else output,
+                        ["sum(lengths)", "D*H_out"] if packed else time_major + ["D*H_out"]),
+             "windows_n": (state[0], state_dims + ["E", "K-1"]), "states_n": (state[1], state_dims + ["E", "S"])}
+    sizes = {**s, "sum(lengths)": sum(c["lengths"]) if packed else 0, "K-1": s["K"] - 1}
+    for name, (tensor, dims) in named.items():
+        assert [_evaluate(d, sizes) for d in dims] == list(tensor.shape), (name, dims, tensor.shape)
+        explanation.tensors[name], explanation.dims[name] = list(tensor.shape), dims
+    explanation.equalities.append("(none: Mamba's state is each mixer's convolution window and SSM state, not "
+                                  "its output; the last step of output is read where a final state is wanted)")
 
 
 def _parameters(explanation: Explanation, module, gates: int) -> None:
@@ -123,7 +205,8 @@ def _parameters(explanation: Explanation, module, gates: int) -> None:
         kind, layer = name.rsplit("_l", 1)
         first = layer.split("_")[0] == "0"
         formula = {"weight_ih": f"({g}, {'H_in' if first else 'D*H_out'})", "weight_hh": f"({g}, H_out)",
-                   "bias_ih": f"({g},)", "bias_hh": f"({g},)", "weight_hr": "(H_out, H_cell)"}[kind]
+                   "bias_ih": f"({g},)", "bias_hh": f"({g},)", "weight_hr": "(H_out, H_cell)",
+                   "lambda": "(H_cell,)"}[kind]
         shape = list(param.shape)
         assert _evaluate(formula, explanation.sizes) == shape, (name, formula, shape)
         explanation.parameters[name], explanation.formulas[name] = shape, formula
@@ -170,9 +253,11 @@ def _splits(explanation: Explanation, output, h_n) -> None:
         name = "padded"
     lead = "L" if c["unbatched"] else ("N, L" if c["batch_first"] else "L, N")
     state = "num_layers, D" + ("" if c["unbatched"] else ", N")
-    for view, meaning in ((f"{name}.view({lead}, D, H_out)", "[..., 0, :] forward, [..., 1, :] backward"
-                           if s["D"] == 2 else "one direction"),
-                          (f"h_n.view({state}, H_out)", "[k, d] is layer k, direction d")):
+    views = [(f"{name}.view({lead}, D, H_out)", "[..., 0, :] forward, [..., 1, :] backward"
+              if s["D"] == 2 else "one direction")]
+    if h_n is not None:  # (Mamba's state is no h_n)
+        views.append((f"h_n.view({state}, H_out)", "[k, d] is layer k, direction d"))
+    for view, meaning in views:
         shape = list(eval(view, {}, env).shape)  # noqa: S307 -- our own expression, run as printed
         explanation.splits.append(f"{view} -> {_shape(shape)}: {meaning}")
 
@@ -229,6 +314,8 @@ def _evaluate(expression: str, sizes: dict):
     """'(4*H_cell, H_in)' -> [80, 10]; 'D*H_out' -> 40."""
     if expression.startswith("("):
         return [_evaluate(part, sizes) for part in expression.strip("(),").split(",") if part.strip()]
+    if "+" in expression:
+        return sum(_evaluate(term, sizes) for term in expression.split("+"))
     value = 1
     for factor in expression.strip().split("*"):
         value *= int(factor) if factor.isdigit() else sizes[factor]

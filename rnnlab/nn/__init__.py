@@ -15,6 +15,8 @@ per-step loops from the papers that the layers are tested against.
     variants.py      Variants (the settings) and VariantTensors (one call's gains and masks)
     masks.py         the counter-based dropout/zoneout masks
     reference.py     the papers' equations as plain loops (the tests' yardstick)
+    init.py          initialisations for long memory: chrono_ (Tallec & Ollivier 2018)
+    traceable.py     the layers torch.nn lacks in a form torch's exporters read at any length
     registry.py      the architectures: name, layer, what each supports
     ops/             the operators, each a readable loop beside its C++ kernel: linear_scan (h_t = a_t * h_{t-1}
                      + b_t) and selective_scan (Mamba's S6)
@@ -23,7 +25,7 @@ per-step loops from the papers that the layers are tested against.
     inspect.py       recording gates and states
 """
 
-from . import reference, registry
+from . import init, reference, registry
 from .cell_modules import GRUCell, LSTMCell, RNNCell, RNNCellBase
 from .inspect import Trace, inspect
 from .mamba import Mamba
@@ -32,6 +34,6 @@ from .ops import linear_scan, selective_scan
 from .scan_layers import RGLRU, MinGRU, MinLSTM
 from .variants import Variants
 
-__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "RNNBase", "RNNCellBase", "inspect", "Trace",
+__all__ = ["init", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "RNNBase", "RNNCellBase", "inspect", "Trace",
            "Variants", "registry", "reference", "linear_scan", "selective_scan", "MinGRU", "MinLSTM", "RGLRU",
            "Mamba"]

@@ -20,6 +20,7 @@ from . import fast
 from .base import RecurrentModule
 from .cells import CELLS
 from .engine import run_layer
+from .init import CLASSIC_ROWS, chrono_
 from .masks import ones_with_probability
 from .variants import NO_TENSORS, VariantTensors
 
@@ -39,7 +40,7 @@ class RNNBase(RecurrentModule):
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  proj_size: int = 0, device=None, dtype=None, *, impl: str = "auto", weight_drop: float = 0.0,
                  layer_norm: bool = False, recurrent_dropout: float = 0.0, zoneout: float = 0.0,
-                 checkpoint_steps: int = 0) -> None:
+                 checkpoint_steps: int = 0, chrono: float = 0) -> None:
         super().__init__(impl)
         _check_arguments(input_size, hidden_size, num_layers, bias, batch_first, dropout, proj_size)
         if not isinstance(checkpoint_steps, int) or isinstance(checkpoint_steps, bool) or checkpoint_steps < 0:
@@ -57,6 +58,10 @@ class RNNBase(RecurrentModule):
         self.weight_drop = float(weight_drop)
         self.layer_norm, self.recurrent_dropout, self.zoneout = layer_norm, float(recurrent_dropout), float(zoneout)
         self.checkpoint_steps = checkpoint_steps
+        if chrono and (mode not in CLASSIC_ROWS or not chrono >= 2 or not bias):
+            raise ValueError(f"chrono must be 0 (off) or a memory of >= 2 steps on an LSTM or GRU with biases, "
+                             f"got chrono={chrono!r} on {mode}" + ("" if bias else " with bias=False"))
+        self.chrono = chrono
 
         factory = {"device": device, "dtype": dtype}
         gate_size = self.cell.gates * hidden_size
@@ -85,6 +90,12 @@ class RNNBase(RecurrentModule):
     @property
     def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
+
+    def reset_parameters(self) -> None:
+        """torch.nn's initialisation (``RecurrentModule``), then with ``chrono`` the gates' chrono biases."""
+        super().reset_parameters()
+        if getattr(self, "chrono", 0):
+            chrono_(self, self.chrono)
 
     @property
     def _flat_weights(self) -> list[Tensor]:
@@ -176,7 +187,7 @@ class RNNBase(RecurrentModule):
         s = f"{self.input_size}, {self.hidden_size}"
         defaults = {"proj_size": 0, "num_layers": 1, "bias": True, "batch_first": False, "dropout": 0.0,
                     "bidirectional": False, "impl": "auto", "weight_drop": 0.0, "layer_norm": False,
-                    "recurrent_dropout": 0.0, "zoneout": 0.0, "checkpoint_steps": 0}
+                    "recurrent_dropout": 0.0, "zoneout": 0.0, "checkpoint_steps": 0, "chrono": 0}
         for name, default in defaults.items():
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)!r}" if name == "impl" else f", {name}={getattr(self, name)}"
@@ -454,7 +465,8 @@ class LSTM(RNNBase):
 
     ``LSTM(input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
     bidirectional=False, proj_size=0, device=None, dtype=None, *, impl='auto', weight_drop=0.0,
-    layer_norm=False, recurrent_dropout=0.0, zoneout=0.0, checkpoint_steps=0)``
+    layer_norm=False, recurrent_dropout=0.0, zoneout=0.0, checkpoint_steps=0, chrono=0)``; ``chrono=T``: the
+    forget gate initialised for memories of up to T steps (``rnnlab.nn.init.chrono_``)
 
     ``forward(input, (h_0, c_0)=None) -> (output, (h_n, c_n))``; gates i, f, g, o as in ``cells.LSTMCellMath``.
     """ + _SHAPES
@@ -463,11 +475,12 @@ class LSTM(RNNBase):
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  proj_size: int = 0, device=None, dtype=None, *, impl: str = "auto",
                  weight_drop: float = 0.0, layer_norm: bool = False,
-                 recurrent_dropout: float = 0.0, zoneout: float = 0.0, checkpoint_steps: int = 0) -> None:
+                 recurrent_dropout: float = 0.0, zoneout: float = 0.0, checkpoint_steps: int = 0,
+                 chrono: float = 0) -> None:
         super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, proj_size, device, dtype, impl=impl, weight_drop=weight_drop,
                          layer_norm=layer_norm, recurrent_dropout=recurrent_dropout, zoneout=zoneout,
-                         checkpoint_steps=checkpoint_steps)
+                         checkpoint_steps=checkpoint_steps, chrono=chrono)
 
 
 class GRU(RNNBase):
@@ -476,7 +489,8 @@ class GRU(RNNBase):
 
     ``GRU(input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
     bidirectional=False, device=None, dtype=None, *, impl='auto', weight_drop=0.0,
-    layer_norm=False, recurrent_dropout=0.0, zoneout=0.0, checkpoint_steps=0)``
+    layer_norm=False, recurrent_dropout=0.0, zoneout=0.0, checkpoint_steps=0, chrono=0)``; ``chrono=T``: the
+    update gate initialised for memories of up to T steps (``rnnlab.nn.init.chrono_``)
 
     ``forward(input, hx=None) -> (output, h_n)``; gates r, z, n as in ``cells.GRUCellMath``.
     """ + _SHAPES
@@ -484,9 +498,10 @@ class GRU(RNNBase):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  device=None, dtype=None, *, impl: str = "auto", weight_drop: float = 0.0, layer_norm: bool = False,
-                 recurrent_dropout: float = 0.0, zoneout: float = 0.0, checkpoint_steps: int = 0, **kwargs) -> None:
+                 recurrent_dropout: float = 0.0, zoneout: float = 0.0, checkpoint_steps: int = 0, chrono: float = 0,
+                 **kwargs) -> None:
         _no_projection(kwargs, "GRU")
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, 0, device, dtype, impl=impl, weight_drop=weight_drop,
                          layer_norm=layer_norm, recurrent_dropout=recurrent_dropout, zoneout=zoneout,
-                         checkpoint_steps=checkpoint_steps)
+                         checkpoint_steps=checkpoint_steps, chrono=chrono)

@@ -2,7 +2,7 @@
 
 Everything above ``rnnlab.nn`` that offers a choice of architecture reads this list: the ``--arch`` choices
 of every training command, the tasks' network (``tasks/network.py``), ``rnnlab shapes --mode``,
-``rnnlab inspect`` (which panels to draw) and ``rnnlab export`` (whether torch.nn has a twin to export).
+``rnnlab inspect`` (which panels to draw) and ``rnnlab export`` (a torch.nn twin, or the traceable form).
 
     arch = registry.get("lstm")
     layer = arch.build(10, 20, num_layers=2, batch_first=True, zoneout=0.1)   # an rnnlab.nn.LSTM
@@ -19,6 +19,7 @@ from typing import Callable
 from . import reference
 from .cell_modules import GRUCell, LSTMCell, RNNCell
 from .cells import GRUCellMath, LSTMCellMath, TanhCell
+from .init import CLASSIC_ROWS
 from .mamba import Mamba
 from .modules import GRU, LSTM, RNN
 from .scan_layers import RGLRU, MinGRU, MinLSTM
@@ -38,7 +39,7 @@ class Architecture:
     bidirectional: bool = True
     proj_size: bool = False  # an LSTM-style projection of h (proj_size=)
     variants: tuple[str, ...] = Variants.names()  # which of the variants it takes
-    torch_twin: str | None = None  # the torch.nn class with the same parameters: to_torch(), export, shapes
+    torch_twin: str | None = None  # the torch.nn class with the same parameters: to_torch(), shapes
     options: dict = field(default_factory=dict)  # keywords build() always passes (e.g. nonlinearity)
     state_is_output: bool = True  # h_n (state[0] with a pair) is each layer's last output; Mamba's is not
 
@@ -46,6 +47,11 @@ class Architecture:
     def gates(self) -> int:
         """Blocks of hidden_size rows in W_ih and W_hh."""
         return self.math.gates
+
+    @property
+    def chrono(self) -> bool:
+        """Whether its gates take the chrono initialisation (``rnnlab.nn.init.chrono_``)."""
+        return bool(getattr(self.layer, "chrono_rows", None)) or self.torch_twin in CLASSIC_ROWS
 
     @property
     def recorded(self) -> tuple[str, ...]:

@@ -41,6 +41,7 @@ from torch.autograd.function import once_differentiable
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from . import fast
+from .init import chrono_
 from .ops.linear_scan import IMPLS, linear_scan
 
 
@@ -60,7 +61,7 @@ class ScanLayer(nn.Module, ABC):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, device=None,
-                 dtype=None, *, impl: str = "ours") -> None:
+                 dtype=None, *, impl: str = "ours", chrono: float = 0) -> None:
         super().__init__()
         if impl not in IMPLS:
             raise ValueError(f"impl must be one of {IMPLS} (linear_scan's forms), got {impl!r}")
@@ -69,6 +70,10 @@ class ScanLayer(nn.Module, ABC):
                 raise ValueError(f"{name} must be a whole number > 0, got {value!r}")
         if not 0 <= dropout <= 1:
             raise ValueError(f"dropout must be in [0, 1], got {dropout!r}")
+        if chrono and not (self.chrono_rows and chrono >= 2):
+            raise ValueError(f"chrono must be 0 (off) or a memory of >= 2 steps, got {chrono!r}" if self.chrono_rows
+                             else f"{type(self).__name__} has no chrono initialisation (its decays have their own)")
+        self.chrono = chrono
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout, self.bidirectional = bias, batch_first, float(dropout), bidirectional
         self.impl = impl
@@ -94,10 +99,15 @@ class ScanLayer(nn.Module, ABC):
         return f"_l{layer}" + ("_reverse" if direction == 1 else "")
 
     def reset_parameters(self) -> None:
-        """Every weight and bias ~ U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)), as torch.nn's recurrent layers."""
+        """Every weight and bias ~ U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)), as torch.nn's recurrent layers;
+        with ``chrono`` = T > 0 the gate biases then get the chrono initialisation (``rnnlab.nn.init.chrono_``)."""
         bound = 1.0 / math.sqrt(self.hidden_size)
         for weight in self.parameters():
             nn.init.uniform_(weight, -bound, bound)
+        if self.chrono:
+            chrono_(self, self.chrono)
+
+    chrono_rows: dict | None = None  # the gate blocks the chrono initialisation sets (rnnlab.nn.init); None: none
 
     def _add_parameters(self, suffix: str, factory: dict) -> None:
         """Parameters of one layer and direction beyond W_ih and b_ih (none here)."""
@@ -114,7 +124,7 @@ class ScanLayer(nn.Module, ABC):
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
         for name, default in (("num_layers", 1), ("bias", True), ("batch_first", False), ("dropout", 0.0),
-                              ("bidirectional", False), ("impl", "ours")):
+                              ("bidirectional", False), ("impl", "ours"), ("chrono", 0)):
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)!r}"
         return s
@@ -295,12 +305,14 @@ class MinGRU(ScanLayer):
     ``h_t = (1 - z_t) * h_{t-1} + z_t * h~_t``; ``weight_ih_l{k}`` (2H, H_in) with rows [z; h~].
 
     ``MinGRU(input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-    bidirectional=False, device=None, dtype=None, *, impl='ours')``, ``forward(input, h_0=None) ->
+    bidirectional=False, device=None, dtype=None, *, impl='ours', chrono=0)``, ``forward(input, h_0=None) ->
     (output, h_n)``; ``impl`` picks ``linear_scan``'s form: "ours" (C++), "reference" (torch operations) or
-    "log" (log space). Shapes: ``rnnlab.nn.scan_layers``."""
+    "log" (log space); ``chrono=T`` initialises the gate biases for memories of up to T steps (chrono
+    initialisation; 0: torch.nn's uniform init). Shapes: ``rnnlab.nn.scan_layers``."""
 
     gates, kind = 2, 0
     inspected = ("z",)
+    chrono_rows = {0: -1.0}  # b_z = -log(u): 1 - z keeps the state (rnnlab.nn.init)
 
     def coefficients(self, pre: Tensor, suffix: str):
         gate, candidate = pre.chunk(2, dim=-1)  # (N, L, H) each
@@ -316,6 +328,7 @@ class MinLSTM(ScanLayer):
 
     gates, kind = 3, 1
     inspected = ("f'", "i'")
+    chrono_rows = {0: 1.0, 1: -1.0}  # b_f = log(u), b_i = -log(u) (rnnlab.nn.init)
 
     def coefficients(self, pre: Tensor, suffix: str):
         forget, keep_in, candidate = pre.chunk(3, dim=-1)  # (N, L, H) each
@@ -361,7 +374,8 @@ class RGLRU(ScanLayer):
         r, i = torch.sigmoid(reset), torch.sigmoid(gate)
         log_a = self.decay(suffix) * r  # (N, L, H)
         a = torch.exp(log_a)
-        return a, BoundedSqrt.apply(1 - a ** 2) * (i * value), {"a": a, "i": i}
+        root = BoundedSqrt.apply(1 - a ** 2) if torch.is_grad_enabled() else torch.sqrt(1 - a ** 2)  # (N, L, H)
+        return a, root * (i * value), {"a": a, "i": i}
 
 
 class BoundedSqrt(torch.autograd.Function):

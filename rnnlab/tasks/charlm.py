@@ -150,7 +150,7 @@ class CharLMTask(Task):
         keep = (~self.fresh).to(device)  # (N,)
         # (h,) or (h, c), each (layers, N, H); Mamba's (windows, states), (layers, N, E, ·): N is always dim 1
         state = tuple(s.to(device) * keep.view(1, -1, *[1] * (s.dim() - 2)) for s in self.carried)
-        return state if len(state) == 2 else state[0]
+        return state if len(state) > 1 else state[0]
 
     def carry_tensors(self) -> dict:
         """What the loop saves so that a resumed run continues the streams exactly."""
@@ -168,7 +168,7 @@ class CharLMTask(Task):
         fits = (streams > 0 and cursors.dtype == torch.int64 and fresh is not None and fresh.shape == cursors.shape
                 and fresh.dtype == torch.bool and bool((cursors >= 0).all()) and int(cursors.max()) < len(self.train_ids))
         expected = self.model.state_shapes(streams) if streams > 0 else ()  # (h,) or the pair's shapes
-        for i in range(2):
+        for i in range(3):  # (h,), (h, c), Mamba's pair, or a gated block's (h[, c], windows)
             state = tensors.get(f"state.{i}")
             if state is not None:
                 fits = fits and state.is_floating_point() and i < len(expected) and tuple(state.shape) == expected[i]
@@ -176,7 +176,7 @@ class CharLMTask(Task):
             raise UserError("checkpoint file training.safetensors: carry.cursors, carry.fresh and carry.state.* do "
                             f"not describe streams through this text ({len(self.train_ids)} training characters)")
         self.cursors, self.fresh = tensors["cursors"].clone(), tensors["fresh"].clone()
-        self.carried = tuple(tensors[f"state.{i}"].clone() for i in range(2) if f"state.{i}" in tensors) or None
+        self.carried = tuple(tensors[f"state.{i}"].clone() for i in range(3) if f"state.{i}" in tensors) or None
 
     def evaluate(self, model, device):
         held_out = self.val_ids if len(self.val_ids) else self.train_ids
@@ -254,8 +254,8 @@ def train(*, text_file: str | None = None, text: str | None = None, encoding: st
             raise UserError(f"resume: the text has characters the checkpoint in {out} never saw "
                             f"({''.join(unseen[:20])!r}); resume with the same text")
         ids, vocab = remap(ids, vocab, Vocabulary(saved["vocab"]))
-    model = network_config(options, input_size=options["embed"], output_size=len(vocab), vocab_size=len(vocab),
-                           readout="steps")
+    model = network_config(options, length=options["seq_len"], input_size=options["embed"], output_size=len(vocab),
+                           vocab_size=len(vocab), readout="steps")
     with network_guard(options):
         task = CharLMTask(ids, model, options["seq_len"], options["val_frac"], vocab, options["stateful"], options)
     return fit(task, config, out, resume=resume)

@@ -271,8 +271,8 @@ def train(*, idx_dir: str | None = None, npz: str | None = None, train_prefix: s
                         "a class needs several examples (are the labels ids, or values to regress?)")
     train_set = Sequences(train_set.x, class_ids(train_set.y, classes, "y"), train_set.image, train_set.lengths)
     test_set = Sequences(test_set.x, class_ids(test_set.y, classes, "y_test"), test_set.image, test_set.lengths)
-    model = network_config(options, input_size=train_set.x.shape[2], bidirectional=options["bidirectional"],
-                           output_size=len(classes), readout="last")
+    model = network_config(options, length=train_set.x.shape[1], input_size=train_set.x.shape[2],
+                           bidirectional=options["bidirectional"], output_size=len(classes), readout="last")
     with network_guard(options):
         task = ClassifyTask(train_set, test_set, model, options["val_frac"], options["shift"],
                             options["label_smoothing"], options)

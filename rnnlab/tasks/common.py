@@ -26,7 +26,7 @@ NOT_RESTORED = ("quiet",)  # training settings a resumed run does not take from 
 MODEL_SIZES = ("hidden", "layers")  # every task's network sizes (whole numbers > 0)
 # The network settings every task takes among its ``**train_options`` (with their defaults): the layers'
 # variants and how the layers are put together (network.BLOCKS).
-NETWORK_EXTRAS = {**Variants().to_dict(), "block": "stack"}
+NETWORK_EXTRAS = {**Variants().to_dict(), "block": "stack", "chrono": None}  # chrono None: the task's length
 """The recurrent layers' variants every task's network takes (``rnnlab.nn.Variants``), all off by default."""
 
 
@@ -102,16 +102,49 @@ def check_network(options: dict) -> None:
         raise UserError(f"arch {arch} has no {' or '.join(missing)}", "arch")
     block = options.get("block", "stack")
     require(block in BLOCKS, "block", f"be one of {', '.join(BLOCKS)}", block)
-    if block == "residual" and options.get("bidirectional"):
-        raise UserError("block residual is one-directional: leave out bidirectional, or use block stack", "block")
+    if block != "stack" and options.get("bidirectional"):
+        raise UserError(f"block {block} is one-directional: leave out bidirectional, or use block stack", "block")
+    if block in ("gated", "griffin") and not registry.get(arch).state_is_output:
+        raise UserError(f"arch {arch} is a block of its own: use block stack or residual", "block")
+    chrono = options.get("chrono")
+    if chrono is not None:
+        require(isinstance(chrono, int) and not isinstance(chrono, bool) and (chrono == 0 or chrono >= 2), "chrono",
+                "be 0 (off) or a memory of >= 2 steps", chrono)
+        if chrono and not has_chrono(arch):
+            raise UserError(f"arch {arch} has no chrono initialisation (it applies to "
+                            f"{', '.join(n for n in registry.names() if has_chrono(n))}): leave out chrono", "chrono")
 
 
-def network_config(options: dict, **shape) -> ModelConfig:
-    """The task's network: its settings (arch, hidden, layers, dropout and the variants) and its ``shape``
-    (input_size, output_size, readout, ...)."""
+def has_chrono(arch: str) -> bool:
+    """Whether the architecture's gates take the chrono initialisation (LSTM, GRU, minGRU, minLSTM)."""
+    return registry.get(arch).chrono
+
+
+LONG = 100  # steps: an LSTM or GRU reading whole sequences longer than this for one answer gets chrono by default
+
+
+def default_chrono(arch: str, length: int, readout: str) -> int:
+    """chrono when left as None: the task's sequence length for minGRU and minLSTM (their gates read only the
+    input: the initialisation is all the memory they start with), and for an LSTM or GRU that reads a whole
+    sequence of more than ``LONG`` steps for one answer (pixel-by-pixel images, the adding problem); 0
+    elsewhere (language models and short windows keep torch.nn's init)."""
+    if length < 2 or not has_chrono(arch):
+        return 0
+    if registry.get(arch).torch_twin is None or (readout == "last" and length > LONG):
+        return length
+    return 0
+
+
+def network_config(options: dict, length: int = 0, **shape) -> ModelConfig:
+    """The task's network: its settings (arch, hidden, layers, dropout, block, chrono and the variants) and its
+    ``shape`` (input_size, output_size, readout, ...). ``length``, the steps the task trains on, is the memory
+    the chrono initialisation prepares for when chrono is left as None (for the architectures that take it)."""
+    chrono = options.get("chrono")
+    if chrono is None:
+        chrono = default_chrono(options["arch"], length, shape.get("readout", "last"))
     return ModelConfig(arch=options["arch"], hidden=options["hidden"], layers=options["layers"],
                        dropout=options["dropout"], variants=Variants.from_settings(options),
-                       block=options.get("block", "stack"), **shape)
+                       block=options.get("block", "stack"), chrono=chrono, **shape)
 
 
 def network_guard(options: dict):

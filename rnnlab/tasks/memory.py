@@ -169,10 +169,10 @@ def train(*, task: str | None = None, length: int | None = None, out: str | None
     require(options["length"] >= 2, "length", "be >= 2", options["length"])
     check_network(options)
     if options["task"] == "adding":
-        model = network_config(options, input_size=2, output_size=1, readout="last")
+        model = network_config(options, length=options["length"], input_size=2, output_size=1, readout="last")
     else:
-        model = network_config(options, input_size=16, vocab_size=SYMBOLS + 2, output_size=SYMBOLS + 2,
-                               readout="steps")
+        model = network_config(options, length=options["length"], input_size=16, vocab_size=SYMBOLS + 2,
+                               output_size=SYMBOLS + 2, readout="steps")
     with network_guard(options):
         memory = MemoryTask(options["task"], options["length"], model, options)
     metrics = fit(memory, config, out, resume=resume)

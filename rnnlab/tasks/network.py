@@ -14,6 +14,13 @@ residual block around a one-layer recurrent module and one around an MLP, and a 
 
     x = x + RNN_k(LayerNorm(x)),   x = x + MLP_k(LayerNorm(x)),   MLP = Linear(H, 4H) -> GELU -> Linear(4H, H)
 
+``block="gated"`` is Mamba's block (Gu & Dao 2023) around any registered recurrence: per layer, with RMSNorm and
+E = 2H, ``u, z = in_proj(RMSNorm(x))`` (E each), ``u = SiLU(conv(u))`` (a causal depthwise convolution of width 4),
+``x = x + out_proj(RNN_k(u) * SiLU(z))``. ``block="griffin"`` is Griffin's residual pair (De et al. 2024):
+``u, g = in_proj(RMSNorm(x))`` (H each), ``x = x + out_proj(RNN_k(conv(u)) * GELU(g))``, then the gated MLP
+``x = x + down(GELU(W_1 y) * W_2 y)`` with y = RMSNorm(x) and 3H wide. Both end in an RMSNorm; the state they
+carry is the recurrent layers' and each convolution's last 3 inputs (``GatedBlocks``).
+
 ``block="stack"`` (the default) is the classic stack, the recurrent module's own ``num_layers``.
 """
 
@@ -22,6 +29,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
@@ -41,7 +49,8 @@ class ModelConfig:
     output_size: int = 1
     vocab_size: int = 0  # > 0: inputs are token ids, embedded first
     readout: str = "last"  # "steps" | "last"
-    block: str = "stack"  # "stack": one recurrent module of `layers` layers | "residual": blocks (module docstring)
+    block: str = "stack"  # "stack": one recurrent module of `layers` layers | "residual" | "gated" | "griffin"
+    chrono: int = 0  # > 0: the gate biases initialised for memories of up to this many steps (nn/init.py)
 
     def to_dict(self) -> dict:
         """Flat JSON, the variants' fields in the variants' place (the form checkpoints have always had)."""
@@ -61,7 +70,7 @@ class ModelConfig:
         return cls(**{k: v for k, v in values.items() if k in known}, variants=Variants.from_settings(values))
 
 
-BLOCKS = ("stack", "residual")
+BLOCKS = ("stack", "residual", "gated", "griffin")
 
 
 class ResidualBlocks(nn.Module):
@@ -73,7 +82,7 @@ class ResidualBlocks(nn.Module):
         super().__init__()
         hidden, arch = config.hidden, registry.get(config.arch)
         self.project = nn.Linear(config.input_size, hidden) if config.input_size != hidden else nn.Identity()
-        self.layers = nn.ModuleList(arch.build(hidden, hidden, batch_first=True, **config.variants.to_dict())
+        self.layers = nn.ModuleList(arch.build(hidden, hidden, batch_first=True, **layer_options(config))
                                     for _ in range(config.layers))
         self.mlps = nn.ModuleList(nn.Sequential(nn.Linear(hidden, 4 * hidden), nn.GELU(), nn.Linear(4 * hidden, hidden))
                                   for _ in range(config.layers))
@@ -102,20 +111,115 @@ class ResidualBlocks(nn.Module):
         return self.norms[-1](x), final
 
 
+class CausalConv(nn.Module):
+    """A depthwise convolution over time that reads only the present and the past: x (N, L, C) and the last
+    ``width - 1`` inputs before it, window (N, C, width - 1) (zeros at a sequence's start) -> (N, L, C) and the
+    window after x. Carrying the window makes running a sequence in pieces (one token at a time when sampling)
+    give the numbers of running it whole."""
+
+    def __init__(self, channels: int, width: int = 4) -> None:
+        super().__init__()
+        self.width = width
+        self.conv = nn.Conv1d(channels, channels, width, groups=channels)  # weight (C, 1, K), bias (C)
+
+    def forward(self, x: Tensor, window: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        steps = x.transpose(1, 2)  # (N, C, L)
+        if window is None:  # zeros before the first step (F.pad: an exporter's trace keeps N and L free)
+            full = F.pad(steps, (self.width - 1, 0))  # (N, C, K-1+L)
+        else:
+            full = torch.cat((window.to(steps.dtype), steps), dim=2)  # (N, C, K-1+L)
+        return self.conv(full).transpose(1, 2), full[:, :, full.shape[2] - (self.width - 1):]
+
+
+class GatedBlocks(nn.Module):
+    """``block="gated"`` (Mamba's block) or ``"griffin"`` (Griffin's recurrent block and gated MLP) around
+    one-layer recurrent modules of any registered architecture (module docstring), called as a recurrent module:
+    x (N, L, F), state -> (N, L, H), state. The state is the tuple (the layers' recurrent states stacked, as a
+    stacked module's: h (layers, N, E), or h and c; then the windows (layers, N, E, 3)); E = 2H gated, H griffin.
+    ``layers`` holds the recurrent modules (what ``rnnlab inspect`` traces), as ``ResidualBlocks``' does."""
+
+    WIDTH = 4  # the causal convolution's, as both papers have it
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        hidden, arch, count = config.hidden, registry.get(config.arch), config.layers
+        if not arch.state_is_output:
+            raise ValueError(f"{config.arch} is a block of its own: use block 'stack' or 'residual'")
+        self.griffin = config.block == "griffin"
+        self.inner = inner = hidden if self.griffin else 2 * hidden  # E
+        self.project = nn.Linear(config.input_size, hidden) if config.input_size != hidden else nn.Identity()
+        self.in_proj = nn.ModuleList(nn.Linear(hidden, 2 * inner, bias=False) for _ in range(count))
+        self.convs = nn.ModuleList(CausalConv(inner, self.WIDTH) for _ in range(count))
+        self.layers = nn.ModuleList(arch.build(inner, inner, batch_first=True, **layer_options(config))
+                                    for _ in range(count))
+        self.out_proj = nn.ModuleList(nn.Linear(inner, hidden, bias=False) for _ in range(count))
+        if self.griffin:  # the gated MLP block after each recurrent block, 3H wide
+            self.mlp_in = nn.ModuleList(nn.Linear(hidden, 6 * hidden, bias=False) for _ in range(count))
+            self.mlp_out = nn.ModuleList(nn.Linear(3 * hidden, hidden, bias=False) for _ in range(count))
+        self.norms = nn.ModuleList(nn.RMSNorm(hidden) for _ in range((2 if self.griffin else 1) * count + 1))
+        self.drop = nn.Dropout(config.dropout)
+        self.cell_state = arch.math.has_cell_state
+
+    def state_shapes(self, batch: int) -> tuple:
+        count = len(self.layers)
+        recurrent = ((count, batch, self.inner),) * (2 if self.cell_state else 1)  # h, or h and c
+        return recurrent + ((count, batch, self.inner, self.WIDTH - 1),)
+
+    def forward(self, x: Tensor, state=None):
+        x = self.project(x)  # (N, L, H)
+        count = len(self.layers)
+        if state is None:
+            states, windows = [None] * count, [None] * count
+        else:
+            *recurrent, windows = state  # (layers, N, E) once or twice; (layers, N, E, K-1)
+            states = ([(h[None], c[None]) for h, c in zip(*recurrent)] if self.cell_state
+                      else [h[None] for h in recurrent[0]])
+        finals, ends = [], []
+        per_block = 2 if self.griffin else 1
+        for k, layer in enumerate(self.layers):
+            u, gate = self.in_proj[k](self.norms[per_block * k](x)).chunk(2, dim=-1)  # (N, L, E) each
+            u, window = self.convs[k](u, windows[k])  # (N, L, E), (N, E, K-1)
+            if not self.griffin:
+                u = F.silu(u)
+            steps, final = layer(u, states[k])  # (N, L, E)
+            gated = steps * (F.gelu(gate, approximate="tanh") if self.griffin else F.silu(gate))
+            x = x + self.drop(self.out_proj[k](gated))
+            if self.griffin:
+                a, b = self.mlp_in[k](self.norms[per_block * k + 1](x)).chunk(2, dim=-1)  # (N, L, 3H) each
+                x = x + self.drop(self.mlp_out[k](F.gelu(a, approximate="tanh") * b))
+            finals.append(final)
+            ends.append(window)
+        if self.cell_state:
+            recurrent = (torch.cat([h for h, _ in finals]), torch.cat([c for _, c in finals]))
+        else:
+            recurrent = (torch.cat(finals),)  # (layers, N, E)
+        return self.norms[-1](x), (*recurrent, torch.stack(ends))
+
+
+def layer_options(config: ModelConfig) -> dict:
+    """The keywords every recurrent layer of the network is built with: the variants, and chrono where set (a
+    keyword of the layer, so that its own reset_parameters -- which the training loop calls -- keeps it)."""
+    return {**config.variants.to_dict(), **({"chrono": config.chrono} if config.chrono else {})}
+
+
 class SequenceModel(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.input_size) if config.vocab_size else None
+        if config.block not in BLOCKS:
+            raise ValueError(f"block must be one of {', '.join(BLOCKS)}, got {config.block!r}")
+        if config.block != "stack" and config.bidirectional:
+            raise ValueError(f"{config.block} blocks are one-directional: leave out bidirectional or use block 'stack'")
         if config.block == "residual":
-            if config.bidirectional:
-                raise ValueError("residual blocks are one-directional: leave out bidirectional or use block 'stack'")
             self.rnn = ResidualBlocks(config)
+        elif config.block in ("gated", "griffin"):
+            self.rnn = GatedBlocks(config)
         else:
             self.rnn = registry.get(config.arch).build(
                 config.input_size, config.hidden, num_layers=config.layers,
                 dropout=config.dropout if config.layers > 1 else 0.0, bidirectional=config.bidirectional,
-                batch_first=True, **config.variants.to_dict())
+                batch_first=True, **layer_options(config))
         self.drop = nn.Dropout(config.dropout)
         directions = 2 if config.bidirectional else 1
         self.head = nn.Linear(directions * config.hidden, config.output_size)
@@ -123,6 +227,8 @@ class SequenceModel(nn.Module):
     def state_shapes(self, batch: int) -> tuple:
         """The shapes of the state the network returns for ``batch`` sequences: ((layers*D, N, H),), a pair of
         them for an LSTM, or what the layer says (Mamba's windows and SSM states)."""
+        if isinstance(self.rnn, GatedBlocks):
+            return self.rnn.state_shapes(batch)
         residual = self.config.block == "residual"
         layer = self.rnn.layers[0] if residual else self.rnn
         if hasattr(layer, "state_shapes"):
@@ -142,8 +248,8 @@ class SequenceModel(nn.Module):
         x = self.embedding(inputs) if self.embedding is not None else inputs  # (N, L, F)
         if lengths is not None and self.config.readout != "last":
             raise ValueError("lengths are for readout 'last' (one output per sequence)")
-        reads_state = self.config.block != "residual" and registry.get(self.config.arch).state_is_output
-        if lengths is not None and self.config.block != "residual":
+        reads_state = self.config.block == "stack" and registry.get(self.config.arch).state_is_output
+        if lengths is not None and self.config.block == "stack":
             packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
             steps, state = self.rnn(packed, state)
             if not reads_state:
@@ -164,10 +270,11 @@ class SequenceModel(nn.Module):
     def _last_steps(self, steps: Tensor, lengths: Tensor | None) -> Tensor:
         """What each sequence ends in, from the outputs (N, L, D*H): the forward direction's at the last real
         step, the reverse direction's at step 0 (where it ends) -> (N, D*H)."""
-        rows = torch.arange(len(steps), device=steps.device)
-        ends = (lengths.to(steps.device) - 1 if lengths is not None
-                else torch.full((len(steps),), steps.shape[1] - 1, device=steps.device))
+        if lengths is None:  # (shapes read from the tensor, so that an exporter's trace keeps N and L free)
+            last = steps[:, -1]  # (N, D*H)
+        else:
+            last = steps[torch.arange(len(steps), device=steps.device), lengths.to(steps.device) - 1]
         if not self.config.bidirectional:
-            return steps[rows, ends]
+            return last
         forward, reverse = steps.chunk(2, dim=-1)  # (N, L, H) each
-        return torch.cat((forward[rows, ends], reverse[:, 0]), dim=-1)
+        return torch.cat((last.chunk(2, dim=-1)[0], reverse[:, 0]), dim=-1)

@@ -118,8 +118,8 @@ def train(*, x=None, y=None, x_test=None, y_test=None, lengths=None, lengths_tes
     check_network(options)
     check_settings(options, non_negative=("noise",), fractions=("val_frac",))
     options = {**options, "single": single, "source": {"arrays": True}}
-    model = network_config(options, input_size=train_set.x.shape[2], bidirectional=options["bidirectional"],
-                           output_size=train_set.y.shape[1], readout="last")
+    model = network_config(options, length=train_set.x.shape[1], input_size=train_set.x.shape[2],
+                           bidirectional=options["bidirectional"], output_size=train_set.y.shape[1], readout="last")
     with network_guard(options):
         task = RegressTask(train_set, test_set, model, options["val_frac"], options)
     return fit(task, config, out, resume=resume)

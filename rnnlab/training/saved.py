@@ -64,7 +64,8 @@ def _network(prefix: str) -> dict:
     from ..nn.variants import Variants
     spec = {f"{prefix}.arch": _arch(), f"{prefix}.hidden": POSITIVE, f"{prefix}.layers": POSITIVE,
             f"{prefix}.dropout": FRACTION, f"{prefix}.bidirectional": BOOL,
-            f"{prefix}.block": one_of("stack", "residual")}
+            f"{prefix}.block": one_of("stack", "residual", "gated", "griffin"),
+            f"{prefix}.chrono": optional(COUNT)}
     for f in fields(Variants):
         spec[f"{prefix}.{f.name}"] = FRACTION if f.metadata["kind"] == "fraction" else BOOL
     return spec

@@ -642,8 +642,8 @@ def train_panel(csv, data, options: dict, config, out, resume: bool) -> dict:
                         f"hourly, ...); this panel has {dates_name}: leave out calendar", "calendar")
     known, days = len(options.get("known") or ()), dates_season if options.get("calendar") else None
     inputs = channels(season, len(panel.covariate_names), known, days)
-    model = network_config(options, input_size=inputs, output_size=options["horizon"] * len(QUANTILES),
-                           readout="last")
+    model = network_config(options, length=window, input_size=inputs,
+                           output_size=options["horizon"] * len(QUANTILES), readout="last")
     with network_guard(options):
         task = PanelTask(panel, window, options["horizon"], options["val_frac"], season, model, options, source,
                          known=known, calendar_season=days)

@@ -269,7 +269,7 @@ def train(*, csv: str | Path | None = None, data=None, builtin: str | None = Non
         inferred, source = season_and_name(series.dates)
     season, source, window = season_and_window(options, inferred, source)
     inputs = len(series.columns) + (1 if has_season(season) else 0)  # + the seasonal change channel
-    model = network_config(options, input_size=inputs, output_size=options["horizon"], readout="last")
+    model = network_config(options, length=window, input_size=inputs, output_size=options["horizon"], readout="last")
     with network_guard(options):
         task = ForecastTask(series, window, options["horizon"], options["test_frac"], options["val_frac"],
                             season, model, options, source, baseline_season=lag)
