@@ -263,18 +263,18 @@ def test_chrono_is_refused_where_it_does_not_apply(tmp_path):
 
 
 def test_the_tasks_prepare_minimal_gates_for_their_length_unless_told(tmp_path):
-    memory.train(task="adding", length=40, arch="mingru", steps=1, out=str(tmp_path / "a"), quiet=True)
-    assert load(tmp_path / "a").network.config.chrono == 40  # the default: the task's sequence length
-    memory.train(task="adding", length=40, arch="minlstm", chrono=0, steps=1, out=str(tmp_path / "b"), quiet=True)
+    memory.train(task="adding", length=120, arch="mingru", steps=1, out=str(tmp_path / "a"), quiet=True)
+    assert load(tmp_path / "a").network.config.chrono == 120  # the default: the task's sequence length
+    memory.train(task="adding", length=120, arch="minlstm", chrono=0, steps=1, out=str(tmp_path / "b"), quiet=True)
     assert load(tmp_path / "b").network.config.chrono == 0  # asked off
-    memory.train(task="adding", length=40, arch="gru", steps=1, out=str(tmp_path / "c"), quiet=True)
-    assert load(tmp_path / "c").network.config.chrono == 0  # a GRU on 40 steps keeps torch.nn's init
+    memory.train(task="adding", length=40, arch="mingru", steps=1, out=str(tmp_path / "c"), quiet=True)
+    assert load(tmp_path / "c").network.config.chrono == 0  # 40 steps: torch.nn's init
     memory.train(task="adding", length=150, arch="lstm", steps=1, out=str(tmp_path / "d"), quiet=True)
     assert load(tmp_path / "d").network.config.chrono == 150  # ... and an LSTM reading 150 steps for one answer
     lstm = load(tmp_path / "d").network.rnn  # after the loop's reset of every module and one step:
     assert lstm.bias_ih_l0[128:256].mean() > 3  # b_f = log(u) (mean about log(149) - 1 = 4)
     assert lstm.bias_hh_l0[128:256].abs().max() < 0.05 and lstm.bias_ih_l0[:128].mean() < -3  # b_i = -log(u)
-    memory.train(task="selective-copy", length=150, arch="lstm", steps=1, out=str(tmp_path / "e"), quiet=True)
+    memory.train(task="selective-copy", length=150, arch="mingru", steps=1, out=str(tmp_path / "e"), quiet=True)
     assert load(tmp_path / "e").network.config.chrono == 0  # an answer at every step: torch.nn's init
     memory.train(task="adding", length=40, arch="rglru", steps=1, out=str(tmp_path / "f"), quiet=True)
     assert load(tmp_path / "f").network.config.chrono == 0  # RG-LRU's decays have their own initialisation
@@ -317,3 +317,16 @@ def test_chrono_as_a_keyword_survives_a_reset():
         LSTM(2, 3, chrono=1)
     with pytest.raises(ValueError, match="bias=False"):
         GRU(2, 3, bias=False, chrono=10)
+
+
+def test_classify_says_how_it_prepared_for_long_sequences(tmp_path, capsys):
+    from rnnlab.tasks import classify
+    x, y = np.random.rand(24, 130, 2).astype("float32"), np.arange(24) % 2
+    np.savez(tmp_path / "long.npz", x=x, y=y)
+    classify.train(npz=str(tmp_path / "long.npz"), arch="minlstm", hidden=4, layers=1, steps=1,
+                   out=str(tmp_path / "a"))
+    said = capsys.readouterr().err
+    assert "sequences of 130 steps: the minlstm's gates start with memories of up to 130 steps" in said
+    classify.train(npz=str(tmp_path / "long.npz"), arch="minlstm", hidden=4, layers=1, steps=1, chrono=0,
+                   out=str(tmp_path / "b"))
+    assert "chrono initialisation" not in capsys.readouterr().err

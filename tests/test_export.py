@@ -144,3 +144,9 @@ def test_without_onnx_the_format_says_what_to_install(runs, tmp_path, monkeypatc
     with pytest.raises(UserError, match=r'ONNX export needs the onnx package: pip install "rnnlab\[onnx\]"'):
         export(runs / "lm", "onnx", tmp_path / "lm.onnx")
     assert not (tmp_path / "lm.onnx").exists()
+
+
+def test_a_layer_without_twin_or_traceable_form_is_one_line():
+    from rnnlab.nn.traceable import traceable
+    with pytest.raises(ValueError, match="Linear has neither a torch.nn twin nor a traceable form"):
+        traceable(torch.nn.Linear(2, 3))

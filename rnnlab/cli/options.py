@@ -85,8 +85,8 @@ def model_options(parser: argparse.ArgumentParser, defaults: str, values: dict |
                        "branches, causal convolution, the recurrence, a SiLU gate); griffin: Griffin's recurrent "
                        "block (convolution, recurrence, GELU gate) and gated MLP")
     group.add_argument("--chrono", type=int, help="initialise the gates (LSTM, GRU, minGRU, minLSTM) for memories of "
-                       "up to this many steps (chrono initialisation); 0: off (default: the sequence length for "
-                       "minGRU/minLSTM, and for LSTM/GRU reading sequences of over 100 steps for one answer)")
+                       "up to this many steps (chrono initialisation); 0: off (default: the sequence length "
+                       "where whole sequences of over 100 steps are read for one answer, else off)")
     for variant in fields(Variants):
         flag = "--" + variant.name.replace("_", "-")
         if variant.metadata["kind"] == "switch":

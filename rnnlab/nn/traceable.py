@@ -147,4 +147,7 @@ def traceable(layer: nn.Module) -> nn.Module:
         return TraceableScan(layer)
     if isinstance(layer, Mamba):
         return TraceableMamba(layer)
+    if not hasattr(layer, "to_torch"):
+        raise ValueError(f"{type(layer).__name__} has neither a torch.nn twin nor a traceable form "
+                         "(rnnlab/nn/traceable.py)")
     return layer.to_torch()

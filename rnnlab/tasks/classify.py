@@ -96,6 +96,14 @@ class ClassifyTask(Task):
         self.model = SequenceModel(model)
         self.classes = list(range(model.output_size))  # the original labels of the class ids (train sets them)
 
+    def describe(self) -> str:
+        """Long sequences: one line says how the network was prepared for them."""
+        steps = self.x["train"].shape[1]
+        if not self.config.chrono:
+            return ""
+        return (f"sequences of {steps:,} steps: the {self.config.arch}'s gates start with memories of up to "
+                f"{self.config.chrono:,} steps (chrono initialisation; --chrono 0 turns it off)")
+
     def rows(self, generator, size: int) -> torch.Tensor:
         """(size,) training rows drawn at random; with sequences of different lengths and group_lengths, from
         a random window of the GROUP_SPAN * size sequences nearest in length (the batch then runs as many

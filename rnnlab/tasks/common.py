@@ -120,19 +120,15 @@ def has_chrono(arch: str) -> bool:
     return registry.get(arch).chrono
 
 
-LONG = 100  # steps: an LSTM or GRU reading whole sequences longer than this for one answer gets chrono by default
+LONG = 100  # steps: a network reading whole sequences longer than this for one answer gets chrono by default
 
 
 def default_chrono(arch: str, length: int, readout: str) -> int:
-    """chrono when left as None: the task's sequence length for minGRU and minLSTM (their gates read only the
-    input: the initialisation is all the memory they start with), and for an LSTM or GRU that reads a whole
-    sequence of more than ``LONG`` steps for one answer (pixel-by-pixel images, the adding problem); 0
-    elsewhere (language models and short windows keep torch.nn's init)."""
-    if length < 2 or not has_chrono(arch):
-        return 0
-    if registry.get(arch).torch_twin is None or (readout == "last" and length > LONG):
-        return length
-    return 0
+    """chrono when left as None: the sequence length where a layer must carry a whole sequence of more than
+    ``LONG`` steps to one answer (readout "last": pixel-by-pixel images, the adding problem, long recordings),
+    for the architectures that take it (LSTM, GRU, minGRU, minLSTM); 0 elsewhere -- language models, copy
+    tasks and short windows keep torch.nn's init, under which their figures were measured."""
+    return length if readout == "last" and length > LONG and has_chrono(arch) else 0
 
 
 def network_config(options: dict, length: int = 0, **shape) -> ModelConfig:
