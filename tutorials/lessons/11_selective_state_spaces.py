@@ -192,19 +192,24 @@ def horizons(layer):
     return (1 / (dt[:, None] * torch.exp(mixer.A_log.detach()))).flatten()
 
 
+def memory_histograms(spreads: dict, low: float, xlabel: str, ylabel: str):
+    """One histogram per {label: memories in steps}, on a log axis, with pixel MNIST's 784 steps marked."""
+    bins = torch.logspace(low, 3.5, 40)
+    plt.figure(figsize=(6, 3.5))
+    for label, memories in spreads.items():
+        plt.hist(memories, bins=bins, alpha=0.6, label=label)
+    plt.axvline(784, color="k", linestyle="--", label="pixel MNIST: 784 steps")
+    plt.xscale("log")
+    plt.xlabel(xlabel)
+    plt.ylabel(ylabel)
+    plt.legend()
+    plt.show()
+
+
 torch.manual_seed(0)
 paper = horizons(rnn.Mamba(1, 128))
 short = horizons(rnn.Mamba(1, 128, dt_min=1.0, dt_max=1.0))
-bins = torch.logspace(-2, 3.5, 40)
-plt.figure(figsize=(6, 3.5))
-plt.hist(paper, bins=bins, alpha=0.6, label="the paper's dt in [0.001, 0.1]")
-plt.hist(short, bins=bins, alpha=0.6, label="dt = 1")
-plt.axvline(784, color="k", linestyle="--", label="pixel MNIST: 784 steps")
-plt.xscale("log")
-plt.xlabel("steps to 1/e")
-plt.ylabel("states")
-plt.legend()
-plt.show()
+memory_histograms({"the paper's dt in [0.001, 0.1]": paper, "dt = 1": short}, -2, "steps to 1/e", "states")
 print(f"states remembering more than 100 steps: paper's {(paper > 100).float().mean():.0%}, "
       f"dt = 1: {(short > 100).float().mean():.0%}")
 
@@ -236,16 +241,7 @@ def gate_memories(layer):
 torch.manual_seed(0)
 plain = gate_memories(rnn.MinGRU(1, 128))
 chrono = gate_memories(rnn.MinGRU(1, 128, chrono=784))
-plt.figure(figsize=(6, 3.5))
-bins = torch.logspace(0, 3.5, 40)
-plt.hist(plain, bins=bins, alpha=0.6, label="torch.nn's init")
-plt.hist(chrono, bins=bins, alpha=0.6, label="chrono, T = 784")
-plt.axvline(784, color="k", linestyle="--", label="pixel MNIST: 784 steps")
-plt.xscale("log")
-plt.xlabel("steps kept (1 / z)")
-plt.ylabel("units")
-plt.legend()
-plt.show()
+memory_histograms({"torch.nn's init": plain, "chrono, T = 784": chrono}, 0, "steps kept (1 / z)", "units")
 print(f"median memory: torch.nn's init {plain.median():.1f} steps, chrono {chrono.median():.0f} steps")
 
 # %% [markdown]
