@@ -92,23 +92,31 @@ class ResidualBlocks(nn.Module):
 
     def forward(self, x: Tensor, state=None):
         x = self.project(x)  # (N, L, H)
-        if state is None:
-            states = [None] * len(self.layers)
-        elif self.cell_state:  # (h, c), each (layers, N, H)
-            states = [(h[None], c[None]) for h, c in zip(*state)]
-        else:
-            states = [h[None] for h in state]  # (1, N, H) each
+        states = per_layer(state, len(self.layers), self.cell_state)
         finals = []
         for k, (layer, mlp) in enumerate(zip(self.layers, self.mlps)):
             steps, final = layer(self.norms[2 * k](x), states[k])  # (N, L, H)
             x = x + self.drop(steps)
             x = x + self.drop(mlp(self.norms[2 * k + 1](x)))
             finals.append(final)
-        if self.cell_state:
-            final = (torch.cat([h for h, _ in finals]), torch.cat([c for _, c in finals]))
-        else:
-            final = torch.cat(finals)  # (layers, N, H)
-        return self.norms[-1](x), final
+        return self.norms[-1](x), stacked(finals, self.cell_state)
+
+
+def per_layer(state, count: int, cell_state: bool) -> list:
+    """A stacked state -- h (layers, N, H), or the pair (h, c) of them, or None -- as each one-layer module's:
+    [(1, N, H)] or [((1, N, H), (1, N, H))] (None for every layer with None)."""
+    if state is None:
+        return [None] * count
+    if cell_state:
+        return [(h[None], c[None]) for h, c in zip(*state)]
+    return [h[None] for h in state]
+
+
+def stacked(finals: list, cell_state: bool):
+    """``per_layer``'s inverse: the one-layer modules' final states as one stacked state."""
+    if cell_state:
+        return torch.cat([h for h, _ in finals]), torch.cat([c for _, c in finals])
+    return torch.cat(finals)  # (layers, N, H)
 
 
 class CausalConv(nn.Module):
@@ -172,8 +180,7 @@ class GatedBlocks(nn.Module):
             states, windows = [None] * count, [None] * count
         else:
             *recurrent, windows = state  # (layers, N, E) once or twice; (layers, N, E, K-1)
-            states = ([(h[None], c[None]) for h, c in zip(*recurrent)] if self.cell_state
-                      else [h[None] for h in recurrent[0]])
+            states = per_layer(tuple(recurrent) if self.cell_state else recurrent[0], count, self.cell_state)
         finals, ends = [], []
         per_block = 2 if self.griffin else 1
         for k, layer in enumerate(self.layers):
@@ -189,11 +196,8 @@ class GatedBlocks(nn.Module):
                 x = x + self.drop(self.mlp_out[k](F.gelu(a, approximate="tanh") * b))
             finals.append(final)
             ends.append(window)
-        if self.cell_state:
-            recurrent = (torch.cat([h for h, _ in finals]), torch.cat([c for _, c in finals]))
-        else:
-            recurrent = (torch.cat(finals),)  # (layers, N, E)
-        return self.norms[-1](x), (*recurrent, torch.stack(ends))
+        recurrent = stacked(finals, self.cell_state)  # (layers, N, E), or the pair
+        return self.norms[-1](x), (*(recurrent if self.cell_state else (recurrent,)), torch.stack(ends))
 
 
 def layer_options(config: ModelConfig) -> dict:
