@@ -98,10 +98,9 @@ class ClassifyTask(Task):
 
     def describe(self) -> str:
         """Long sequences: one line says how the network was prepared for them."""
-        steps = self.x["train"].shape[1]
         if not self.config.chrono:
             return ""
-        return (f"sequences of {steps:,} steps: the {self.config.arch}'s gates start with memories of up to "
+        return (f"sequences of {self.x['train'].shape[1]:,} steps: the {self.config.arch}'s gates start with memories of up to "
                 f"{self.config.chrono:,} steps (chrono initialisation; --chrono 0 turns it off)")
 
     def rows(self, generator, size: int) -> torch.Tensor:

@@ -26,7 +26,7 @@ NOT_RESTORED = ("quiet",)  # training settings a resumed run does not take from 
 MODEL_SIZES = ("hidden", "layers")  # every task's network sizes (whole numbers > 0)
 # The network settings every task takes among its ``**train_options`` (with their defaults): the layers'
 # variants and how the layers are put together (network.BLOCKS).
-NETWORK_EXTRAS = {**Variants().to_dict(), "block": "stack", "chrono": None}  # chrono None: the task's length
+NETWORK_EXTRAS = {**Variants().to_dict(), "block": "stack", "chrono": None}  # chrono None: default_chrono's
 """The recurrent layers' variants every task's network takes (``rnnlab.nn.Variants``), all off by default."""
 
 
