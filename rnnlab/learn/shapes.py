@@ -62,7 +62,8 @@ class Explanation:
         for name, shape in self.tensors.items():
             lines.append(f"  {name:<{w}} {_shape(shape):<14} ({', '.join(self.dims[name])})")
         lines += ["", "splitting directions and layers"] + [f"  {line}" for line in self.splits]
-        lines += ["", f"the same numbers (each evaluated as written, on a run of {self.config.get('module', 'torch.nn')})"]
+        where = self.config.get("module", "torch.nn")
+        lines += ["", f"the same numbers (each evaluated as written, on a run of {where})"]
         lines += [f"  {line}" for line in self.equalities]
         return "\n".join(lines)
 
@@ -132,12 +133,17 @@ def explain_shapes(mode: str, input_size: int, hidden_size: int, num_layers: int
         output, state = module(inputs)
         if not arch.torch_twin:
             _against_reference(arch, module, x, output, config)
-    if mode == "mamba":
-        _mamba_tensors(explanation, x, output, state)
+    if mode == "mamba":  # the state is the pair (convolution windows, SSM states), not an output
+        _tensors(explanation, x, output, {}, {"windows_n": (state[0], ["E", "K-1"]),
+                                              "states_n": (state[1], ["E", "S"])})
         _splits(explanation, output, None)
+        explanation.equalities.append("(none: Mamba's state is each mixer's convolution window and SSM state, "
+                                      "not its output; the last step of output is read where a final state is "
+                                      "wanted)")
         return explanation
     h_n, c_n = state if arch.math.has_cell_state else (state, None)
-    _tensors(explanation, x, output, h_n, c_n)
+    _tensors(explanation, x, output, {"h_0": (h_n, ["H_out"]), "c_0": (c_n, ["H_cell"])},
+             {"h_n": (h_n, ["H_out"]), "c_n": (c_n, ["H_cell"])})
     _splits(explanation, output, h_n)
     _equalities(explanation, output, h_n)
     return explanation
@@ -180,25 +186,6 @@ def _mamba_parameters(explanation: Explanation, module) -> None:
         explanation.parameters[name], explanation.formulas[name] = list(param.shape), formula
 
 
-def _mamba_tensors(explanation: Explanation, x, output, state) -> None:
-    """Input and output as the classic layers'; the state the pair (convolution windows, SSM states)."""
-    c, s = explanation.config, explanation.sizes
-    time_major = ["L"] if c["unbatched"] else (["N", "L"] if c["batch_first"] else ["L", "N"])
-    state_dims = ["D*num_layers"] + ([] if c["unbatched"] else ["N"])
-    packed = c["lengths"] is not None
-    named = {"input": (torch.empty(sum(c["lengths"]), s["H_in"]) if packed else x,
-                       ["sum(lengths)", "H_in"] if packed else time_major + ["H_in"]),
-             "output": (output.data if packed else output,
-                        ["sum(lengths)", "D*H_out"] if packed else time_major + ["D*H_out"]),
-             "windows_n": (state[0], state_dims + ["E", "K-1"]), "states_n": (state[1], state_dims + ["E", "S"])}
-    sizes = {**s, "sum(lengths)": sum(c["lengths"]) if packed else 0, "K-1": s["K"] - 1}
-    for name, (tensor, dims) in named.items():
-        assert [_evaluate(d, sizes) for d in dims] == list(tensor.shape), (name, dims, tensor.shape)
-        explanation.tensors[name], explanation.dims[name] = list(tensor.shape), dims
-    explanation.equalities.append("(none: Mamba's state is each mixer's convolution window and SSM state, not "
-                                  "its output; the last step of output is read where a final state is wanted)")
-
-
 def _parameters(explanation: Explanation, module, gates: int) -> None:
     g = f"{gates}*H_cell" if gates > 1 else "H_cell"
     for name, param in module.named_parameters():
@@ -212,7 +199,10 @@ def _parameters(explanation: Explanation, module, gates: int) -> None:
         explanation.parameters[name], explanation.formulas[name] = shape, formula
 
 
-def _tensors(explanation: Explanation, x, output, h_n, c_n) -> None:
+def _tensors(explanation: Explanation, x, output, before: dict, after: dict) -> None:
+    """Input, the states given (``before``), output and the states returned (``after``), each state as
+    {name: (tensor or None, its dimensions after (D*num_layers, N))}: every shape checked against its
+    dimensions' names."""
     c, s = explanation.config, explanation.sizes
     time_major = ["L", "N"] if not c["batch_first"] else ["N", "L"]
     if c["unbatched"]:
@@ -221,18 +211,19 @@ def _tensors(explanation: Explanation, x, output, h_n, c_n) -> None:
     packed = c["lengths"] is not None
     named = {
         "input": (x, ["sum(lengths)", "H_in"] if packed else time_major + ["H_in"]),
-        "h_0": (h_n, state_dims + ["H_out"]),
-        "c_0": (c_n, state_dims + ["H_cell"]),
-        "output": (output.data if packed else output, ["sum(lengths)", "D*H_out"] if packed else time_major + ["D*H_out"]),
-        "h_n": (h_n, state_dims + ["H_out"]),
-        "c_n": (c_n, state_dims + ["H_cell"]),
+        **{name: (tensor, state_dims + tail) for name, (tensor, tail) in before.items()},
+        "output": (output.data if packed else output,
+                   ["sum(lengths)", "D*H_out"] if packed else time_major + ["D*H_out"]),
+        **{name: (tensor, state_dims + tail) for name, (tensor, tail) in after.items()},
     }
     if packed:  # the packed input's .data, as the packed output's
         named["input"] = (torch.empty(sum(c["lengths"]), s["H_in"]), named["input"][1])
+    sizes = {**s, "sum(lengths)": sum(c["lengths"]) if packed else 0}
+    if "K" in s:  # Mamba's convolution window
+        sizes["K-1"] = s["K"] - 1
     for name, (tensor, dims) in named.items():
         if tensor is None:
             continue
-        sizes = {**s, "sum(lengths)": sum(c["lengths"]) if packed else 0}
         assert [_evaluate(d, sizes) for d in dims] == list(tensor.shape), (name, dims, tensor.shape)
         explanation.tensors[name], explanation.dims[name] = list(tensor.shape), dims
 
