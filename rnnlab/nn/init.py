@@ -34,12 +34,13 @@ def chrono_rows(layer: nn.Module) -> dict | None:
 def chrono_(layer: nn.Module, memory: float, generator: torch.Generator | None = None) -> nn.Module:
     """Chrono-initialise ``layer``'s gate biases in place for memories of up to ``memory`` steps (module
     docstring); an LSTM, GRU (rnnlab's or torch.nn's), MinGRU or MinLSTM with biases. Returns the layer."""
-    rows = chrono_rows(layer)
+    rows = chrono_rows(layer)  # (the layers' chrono= keyword is checked here too, on their first reset)
     if not rows:
-        raise ValueError(f"{type(layer).__name__} has no gate biases that the chrono initialisation sets "
-                         "(it applies to LSTM, GRU, MinGRU and MinLSTM)")
+        raise ValueError(f"{type(layer).__name__} has no gate biases that the chrono initialisation sets, so no "
+                         "chrono for it (it applies to LSTM, GRU, MinGRU and MinLSTM; RG-LRU and Mamba start their "
+                         "decays long themselves)")
     if not memory >= 2:
-        raise ValueError(f"memory must be at least 2 steps, got {memory!r}")
+        raise ValueError(f"chrono must be 0 (off) or a memory of >= 2 steps, got {memory!r}")
     if not getattr(layer, "bias", True):
         raise ValueError(f"the chrono initialisation sets biases: this {type(layer).__name__} has bias=False")
     size = layer.hidden_size

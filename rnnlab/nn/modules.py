@@ -20,7 +20,7 @@ from . import fast
 from .base import RecurrentModule
 from .cells import CELLS
 from .engine import run_layer
-from .init import CLASSIC_ROWS, chrono_
+from .init import chrono_
 from .masks import ones_with_probability
 from .variants import NO_TENSORS, VariantTensors
 
@@ -58,10 +58,7 @@ class RNNBase(RecurrentModule):
         self.weight_drop = float(weight_drop)
         self.layer_norm, self.recurrent_dropout, self.zoneout = layer_norm, float(recurrent_dropout), float(zoneout)
         self.checkpoint_steps = checkpoint_steps
-        if chrono and (mode not in CLASSIC_ROWS or not chrono >= 2 or not bias):
-            raise ValueError(f"chrono must be 0 (off) or a memory of >= 2 steps on an LSTM or GRU with biases, "
-                             f"got chrono={chrono!r} on {mode}" + ("" if bias else " with bias=False"))
-        self.chrono = chrono
+        self.chrono = chrono  # checked by chrono_ in reset_parameters
 
         factory = {"device": device, "dtype": dtype}
         gate_size = self.cell.gates * hidden_size

@@ -70,10 +70,7 @@ class ScanLayer(nn.Module, ABC):
                 raise ValueError(f"{name} must be a whole number > 0, got {value!r}")
         if not 0 <= dropout <= 1:
             raise ValueError(f"dropout must be in [0, 1], got {dropout!r}")
-        if chrono and not (self.chrono_rows and chrono >= 2):
-            raise ValueError(f"chrono must be 0 (off) or a memory of >= 2 steps, got {chrono!r}" if self.chrono_rows
-                             else f"{type(self).__name__} has no chrono initialisation (its decays have their own)")
-        self.chrono = chrono
+        self.chrono = chrono  # checked by chrono_ in reset_parameters
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout, self.bidirectional = bias, batch_first, float(dropout), bidirectional
         self.impl = impl
