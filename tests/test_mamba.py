@@ -76,7 +76,7 @@ def test_packed_sequences_end_where_they_end(bidirectional):
         torch.testing.assert_close(states[:, k], alone_states[:, 0])
 
 
-@pytest.mark.parametrize("grad", [True, False])  # the step in torch operations; without a gradient, in C++
+@pytest.mark.parametrize("grad", [True, False])  # each block stepped in torch operations; without a gradient, one C++ call
 def test_the_state_carries_a_sequence_on_one_token_at_a_time(grad):
     layer = _layer(num_layers=2, conv_bias=grad).eval()
     x = torch.randn(8, 2, 3, dtype=DTYPE)
@@ -89,6 +89,28 @@ def test_the_state_carries_a_sequence_on_one_token_at_a_time(grad):
             steps.append(out)
     torch.testing.assert_close(torch.cat(steps), whole, atol=1e-12, rtol=0)
     _all_close(state, final, 1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("batch", [1, 3, 11])  # up to 8 rows the C++ step's own products, beyond torch's GEMM
+@pytest.mark.parametrize("options", [dict(num_layers=3, bias=True), dict(num_layers=1, conv_bias=False, d_conv=2),
+                                     dict(num_layers=2, d_conv=1, expand=1.5, batch_first=True)])
+def test_the_one_call_step_equals_the_step_in_torch_operations(dtype, batch, options):
+    torch.manual_seed(2)
+    layer = Mamba(5, 8, d_state=4, dtype=dtype, **options).eval()
+    state = tuple(s.to(dtype) for s in _state(layer, batch))
+    x = torch.randn(batch, 1, 5, dtype=dtype) if layer.batch_first else torch.randn(1, batch, 5, dtype=dtype)
+    want, want_state = layer(x, state)  # with a gradient to record: each block's step in torch operations
+    with torch.no_grad():
+        got, got_state = layer(x, state)  # without: the whole stack in one C++ call
+        unbatched, unbatched_state = layer(x[0] if not layer.batch_first else x[:, 0],
+                                           tuple(s[:, 0] for s in state)) if batch == 1 else (None, None)
+    tolerance = 1e-12 if dtype == torch.float64 else 1e-5
+    torch.testing.assert_close(got, want.detach(), atol=tolerance, rtol=0)
+    _all_close(got_state, [s.detach() for s in want_state], tolerance)
+    if unbatched is not None:  # (L, H) input and (layers, E, ·) states
+        torch.testing.assert_close(unbatched, want.detach().reshape(1, 8), atol=tolerance, rtol=0)
+        _all_close(unbatched_state, [s.detach()[:, 0] for s in want_state], tolerance)
 
 
 def test_mamba_py_weights_load_and_compute_the_same():

@@ -32,9 +32,8 @@ std::vector<at::Tensor> selective_scan_backward(const at::Tensor& u, const at::T
                                                 const c10::optional<at::Tensor>& h0, const at::Tensor& bounds,
                                                 const at::Tensor& dy, const c10::optional<at::Tensor>& dlast,
                                                 int64_t chunk);
-std::vector<at::Tensor> mamba_mixer_step(const at::Tensor& xz, const at::Tensor& window, const at::Tensor& state,
-                                         const at::Tensor& conv_w, const c10::optional<at::Tensor>& conv_b,
-                                         const at::Tensor& x_proj, const at::Tensor& dt_w, const at::Tensor& dt_b,
-                                         const at::Tensor& A_log, const at::Tensor& D);
+std::vector<at::Tensor> mamba_stack_step(const at::Tensor& input, const at::Tensor& windows, const at::Tensor& states,
+                                         const std::vector<std::vector<c10::optional<at::Tensor>>>& layers,
+                                         const at::Tensor& norm_f, double eps);
 
 }  // namespace rnnlab

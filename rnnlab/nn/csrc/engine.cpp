@@ -1559,10 +1559,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("selective_scan_backward", &rnnlab::selective_scan_backward,
         "selective_scan.cpp: (du, ddt, dA, dB, dC, dh0)", py::arg("u"), py::arg("dt"), py::arg("A"), py::arg("B"),
         py::arg("C"), py::arg("h0"), py::arg("bounds"), py::arg("dy"), py::arg("dlast"), py::arg("chunk"));
-  m.def("mamba_mixer_step", &rnnlab::mamba_mixer_step, "selective_scan.cpp: one token of a Mamba mixer between "
-        "in_proj and out_proj, (y, window, state)", py::arg("xz"), py::arg("window"), py::arg("state"),
-        py::arg("conv_w"), py::arg("conv_b"), py::arg("x_proj"), py::arg("dt_w"), py::arg("dt_b"), py::arg("A_log"),
-        py::arg("D"));
+  m.def("mamba_stack_step", &rnnlab::mamba_stack_step, "selective_scan.cpp: one token through a stack of Mamba "
+        "blocks and its final norm, (output, windows, states)", py::arg("input"), py::arg("windows"),
+        py::arg("states"), py::arg("layers"), py::arg("norm_f"), py::arg("eps"));
   m.def("gated_scan_forward", &gated_scan_forward, "a scan layer's (h, h_n) from its pre-activations (N, L, G*H)",
         py::arg("kind"), py::arg("pre"), py::arg("decay"), py::arg("h0"), py::arg("lengths"), py::arg("reverse"));
   m.def("gated_scan_backward", &gated_scan_backward, "(dL/dpre, dL/ddecay per row or undefined, dL/dh0)",

@@ -277,35 +277,50 @@ std::vector<at::Tensor> selective_scan_backward(const at::Tensor& u, const at::T
 namespace rnnlab {
 namespace {
 
-// One token of Mamba's mixer between in_proj and out_proj (mamba.py's MambaMixer.step), for sampling: the
-// convolution's window slides by one, u = silu(conv), [dt; B; C] = x_proj u, dt = softplus(dt_proj dt + bias),
-// the state steps once, y = (C . h + D u) silu(z). Each batch row is a task; no autograd (inference only).
+// One token of Mamba's mixer between in_proj and out_proj (mamba.py's MambaMixer.step), for sampling, in two
+// passes (no autograd: inference only). Each loop runs over channels alone, so that the compiler vectorises it
+// (exp and log1p included).
+// First, per batch row: the convolution's window slides by one, u = silu(conv), [dt; B; C] = x_proj u.
 template <typename T>
-void mixer_step_row(const T* xz, const T* window, const T* state, const T* conv_w, const T* conv_b, const T* x_proj,
-                    const T* dt_w, const T* dt_b, const T* A_log, const T* D, T* y, T* window_out, T* state_out,
-                    int64_t E, int64_t K, int64_t R, int64_t S, std::vector<T>& u, std::vector<T>& projected) {
+void mixer_inputs_row(const T* xz, const T* window, const T* conv_w, const T* conv_b, const T* x_proj, T* u,
+                      T* projected, T* window_out, int64_t E, int64_t K, int64_t J) {
+#pragma omp simd
   for (int64_t e = 0; e < E; ++e) {  // the convolution over the K latest inputs, oldest first
-    const T* past = window + e * (K - 1);
     T conv = conv_b ? conv_b[e] : T(0);
-    for (int64_t k = 0; k < K - 1; ++k) conv += conv_w[e * K + k] * past[k];
+    for (int64_t k = 0; k < K - 1; ++k) conv += conv_w[e * K + k] * window[e * (K - 1) + k];
     conv += conv_w[e * K + K - 1] * xz[e];
     u[e] = conv / (T(1) + std::exp(-conv));  // silu
-    for (int64_t k = 0; k + 1 < K - 1; ++k) window_out[e * (K - 1) + k] = past[k + 1];
-    if (K > 1) window_out[e * (K - 1) + K - 2] = xz[e];
   }
-  for (int64_t j = 0; j < R + 2 * S; ++j) {  // x_proj: (R + 2S, E) times u
+  for (int64_t e = 0; e < E && K > 1; ++e) {  // the window slides by one
+    for (int64_t k = 0; k + 1 < K - 1; ++k) window_out[e * (K - 1) + k] = window[e * (K - 1) + k + 1];
+    window_out[e * (K - 1) + K - 2] = xz[e];
+  }
+  for (int64_t j = 0; j < J; ++j) {  // x_proj: (R + 2S, E) times u
     const T* row = x_proj + j * E;
     T acc = 0;
 #pragma omp simd reduction(+ : acc)
     for (int64_t e = 0; e < E; ++e) acc += row[e] * u[e];
     projected[j] = acc;
   }
-  const T *low = projected.data(), *B = low + R, *C = B + S;
-  for (int64_t e = 0; e < E; ++e) {
-    T v = dt_b[e];
+}
+
+// Then, for channels [begin, end) of one row: dt = softplus(dt_proj dt + bias), the state steps once,
+// y = (C . h + D u) silu(z). Pointers are the row's, channel 0.
+template <typename T>
+void mixer_state_channels(const T* xz, const T* u, const T* projected, const T* state, const T* dt_w, const T* dt_b,
+                          const T* A_log, const T* D, T* y, T* state_out, int64_t begin, int64_t end, int64_t E,
+                          int64_t R, int64_t S) {
+  const T *low = projected, *B = low + R, *C = B + S;
+  for (int64_t e = begin; e < end; ++e) {
+    T v = dt_b[e];  // dt_proj: (E, R) times the low-rank dt
+#pragma omp simd reduction(+ : v)
     for (int64_t r = 0; r < R; ++r) v += dt_w[e * R + r] * low[r];
-    const T dt = v > T(20) ? v : std::log1p(std::exp(v)), x = dt * u[e];
-    const T *a_log = A_log + e * S, *h = state + e * S;
+    y[e] = v;  // y holds dt until the state has stepped
+  }
+#pragma omp simd
+  for (int64_t e = begin; e < end; ++e) y[e] = y[e] > T(20) ? y[e] : std::log1p(std::exp(y[e]));  // softplus
+  for (int64_t e = begin; e < end; ++e) {  // the state steps once; y's sum over the S states
+    const T dt = y[e], x = dt * u[e], *a_log = A_log + e * S, *h = state + e * S;
     T* h_out = state_out + e * S;
     T acc = 0;
 #pragma omp simd reduction(+ : acc)
@@ -314,43 +329,131 @@ void mixer_step_row(const T* xz, const T* window, const T* state, const T* conv_
       h_out[n] = next;
       acc += C[n] * next;
     }
-    const T z = xz[E + e];
-    y[e] = (acc + D[e] * u[e]) * z / (T(1) + std::exp(-z));
+    y[e] = acc;
   }
+#pragma omp simd
+  for (int64_t e = begin; e < end; ++e) {  // the skip and the gate
+    const T z = xz[E + e];
+    y[e] = (y[e] + D[e] * u[e]) * z / (T(1) + std::exp(-z));
+  }
+}
+
+// out (N, M) = x (N, K) W^T + b for the few rows of a sampling step, W's rows split across threads: a GEMM has
+// nothing to block there, and torch's linear at N = 1 costs more than reading W.
+template <typename T>
+void small_linear(const T* x, const T* W, const T* b, T* out, int64_t N, int64_t M, int64_t K) {
+  at::parallel_for(0, M, 128, [&](int64_t begin, int64_t end) {
+    for (int64_t j = begin; j < end; ++j) {
+      const T* w = W + j * K;
+      for (int64_t n = 0; n < N; ++n) {
+        const T* row = x + n * K;
+        T acc = 0;
+#pragma omp simd reduction(+ : acc)
+        for (int64_t k = 0; k < K; ++k) acc += w[k] * row[k];
+        out[n * M + j] = b ? acc + b[j] : acc;
+      }
+    }
+  });
+}
+
+// RMSNorm of each of the N rows of x (N, H) into out: x / sqrt(mean(x^2) + eps) * weight (torch.nn.RMSNorm).
+template <typename T>
+void rms_norm_rows(const T* x, const T* weight, T* out, int64_t N, int64_t H, double eps) {
+  for (int64_t n = 0; n < N; ++n) {
+    const T* row = x + n * H;
+    T squares = 0;
+#pragma omp simd reduction(+ : squares)
+    for (int64_t j = 0; j < H; ++j) squares += row[j] * row[j];
+    const T scale = T(1) / std::sqrt(squares / T(H) + T(eps));
+    for (int64_t j = 0; j < H; ++j) out[n * H + j] = row[j] * scale * weight[j];
+  }
+}
+
+// The convolution windows and SSM states of one token, every batch row a task: mixer_step_row over xz (N, 2E).
+template <typename T>
+void mixer_step_rows(const at::Tensor& xz, const at::Tensor& window, const at::Tensor& state, const at::Tensor& conv_w,
+                     const c10::optional<at::Tensor>& conv_b, const at::Tensor& x_proj, const at::Tensor& dt_w,
+                     const at::Tensor& dt_b, const at::Tensor& A_log, const at::Tensor& D, at::Tensor& y,
+                     at::Tensor& window_out, at::Tensor& state_out) {
+  const int64_t N = xz.size(0), E = xz.size(1) / 2, K = conv_w.size(-1), R = dt_w.size(1), S = A_log.size(1);
+  const int64_t J = R + 2 * S, block = 64;  // channels per task of the second pass
+  const T* bias = conv_b.has_value() ? conv_b->data_ptr<T>() : nullptr;
+  auto u = at::empty({N, E}, xz.options()), projected = at::empty({N, J}, xz.options());
+  at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t n = begin; n < end; ++n)
+      mixer_inputs_row(xz.data_ptr<T>() + n * 2 * E, window.data_ptr<T>() + n * E * (K - 1), conv_w.data_ptr<T>(),
+                       bias, x_proj.data_ptr<T>(), u.data_ptr<T>() + n * E, projected.data_ptr<T>() + n * J,
+                       window_out.data_ptr<T>() + n * E * (K - 1), E, K, J);
+  });
+  const int64_t blocks = (E + block - 1) / block;  // the tasks: (row, block of channels), so one row has several
+  at::parallel_for(0, N * blocks, 1, [&](int64_t begin, int64_t end) {
+    const FlushSubnormals flush;
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t n = task / blocks, first = task % blocks * block;
+      mixer_state_channels(xz.data_ptr<T>() + n * 2 * E, u.data_ptr<T>() + n * E, projected.data_ptr<T>() + n * J,
+                           state.data_ptr<T>() + n * E * S, dt_w.data_ptr<T>(), dt_b.data_ptr<T>(),
+                           A_log.data_ptr<T>(), D.data_ptr<T>(), y.data_ptr<T>() + n * E,
+                           state_out.data_ptr<T>() + n * E * S, first, std::min(first + block, E), E, R, S);
+    }
+  });
 }
 
 }  // namespace
 
-std::vector<at::Tensor> mamba_mixer_step(const at::Tensor& xz, const at::Tensor& window, const at::Tensor& state,
-                                         const at::Tensor& conv_w, const c10::optional<at::Tensor>& conv_b,
-                                         const at::Tensor& x_proj, const at::Tensor& dt_w, const at::Tensor& dt_b,
-                                         const at::Tensor& A_log, const at::Tensor& D) {
-  const int64_t N = xz.size(0), E = xz.size(1) / 2, K = conv_w.size(-1), R = dt_w.size(1), S = A_log.size(1);
-  for (const at::Tensor* t : {&xz, &window, &state, &conv_w, &x_proj, &dt_w, &dt_b, &A_log, &D})
-    TORCH_CHECK(t->is_contiguous() && !t->is_cuda() && t->scalar_type() == xz.scalar_type(),
-                "mamba step: contiguous CPU tensors of one dtype");
-  TORCH_CHECK(xz.dim() == 2 && window.sizes() == at::IntArrayRef({N, E, K - 1}) &&
-              state.sizes() == at::IntArrayRef({N, E, S}) && conv_w.numel() == E * K &&
-              x_proj.sizes() == at::IntArrayRef({R + 2 * S, E}) && dt_w.size(0) == E && dt_b.numel() == E &&
-              A_log.size(0) == E && D.numel() == E, "mamba step: shapes of one mixer");
-  TORCH_CHECK(!conv_b.has_value() || (conv_b->is_contiguous() && conv_b->numel() == E &&
-              conv_b->scalar_type() == xz.scalar_type()), "mamba step: conv bias (E)");
-  auto y = at::empty({N, E}, xz.options()), window_out = at::empty_like(window), state_out = at::empty_like(state);
-  AT_DISPATCH_FLOATING_TYPES(xz.scalar_type(), "rnnlab_mamba_step", [&] {
-    const scalar_t* bias = conv_b.has_value() ? conv_b->data_ptr<scalar_t>() : nullptr;
-    at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
-      const FlushSubnormals flush;
-      std::vector<scalar_t> u(E), projected(R + 2 * S);
-      for (int64_t n = begin; n < end; ++n)
-        mixer_step_row(xz.data_ptr<scalar_t>() + n * 2 * E, window.data_ptr<scalar_t>() + n * E * (K - 1),
-                       state.data_ptr<scalar_t>() + n * E * S, conv_w.data_ptr<scalar_t>(), bias,
-                       x_proj.data_ptr<scalar_t>(), dt_w.data_ptr<scalar_t>(), dt_b.data_ptr<scalar_t>(),
-                       A_log.data_ptr<scalar_t>(), D.data_ptr<scalar_t>(), y.data_ptr<scalar_t>() + n * E,
-                       window_out.data_ptr<scalar_t>() + n * E * (K - 1), state_out.data_ptr<scalar_t>() + n * E * S,
-                       E, K, R, S, u, projected);
+// One token through a stack of Mamba blocks, as sampling runs it (Mamba._step_in_cpp, no autograd): for each
+// layer h = h + out_proj(mixer(in_proj(rmsnorm(h)))), then the final norm; one call per token, so that the
+// layer's per-token cost is its arithmetic, not the dispatch of some twenty torch operations.
+std::vector<at::Tensor> mamba_stack_step(const at::Tensor& input, const at::Tensor& windows, const at::Tensor& states,
+                                         const std::vector<std::vector<c10::optional<at::Tensor>>>& layers,
+                                         const at::Tensor& norm_f, double eps) {
+  const int64_t N = input.size(0), H = input.size(1), L = static_cast<int64_t>(layers.size());
+  TORCH_CHECK(input.dim() == 2 && !input.is_cuda() && norm_f.numel() == H && windows.dim() == 4 && states.dim() == 4 &&
+              windows.size(0) == L && states.size(0) == L && windows.size(1) == N && states.size(1) == N,
+              "mamba stack step: input (N, H), windows and states (layers, N, E, .)");
+  const auto options = input.options();
+  auto windows_out = at::empty(windows.sizes(), options), states_out = at::empty(states.sizes(), options);
+  auto h = input.contiguous().clone(), normed = at::empty_like(h);  // (N, H)   the residual stream, its norm
+  // out = x W^T + b: the threads split W's rows for a few rows of x, torch's GEMM for many
+  const auto linear = [&](const at::Tensor& x, const at::Tensor& W, const c10::optional<at::Tensor>& b) {
+    if (N > 8) return at::linear(x, W, b);
+    auto out = at::empty({N, W.size(0)}, options);
+    AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "rnnlab_mamba_stack_linear", [&] {
+      small_linear(x.data_ptr<scalar_t>(), W.data_ptr<scalar_t>(), b ? b->data_ptr<scalar_t>() : nullptr,
+                   out.data_ptr<scalar_t>(), N, W.size(0), W.size(1));
     });
+    return out;
+  };
+  for (int64_t l = 0; l < L; ++l) {
+    // norm, in_proj w/b, conv w/b, x_proj, dt_proj w/b, A_log, D, out_proj w/b; biases may be None
+    std::vector<c10::optional<at::Tensor>> p;
+    for (const auto& given : layers[l]) {
+      TORCH_CHECK(!given || (given->scalar_type() == input.scalar_type() && !given->is_cuda()),
+                  "mamba stack step: every tensor on the CPU in the input's dtype");
+      p.push_back(given ? c10::optional<at::Tensor>(given->contiguous()) : c10::nullopt);
+    }
+    TORCH_CHECK(p.size() == 12 && p[0] && p[1] && p[3] && p[5] && p[6] && p[7] && p[8] && p[9] && p[10] &&
+                p[1]->size(1) == H && p[10]->size(0) == H, "mamba stack step: twelve tensors per layer");
+    const int64_t E = p[9]->numel();
+    TORCH_CHECK(windows.size(2) == E && states.size(2) == E && p[1]->size(0) == 2 * E &&
+                states.size(3) == p[8]->size(1) && windows.size(3) == p[3]->size(-1) - 1,
+                "mamba stack step: windows and states (layers, N, E, K-1), (layers, N, E, S)");
+    AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "rnnlab_mamba_stack_norm", [&] {
+      rms_norm_rows(h.data_ptr<scalar_t>(), p[0]->data_ptr<scalar_t>(), normed.data_ptr<scalar_t>(), N, H, eps);
+    });
+    const auto xz = linear(normed, *p[1], p[2]);  // (N, 2E)
+    auto window_out = windows_out[l], state_out = states_out[l], y = at::empty({N, E}, options);  // views, (N, E)
+    AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "rnnlab_mamba_stack_mixer", [&] {
+      mixer_step_rows<scalar_t>(xz, windows[l].contiguous(), states[l].contiguous(), *p[3], p[4], *p[5], *p[6],
+                                *p[7], *p[8], *p[9], y, window_out, state_out);
+    });
+    h.add_(linear(y, *p[10], p[11]));  // h + out_proj(y)
+  }
+  auto output = at::empty_like(h);
+  AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "rnnlab_mamba_stack_norm_f", [&] {
+    rms_norm_rows(h.data_ptr<scalar_t>(), norm_f.contiguous().data_ptr<scalar_t>(), output.data_ptr<scalar_t>(), N,
+                  H, eps);
   });
-  return {y, window_out, state_out};
+  return {output, windows_out, states_out};
 }
 
 }  // namespace rnnlab
