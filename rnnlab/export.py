@@ -104,8 +104,8 @@ def describe(trained, fmt: str, example: Tensor) -> dict:
               "shape": ["batch", "steps"] + ([] if config.vocab_size else [config.input_size])}
     outputs = {"name": "outputs", "shape": ["batch"] + (["steps"] if config.readout == "steps" else [])
                + [config.output_size]}
-    if config.readout == "last":  # one answer per sequence, from its last step: padding would be read
-        inputs["lengths"] = ("the last step of each sequence is read out: give sequences of different lengths "
-                             "one by one, or in batches of one length, never padded")
+    if config.readout != "steps":  # one answer per sequence, from its last step or its max: padding would be read
+        inputs["lengths"] = (f"each sequence is read out from its {'max over steps' if config.readout == 'max' else 'last step'}: "
+                             "give sequences of different lengths one by one, or in batches of one length, never padded")
     saved = {key: value for key, value in trained.state.items() if key not in SIDECAR_SKIPS}
     return {"format": fmt, "task": trained.task, "inputs": inputs, "outputs": outputs, **saved}

@@ -20,7 +20,9 @@ VOWELS = SHARED / "sequences"
 
 NETWORKS = [dict(arch="gru", layers=2), dict(arch="lstm", layers=2, bidirectional=True), dict(arch="rnn"),
             dict(arch="mingru", layers=2, bidirectional=True), dict(arch="minlstm"),
-            dict(arch="rglru", layers=2, block="residual"), dict(arch="lstm", layers=2, block="residual")]
+            dict(arch="rglru", layers=2, block="residual"), dict(arch="lstm", layers=2, block="residual"),
+            dict(arch="gru", layers=2, front=4, readout="max"), dict(arch="lstm", front=8, bidirectional=True),
+            dict(arch="mingru", front=3, readout="max", block="gated"), dict(arch="mamba", front=2, readout="max")]
 
 
 def ragged_batch(seed: int, n: int = 7, features: int = 3):
@@ -39,7 +41,7 @@ def ragged_batch(seed: int, n: int = 7, features: int = 3):
 def test_padding_never_changes_what_the_network_reads(options):
     """Each sequence alone (no padding) and the batch padded with garbage give the same scores, float64."""
     torch.manual_seed(0)
-    config = ModelConfig(input_size=3, hidden=8, output_size=4, readout="last", **options)
+    config = ModelConfig(input_size=3, hidden=8, output_size=4, **{"readout": "last", **options})
     model = SequenceModel(config).double().eval()
     items, padded, lengths = ragged_batch(1)
     alone = torch.cat([model(torch.tensor(item)[None])[0] for item in items])  # (n, 4)
@@ -53,8 +55,8 @@ def test_padding_never_changes_what_the_network_reads(options):
 
 def test_padding_gets_the_same_gradients():
     torch.manual_seed(0)
-    model = SequenceModel(ModelConfig(input_size=3, hidden=8, output_size=4, readout="last", arch="gru",
-                                      bidirectional=True)).double()
+    model = SequenceModel(ModelConfig(input_size=3, hidden=8, output_size=4, readout="max", arch="gru",
+                                      bidirectional=True, front=4)).double()
     items, padded, lengths = ragged_batch(2)
     model(padded, lengths=lengths)[0].square().sum().backward()
     together = [p.grad.clone() for p in model.parameters()]

@@ -87,12 +87,14 @@ def runs(tmp_path_factory):
                  layers=2, hidden=8, block="gated")
     charlm.train(text="hihello, if you want you", steps=2, out=str(root / "lm_residual"), quiet=True, arch="gru",
                  layers=2, hidden=8, block="residual")
+    classify.train(steps=2, hidden=8, out=str(root / "cls_front"), quiet=True, arch="gru", front=4, readout="max")
     return root
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated")  # TorchScript is what the issue asks for
 @pytest.mark.parametrize("task, fmt", list(itertools.product(
-    ["lm", "cls", "fc", "lm_min", "lm_mamba", "cls_minlstm", "cls_mamba", "fc_rglru", "lm_gated", "lm_residual"],
+    ["lm", "cls", "fc", "lm_min", "lm_mamba", "cls_minlstm", "cls_mamba", "fc_rglru", "lm_gated", "lm_residual",
+     "cls_front"],
     ["onnx", "torchscript"])))
 def test_exported_models_compute_what_ours_does(runs, tmp_path, task, fmt):
     path, sidecar = export(runs / task, fmt, tmp_path / f"{task}.{fmt}")
@@ -119,7 +121,7 @@ def test_exported_models_compute_what_ours_does(runs, tmp_path, task, fmt):
     for key in {"lm": ["vocab"], "cls": ["norm"], "fc": ["scaler", "window", "horizon"]}[kind]:
         assert described[key] == saved[key]
     assert "run" not in described
-    assert ("lengths" in described["inputs"]) == (saved["model"]["readout"] == "last")  # a one-answer model says it
+    assert ("lengths" in described["inputs"]) == (saved["model"]["readout"] != "steps")  # a one-answer model says it
 
 
 def test_the_command_prints_what_it_wrote_and_refuses_what_torch_lacks(runs, tmp_path):

@@ -19,18 +19,25 @@ def add(commands) -> None:
     train.add_argument("--ts-test", help="the test cases' .ts file, with --ts (default: 20 %% of --ts's cases)")
     train.add_argument("--bidirectional", action="store_true", default=None)
     defaults = cls.DEFAULTS
-    train.add_argument("--val-frac", type=float, help=f"fraction of training sequences held out "
-                                                      f"(default {defaults['val_frac']})")
+    train.add_argument("--val-frac", type=float, help="fraction of training sequences held out (default 0.1, or 0 "
+                                                      f"with fewer than {cls.SMALL_SET} sequences per class)")
     train.add_argument("--shift", type=int, help="random image shifts in pixels (default 2 for images of 16 rows "
                                                  "or more, 1 below, 0 for other sequences)")
     train.add_argument("--label-smoothing", type=float, help=f"(default {defaults['label_smoothing']})")
     train.add_argument("--noise", type=float, help="jitter: N(0, noise^2) added to each standardised value of a "
-                                                   "training batch (default 0.2, 0 for images)")
+                                                   "training batch (default 0.2, 0 for images and where a --front reads the sequences)")
     train.add_argument("--group-lengths", action="store_true", default=None,
                        help="draw each batch from sequences of similar lengths (where lengths differ and the set "
                             "holds over 4 batches): faster steps, less varied batches (default: uniform)")
     train.add_argument("--pixels", action="store_true", default=None,
                        help="read each image pixel by pixel (MNIST: 784 steps of 1 pixel) instead of row by row")
+    train.add_argument("--front", type=int,
+                       help="a strided convolutional front end that reads this many steps as one; 0: none (default: "
+                            f"for sequences of over {cls.LONG_RECORDING} steps without --pixels, the smallest power of "
+                            f"two that leaves at most {cls.READ_STEPS} steps; else 0)")
+    train.add_argument("--readout", choices=("last", "max"),
+                       help="each sequence's answer from its last step, or from each feature's max over its steps "
+                            "(default: max with a front end, else last)")
     train.add_argument("--out", help=f"run folder (default {cls.OUT})")
     model_options(train, f"{defaults['layers']} x {defaults['hidden']} {defaults['arch'].upper()}, "
                          f"dropout {defaults['dropout']}", defaults)
@@ -59,7 +66,8 @@ def data_options(parser: argparse.ArgumentParser) -> None:
 def run_train(args) -> None:
     from ..tasks import classify
     print_metrics(classify.train(**train_keywords(args, *DATA_KEYS, "ts_test", "bidirectional", "val_frac",
-                                                  "shift", "label_smoothing", "pixels", "noise", "group_lengths")))
+                                                  "shift", "label_smoothing", "pixels", "noise", "group_lengths",
+                                                  "front", "readout")))
 
 
 def run_evaluate(args) -> None:

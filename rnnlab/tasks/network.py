@@ -22,6 +22,12 @@ E = 2H, ``u, z = in_proj(RMSNorm(x))`` (E each), ``u = SiLU(conv(u))`` (a causal
 carry is the recurrent layers' and each convolution's last 3 inputs (``GatedBlocks``).
 
 ``block="stack"`` (the default) is the classic stack, the recurrent module's own ``num_layers``.
+
+``front=S`` (S >= 2) puts a strided convolutional front end before the recurrent layers, so that they read a
+long recording S steps at a time (``ConvFront``: stages of stride 4, the last one what is left, each a causal
+convolution of width 2s and stride s then GELU, H channels): 1,460 steps become 92. ``readout="max"`` is one
+answer per sequence from the largest value each feature of the last layer reaches over the sequence's real steps
+(max over time, as in the convolutional classifiers of time series), where ``"last"`` reads its final state.
 """
 
 from __future__ import annotations
@@ -48,9 +54,10 @@ class ModelConfig:
     bidirectional: bool = False
     output_size: int = 1
     vocab_size: int = 0  # > 0: inputs are token ids, embedded first
-    readout: str = "last"  # "steps" | "last"
+    readout: str = "last"  # "steps" | "last" | "max"
     block: str = "stack"  # "stack": one recurrent module of `layers` layers | "residual" | "gated" | "griffin"
     chrono: int = 0  # > 0: the gate biases initialised for memories of up to this many steps (nn/init.py)
+    front: int = 0  # >= 2: a strided convolutional front end reads this many steps as one (ConvFront); 0: none
 
     def to_dict(self) -> dict:
         """Flat JSON, the variants' fields in the variants' place (the form checkpoints have always had)."""
@@ -71,6 +78,54 @@ class ModelConfig:
 
 
 BLOCKS = ("stack", "residual", "gated", "griffin")
+READOUTS = ("steps", "last", "max")
+
+
+def front_stages(stride: int) -> list[int]:
+    """The strides of ``ConvFront``'s stages for an overall ``stride``: fours, then what is left (16 -> 4, 4;
+    8 -> 4, 2; 12 -> 4, 3; 6 -> 6)."""
+    stages = []
+    while stride % 4 == 0 and stride > 4:
+        stages.append(4)
+        stride //= 4
+    return stages + [stride]
+
+
+def front_length(length: int, stride: int) -> int:
+    """The steps ``ConvFront`` of ``stride`` makes of ``length``: ceil(length / stride), stage by stage."""
+    for s in front_stages(stride) if stride >= 2 else []:
+        length = -(-length // s)
+    return length
+
+
+def rnn_input_size(config: ModelConfig) -> int:
+    """The features per step the recurrent layers read: the front end's H channels, else the input's."""
+    return config.hidden if config.front else config.input_size
+
+
+class ConvFront(nn.Module):
+    """``front=S``: (N, L, F) -> (N, L', H), L' = ceil(L / S) stage by stage. Each stage of stride s zeroes
+    the steps after each sequence's end, pads s zero steps before the start and s - 1 after the end, and
+    convolves with width 2s and stride s: output t reads input steps (t - 1) s .. (t + 1) s - 1 -- its own block
+    of s and the one before it, never a later one -- so a sequence's outputs are the same whatever padding
+    follows it (a last, partial block reads zeros). Lengths become ceil(length / s)."""
+
+    def __init__(self, input_size: int, channels: int, stride: int) -> None:
+        super().__init__()
+        sizes = [input_size] + [channels] * len(front_stages(stride))
+        self.convs = nn.ModuleList(nn.Conv1d(a, channels, 2 * s, stride=s)
+                                   for a, s in zip(sizes, front_stages(stride)))
+
+    def forward(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        for conv in self.convs:
+            s = conv.stride[0]
+            if lengths is not None:  # what follows each sequence's end is never read as data
+                real = torch.arange(x.shape[1], device=x.device) < lengths.to(x.device)[:, None]  # (N, L)
+                x = x * real.unsqueeze(-1)
+                lengths = torch.div(lengths + s - 1, s, rounding_mode="floor")
+            inputs = F.pad(x.transpose(1, 2), (s, s - 1))  # (N, F, s + L + s - 1): constant pads, so a trace
+            x = F.gelu(conv(inputs)).transpose(1, 2)  # (N, ceil(L / s), H)       keeps L free
+        return x, lengths
 
 
 class ResidualBlocks(nn.Module):
@@ -81,7 +136,8 @@ class ResidualBlocks(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         hidden, arch = config.hidden, registry.get(config.arch)
-        self.project = nn.Linear(config.input_size, hidden) if config.input_size != hidden else nn.Identity()
+        width = rnn_input_size(config)
+        self.project = nn.Linear(width, hidden) if width != hidden else nn.Identity()
         self.layers = nn.ModuleList(arch.build(hidden, hidden, batch_first=True, **layer_options(config))
                                     for _ in range(config.layers))
         self.mlps = nn.ModuleList(nn.Sequential(nn.Linear(hidden, 4 * hidden), nn.GELU(), nn.Linear(4 * hidden, hidden))
@@ -155,7 +211,8 @@ class GatedBlocks(nn.Module):
             raise ValueError(f"{config.arch} is a block of its own: use block 'stack' or 'residual'")
         self.griffin = config.block == "griffin"
         self.inner = inner = hidden if self.griffin else 2 * hidden  # E
-        self.project = nn.Linear(config.input_size, hidden) if config.input_size != hidden else nn.Identity()
+        width = rnn_input_size(config)
+        self.project = nn.Linear(width, hidden) if width != hidden else nn.Identity()
         self.in_proj = nn.ModuleList(nn.Linear(hidden, 2 * inner, bias=False) for _ in range(count))
         self.convs = nn.ModuleList(CausalConv(inner, self.WIDTH) for _ in range(count))
         self.layers = nn.ModuleList(arch.build(inner, inner, batch_first=True, **layer_options(config))
@@ -211,6 +268,11 @@ class SequenceModel(nn.Module):
         super().__init__()
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.input_size) if config.vocab_size else None
+        if config.readout not in READOUTS:
+            raise ValueError(f"readout must be one of {', '.join(READOUTS)}, got {config.readout!r}")
+        if config.front and (config.front < 2 or config.readout == "steps"):
+            raise ValueError("front is a stride of 2 or more, for readouts of one answer per sequence")
+        self.front = ConvFront(config.input_size, config.hidden, config.front) if config.front else None
         if config.block not in BLOCKS:
             raise ValueError(f"block must be one of {', '.join(BLOCKS)}, got {config.block!r}")
         if config.block != "stack" and config.bidirectional:
@@ -221,7 +283,7 @@ class SequenceModel(nn.Module):
             self.rnn = GatedBlocks(config)
         else:
             self.rnn = registry.get(config.arch).build(
-                config.input_size, config.hidden, num_layers=config.layers,
+                rnn_input_size(config), config.hidden, num_layers=config.layers,
                 dropout=config.dropout if config.layers > 1 else 0.0, bidirectional=config.bidirectional,
                 batch_first=True, **layer_options(config))
         self.drop = nn.Dropout(config.dropout)
@@ -245,31 +307,41 @@ class SequenceModel(nn.Module):
     def forward(self, inputs: Tensor, state=None, lengths: Tensor | None = None):
         """inputs (N, L) token ids or (N, L, F) features -> (outputs, state).
 
-        outputs: (N, L, output_size) with readout "steps", (N, output_size) with readout "last".
-        ``lengths`` (N,): each sequence's real steps, the rest padding (readout "last" only): the layers read
-        them packed, so the final states are each sequence's own (both directions), whatever the padding.
+        outputs: (N, L, output_size) with readout "steps", (N, output_size) with readout "last" or "max".
+        ``lengths`` (N,): each sequence's real steps, the rest padding (one answer per sequence only): the layers
+        read them packed, so the final states are each sequence's own (both directions), whatever the padding.
         """
         x = self.embedding(inputs) if self.embedding is not None else inputs  # (N, L, F)
-        if lengths is not None and self.config.readout != "last":
-            raise ValueError("lengths are for readout 'last' (one output per sequence)")
-        reads_state = self.config.block == "stack" and registry.get(self.config.arch).state_is_output
+        readout = self.config.readout
+        if lengths is not None and readout == "steps":
+            raise ValueError("lengths are for readouts of one answer per sequence ('last', 'max')")
+        if self.front is not None:
+            x, lengths = self.front(x, lengths)  # (N, L', H), lengths in its steps
+        reads_state = readout == "last" and self.config.block == "stack" and registry.get(self.config.arch).state_is_output
         if lengths is not None and self.config.block == "stack":
             packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
             steps, state = self.rnn(packed, state)
             if not reads_state:
                 steps, _ = pad_packed_sequence(steps, batch_first=True)  # (N, L, D*H), the batch's order
-                return self.head(self.drop(self._last_steps(steps, lengths))), state
-            h_n = state[0] if isinstance(state, tuple) else state  # (layers*D, N, H), in the batch's order
-            last = h_n[-2:] if self.config.bidirectional else h_n[-1:]  # (D, N, H)
-            return self.head(self.drop(torch.cat(list(last), dim=1))), state
-        steps, state = self.rnn(x, state)  # (N, L, D*H)
-        if self.config.readout == "steps":
+        else:
+            steps, state = self.rnn(x, state)  # (N, L, D*H); causal, so padding after a sequence never reaches it
+        if readout == "steps":
             return self.head(self.drop(steps)), state
-        if not reads_state:  # the outputs at the last (real) step; causal, so padding after it never reaches it
+        if readout == "max":
+            return self.head(self.drop(self._max_steps(steps, lengths))), state
+        if not reads_state:  # the outputs at the last (real) step
             return self.head(self.drop(self._last_steps(steps, lengths))), state
-        h_n = state[0] if isinstance(state, tuple) else state  # (layers*D, N, H)
+        h_n = state[0] if isinstance(state, tuple) else state  # (layers*D, N, H), in the batch's order
         last = h_n[-2:] if self.config.bidirectional else h_n[-1:]  # (D, N, H)
         return self.head(self.drop(torch.cat(list(last), dim=1))), state  # (N, output_size)
+
+    @staticmethod
+    def _max_steps(steps: Tensor, lengths: Tensor | None) -> Tensor:
+        """readout "max": each feature's largest value over each sequence's real steps, (N, L, D*H) -> (N, D*H)."""
+        if lengths is None:
+            return steps.amax(1)
+        real = torch.arange(steps.shape[1], device=steps.device) < lengths.to(steps.device)[:, None]  # (N, L)
+        return steps.masked_fill(~real.unsqueeze(-1), float("-inf")).amax(1)
 
     def _last_steps(self, steps: Tensor, lengths: Tensor | None) -> Tensor:
         """What each sequence ends in, from the outputs (N, L, D*H): the forward direction's at the last real

@@ -83,7 +83,7 @@ def common() -> dict[str, Kind]:
     return {"run": DICT, "run.step": COUNT, "run.seconds": NON_NEGATIVE, "run.best_val": NUMBER,
             "run.bad_evals": COUNT, "run.history": LIST, "run.stopped": TEXT, "run.averaged": BOOL,
             "model": DICT, "model.input_size": POSITIVE, "model.output_size": POSITIVE, "model.vocab_size": COUNT,
-            "model.readout": one_of("steps", "last"), **_network("model"),
+            "model.readout": one_of("steps", "last", "max"), "model.front": COUNT, **_network("model"),
             "options": DICT, **_network("options"), "train": DICT, **_train(), "metrics": DICT}
 
 
