@@ -279,9 +279,9 @@ class Mamba(nn.Module):
         windows, states = hx  # (layers, N, E, K-1), (layers, N, E, S)
         if windows.dtype != stream.dtype or states.dtype != stream.dtype:
             windows, states = windows.to(stream.dtype), states.to(stream.dtype)
+        eps = self.norm_f.eps if self.norm_f.eps is not None else torch.finfo(stream.dtype).eps  # RMSNorm's None
         out, windows, states = fast.extension().mamba_stack_step(  # (N, H)
-            stream.select(1, 0), windows, states, [block.weights() for block in self.layers], self.norm_f.weight,
-            self.norm_f.eps)
+            stream.select(1, 0), windows, states, [block.weights() for block in self.layers], self.norm_f.weight, eps)
         return out.unsqueeze(1), (windows, states)  # (N, 1, H)
 
     def forward(self, input, hx: tuple[Tensor, Tensor] | None = None):

@@ -369,7 +369,8 @@ void rms_norm_rows(const T* x, const T* weight, T* out, int64_t N, int64_t H, do
   }
 }
 
-// The convolution windows and SSM states of one token, every batch row a task: mixer_step_row over xz (N, 2E).
+// One token of the mixer for N rows (xz (N, 2E) -> y (N, E), the windows and states stepped): the first pass
+// per row, the second in blocks of channels, so that one row of sampling still uses every thread.
 template <typename T>
 void mixer_step_rows(const at::Tensor& xz, const at::Tensor& window, const at::Tensor& state, const at::Tensor& conv_w,
                      const c10::optional<at::Tensor>& conv_b, const at::Tensor& x_proj, const at::Tensor& dt_w,
