@@ -132,10 +132,12 @@ class _RNNEstimator(BaseEstimator):
 
 class RNNClassifier(ClassifierMixin, _RNNEstimator):
     """A recurrent sequence classifier (``rnnlab.tasks.classify``): its network reads each sequence and a
-    linear head scores the classes from its last step. The defaults are the task's recipe."""
+    linear head scores the classes from its last step -- or, for recordings of over 500 steps, through a
+    strided convolutional front end and from each feature's max over the steps (``front``, ``readout``; None
+    lets the task choose). The defaults are the task's recipe."""
 
     _task, _trained = classify, classify.Classifier
-    _network_settings = _RNNEstimator._network_settings + ("label_smoothing",)
+    _network_settings = _RNNEstimator._network_settings + ("label_smoothing", "front", "readout")
 
     def __init__(self, arch: str = "gru", hidden: int = classify.DEFAULTS["hidden"],
                  layers: int = classify.DEFAULTS["layers"], dropout: float = classify.DEFAULTS["dropout"],
@@ -143,11 +145,11 @@ class RNNClassifier(ClassifierMixin, _RNNEstimator):
                  label_smoothing: float = classify.DEFAULTS["label_smoothing"], val_frac: float = 0.0,
                  steps: int = classify.TRAIN_DEFAULTS["steps"], batch_size: int = classify.TRAIN_DEFAULTS["batch_size"],
                  lr: float = classify.TRAIN_DEFAULTS["lr"], weight_decay: float = classify.TRAIN_DEFAULTS["weight_decay"],
-                 seed: int = 0, device: str = "auto"):
+                 seed: int = 0, device: str = "auto", front: int | None = None, readout: str | None = None):
         self.arch, self.hidden, self.layers, self.dropout = arch, hidden, layers, dropout
         self.bidirectional, self.block, self.noise, self.label_smoothing = bidirectional, block, noise, label_smoothing
         self.val_frac, self.steps, self.batch_size, self.lr = val_frac, steps, batch_size, lr
-        self.weight_decay, self.seed, self.device = weight_decay, seed, device
+        self.weight_decay, self.seed, self.device, self.front, self.readout = weight_decay, seed, device, front, readout
 
     def fit(self, X, y):
         """Train on sequences X with labels y (n,); returns self."""

@@ -62,11 +62,13 @@ class RNNTimeSeriesClassifier(BaseClassifier):
     def __init__(self, arch: str = "gru", hidden: int = 128, layers: int = 2, dropout: float = 0.2,
                  bidirectional: bool = False, block: str = "stack", noise: float | None = None,
                  label_smoothing: float = 0.1, val_frac: float = 0.0, steps: int = 2000, batch_size: int = 128,
-                 lr: float = 6e-3, weight_decay: float = 1e-4, random_state: int | None = 0, device: str = "auto"):
+                 lr: float = 6e-3, weight_decay: float = 1e-4, random_state: int | None = 0, device: str = "auto",
+                 front: int | None = None, readout: str | None = None):
         self.arch, self.hidden, self.layers, self.dropout = arch, hidden, layers, dropout
         self.bidirectional, self.block, self.noise, self.label_smoothing = bidirectional, block, noise, label_smoothing
         self.val_frac, self.steps, self.batch_size, self.lr = val_frac, steps, batch_size, lr
         self.weight_decay, self.random_state, self.device = weight_decay, random_state, device
+        self.front, self.readout = front, readout
         super().__init__()
 
     def _fit(self, X, y):
@@ -83,9 +85,11 @@ class RNNTimeSeriesClassifier(BaseClassifier):
 
     @classmethod
     def get_test_params(cls, parameter_set="default"):
-        """Tiny fits for sktime's suite: a one-layer GRU, and a bidirectional LSTM with jitter."""
+        """Tiny fits for sktime's suite: a one-layer GRU, and a bidirectional LSTM with jitter behind a front
+        end of stride 2, answering from the max over steps."""
         return [dict(hidden=8, layers=1, steps=30, batch_size=16),
-                dict(arch="lstm", hidden=8, layers=1, bidirectional=True, noise=0.1, steps=30, batch_size=16)]
+                dict(arch="lstm", hidden=8, layers=1, bidirectional=True, noise=0.1, steps=30, batch_size=16,
+                     front=2, readout="max")]
 
 
 def _seed(random_state: int | None) -> int:

@@ -84,6 +84,21 @@ def test_pickle_clone_and_errors():
         RNNClassifier(steps=5).fit([np.zeros((4, 2)), np.zeros((4, 3))], ["a", "b"])
 
 
+def test_the_front_end_and_the_readout_are_settings_and_survive_pickling():
+    rng = np.random.default_rng(5)
+    x = [rng.normal(size=(int(t), 1)) for t in rng.integers(520, 600, 24)]  # long: the task's front end by default
+    labels = np.arange(24) % 2
+    chosen = RNNClassifier(hidden=8, layers=1, steps=3).fit(x, labels)
+    assert (chosen.model_.network.config.front, chosen.model_.network.config.readout) == (8, "max")
+    model = RNNClassifier(hidden=8, layers=1, steps=3, front=4, readout="last").fit(x, labels)
+    assert (model.model_.network.config.front, model.model_.network.config.readout) == (4, "last")
+    again = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(again.predict_proba(x), model.predict_proba(x))
+    assert clone(model).get_params()["front"] == 4
+    with pytest.raises(InvalidInput, match="front"):
+        RNNClassifier(steps=2, front=1).fit(x, labels)
+
+
 def test_in_a_pipeline_with_a_grid_search():
     x, labels, _ = wiggles(120, 3)
     table = np.stack([item[:5, 0] for item in x])  # (120, 5) univariate sequences, one column per step
