@@ -103,6 +103,13 @@ def rnn_input_size(config: ModelConfig) -> int:
     return config.hidden if config.front else config.input_size
 
 
+def to_hidden(config: ModelConfig) -> nn.Module:
+    """``project`` of the residual and gated blocks: what the layers read, brought to H (Linear), or as it is
+    where it is H wide already."""
+    width = rnn_input_size(config)
+    return nn.Linear(width, config.hidden) if width != config.hidden else nn.Identity()
+
+
 class ConvFront(nn.Module):
     """``front=S``: (N, L, F) -> (N, L', H), L' = ceil(L / S) stage by stage. Each stage of stride s zeroes
     the steps after each sequence's end, pads s zero steps before the start and s - 1 after the end, and
@@ -112,9 +119,9 @@ class ConvFront(nn.Module):
 
     def __init__(self, input_size: int, channels: int, stride: int) -> None:
         super().__init__()
-        sizes = [input_size] + [channels] * len(front_stages(stride))
-        self.convs = nn.ModuleList(nn.Conv1d(a, channels, 2 * s, stride=s)
-                                   for a, s in zip(sizes, front_stages(stride)))
+        stages = front_stages(stride)
+        sizes = [input_size] + [channels] * len(stages)
+        self.convs = nn.ModuleList(nn.Conv1d(a, channels, 2 * s, stride=s) for a, s in zip(sizes, stages))
 
     def forward(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
         for conv in self.convs:
@@ -136,8 +143,7 @@ class ResidualBlocks(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         hidden, arch = config.hidden, registry.get(config.arch)
-        width = rnn_input_size(config)
-        self.project = nn.Linear(width, hidden) if width != hidden else nn.Identity()
+        self.project = to_hidden(config)
         self.layers = nn.ModuleList(arch.build(hidden, hidden, batch_first=True, **layer_options(config))
                                     for _ in range(config.layers))
         self.mlps = nn.ModuleList(nn.Sequential(nn.Linear(hidden, 4 * hidden), nn.GELU(), nn.Linear(4 * hidden, hidden))
@@ -211,8 +217,7 @@ class GatedBlocks(nn.Module):
             raise ValueError(f"{config.arch} is a block of its own: use block 'stack' or 'residual'")
         self.griffin = config.block == "griffin"
         self.inner = inner = hidden if self.griffin else 2 * hidden  # E
-        width = rnn_input_size(config)
-        self.project = nn.Linear(width, hidden) if width != hidden else nn.Identity()
+        self.project = to_hidden(config)
         self.in_proj = nn.ModuleList(nn.Linear(hidden, 2 * inner, bias=False) for _ in range(count))
         self.convs = nn.ModuleList(CausalConv(inner, self.WIDTH) for _ in range(count))
         self.layers = nn.ModuleList(arch.build(inner, inner, batch_first=True, **layer_options(config))
