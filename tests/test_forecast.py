@@ -236,7 +236,7 @@ def minute_frame(rows: int, seed: int = 0) -> pd.DataFrame:
 
 
 def test_minute_data_caps_the_default_window_and_still_looks_a_season_back(tmp_path, capsys):
-    from rnnlab.tasks.forecast.task import WINDOW_CAP
+    from rnnlab.tasks.forecast.validation import WINDOW_CAP
     metrics = forecast.train(data=minute_frame(12_000), out=str(tmp_path), hidden=8, steps=3)
     assert (metrics["season"], metrics["window"]) == (1440, WINDOW_CAP)
     said = capsys.readouterr().err

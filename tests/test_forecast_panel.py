@@ -15,7 +15,7 @@ from rnnlab.cli import main
 from rnnlab.data.panel import read_panel
 from rnnlab.errors import UserError
 from rnnlab.tasks import forecast
-from rnnlab.tasks.forecast import intervals, panel as panel_task
+from rnnlab.tasks.forecast import intervals, panel_data, panel_forecaster
 from rnnlab.tasks.forecast.intervals import QUANTILES
 from rnnlab.tasks.forecast.metrics import aggregate, panel_scores, seasonal_scale
 from shared_data import SHARED
@@ -107,17 +107,17 @@ def test_baseline_intervals_follow_fpp3():
     panel = read_panel(data=pd.DataFrame({"unique_id": "a", "ds": pd.date_range("2000", periods=8, freq="YS"),
                                           "y": values}))
     end, h = np.array([7]), 3
-    naive = panel_task.baseline_quantiles(panel, end, "naive", h, None, panel.starts[1:])[0]  # (H, Q)
+    naive = panel_data.baseline_quantiles(panel, end, "naive", h, None, panel.starts[1:])[0]  # (H, Q)
     sigma = math.sqrt(np.mean(np.diff(values) ** 2))
     for k in range(h):
         assert naive[k] == pytest.approx(10.0 + intervals.Z * sigma * math.sqrt(k + 1))
-    drift = panel_task.baseline_quantiles(panel, end, "drift", h, None, panel.starts[1:])[0]
+    drift = panel_data.baseline_quantiles(panel, end, "drift", h, None, panel.starts[1:])[0]
     steps = np.diff(values)
     sigma = math.sqrt(np.mean((steps - steps.mean()) ** 2))
     for k in range(h):
         centre = 10.0 + (k + 1) * (10.0 - 3.0) / 7
         assert drift[k] == pytest.approx(centre + intervals.Z * sigma * math.sqrt((k + 1) * (1 + (k + 1) / 8)))
-    seasonal = panel_task.baseline_quantiles(panel, end, "seasonal_naive", 5, 4, panel.starts[1:])[0]
+    seasonal = panel_data.baseline_quantiles(panel, end, "seasonal_naive", 5, 4, panel.starts[1:])[0]
     sigma = math.sqrt(np.mean((values[4:] - values[:-4]) ** 2))
     for k in range(5):
         assert seasonal[k] == pytest.approx(values[4 + k % 4] + intervals.Z * sigma * math.sqrt(k // 4 + 1))
@@ -150,8 +150,8 @@ def test_scores_are_the_m4_definitions():
 def test_windows_read_only_their_own_series_and_mask_the_padding():
     frame = quarterly_panel(3, lengths=(30, 31))
     panel = read_panel(data=frame)
-    kinds, scales = panel_task.PanelData.fit(panel, panel.starts[1:])
-    rows = panel_task.PanelData(panel, kinds, scales)
+    kinds, scales = panel_data.PanelData.fit(panel, panel.starts[1:])
+    rows = panel_data.PanelData(panel, kinds, scales)
     ends = panel.starts[1:3] + 3  # the 4th row of series 1 and 2: windows of 8 reach back into the series before
     inputs = rows.inputs(ends, 8, 4)  # (2, 8, 4)
     assert inputs[:, :4, -1].sum() == 0 and (inputs[:, 4:, -1] == 1).all()
@@ -161,7 +161,7 @@ def test_windows_read_only_their_own_series_and_mask_the_padding():
     assert np.allclose(inputs[:, 4:, 2], slope[:, None])
     changed = frame.copy()
     changed.loc[changed.unique_id == "s00", "y"] *= 10  # the series before: never read
-    other = panel_task.PanelData(read_panel(data=changed), kinds, scales)
+    other = panel_data.PanelData(read_panel(data=changed), kinds, scales)
     assert np.array_equal(other.inputs(ends, 8, 4), inputs)
 
 
@@ -248,7 +248,7 @@ def test_a_panel_model_loads_inspects_and_exports_like_the_others(tmp_path):
     path = tmp_path / "panel.csv"
     quarterly_panel(4).to_csv(path, index=False)
     forecast.train(csv=str(path), horizon=2, out=str(tmp_path / "run"), hidden=8, steps=5, quiet=True)
-    assert isinstance(tasks.load(tmp_path / "run"), panel_task.PanelForecaster)
+    assert isinstance(tasks.load(tmp_path / "run"), panel_forecaster.PanelForecaster)
     written = inspect_model(tmp_path / "run", tmp_path / "seen", csv=str(path))
     assert any(p.suffix == ".png" for p in written)
     given = forecast.load(tmp_path / "run").model_input(csv=str(path), index=3)
@@ -310,15 +310,15 @@ def test_covariates_are_standardised_per_series_and_known_ones_read_ahead():
     panel = read_panel(data=frame, columns=["lead", "promo"])
     assert panel.covariate_names == ("lead", "promo") and panel.covariates.shape == (90, 2)
     train_ends = panel.starts[1:] - 10
-    means, deviations = panel_task.PanelData.fit_covariates(panel, train_ends)
+    means, deviations = panel_data.PanelData.fit_covariates(panel, train_ends)
     for s in range(3):
         part = panel.covariates[panel.starts[s]:train_ends[s]]
         assert np.allclose(means[s], part.mean(0)) and np.allclose(deviations[s], part.std(0))
-    kinds, scales = panel_task.PanelData.fit(panel, train_ends)
-    rows = panel_task.PanelData(panel, kinds, scales, means, deviations, known=1, calendar_season=52)
+    kinds, scales = panel_data.PanelData.fit(panel, train_ends)
+    rows = panel_data.PanelData(panel, kinds, scales, means, deviations, known=1, calendar_season=52)
     ends, window, h = panel.starts[1:3] + 12, 8, 3
     inputs = rows.inputs(ends, window, None, h)  # (2, 8 + 3, channels)
-    assert inputs.shape == (2, 11, panel_task.channels(None, 2, 1, 52)) == (2, 11, 3 + 2 + 2 + 1)
+    assert inputs.shape == (2, 11, panel_data.channels(None, 2, 1, 52)) == (2, 11, 3 + 2 + 2 + 1)
     # channels: change, trend, lead, promo, sin, cos, real, ahead
     standard = (panel.covariates - means[rows.series_of]) / deviations[rows.series_of]
     past = ends[:, None] + np.arange(1 - window, 1)
@@ -333,7 +333,7 @@ def test_covariates_are_standardised_per_series_and_known_ones_read_ahead():
     given = rows.inputs(ends, window, None, h, known_ahead=panel.covariates[ahead][..., 1:],
                         calendar_ahead=rows.calendar[ahead])
     assert np.allclose(given, inputs)  # values given for rows past the table's end read as the table's own
-    quarters = panel_task.calendar(pd.DatetimeIndex(["2001-02-01", "2001-05-01", "2001-08-01", "2001-11-01"]), 4)
+    quarters = panel_data.calendar(pd.DatetimeIndex(["2001-02-01", "2001-05-01", "2001-08-01", "2001-11-01"]), 4)
     assert np.allclose(quarters, [[0, 1], [1, 0], [0, -1], [-1, 0]], atol=1e-12)
 
 
@@ -365,7 +365,7 @@ def test_a_forecaster_with_known_covariates_predicts_from_their_future_values(tm
     with torch.no_grad():
         raw = model.network(inputs)[0].view(6, h, len(QUANTILES))
     scaled = intervals.ordered_quantiles(raw).double().numpy()
-    median = rows.to_levels(panel_task.bounded(scaled), rows.base(ends, h, season), ends)[..., intervals.MEDIAN]
+    median = rows.to_levels(panel_data.bounded(scaled), rows.base(ends, h, season), ends)[..., intervals.MEDIAN]
     assert np.allclose(table["mean"].to_numpy(), median.ravel(), rtol=1e-6)
     flipped = future.assign(promo=1 - future.promo)
     assert not np.allclose(model.predict(data=history, future=flipped)["mean"], table["mean"])

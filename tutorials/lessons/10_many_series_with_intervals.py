@@ -50,7 +50,7 @@ print(pd.DataFrame(rows).T[["mase", "coverage80", "coverage95", "msis"]].round(3
 
 # %%
 from rnnlab.tasks.forecast import intervals
-from rnnlab.tasks.forecast.panel import baseline_quantiles
+from rnnlab.tasks.forecast.panel_data import baseline_quantiles
 from rnnlab.data.panel import read_panel
 
 model = forecast.load("runs/m1")

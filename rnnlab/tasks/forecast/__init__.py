@@ -31,11 +31,13 @@ trained model) and ``intervals`` (quantiles, the pinball loss, the baselines' in
 
 from .baselines import Drift, Naive, SeasonalNaive, base_forecaster, baselines
 from .features import Scaler, network_inputs, seasonal_changes, window_inputs
-from .forecaster import Forecaster, load, predict, read_series
+from .forecaster import Forecaster, read_series
+from .loading import load, predict
 from .metrics import aggregate, in_sample_naive_mae, panel_scores, score
-from .panel import PanelForecaster, PanelTask
-from .task import (BUILTINS, CSV_SEASON, DEFAULTS, HUBER_BETA, OUT, TRAIN_DEFAULTS, WINDOW, ForecastTask,
-                   default_window, has_season, train)
+from .panel import PanelTask
+from .panel_forecaster import PanelForecaster
+from .task import BUILTINS, CSV_SEASON, DEFAULTS, HUBER_BETA, OUT, TRAIN_DEFAULTS, ForecastTask, train
+from .validation import WINDOW, default_window, has_season
 
 __all__ = ["train", "load", "predict", "Forecaster", "ForecastTask", "Scaler", "Naive", "SeasonalNaive", "Drift",
            "baselines", "base_forecaster", "score", "panel_scores", "aggregate", "PanelTask", "PanelForecaster", "in_sample_naive_mae", "network_inputs", "window_inputs",

@@ -81,37 +81,6 @@ class Forecaster(Trained):
         return ModelInput(torch.tensor(inputs, dtype=torch.float32), labels, f"the last {window} rows of {Path(csv).name}")
 
 
-def load(model_dir: str | Path) -> Forecaster:
-    """The trained forecaster saved in ``model_dir`` (a run folder): a ``Forecaster``, or for a run on a
-    panel a ``panel.PanelForecaster``."""
-    from ...training import checkpoint
-    from .panel import TASK, PanelForecaster
-    folder = checkpoint.find(model_dir) if model_dir is not None else None
-    if folder is not None and _task_of(folder / "state.json") == TASK:
-        return PanelForecaster.read(model_dir, TASK)
-    return Forecaster.read(model_dir, "forecast")
-
-
-def _task_of(state_file: Path) -> str | None:
-    import json
-    try:
-        state = json.loads(state_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None  # the reader's own checks name what is wrong
-    return state.get("task") if isinstance(state, dict) else None
-
-
-def predict(model_dir: str | Path, csv: str | Path | None = None, data=None, future=None) -> pd.Series:
-    """``load(model_dir).predict(csv=..., data=...)``; ``future``: a panel's known-future covariates ahead."""
-    model = load(model_dir)
-    if future is None:
-        return model.predict(csv=csv, data=data)
-    if model.task != "forecast_panel":
-        raise UserError("future (the known-future covariates ahead) is for a panel forecaster that read them",
-                        "future")
-    return model.predict(csv=csv, data=data, future=future)
-
-
 def read_series(options: dict, csv, data, columns=None, target=None, last: int | None = None) -> Series:
     """The series of a CSV file, a DataFrame or an array, read with the run's column and date settings; of a
     CSV file only as much as its newest ``last`` rows need (all when None)."""

@@ -1,49 +1,42 @@
-"""Many series, one network: a global recurrent forecaster over a panel, with quantiles calibrated on validation.
+"""Many series, one network: the task of a global recurrent forecaster over a panel, with quantiles calibrated
+on validation (its rows as the network reads them: ``panel_data``; the trained forecaster: ``panel_forecaster``).
 
 The split is per series, as the M competitions and ``benchmarks/forecast_panel.py`` have it: the last
 ``horizon`` points of each series are its test part; before them, the last max(horizon, val_frac of the rest)
 points its validation part; the network trains on windows whose targets lie before that.
 
-Each series is scaled on its own training part (log changes for a positive series, differences otherwise,
-divided by its typical one-step change: the one-series forecaster's relative changes, per series). A window
-of ``window`` rows reads, per row, the change from the window's last value, the change over one season (with
-a season), and whether the row is real: a series shorter than the window is padded in front and the padding
-masked. The network gives ``len(QUANTILES)`` ordered quantiles of each step ahead, as changes from the base
-forecast (the seasonal naive with a season, else persistence), trained with the pinball loss.
+The network reads each series in its own scale (``panel_data``) and gives ``len(QUANTILES)`` ordered
+quantiles of each step ahead, as changes from the base forecast (the seasonal naive with a season, else
+persistence), trained with the pinball loss.
 
 After training, on the validation part: every quantile is calibrated (``intervals.calibration_shifts``, in
 units of each series' mean absolute step, pooled over the series),
 and each series keeps the network, or the baseline (naive, seasonal naive, drift) with the smaller MAE on
 its own validation part among those at least as good as the network over the whole panel's validation --
 with that baseline's intervals, calibrated the same way.
-
-Covariates (``features`` past-only, ``known`` known in advance, ``calendar`` the dates' place in their
-season) are standardised per series; a network that reads known-future ones gets ``horizon`` rows more
-after the window, flagged, where only those are filled.
 """
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from ...data.panel import DATE, ID, Panel, read_panel
-from ...data.series import future_dates, season_and_name
+from ...data.panel import ID, Panel, read_panel
+from ...data.series import season_and_name
 from ...errors import UserError, check_settings
-from ...training import Task, saved
-from ..common import Trained
+from ...training import Task, fit, saved
+from ..common import network_config, network_guard
 from ..network import ModelConfig, SequenceModel
 from . import intervals
 from .intervals import MEDIAN, QUANTILES
 from .metrics import aggregate, panel_scores, seasonal_scale
-from .task import VAL_WINDOWS, evenly_spaced, has_season
+from .panel_data import BASELINES, PanelData, baseline_quantiles, bounded, channels, spreads
+from .validation import VAL_WINDOWS, evenly_spaced, has_season, season_and_window
 
 TASK = "forecast_panel"
-BASELINES = ("naive", "seasonal_naive", "drift")
 CHUNK = 4096  # windows per forward pass
 saved.FIELDS[TASK] = {
     "window": saved.POSITIVE, "horizon": saved.POSITIVE, "season": saved.optional(saved.POSITIVE),
@@ -58,179 +51,6 @@ saved.FIELDS[TASK] = {
                           "a list of finite numbers > 0"),
     "shifts": saved.DICT, "quantiles": saved.NUMBERS, "covariates": saved.TEXTS, "known": saved.COUNT,
     "calendar_season": saved.optional(saved.POSITIVE), "means": saved.LIST, "deviations": saved.LIST}
-
-
-LOG_STEP_LIMIT = 0.5  # a positive series whose log changes vary more than this is modelled in differences
-BOUND = 10.0  # quantiles of the k-th step ahead stay within BOUND * sqrt(k) typical steps of the base
-
-
-def bounded(scaled: np.ndarray) -> np.ndarray:
-    """(n, H, Q) scaled quantiles held within +-BOUND sqrt(k) typical steps at step k: a network's far tail
-    (a log-change of tens of steps) would otherwise turn into a factor of thousands in the series' units."""
-    limit = BOUND * np.sqrt(np.arange(1, scaled.shape[1] + 1))[None, :, None]  # (1, H, 1)
-    return np.clip(scaled, -limit, limit)
-
-
-def season_phase(dates: pd.DatetimeIndex, season: int) -> np.ndarray:
-    """(N,) each date's place in its season, in [0, 1): the quarter of the year (season 4), the month (12), the
-    week (52), the day of the week (7, or 5 for business days), else the time of day (``season`` steps a day)."""
-    if season == 4:
-        return ((dates.month - 1) // 3).to_numpy() / 4.0
-    if season == 12:
-        return (dates.month - 1).to_numpy() / 12.0
-    if season == 52:
-        return ((dates.dayofyear - 1) / 365.25).to_numpy()
-    if season in (5, 7):
-        return dates.dayofweek.to_numpy() / float(season)
-    return (dates.hour * 3600 + dates.minute * 60 + dates.second).to_numpy() / 86400.0
-
-
-def calendar(dates: pd.DatetimeIndex, season: int) -> np.ndarray:
-    """(N, 2) the calendar features of ``dates``: the sine and cosine of their place in the season."""
-    angle = 2 * np.pi * season_phase(dates, season)
-    return np.stack([np.sin(angle), np.cos(angle)], axis=-1)
-
-
-def channels(season: int | None, covariates: int, known: int, calendar_season: int | None) -> int:
-    """How many values the network reads per row: the change, the seasonal change (with a season), the
-    trend, the covariates, the calendar's two, the real-row mask, and the flag of a row ahead where it reads
-    ahead (known-future covariates or the calendar)."""
-    ahead = bool(known or calendar_season)
-    return 3 + int(has_season(season)) + covariates + (2 if calendar_season else 0) + int(ahead)
-
-
-class PanelData:
-    """A panel's rows as the network reads them: levels (log for a positive series), per-series scales, the
-    series each row belongs to, and the covariates: each standardised on its series' training rows, the
-    known-future ones (the last ``known`` of them) also read on the rows ahead, with the calendar features
-    of the dates (``calendar_season``)."""
-
-    def __init__(self, panel: Panel, kinds: list[str], scales: np.ndarray, means: np.ndarray | None = None,
-                 deviations: np.ndarray | None = None, known: int = 0, calendar_season: int | None = None) -> None:
-        self.panel, self.kinds, self.scales = panel, list(kinds), np.asarray(scales, dtype=np.float64)
-        self.series_of = np.repeat(np.arange(len(panel.ids)), panel.lengths)  # (N,)
-        self.is_log = np.repeat(np.array([k == "log" for k in self.kinds]), panel.lengths)  # (N,)
-        self.levels = np.where(self.is_log, np.log(np.maximum(panel.values, 1e-300)), panel.values)  # (N,)
-        count = 0 if panel.covariates is None else panel.covariates.shape[1]
-        self.means = np.zeros((len(panel.ids), count)) if means is None else np.asarray(means, np.float64)  # (S, C)
-        self.deviations = (np.ones((len(panel.ids), count)) if deviations is None
-                           else np.asarray(deviations, np.float64))  # (S, C)
-        self.covariates = (self.standard(panel.covariates, self.series_of) if count
-                           else np.zeros((len(panel.values), 0)))  # (N, C)
-        self.known, self.calendar_season = known, calendar_season
-        self.calendar = (calendar(panel.dates, calendar_season) if calendar_season
-                         else np.zeros((len(panel.values), 0)))  # (N, 2 or 0)
-
-    @property
-    def reads_ahead(self) -> bool:
-        """Whether the network reads the ``horizon`` rows ahead (known-future covariates or the calendar)."""
-        return bool(self.known or self.calendar_season)
-
-    def standard(self, values: np.ndarray, series: np.ndarray, columns: slice = slice(None)) -> np.ndarray:
-        """Values (n, ..., C') of the covariates ``columns`` in rows of ``series`` (n,), standardised with their
-        series' statistics."""
-        shape = (len(series),) + (1,) * (values.ndim - 2) + (values.shape[-1],)
-        means, deviations = self.means[series][:, columns], self.deviations[series][:, columns]
-        return (values - means.reshape(shape)) / deviations.reshape(shape)
-
-    @staticmethod
-    def fit(panel: Panel, train_ends: np.ndarray) -> tuple[list[str], np.ndarray]:
-        """(kinds, scales) from each series' training rows, ``starts[s] .. train_ends[s]`` (exclusive)."""
-        kinds, scales = [], []
-        for s in range(len(panel.ids)):
-            part = panel.values[panel.starts[s]:train_ends[s]]
-            kind = "log" if (part > 0).all() else "diff"
-            if kind == "log" and len(part) > 1 and np.diff(np.log(part)).std() > LOG_STEP_LIMIT:
-                kind = "diff"  # steps of more than ~half the level: log changes would make far tails explode
-            levels = np.log(part) if kind == "log" else part
-            scale = float(np.diff(levels).std()) if len(part) > 2 else float(np.abs(np.diff(levels)).mean())
-            if not scale > 1e-12:  # a constant start: the typical size of the level, else 1
-                scale = float(np.abs(levels).mean()) * 0.01 if kind == "diff" and np.abs(levels).mean() > 0 else 1.0
-            kinds.append(kind)
-            scales.append(scale)
-        return kinds, np.array(scales)
-
-    @staticmethod
-    def fit_covariates(panel: Panel, train_ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(means, deviations), each (S, C): every covariate's mean and standard deviation over each series'
-        training rows (deviation 1 where the covariate is constant there)."""
-        count = 0 if panel.covariates is None else panel.covariates.shape[1]
-        means, deviations = np.zeros((len(panel.ids), count)), np.ones((len(panel.ids), count))
-        for s in range(len(panel.ids) if count else 0):
-            part = panel.covariates[panel.starts[s]:max(train_ends[s], panel.starts[s] + 1)]  # (T_s, C)
-            means[s], spread = part.mean(axis=0), part.std(axis=0)
-            deviations[s] = np.where(spread > 1e-12, spread, 1.0)
-        return means, deviations
-
-    def base(self, ends: np.ndarray, horizon: int, season: int | None) -> np.ndarray:
-        """(n, H) the base forecast's levels at each end row: the value a season before each step ahead (the
-        seasonal naive), or where the series does not reach that far back (or has no season) the last value."""
-        start = self.panel.starts[self.series_of[ends]]  # (n,)
-        steps = np.arange(1, horizon + 1)[None, :]  # (1, H)
-        if not has_season(season):
-            return np.repeat(self.levels[ends][:, None], horizon, axis=1)
-        back = ends[:, None] + steps - season * np.ceil(steps / season).astype(np.int64)  # (n, H)
-        return np.where(back >= start[:, None], self.levels[np.maximum(back, 0)], self.levels[ends][:, None])
-
-    def inputs(self, ends: np.ndarray, window: int, season: int | None, horizon: int = 0,
-               known_ahead: np.ndarray | None = None, calendar_ahead: np.ndarray | None = None) -> np.ndarray:
-        """(n, W (+ H), channels): per row of each window, the scaled change from the window's last value, the
-        scaled change over one season (with a season; 0 where the series does not reach back), the series'
-        average step up to the window's end (the drift's slope, scaled), the standardised covariates and the
-        calendar features, and 1 for a real row, 0 for padding before the series' start (where the other
-        channels are 0). A network that reads ahead gets ``horizon`` rows more, flagged by a last channel of 1:
-        the known-future covariates and the calendar there (``known_ahead`` (n, H, K) in the columns' units and
-        ``calendar_ahead`` (n, H, 2) where the rows are not in the table: a forecast past its end), 0 elsewhere."""
-        series = self.series_of[ends]  # (n,)
-        start, scale = self.panel.starts[series][:, None], self.scales[series][:, None]  # (n, 1)
-        rows = ends[:, None] + np.arange(1 - window, 1)[None, :]  # (n, W)
-        real = rows >= start
-        safe = np.maximum(rows, start)
-        change = np.where(real, (self.levels[safe] - self.levels[ends][:, None]) / scale, 0.0)
-        channels = [change[..., None]]
-        if has_season(season):
-            back = safe - season
-            seasonal = (self.levels[safe] - self.levels[np.maximum(back, 0)]) / scale
-            channels.append(np.where(real & (back >= start), seasonal, 0.0)[..., None])
-        # the average step from the series' first row to the window's last (the drift's slope), on every real row
-        trend = (self.levels[ends] - self.levels[start[:, 0]]) / np.maximum(ends - start[:, 0], 1) / scale[:, 0]
-        channels.append(np.where(real, trend[:, None], 0.0)[..., None])
-        channels.append(np.where(real[..., None], self.covariates[safe], 0.0))  # (n, W, C)
-        channels.append(np.where(real[..., None], self.calendar[safe], 0.0))  # (n, W, 2 or 0)
-        channels.append(real[..., None].astype(np.float64))
-        past = np.concatenate(channels, axis=-1)  # (n, W, channels - 1 or channels)
-        if not self.reads_ahead:
-            return past
-        ahead_rows = ends[:, None] + np.arange(1, horizon + 1)[None, :]  # (n, H), inside the table unless given
-        count, known = self.covariates.shape[1], self.known
-        covariates = 2 + int(has_season(season))  # the first covariate's channel; the calendar's follow them
-        ahead = np.zeros((len(ends), horizon, past.shape[-1]))  # (n, H, channels - 1)
-        if known:
-            ahead[..., covariates + count - known:covariates + count] = (
-                self.covariates[ahead_rows][..., count - known:] if known_ahead is None
-                else self.standard(known_ahead, series, slice(count - known, count)))
-        if self.calendar_season:
-            ahead[..., covariates + count:covariates + count + 2] = (
-                self.calendar[ahead_rows] if calendar_ahead is None else calendar_ahead)
-        flag = np.concatenate([np.zeros((len(ends), window, 1)), np.ones((len(ends), horizon, 1))], axis=1)
-        return np.concatenate([np.concatenate([past, ahead], axis=1), flag], axis=-1)
-
-    def to_levels(self, scaled: np.ndarray, base: np.ndarray, ends: np.ndarray) -> np.ndarray:
-        """Scaled changes (n, H, ...) from ``base`` levels (n, H) back to values in the series' units."""
-        series = self.series_of[ends]
-        extra = (slice(None),) + (None,) * (scaled.ndim - 1)
-        levels = base.reshape(base.shape + (1,) * (scaled.ndim - 2)) + scaled * self.scales[series][extra]
-        return np.where(self.is_log[ends][extra], np.exp(np.minimum(levels, 700)), levels)
-
-
-def spreads(panel: Panel, train_ends: np.ndarray) -> np.ndarray:
-    """(S,) each series' mean absolute one-step change over its rows before ``train_ends[s]``, in its own units
-    (1 where that is 0): the unit the baselines' intervals are calibrated in, pooled over series."""
-    out = np.ones(len(panel.ids))
-    for s in range(len(panel.ids)):
-        step = np.abs(np.diff(panel.values[panel.starts[s]:train_ends[s]])).mean() if train_ends[s] - panel.starts[s] > 1 else 0
-        out[s] = step if step > 1e-12 else 1.0
-    return out
 
 
 def split(panel: Panel, horizon: int, val_frac: float) -> tuple[np.ndarray, np.ndarray]:
@@ -411,193 +231,6 @@ def _ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
     return (np.arange(counts.sum()) + offsets).astype(np.int64)
 
 
-def baseline_quantiles(panel: Panel, ends: np.ndarray, method: str, horizon: int, season: int | None,
-                       history_ends: np.ndarray) -> np.ndarray:
-    """(n, H, Q) a baseline's normal quantiles at each end row: its point forecast (from the rows up to the
-    end) and the spread of its residuals over the series' rows before ``history_ends[s]`` (fpp3, 5.5). The
-    seasonal naive of a window that does not reach a season back is the naive."""
-    series_of = np.repeat(np.arange(len(panel.ids)), panel.lengths)[ends]  # (n,)
-    m = season if has_season(season) else 1
-    steps = np.arange(1, horizon + 1)[None, :]  # (1, H)
-    start, last = panel.starts[series_of], panel.values[ends]  # (n,)
-    sigma, length = np.zeros(len(panel.ids)), np.zeros(len(panel.ids))
-    for s in np.unique(series_of):
-        history = panel.values[panel.starts[s]:history_ends[s]]
-        sigma[s], length[s] = intervals.residual_sigma(history, method, m), len(history)
-    naive = np.repeat(last[:, None], horizon, axis=1)  # (n, H)
-    if method == "drift":  # the line from the series' first value to the last seen
-        slope = (last - panel.values[start]) / np.maximum(ends - start, 1)
-        point, grow = last[:, None] + slope[:, None] * steps, np.sqrt(steps * (1 + steps / np.maximum(
-            length[series_of], 1)[:, None]))
-    elif method == "seasonal_naive":
-        reaches = (ends - start + 1 >= m)[:, None]  # (n, 1)
-        back = ends[:, None] + steps - m * np.ceil(steps / m).astype(np.int64)
-        point = np.where(reaches, panel.values[np.maximum(back, 0)], naive)
-        grow = np.where(reaches, intervals.spread("seasonal_naive", horizon, m, 0)[None, :],
-                        intervals.spread("naive", horizon, m, 0)[None, :])
-    else:
-        point, grow = naive, np.broadcast_to(intervals.spread("naive", horizon, m, 0)[None, :], naive.shape)
-    return intervals.normal_quantiles(point, sigma[series_of][:, None] * grow)
-
-
-class PanelForecaster(Trained):
-    """A trained panel forecaster: ``predict(csv=... | data=...)`` gives a long table of forecasts."""
-
-    def read_table(self, csv=None, data=None) -> tuple[PanelData, np.ndarray, np.ndarray]:
-        """(the long table ``csv`` or ``data`` as the network reads it, each series' step unit (``spreads``),
-        each series' forecaster): a series the run trained on keeps its saved scales, unit and forecaster,
-        unless it was modelled in log changes and now holds a value <= 0; any other series is scaled on its
-        own history and forecast by the network."""
-        options, state = self.options, self.state
-        names = state.get("covariates", [])
-        panel = read_panel(csv=csv, data=data, id_col=options.get("id_col"), date_col=options.get("date_col"),
-                           target=options.get("target"), missing=options.get("missing") or "error",
-                           date_format=options.get("date_format"), columns=names)
-        kinds, scales = PanelData.fit(panel, panel.starts[1:])
-        means, deviations = PanelData.fit_covariates(panel, panel.starts[1:])
-        steps, chosen = spreads(panel, panel.starts[1:]), np.array(["network"] * len(panel.ids), dtype=object)
-        known = {sid: j for j, sid in enumerate(state["ids"])}
-        for k, sid in enumerate(panel.ids):
-            j = known.get(sid)
-            if j is not None and not (state["kinds"][j] == "log" and (panel.series(k) <= 0).any()):
-                kinds[k], scales[k], steps[k], chosen[k] = (state["kinds"][j], state["scales"][j], state["spreads"][j],
-                                                            state["chosen"][j])
-                if names:
-                    means[k], deviations[k] = state["means"][j], state["deviations"][j]
-        return (PanelData(panel, kinds, scales, means, deviations, known=state.get("known", 0),
-                          calendar_season=state.get("calendar_season")), steps, chosen)
-
-    def model_input(self, text: str | None = None, csv: str | None = None, index: int | None = None):
-        """The last window of series ``index`` (default the first, in sorted order) of the long table ``csv``,
-        as the network reads it; with known-future covariates, the last window whose ``horizon`` rows ahead
-        are in the table."""
-        from ..common import ModelInput
-        if csv is None or text is not None:
-            raise UserError("a panel forecaster reads the last window of one series of a long table: give --csv "
-                            "(the first series in sorted order; index= in Python picks another)")
-        rows, _, _ = self.read_table(csv=csv)
-        panel, k = rows.panel, 0 if index is None else index
-        if not 0 <= k < len(panel.ids):
-            raise UserError(f"index {k} is not a series of {csv} (it has {len(panel.ids)}: 0 .. {len(panel.ids) - 1})",
-                            "index")
-        window, h, season = self.state["window"], self.state["horizon"], self.state["season"]
-        end, days = panel.starts[k + 1] - 1, None
-        if rows.known:
-            end -= h
-            if end < panel.starts[k]:
-                raise UserError(f"series {panel.ids[k]} of {csv} has {int(panel.lengths[k])} rows: a forecaster "
-                                f"that reads known-future covariates needs more than the horizon, {h}", "index")
-        elif rows.calendar_season:
-            days = self.calendar_ahead(panel, h)[k:k + 1]
-        inputs = rows.inputs(np.array([end]), window, season, h, calendar_ahead=days)
-        labels = [f"t-{window - 1 - j}" if j < window - 1 else "t" for j in range(window)]
-        labels += [f"t+{j}" for j in range(1, h + 1)] if rows.reads_ahead else []
-        return ModelInput(torch.tensor(inputs, dtype=torch.float32), labels,
-                          f"the last {window} rows of series {panel.ids[k]} of {Path(csv).name}"
-                          + (f" and the {h} ahead" if rows.reads_ahead else ""))
-
-    def future_values(self, future, panel: Panel, h: int) -> np.ndarray:
-        """(S, H, K) the known-future covariates over the ``h`` steps after each series' last row, from the long
-        table ``future`` (a CSV file or a DataFrame): each series' first ``h`` rows dated after its last (its
-        first ``h`` rows where neither table has dates); their dates must be the ``h`` dates ahead."""
-        options, state = self.options, self.state
-        names = state["covariates"][len(state["covariates"]) - state["known"]:]
-        given = {"data": future} if isinstance(future, pd.DataFrame) else {"csv": future}
-        ahead = read_panel(**given, id_col=options.get("id_col"), date_col=options.get("date_col"),
-                           target=names[0], columns=names[1:], missing=options.get("missing") or "error",
-                           date_format=options.get("date_format"))
-        if panel.dates is not None and ahead.dates is None:
-            raise UserError("future has no date column: it needs the dates of the steps ahead", "future")
-        values = ahead.values[:, None] if ahead.covariates is None else np.column_stack([ahead.values, ahead.covariates])
-        where, dates = {sid: j for j, sid in enumerate(ahead.ids)}, _ahead(panel, h)
-        out = np.empty((len(panel.ids), h, len(names)))
-        for s, sid in enumerate(panel.ids):
-            j = where.get(sid)
-            if j is None:
-                raise UserError(f"future has no rows for series '{sid}': it needs {', '.join(names)} for the {h} "
-                                "steps after its last row", "future")
-            rows = np.arange(ahead.starts[j], ahead.starts[j + 1])
-            if panel.dates is not None:
-                rows = rows[ahead.dates[rows] > panel.dates[panel.starts[s + 1] - 1]]
-            if len(rows) < h:
-                raise UserError(f"future has {len(rows)} rows for series '{sid}' after its last; it needs {h} "
-                                f"(the horizon)", "future")
-            rows = rows[:h]
-            if isinstance(dates, pd.DatetimeIndex) and not ahead.dates[rows].equals(dates[s * h:(s + 1) * h]):
-                wrong = int(np.flatnonzero(ahead.dates[rows] != dates[s * h:(s + 1) * h])[0])
-                raise UserError(f"future's rows for series '{sid}': step {wrong + 1} ahead is dated "
-                                f"{ahead.dates[rows][wrong]}, where {dates[s * h + wrong]} comes next", "future")
-            out[s] = values[rows]
-        return out
-
-    def calendar_ahead(self, panel: Panel, h: int) -> np.ndarray:
-        """(S, H, 2) the calendar features of the ``h`` dates after each series' last."""
-        dates = _ahead(panel, h)
-        if not isinstance(dates, pd.DatetimeIndex):
-            raise UserError("this forecaster reads calendar features: the table needs dates of a regular "
-                            "frequency, to know the dates ahead", "calendar")
-        return calendar(dates, self.state["calendar_season"]).reshape(len(panel.ids), h, 2)
-
-    def predict(self, csv: str | Path | None = None, data=None, future=None) -> pd.DataFrame:
-        """The next ``horizon`` values of every series in ``csv`` or ``data`` (a long table with the training
-        run's columns) after its last row: unique_id, ds, mean (the point forecast: the median, or the chosen
-        baseline's), lo-80, hi-80, lo-95, hi-95 and the quantile columns q-0.025 .. q-0.975. A series the
-        network did not train on is scaled on its own history and forecast by the network. A forecaster that
-        read known-future covariates needs their values over the horizon: ``future``, a long table (a CSV
-        file or a DataFrame) with the id and date columns and those covariates for the ``horizon`` dates after
-        each series' last."""
-        state = self.state
-        rows, steps, chosen = self.read_table(csv=csv, data=data)
-        panel = rows.panel
-        h, window, season = state["horizon"], state["window"], state["season"]
-        ends = panel.starts[1:] - 1
-        shifts = {name: np.asarray(v) for name, v in state["shifts"].items()}
-        if rows.known and future is None:
-            names = state["covariates"][len(state["covariates"]) - rows.known:]
-            raise UserError(f"this forecaster reads {', '.join(names)} over the {h} steps ahead (known in advance): "
-                            "give them as future (--future FILE.csv), a long table with the id and date columns",
-                            "future")
-        known_ahead = self.future_values(future, panel, h) if rows.known else None
-        days = self.calendar_ahead(panel, h) if rows.calendar_season else None
-        inputs = torch.tensor(rows.inputs(ends, window, season, h, known_ahead, days), dtype=torch.float32)
-        with torch.no_grad():
-            raw = self.network(inputs.to(self.device))[0].float().cpu()
-        scaled = intervals.ordered_quantiles(raw.view(len(raw), h, len(QUANTILES))).double().numpy()
-        network = intervals.shifted(rows.to_levels(bounded(scaled), rows.base(ends, h, season), ends),
-                                    shifts["network"] * steps[:, None, None])
-        q = network.copy()  # (S, H, Q)
-        for name in BASELINES:  # the series that kept a baseline, all at once
-            picked = np.flatnonzero(chosen == name)
-            if len(picked):
-                mine = baseline_quantiles(panel, ends[picked], name, h, season, panel.starts[1:])
-                q[picked] = intervals.shifted(mine, shifts[name] * steps[picked][:, None, None])
-        columns = {ID: np.repeat(np.array(panel.ids, dtype=object), h), DATE: _ahead(panel, h), "mean": q[:, :, MEDIAN].ravel()}
-        for level in intervals.LEVELS:
-            lo, hi = intervals.bounds(level)
-            columns[f"lo-{level}"], columns[f"hi-{level}"] = q[:, :, lo].ravel(), q[:, :, hi].ravel()
-        for j, quantile in enumerate(QUANTILES):
-            columns[f"q-{quantile:g}"] = q[:, :, j].ravel()
-        return pd.DataFrame(columns)
-
-
-def _ahead(panel: Panel, h: int):
-    """(S * H,) the h dates after each series' last one, at the frequency pandas infers from the longest
-    series' last dates; the steps 1 .. h where there are no dates or no regular frequency."""
-    steps = np.tile(np.arange(1, h + 1), len(panel.ids))
-    if panel.dates is None:
-        return steps
-    longest = int(np.argmax(panel.lengths))
-    example = future_dates(panel.series_dates(longest), 1)
-    if example is None:
-        return steps
-    offset = pd.tseries.frequencies.to_offset(example.freq)
-    last = panel.dates[panel.starts[1:] - 1]  # (S,)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # non-fixed offsets (months, quarters) add element by element
-        ahead = np.stack([(last + k * offset).to_numpy() for k in range(1, h + 1)], axis=1)  # (S, H)
-    return pd.DatetimeIndex(ahead.ravel(), tz=last.tz) if last.tz is not None else pd.DatetimeIndex(ahead.ravel())
-
-
 def panel_season(panel: Panel) -> tuple[int | None, str]:
     """The season the dates of the panel's longest series imply, as ``season_and_name`` says it."""
     if panel.dates is None:
@@ -622,9 +255,6 @@ def wants_panel(csv, data, id_col: str | None) -> bool:
 
 def train_panel(csv, data, options: dict, config, out, resume: bool) -> dict:
     """``forecast.train`` on a long table (``train`` has resolved the settings)."""
-    from ...training import fit
-    from ..common import network_config, network_guard
-    from .task import season_and_window
     if not isinstance(options.get("per_series_fallback", True), bool):
         raise UserError(f"per_series_fallback must be True or False, got {options['per_series_fallback']!r}",
                         "per_series_fallback")

@@ -16,7 +16,10 @@ from ..network import ModelConfig, SequenceModel
 from .baselines import Naive, SeasonalNaive, base_forecaster, baselines
 from .features import Scaler, network_inputs
 from .forecaster import Forecaster, read_series
+from .loading import saved_task
 from .metrics import in_sample_naive_mae, score
+from .panel import train_panel, wants_panel
+from .validation import VAL_WINDOWS, evenly_spaced, has_season, season_and_window
 
 OUT = "runs/forecast"
 # series, the seasonal-naive baseline's lag (the sine's period); the network takes no season from these
@@ -37,43 +40,10 @@ saved.FIELDS["forecast"] = {  # what state.json holds besides the loop's fields 
     "options.season": saved.optional(saved.POSITIVE), "options.test_frac": saved.FRACTION,
     "options.val_frac": saved.FRACTION}
 CHUNK = 4096  # windows per forward pass when evaluating
-VAL_WINDOWS = 20_000  # at most this many validation windows (evenly spaced) for evaluation, shrink and fallback
-WINDOW_CAP = 200  # the longest default window: a longer season (minute data: 1,440) is read through the
-# seasonal input, which looks one season back from every row of the window
 CSV_SEASON = 7  # the seasonal-naive baseline's lag where no season is known (data without dates)
 HUBER_BETA = 0.01  # the training loss is absolute beyond this many typical steps, squared within
-WINDOW = 7  # rows the network reads where there is no season; with one: a season and a step
 TRAIN_DEFAULTS = dict(steps=1500, batch_size=64, lr=3e-3, weight_decay=1e-4, warmup=0.05, eval_every=50,
                       checkpoint_every=500, patience=8, restore_best=True)
-
-
-def has_season(season: int | None) -> bool:
-    """Whether the network works with a season (a season of one row is none)."""
-    return bool(season and season > 1)
-
-
-def evenly_spaced(count: int, most: int) -> np.ndarray:
-    """Indices of at most ``most`` of ``count`` items, evenly spaced from the first to the last (all of them
-    when there are no more than ``most``)."""
-    if count <= most:
-        return np.arange(count, dtype=np.int64)
-    return np.arange(most, dtype=np.int64) * (count - 1) // (most - 1)
-
-
-def season_and_window(options: dict, inferred: int | None, source: str) -> tuple[int | None, str, int]:
-    """(the season: --season, else the one the dates imply (``inferred``, from ``source``: "monthly", ...); where
-    it came from, in words; the window: --window, else ``default_window``)."""
-    if options["season"] is not None:
-        season, source = options["season"], "--season"
-    else:
-        season, source = inferred, f"{source} dates" if inferred else source
-    return season, source, default_window(season) if options["window"] is None else options["window"]
-
-
-def default_window(season: int | None) -> int:
-    """The default window: one season plus a step (the row one season before the next is in view), at
-    least ``WINDOW`` rows and at most ``WINDOW_CAP``."""
-    return min(max(WINDOW, season + 1), WINDOW_CAP) if has_season(season) else WINDOW
 
 
 class ForecastTask(Task):
@@ -245,7 +215,7 @@ def train(*, csv: str | Path | None = None, data=None, builtin: str | None = Non
         raise UserError("give one of csv, data or builtin")
     out = out or OUT
     options, config, _ = resolve(
-        _saved_task(out) if resume else "forecast", out, resume,
+        saved_task(out) if resume else "forecast", out, resume,
         dict(target=target, features=list(features) if features is not None else None, date_col=date_col,
              date_format=date_format, newest_first=newest_first, missing=missing, window=window, horizon=horizon,
              test_frac=test_frac, val_frac=val_frac, season=season, arch=arch, hidden=hidden, layers=layers,
@@ -254,7 +224,6 @@ def train(*, csv: str | Path | None = None, data=None, builtin: str | None = Non
         DEFAULTS, train_options, TRAIN_DEFAULTS)
     check_network(options)
     if csv is not None or data is not None:
-        from .panel import train_panel, wants_panel
         if wants_panel(csv, data, options.get("id_col")):
             return train_panel(csv, data, options, config, out, resume)
     if options.get("known") or options.get("calendar"):
@@ -274,11 +243,3 @@ def train(*, csv: str | Path | None = None, data=None, builtin: str | None = Non
         task = ForecastTask(series, window, options["horizon"], options["test_frac"], options["val_frac"],
                             season, model, options, source, baseline_season=lag)
     return fit(task, config, out, resume=resume)
-
-
-def _saved_task(out) -> str:
-    """The task a run folder to resume holds: "forecast", or "forecast_panel" for a run on a panel."""
-    from ...training import checkpoint
-    from .forecaster import _task_of
-    folder = checkpoint.find(out)
-    return (_task_of(folder / "state.json") if folder is not None else None) or "forecast"

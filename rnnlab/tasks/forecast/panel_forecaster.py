@@ -1,0 +1,176 @@
+"""A trained panel forecaster, as ``load`` returns it: ``predict`` gives a long table of every series' forecasts."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ...data.panel import DATE, ID, Panel, read_panel
+from ...data.series import future_dates
+from ...errors import UserError
+from ..common import Trained
+from . import intervals
+from .intervals import MEDIAN, QUANTILES
+from .panel_data import BASELINES, PanelData, baseline_quantiles, bounded, calendar, spreads
+
+
+class PanelForecaster(Trained):
+    """A trained panel forecaster: ``predict(csv=... | data=...)`` gives a long table of forecasts."""
+
+    def read_table(self, csv=None, data=None) -> tuple[PanelData, np.ndarray, np.ndarray]:
+        """(the long table ``csv`` or ``data`` as the network reads it, each series' step unit (``spreads``),
+        each series' forecaster): a series the run trained on keeps its saved scales, unit and forecaster,
+        unless it was modelled in log changes and now holds a value <= 0; any other series is scaled on its
+        own history and forecast by the network."""
+        options, state = self.options, self.state
+        names = state.get("covariates", [])
+        panel = read_panel(csv=csv, data=data, id_col=options.get("id_col"), date_col=options.get("date_col"),
+                           target=options.get("target"), missing=options.get("missing") or "error",
+                           date_format=options.get("date_format"), columns=names)
+        kinds, scales = PanelData.fit(panel, panel.starts[1:])
+        means, deviations = PanelData.fit_covariates(panel, panel.starts[1:])
+        steps, chosen = spreads(panel, panel.starts[1:]), np.array(["network"] * len(panel.ids), dtype=object)
+        known = {sid: j for j, sid in enumerate(state["ids"])}
+        for k, sid in enumerate(panel.ids):
+            j = known.get(sid)
+            if j is not None and not (state["kinds"][j] == "log" and (panel.series(k) <= 0).any()):
+                kinds[k], scales[k], steps[k], chosen[k] = (state["kinds"][j], state["scales"][j], state["spreads"][j],
+                                                            state["chosen"][j])
+                if names:
+                    means[k], deviations[k] = state["means"][j], state["deviations"][j]
+        return (PanelData(panel, kinds, scales, means, deviations, known=state.get("known", 0),
+                          calendar_season=state.get("calendar_season")), steps, chosen)
+
+    def model_input(self, text: str | None = None, csv: str | None = None, index: int | None = None):
+        """The last window of series ``index`` (default the first, in sorted order) of the long table ``csv``,
+        as the network reads it; with known-future covariates, the last window whose ``horizon`` rows ahead
+        are in the table."""
+        from ..common import ModelInput
+        if csv is None or text is not None:
+            raise UserError("a panel forecaster reads the last window of one series of a long table: give --csv "
+                            "(the first series in sorted order; index= in Python picks another)")
+        rows, _, _ = self.read_table(csv=csv)
+        panel, k = rows.panel, 0 if index is None else index
+        if not 0 <= k < len(panel.ids):
+            raise UserError(f"index {k} is not a series of {csv} (it has {len(panel.ids)}: 0 .. {len(panel.ids) - 1})",
+                            "index")
+        window, h, season = self.state["window"], self.state["horizon"], self.state["season"]
+        end, days = panel.starts[k + 1] - 1, None
+        if rows.known:
+            end -= h
+            if end < panel.starts[k]:
+                raise UserError(f"series {panel.ids[k]} of {csv} has {int(panel.lengths[k])} rows: a forecaster "
+                                f"that reads known-future covariates needs more than the horizon, {h}", "index")
+        elif rows.calendar_season:
+            days = self.calendar_ahead(panel, h)[k:k + 1]
+        inputs = rows.inputs(np.array([end]), window, season, h, calendar_ahead=days)
+        labels = [f"t-{window - 1 - j}" if j < window - 1 else "t" for j in range(window)]
+        labels += [f"t+{j}" for j in range(1, h + 1)] if rows.reads_ahead else []
+        return ModelInput(torch.tensor(inputs, dtype=torch.float32), labels,
+                          f"the last {window} rows of series {panel.ids[k]} of {Path(csv).name}"
+                          + (f" and the {h} ahead" if rows.reads_ahead else ""))
+
+    def future_values(self, future, panel: Panel, h: int) -> np.ndarray:
+        """(S, H, K) the known-future covariates over the ``h`` steps after each series' last row, from the long
+        table ``future`` (a CSV file or a DataFrame): each series' first ``h`` rows dated after its last (its
+        first ``h`` rows where neither table has dates); their dates must be the ``h`` dates ahead."""
+        options, state = self.options, self.state
+        names = state["covariates"][len(state["covariates"]) - state["known"]:]
+        given = {"data": future} if isinstance(future, pd.DataFrame) else {"csv": future}
+        ahead = read_panel(**given, id_col=options.get("id_col"), date_col=options.get("date_col"),
+                           target=names[0], columns=names[1:], missing=options.get("missing") or "error",
+                           date_format=options.get("date_format"))
+        if panel.dates is not None and ahead.dates is None:
+            raise UserError("future has no date column: it needs the dates of the steps ahead", "future")
+        values = ahead.values[:, None] if ahead.covariates is None else np.column_stack([ahead.values, ahead.covariates])
+        where, dates = {sid: j for j, sid in enumerate(ahead.ids)}, _ahead(panel, h)
+        out = np.empty((len(panel.ids), h, len(names)))
+        for s, sid in enumerate(panel.ids):
+            j = where.get(sid)
+            if j is None:
+                raise UserError(f"future has no rows for series '{sid}': it needs {', '.join(names)} for the {h} "
+                                "steps after its last row", "future")
+            rows = np.arange(ahead.starts[j], ahead.starts[j + 1])
+            if panel.dates is not None:
+                rows = rows[ahead.dates[rows] > panel.dates[panel.starts[s + 1] - 1]]
+            if len(rows) < h:
+                raise UserError(f"future has {len(rows)} rows for series '{sid}' after its last; it needs {h} "
+                                f"(the horizon)", "future")
+            rows = rows[:h]
+            if isinstance(dates, pd.DatetimeIndex) and not ahead.dates[rows].equals(dates[s * h:(s + 1) * h]):
+                wrong = int(np.flatnonzero(ahead.dates[rows] != dates[s * h:(s + 1) * h])[0])
+                raise UserError(f"future's rows for series '{sid}': step {wrong + 1} ahead is dated "
+                                f"{ahead.dates[rows][wrong]}, where {dates[s * h + wrong]} comes next", "future")
+            out[s] = values[rows]
+        return out
+
+    def calendar_ahead(self, panel: Panel, h: int) -> np.ndarray:
+        """(S, H, 2) the calendar features of the ``h`` dates after each series' last."""
+        dates = _ahead(panel, h)
+        if not isinstance(dates, pd.DatetimeIndex):
+            raise UserError("this forecaster reads calendar features: the table needs dates of a regular "
+                            "frequency, to know the dates ahead", "calendar")
+        return calendar(dates, self.state["calendar_season"]).reshape(len(panel.ids), h, 2)
+
+    def predict(self, csv: str | Path | None = None, data=None, future=None) -> pd.DataFrame:
+        """The next ``horizon`` values of every series in ``csv`` or ``data`` (a long table with the training
+        run's columns) after its last row: unique_id, ds, mean (the point forecast: the median, or the chosen
+        baseline's), lo-80, hi-80, lo-95, hi-95 and the quantile columns q-0.025 .. q-0.975. A series the
+        network did not train on is scaled on its own history and forecast by the network. A forecaster that
+        read known-future covariates needs their values over the horizon: ``future``, a long table (a CSV
+        file or a DataFrame) with the id and date columns and those covariates for the ``horizon`` dates after
+        each series' last."""
+        state = self.state
+        rows, steps, chosen = self.read_table(csv=csv, data=data)
+        panel = rows.panel
+        h, window, season = state["horizon"], state["window"], state["season"]
+        ends = panel.starts[1:] - 1
+        shifts = {name: np.asarray(v) for name, v in state["shifts"].items()}
+        if rows.known and future is None:
+            names = state["covariates"][len(state["covariates"]) - rows.known:]
+            raise UserError(f"this forecaster reads {', '.join(names)} over the {h} steps ahead (known in advance): "
+                            "give them as future (--future FILE.csv), a long table with the id and date columns",
+                            "future")
+        known_ahead = self.future_values(future, panel, h) if rows.known else None
+        days = self.calendar_ahead(panel, h) if rows.calendar_season else None
+        inputs = torch.tensor(rows.inputs(ends, window, season, h, known_ahead, days), dtype=torch.float32)
+        with torch.no_grad():
+            raw = self.network(inputs.to(self.device))[0].float().cpu()
+        scaled = intervals.ordered_quantiles(raw.view(len(raw), h, len(QUANTILES))).double().numpy()
+        network = intervals.shifted(rows.to_levels(bounded(scaled), rows.base(ends, h, season), ends),
+                                    shifts["network"] * steps[:, None, None])
+        q = network.copy()  # (S, H, Q)
+        for name in BASELINES:  # the series that kept a baseline, all at once
+            picked = np.flatnonzero(chosen == name)
+            if len(picked):
+                mine = baseline_quantiles(panel, ends[picked], name, h, season, panel.starts[1:])
+                q[picked] = intervals.shifted(mine, shifts[name] * steps[picked][:, None, None])
+        columns = {ID: np.repeat(np.array(panel.ids, dtype=object), h), DATE: _ahead(panel, h), "mean": q[:, :, MEDIAN].ravel()}
+        for level in intervals.LEVELS:
+            lo, hi = intervals.bounds(level)
+            columns[f"lo-{level}"], columns[f"hi-{level}"] = q[:, :, lo].ravel(), q[:, :, hi].ravel()
+        for j, quantile in enumerate(QUANTILES):
+            columns[f"q-{quantile:g}"] = q[:, :, j].ravel()
+        return pd.DataFrame(columns)
+
+
+def _ahead(panel: Panel, h: int):
+    """(S * H,) the h dates after each series' last one, at the frequency pandas infers from the longest
+    series' last dates; the steps 1 .. h where there are no dates or no regular frequency."""
+    steps = np.tile(np.arange(1, h + 1), len(panel.ids))
+    if panel.dates is None:
+        return steps
+    longest = int(np.argmax(panel.lengths))
+    example = future_dates(panel.series_dates(longest), 1)
+    if example is None:
+        return steps
+    offset = pd.tseries.frequencies.to_offset(example.freq)
+    last = panel.dates[panel.starts[1:] - 1]  # (S,)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # non-fixed offsets (months, quarters) add element by element
+        ahead = np.stack([(last + k * offset).to_numpy() for k in range(1, h + 1)], axis=1)  # (S, H)
+    return pd.DatetimeIndex(ahead.ravel(), tz=last.tz) if last.tz is not None else pd.DatetimeIndex(ahead.ravel())
