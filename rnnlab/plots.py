@@ -38,29 +38,32 @@ def forecast_plot(path: Path, when, actual: np.ndarray, predicted: np.ndarray, b
 
 
 def panel_plot(path: Path, panel, test_starts: np.ndarray, quantiles: np.ndarray, actual: np.ndarray,
-               chosen: list[str], shown: int = 6):
+               chosen: list[str], shown: int = 6, series: np.ndarray | None = None):
     """A grid of a few series of a panel (``shown``, evenly spread over the sorted ids): the history, the test
     part's actual values, the forecast (median) with its 80 % and 95 % bands, and which forecaster each series
-    kept. ``quantiles`` (S, H, Q) on ``intervals.QUANTILES``; ``actual`` (S, H)."""
+    kept. ``series``: the series with a test part (default all), S_t of them; ``quantiles`` (S_t, H, Q) on
+    ``intervals.QUANTILES``; ``actual`` (S_t, H)."""
     from .tasks.forecast.intervals import MEDIAN, bounds
-    picks = np.unique(np.linspace(0, len(panel.ids) - 1, min(shown, len(panel.ids))).round().astype(int))
+    series = np.arange(len(panel.ids)) if series is None else np.asarray(series)
+    picks = np.unique(np.linspace(0, len(series) - 1, min(shown, len(series))).round().astype(int))
     columns = min(3, len(picks))
     rows = int(np.ceil(len(picks) / columns))
     fig = figure(figsize=(4.2 * columns, 2.8 * rows))
     axes = np.atleast_1d(fig.subplots(rows, columns)).ravel()
-    for ax, s in zip(axes, picks):
+    for ax, k in zip(axes, picks):
+        s = series[k]
         start, test = panel.starts[s], test_starts[s]
         dates = panel.series_dates(s)
         when = dates if dates is not None else np.arange(panel.starts[s + 1] - start)
         history = slice(0, test - start)
         ahead = slice(test - start, panel.starts[s + 1] - start)
         ax.plot(when[history], panel.values[start:test], color="black", linewidth=1, label="history")
-        ax.plot(when[ahead], actual[s], color="black", linewidth=1, linestyle=":", marker=".", label="actual")
+        ax.plot(when[ahead], actual[k], color="black", linewidth=1, linestyle=":", marker=".", label="actual")
         for level, alpha in ((95, 0.15), (80, 0.3)):
             lo, hi = bounds(level)
-            ax.fill_between(when[ahead], quantiles[s, :, lo], quantiles[s, :, hi], color="tab:blue", alpha=alpha,
+            ax.fill_between(when[ahead], quantiles[k, :, lo], quantiles[k, :, hi], color="tab:blue", alpha=alpha,
                             linewidth=0, label=f"{level} % interval")
-        ax.plot(when[ahead], quantiles[s, :, MEDIAN], color="tab:blue", linewidth=1.2, label="forecast")
+        ax.plot(when[ahead], quantiles[k, :, MEDIAN], color="tab:blue", linewidth=1.2, label="forecast")
         ax.set_title(f"{panel.ids[s]} ({chosen[s].replace('_', ' ')})", fontsize=9)
         ax.set_ylabel(panel.target, fontsize=8)
         ax.tick_params(labelsize=7)

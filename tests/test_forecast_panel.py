@@ -219,11 +219,68 @@ def test_the_cli_trains_on_a_panel_csv_and_writes_the_long_table(tmp_path, capsy
     assert len(table) == 18 and {"unique_id", "ds", "mean", "lo-80", "hi-95", "q-0.5"} <= set(table.columns)
 
 
-def test_series_too_short_to_split_are_named(tmp_path):
-    frame = quarterly_panel(3)
-    short = pd.DataFrame({"unique_id": "tiny", "ds": pd.date_range("2000", periods=9, freq="QS"), "y": 1.0 + np.arange(9)})
-    with pytest.raises(UserError, match=r"series 'tiny' has 9 rows; with horizon 4 each series needs at least 10"):
-        forecast.train(data=pd.concat([frame, short]), horizon=4, out=str(tmp_path / "run"), steps=2)
+def short_series() -> pd.DataFrame:
+    """Series too short to train on with horizon 4 (fewer than 10 rows): one row, two rows, five and nine."""
+    rows = [("one", [7.0]), ("two", [3.0, 4.0]), ("five", [10.0, 12.0, 11.0, 13.0, 12.0]),
+            ("nine", list(20.0 + np.arange(9)))]
+    return pd.concat([pd.DataFrame({"unique_id": sid, "ds": pd.date_range("2000", periods=len(y), freq="QS"), "y": y})
+                      for sid, y in rows], ignore_index=True)
+
+
+def test_series_too_short_to_train_on_get_the_best_baseline_they_carry(tmp_path):
+    """A panel with series too short for a training part, validation and test trains on the rest; each short
+    series gets the baseline best on the panel's validation among those its rows carry (one row: the naive),
+    counted, marked in metrics and in predict's forecaster column, with intervals of non-zero width."""
+    frame = pd.concat([quarterly_panel(6), short_series()])
+    metrics = forecast.train(data=frame, horizon=4, out=str(tmp_path / "run"), hidden=8, steps=20, quiet=True)
+    assert metrics["series"] == 10 and metrics["too_short"] == 4
+    assert metrics["tested_series"] == 8  # "one" and "two" have no rows before a test part of 4
+    chosen = {sid: s["chosen"] for sid, s in metrics["per_series"].items()}
+    order = forecast.load(tmp_path / "run").state["order"]
+    assert sorted(order) == ["drift", "naive", "seasonal_naive"]
+    # rows each has before its test part (all of a series with none): 1, 2, 1 and 5; the naive needs 1, the
+    # drift 2, the seasonal naive a season (4): the first of the order that each carries
+    carries = {1: ["naive"], 2: ["naive", "drift"], 5: ["naive", "drift", "seasonal_naive"]}
+    for sid, rows in {"one": 1, "two": 2, "five": 1, "nine": 5}.items():
+        assert chosen[sid] == next(b for b in order if b in carries[rows])
+    assert metrics["per_series"]["one"]["validation_mae"] is None and "mase" not in metrics["per_series"]["one"]
+    assert "mase" in metrics["per_series"]["nine"]["model"]
+    table = forecast.load(tmp_path / "run").predict(data=frame)
+    made = table.groupby("unique_id").forecaster.first()
+    assert {made[sid] for sid in ("one", "two", "five", "nine")} <= {"naive", "seasonal_naive", "drift"}
+    assert set(made.drop(["one", "two", "five", "nine"])) <= {"network", "naive", "seasonal_naive", "drift"}
+    assert made["one"] == "naive" and np.isfinite(table.drop(columns=["unique_id", "ds", "forecaster"])).all().all()
+    one = table[table.unique_id == "one"]
+    assert (one["mean"] == 7.0).all() and (one["hi-95"] > one["lo-95"]).all() and (one["hi-95"] > 7.0).all()
+    assert (one["lo-95"] < 7.0).all()
+
+
+def test_predict_gives_new_short_series_a_baseline_and_longer_ones_the_network(tmp_path):
+    forecast.train(data=quarterly_panel(6), horizon=4, out=str(tmp_path / "run"), hidden=8, steps=20, quiet=True,
+                   per_series_fallback=False)
+    model = forecast.load(tmp_path / "run")
+    longer = quarterly_panel(2, seed=5).assign(unique_id=lambda f: "new-" + f.unique_id)
+    table = model.predict(data=pd.concat([short_series(), longer]))
+    made = table.groupby("unique_id").forecaster.first()
+    # fewer rows than a training series had before its test part (horizon + 2 = 6): a baseline
+    assert made["one"] == "naive" and made["two"] in ("naive", "drift") and made["five"] != "network"
+    assert made["nine"] == "network" and (made[["new-s00", "new-s01"]] == "network").all()
+
+
+def test_a_panel_with_no_series_long_enough_is_refused_in_words(tmp_path):
+    with pytest.raises(UserError, match=r"no series of the panel is long enough to train on: with horizon 4 a "
+                                        r"series needs at least 10 rows .* the longest has 9"):
+        forecast.train(data=short_series(), horizon=4, out=str(tmp_path / "run"), steps=2)
+
+
+def test_a_one_row_series_takes_the_panels_step_to_level_ratio():
+    frame = pd.DataFrame({"unique_id": ["a"] * 3 + ["b"] * 3 + ["c"], "ds": list(pd.date_range("2000", periods=3,
+                          freq="YS")) * 2 + [pd.Timestamp("2000")], "y": [10.0, 11.0, 12.0, 100.0, 120.0, 100.0, 50.0]})
+    panel = read_panel(data=frame)
+    units = panel_data.spreads(panel, panel.starts[1:])
+    ratios = [1 / 11, 20 / (320 / 3)]  # mean |step| / mean |level| of a and b
+    assert units[:2] == pytest.approx([1.0, 20.0]) and units[2] == pytest.approx(50 * np.median(ratios))
+    assert panel_data.spreads(panel, panel.starts[1:], ratio=0.5)[2] == pytest.approx(25.0)
 
 
 @pytest.mark.parametrize("file, horizon, figures", [

@@ -33,7 +33,8 @@ from ..network import ModelConfig, SequenceModel
 from . import intervals
 from .intervals import MEDIAN, QUANTILES
 from .metrics import aggregate, panel_scores, seasonal_scale
-from .panel_data import BASELINES, PanelData, baseline_quantiles, bounded, channels, spreads
+from .panel_data import (BASELINES, PanelData, baseline_quantiles, bounded, channels, panel_step_ratio, spreads,
+                         supports)
 from .validation import VAL_WINDOWS, evenly_spaced, has_season, season_and_window
 
 TASK = "forecast_panel"
@@ -47,26 +48,30 @@ saved.FIELDS[TASK] = {
                          "a list of finite numbers > 0"),
     "chosen": saved.Kind(lambda v: isinstance(v, list) and all(c in ("network", *BASELINES) for c in v),
                          "a list of \"network\", \"naive\", \"seasonal_naive\" or \"drift\""),
+    "step_ratio": saved.NON_NEGATIVE, "order": saved.Kind(lambda v: isinstance(v, list) and len(v) > 0 and all(c in BASELINES for c in v),
+                        "a non-empty list of \"naive\", \"seasonal_naive\" or \"drift\""),
     "spreads": saved.Kind(lambda v: saved.NUMBERS.test(v) and all(0 < x < float("inf") for x in v),
                           "a list of finite numbers > 0"),
     "shifts": saved.DICT, "quantiles": saved.NUMBERS, "covariates": saved.TEXTS, "known": saved.COUNT,
     "calendar_season": saved.optional(saved.POSITIVE), "means": saved.LIST, "deviations": saved.LIST}
 
 
-def split(panel: Panel, horizon: int, val_frac: float) -> tuple[np.ndarray, np.ndarray]:
-    """(val_starts, test_starts) per series, global row indices; a series too short for a training part of 2
-    rows, a validation part and a test part is an error that names it."""
-    lengths = panel.lengths
-    test_starts = panel.starts[1:] - horizon
+def split(panel: Panel, horizon: int, val_frac: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(val_starts, test_starts, usable) per series, global row indices: the test part is the last ``horizon``
+    rows of a series longer than that (none otherwise: test_starts is its end), validation the last
+    max(horizon, val_frac of the rest) before it; ``usable`` where 2 rows are left to train on. A series that
+    is not usable has no validation part (val_starts = test_starts) and is forecast by a baseline; a panel
+    with no usable series is an error that says what a series needs."""
+    starts, stops, lengths = panel.starts[:-1], panel.starts[1:], panel.lengths
+    tested = lengths > horizon
+    test_starts = np.where(tested, stops - horizon, stops)
     val_lengths = np.maximum(horizon, np.round(val_frac * (lengths - horizon)).astype(np.int64))
-    val_starts = test_starts - val_lengths
-    short = np.flatnonzero(val_starts - panel.starts[:-1] < 2)
-    if len(short):
-        s = int(short[0])
-        raise UserError(f"series '{panel.ids[s]}' has {int(lengths[s])} rows; with horizon {horizon} each series "
-                        f"needs at least {2 * horizon + 2} (2 to train on, a validation part and a test part of "
-                        f"{horizon} each): {len(short)} of {len(lengths)} series are shorter", "horizon")
-    return val_starts, test_starts
+    usable = tested & (test_starts - val_lengths - starts >= 2)
+    if not usable.any():
+        raise UserError(f"no series of the panel is long enough to train on: with horizon {horizon} a series needs "
+                        f"at least {2 * horizon + 2} rows (2 to train on, a validation part and a test part of "
+                        f"{horizon} each); the longest has {int(lengths.max())}", "horizon")
+    return np.where(usable, test_starts - val_lengths, test_starts), test_starts, usable
 
 
 class PanelTask(Task):
@@ -81,17 +86,21 @@ class PanelTask(Task):
         self.panel, self.window, self.horizon, self.season = panel, window, horizon, season
         self.options, self.season_source, self.config = options, season_source, model
         self.base_name = "seasonal_naive" if has_season(season) else "naive"
-        self.val_starts, self.test_starts = split(panel, horizon, val_frac)
+        self.val_starts, self.test_starts, self.usable = split(panel, horizon, val_frac)
+        self.tested = np.flatnonzero(panel.lengths > horizon)  # the series with a test part
         kinds, scales = PanelData.fit(panel, self.val_starts)
         self.data = PanelData(panel, kinds, scales, *PanelData.fit_covariates(panel, self.val_starts), known=known,
                               calendar_season=calendar_season)
-        self.spreads = spreads(panel, self.val_starts)
+        self.step_ratio = panel_step_ratio(panel, self.val_starts)
+        self.spreads = spreads(panel, self.val_starts, self.step_ratio)
         first = panel.starts[:-1]
         # training windows end at least one row into a series, and their first target is a training row
-        self.ends = {"train": _ranges(first + 1, self.val_starts - 1),
+        # (a series too short to train on has no validation part: val_starts = test_starts, no windows)
+        self.ends = {"train": _ranges(first + 1, np.where(self.usable, self.val_starts - 1, first + 1)),
                      "val": _ranges(self.val_starts - 1, self.test_starts - horizon),
-                     "test": self.test_starts - 1}
-        self.short = int((panel.lengths - horizon < window).sum())  # series whose test window is padded
+                     "test": self.test_starts[self.tested] - 1}
+        self.short = int((self.usable & (panel.lengths - horizon < window)).sum())  # test windows padded
+        self.too_short = int((~self.usable).sum())  # series the baselines forecast
         self.targets, self.masks, self.bases = {}, {}, {}
         for part, ends in self.ends.items():
             ahead = ends[:, None] + np.arange(1, horizon + 1)[None, :]  # (n, H)
@@ -105,12 +114,15 @@ class PanelTask(Task):
             self.targets[part] = torch.tensor(np.where(inside, (actual - base) / scale, 0.0), dtype=torch.float32)
             self.masks[part] = torch.tensor(inside, dtype=torch.float32)
         self.val_pick = evenly_spaced(len(self.ends["val"]), VAL_WINDOWS)  # what each evaluation scores
-        self.shifts, self.chosen = {}, ["network"] * len(panel.ids)
+        self.shifts, self.chosen, self.order = {}, ["network"] * len(panel.ids), list(BASELINES)
         self.model = SequenceModel(model)
 
     def describe(self) -> str:
         season = f"season {self.season} ({self.season_source})" if self.season else f"no season ({self.season_source})"
         padded = f", {self.short} shorter than the window (padded, masked)" if self.short else ""
+        if self.too_short:
+            padded += (f", {self.too_short} too short to train on (fewer than {2 * self.horizon + 2} rows: "
+                       "the baselines forecast them)")
         names, known = self.panel.covariate_names, self.data.known
         reads = [f"past {', '.join(names[:len(names) - known])}" if len(names) > known else "",
                  f"known ahead {', '.join(names[len(names) - known:])}" if known else "",
@@ -165,8 +177,8 @@ class PanelTask(Task):
                 val = data.to_levels(bounded(self._predict(model, ends_val, device)), self.bases["val"], ends_val)
                 test = data.to_levels(bounded(self._predict(model, ends_test, device)), self.bases["test"], ends_test)
             else:
-                val = baseline_quantiles(self.panel, ends_val, name, h, season, self.val_starts)
-                test = baseline_quantiles(self.panel, ends_test, name, h, season, self.test_starts)
+                val = baseline_quantiles(self.panel, ends_val, name, h, season, self.val_starts, self.spreads)
+                test = baseline_quantiles(self.panel, ends_test, name, h, season, self.test_starts, self.spreads)
             self.shifts[name] = intervals.calibration_shifts(val / scale, actual / scale[..., 0])
             # the median is not shifted: the validation MAE per series (sums; equal counts per method)
             mae[name] = np.bincount(series_val, np.abs(val[..., MEDIAN] - actual).mean(1), len(self.panel.ids))
@@ -177,41 +189,53 @@ class PanelTask(Task):
         # units): one short validation part is a noisy judge, and a baseline the network beats on the panel
         # wins some series by chance, where it then forecasts worse (measured in docs/results.md)
         windows = np.maximum(np.bincount(series_val, minlength=len(self.panel.ids)), 1)
-        pooled = {name: float(np.mean(mae[name] / windows / self.spreads)) for name in mae}
+        usable = np.flatnonzero(self.usable)
+        pooled = {name: float(np.mean(mae[name][usable] / windows[usable] / self.spreads[usable])) for name in mae}
         candidates = ["network", *[b for b in BASELINES if (b != "seasonal_naive" or has_season(season))
                                    and pooled[b] <= pooled["network"]]]
         if not self.options.get("per_series_fallback", True):
             candidates = ["network"]
-        self.chosen = [min(candidates, key=lambda name: mae[name][s]) for s in range(len(self.panel.ids))]
-        chosen = np.stack([forecasts[c][s] for s, c in enumerate(self.chosen)])  # (S, H, Q)
-        actual = self.panel.values[ends_test[:, None] + np.arange(1, h + 1)]  # (S, H)
+        # a series too short to train on: the baseline best on the panel's validation among those its rows carry
+        self.order = sorted((b for b in BASELINES if b != "seasonal_naive" or has_season(season)), key=pooled.get)
+        history = self.test_starts - self.panel.starts[:-1]  # (S,) rows before each test part
+        self.chosen = [min(candidates, key=lambda name: mae[name][s]) if self.usable[s] else
+                       next(b for b in self.order if supports(history[s], b, season))
+                       for s in range(len(self.panel.ids))]
+        tested = self.tested
+        chosen = np.stack([forecasts[self.chosen[s]][k] for k, s in enumerate(tested)])  # (S_t, H, Q)
+        actual = self.panel.values[ends_test[:, None] + np.arange(1, h + 1)]  # (S_t, H)
         methods = {"model": chosen, "network": forecasts["network"],
                    **{name: raw[name] for name in BASELINES}}  # the baselines as fpp3 has them, uncalibrated
         lag = season if has_season(season) else 1
         per_series, summary = {}, {}
         for name, q in methods.items():
             scores = []
-            for s in range(len(self.panel.ids)):
+            for k, s in enumerate(tested):
                 history = self.panel.values[self.panel.starts[s]:self.test_starts[s]]
-                scores.append(panel_scores(q[s, :, MEDIAN], q[s], actual[s], seasonal_scale(history, lag), QUANTILES))
+                scores.append(panel_scores(q[k, :, MEDIAN], q[k], actual[k], seasonal_scale(history, lag), QUANTILES))
             per_series[name], summary[name] = scores, aggregate(scores)
-        self.tested = actual, chosen
-        counts = {name: self.chosen.count(name) for name in candidates}
+        self.results = actual, chosen
+        counts = {name: self.chosen.count(name) for name in dict.fromkeys(candidates + self.order)
+                  if name in candidates or self.chosen.count(name)}
+        place = {s: k for k, s in enumerate(tested)}
         metrics = {"mase": summary["model"]["mase"], "coverage80": summary["model"]["coverage80"],
                    "coverage95": summary["model"]["coverage95"], "msis": summary["model"]["msis"],
                    "sql": summary["model"]["sql"], "series": len(self.panel.ids), "short_series": self.short,
+                   "too_short": self.too_short, "tested_series": len(tested),
                    "window": self.window, "horizon": h, "season": season, "base": self.base_name,
                    "chosen": counts, "validation_mae": pooled, **summary,
-                   "per_series": {sid: {name: per_series[name][s] for name in methods} | {
+                   "per_series": {sid: ({name: per_series[name][place[s]] for name in methods} if s in place else {}) | {
                        "chosen": self.chosen[s],
-                       "validation_mae": {name: float(mae[name][s] / windows[s] / self.spreads[s]) for name in mae}}
+                       "validation_mae": ({name: float(mae[name][s] / windows[s] / self.spreads[s]) for name in mae}
+                                          if self.usable[s] else None)}
                        for s, sid in enumerate(self.panel.ids)}}
         return metrics
 
     def plots(self, model, device, out_dir):
         from ...plots import panel_plot
-        actual, chosen = self.tested
-        panel_plot(Path(out_dir) / "forecast.png", self.panel, self.test_starts, chosen, actual, self.chosen)
+        actual, chosen = self.results
+        panel_plot(Path(out_dir) / "forecast.png", self.panel, self.test_starts, chosen, actual, self.chosen,
+                   series=self.tested)
 
     def state(self):
         return {"options": self.options, "model": self.config.to_dict(), "window": self.window,
@@ -220,7 +244,7 @@ class PanelTask(Task):
                 "spreads": self.spreads.tolist(), "covariates": list(self.panel.covariate_names),
                 "known": self.data.known, "calendar_season": self.data.calendar_season,
                 "means": self.data.means.tolist(), "deviations": self.data.deviations.tolist(),
-                "chosen": self.chosen, "shifts": {k: v.tolist() for k, v in self.shifts.items()},
+                "chosen": self.chosen, "order": self.order, "step_ratio": self.step_ratio, "shifts": {k: v.tolist() for k, v in self.shifts.items()},
                 "quantiles": list(QUANTILES)}
 
 

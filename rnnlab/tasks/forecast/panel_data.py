@@ -20,6 +20,7 @@ from . import intervals
 from .validation import has_season
 
 BASELINES = ("naive", "seasonal_naive", "drift")
+FEW = 3  # rows: fewer give fewer than 2 one-step changes, too few for a series' own scale or residual spread
 LOG_STEP_LIMIT = 0.5  # a positive series whose log changes vary more than this is modelled in differences
 BOUND = 10.0  # quantiles of the k-th step ahead stay within BOUND * sqrt(k) typical steps of the base
 
@@ -99,13 +100,15 @@ class PanelData:
         kinds, scales = [], []
         for s in range(len(panel.ids)):
             part = panel.values[panel.starts[s]:train_ends[s]]
-            kind = "log" if (part > 0).all() else "diff"
+            kind = "log" if len(part) and (part > 0).all() else "diff"
             if kind == "log" and len(part) > 1 and np.diff(np.log(part)).std() > LOG_STEP_LIMIT:
                 kind = "diff"  # steps of more than ~half the level: log changes would make far tails explode
             levels = np.log(part) if kind == "log" else part
-            scale = float(np.diff(levels).std()) if len(part) > 2 else float(np.abs(np.diff(levels)).mean())
-            if not scale > 1e-12:  # a constant start: the typical size of the level, else 1
-                scale = float(np.abs(levels).mean()) * 0.01 if kind == "diff" and np.abs(levels).mean() > 0 else 1.0
+            scale = (float(np.diff(levels).std()) if len(part) > 2 else
+                     float(np.abs(np.diff(levels)).mean()) if len(part) == 2 else 0.0)
+            size = float(np.abs(levels).mean()) if len(part) else 0.0
+            if not scale > 1e-12:  # a constant or one-row start: the typical size of the level, else 1
+                scale = size * 0.01 if kind == "diff" and size > 0 else 1.0
             kinds.append(kind)
             scales.append(scale)
         return kinds, np.array(scales)
@@ -183,21 +186,50 @@ class PanelData:
         return np.where(self.is_log[ends][extra], np.exp(np.minimum(levels, 700)), levels)
 
 
-def spreads(panel: Panel, train_ends: np.ndarray) -> np.ndarray:
-    """(S,) each series' mean absolute one-step change over its rows before ``train_ends[s]``, in its own units
-    (1 where that is 0): the unit the baselines' intervals are calibrated in, pooled over series."""
-    out = np.ones(len(panel.ids))
+def spreads(panel: Panel, train_ends: np.ndarray, ratio: float | None = None) -> np.ndarray:
+    """(S,) each series' mean absolute one-step change over its rows before ``train_ends[s]``, in its own units:
+    the unit the intervals are calibrated in, pooled over series. A series with no step to measure (one row)
+    takes ``ratio`` times its own level (default ``step_ratio``, the panel's own); 1 where that is 0."""
+    out, level = np.zeros(len(panel.ids)), np.zeros(len(panel.ids))
     for s in range(len(panel.ids)):
-        step = np.abs(np.diff(panel.values[panel.starts[s]:train_ends[s]])).mean() if train_ends[s] - panel.starts[s] > 1 else 0
-        out[s] = step if step > 1e-12 else 1.0
-    return out
+        part = panel.values[panel.starts[s]:max(train_ends[s], panel.starts[s] + 1)]
+        out[s] = np.abs(np.diff(part)).mean() if len(part) > 1 else np.nan
+        level[s] = np.abs(part).mean()
+    ratio = step_ratio(out, level) if ratio is None else ratio
+    out = np.where(np.isfinite(out), out, ratio * level)
+    return np.where(out > 1e-12, out, 1.0)
+
+
+def step_ratio(steps: np.ndarray, levels: np.ndarray) -> float:
+    """The median over series of the mean absolute step over the mean absolute level (0 where none has both)."""
+    measured = np.isfinite(steps) & (steps > 1e-12) & (levels > 0)
+    return float(np.median(steps[measured] / levels[measured])) if measured.any() else 0.0
+
+
+def panel_step_ratio(panel: Panel, train_ends: np.ndarray) -> float:
+    """``step_ratio`` of the series' rows before ``train_ends``: what a one-row series' unit is measured by."""
+    steps, levels = np.full(len(panel.ids), np.nan), np.zeros(len(panel.ids))
+    for s in range(len(panel.ids)):
+        part = panel.values[panel.starts[s]:train_ends[s]]
+        if len(part) > 1:
+            steps[s], levels[s] = np.abs(np.diff(part)).mean(), np.abs(part).mean()
+    return step_ratio(steps, levels)
+
+
+def supports(length: int, method: str, season: int | None) -> bool:
+    """Whether ``length`` rows of history carry ``method``: the naive one row, the drift two, the seasonal
+    naive a season."""
+    need = {"naive": 1, "drift": 2, "seasonal_naive": season if has_season(season) else np.inf}[method]
+    return length >= need
 
 
 def baseline_quantiles(panel: Panel, ends: np.ndarray, method: str, horizon: int, season: int | None,
-                       history_ends: np.ndarray) -> np.ndarray:
+                       history_ends: np.ndarray, units: np.ndarray | None = None) -> np.ndarray:
     """(n, H, Q) a baseline's normal quantiles at each end row: its point forecast (from the rows up to the
     end) and the spread of its residuals over the series' rows before ``history_ends[s]`` (fpp3, 5.5). The
-    seasonal naive of a window that does not reach a season back is the naive."""
+    seasonal naive of a window that does not reach a season back is the naive. A series of fewer than
+    ``FEW`` rows there has too few residuals to measure: given ``units`` (S,), each series' step unit
+    (``spreads``), its sigma is sqrt(pi / 2) units (the sigma of a normal step whose mean size is the unit)."""
     series_of = np.repeat(np.arange(len(panel.ids)), panel.lengths)[ends]  # (n,)
     m = season if has_season(season) else 1
     steps = np.arange(1, horizon + 1)[None, :]  # (1, H)
@@ -206,6 +238,8 @@ def baseline_quantiles(panel: Panel, ends: np.ndarray, method: str, horizon: int
     for s in np.unique(series_of):
         history = panel.values[panel.starts[s]:history_ends[s]]
         sigma[s], length[s] = intervals.residual_sigma(history, method, m), len(history)
+        if units is not None and len(history) < FEW:
+            sigma[s] = np.sqrt(np.pi / 2) * units[s]
     naive = np.repeat(last[:, None], horizon, axis=1)  # (n, H)
     if method == "drift":  # the line from the series' first value to the last seen
         slope = (last - panel.values[start]) / np.maximum(ends - start, 1)

@@ -15,7 +15,7 @@ from ...errors import UserError
 from ..common import Trained
 from . import intervals
 from .intervals import MEDIAN, QUANTILES
-from .panel_data import BASELINES, PanelData, baseline_quantiles, bounded, calendar, spreads
+from .panel_data import BASELINES, PanelData, baseline_quantiles, bounded, calendar, spreads, supports
 
 
 class PanelForecaster(Trained):
@@ -25,7 +25,8 @@ class PanelForecaster(Trained):
         """(the long table ``csv`` or ``data`` as the network reads it, each series' step unit (``spreads``),
         each series' forecaster): a series the run trained on keeps its saved scales, unit and forecaster,
         unless it was modelled in log changes and now holds a value <= 0; any other series is scaled on its
-        own history and forecast by the network."""
+        own history and forecast by the network -- or, with fewer rows than a series the network trained on had
+        before its test part (horizon + 2), by the baseline best on the run's validation that its rows carry."""
         options, state = self.options, self.state
         names = state.get("covariates", [])
         panel = read_panel(csv=csv, data=data, id_col=options.get("id_col"), date_col=options.get("date_col"),
@@ -33,7 +34,7 @@ class PanelForecaster(Trained):
                            date_format=options.get("date_format"), columns=names)
         kinds, scales = PanelData.fit(panel, panel.starts[1:])
         means, deviations = PanelData.fit_covariates(panel, panel.starts[1:])
-        steps, chosen = spreads(panel, panel.starts[1:]), np.array(["network"] * len(panel.ids), dtype=object)
+        steps, chosen = spreads(panel, panel.starts[1:], state.get("step_ratio")), np.array(["network"] * len(panel.ids), dtype=object)
         known = {sid: j for j, sid in enumerate(state["ids"])}
         for k, sid in enumerate(panel.ids):
             j = known.get(sid)
@@ -42,6 +43,10 @@ class PanelForecaster(Trained):
                                                             state["chosen"][j])
                 if names:
                     means[k], deviations[k] = state["means"][j], state["deviations"][j]
+            elif panel.lengths[k] < state["horizon"] + 2:  # shorter than a series the network trained on
+                # (horizon + 2 rows before its test part): the baseline best on validation that its rows carry
+                chosen[k] = next(b for b in state.get("order", BASELINES)
+                                 if supports(int(panel.lengths[k]), b, state["season"]))
         return (PanelData(panel, kinds, scales, means, deviations, known=state.get("known", 0),
                           calendar_season=state.get("calendar_season")), steps, chosen)
 
@@ -119,8 +124,9 @@ class PanelForecaster(Trained):
     def predict(self, csv: str | Path | None = None, data=None, future=None) -> pd.DataFrame:
         """The next ``horizon`` values of every series in ``csv`` or ``data`` (a long table with the training
         run's columns) after its last row: unique_id, ds, mean (the point forecast: the median, or the chosen
-        baseline's), lo-80, hi-80, lo-95, hi-95 and the quantile columns q-0.025 .. q-0.975. A series the
-        network did not train on is scaled on its own history and forecast by the network. A forecaster that
+        baseline's), lo-80, hi-80, lo-95, hi-95, the quantile columns q-0.025 .. q-0.975, and ``forecaster``:
+        what made each series' forecast ("network", "naive", "seasonal_naive" or "drift"). A series the network
+        did not train on is forecast as ``read_table`` says. A forecaster that
         read known-future covariates needs their values over the horizon: ``future``, a long table (a CSV
         file or a DataFrame) with the id and date columns and those covariates for the ``horizon`` dates after
         each series' last."""
@@ -147,7 +153,7 @@ class PanelForecaster(Trained):
         for name in BASELINES:  # the series that kept a baseline, all at once
             picked = np.flatnonzero(chosen == name)
             if len(picked):
-                mine = baseline_quantiles(panel, ends[picked], name, h, season, panel.starts[1:])
+                mine = baseline_quantiles(panel, ends[picked], name, h, season, panel.starts[1:], steps)
                 q[picked] = intervals.shifted(mine, shifts[name] * steps[picked][:, None, None])
         columns = {ID: np.repeat(np.array(panel.ids, dtype=object), h), DATE: _ahead(panel, h), "mean": q[:, :, MEDIAN].ravel()}
         for level in intervals.LEVELS:
@@ -155,6 +161,7 @@ class PanelForecaster(Trained):
             columns[f"lo-{level}"], columns[f"hi-{level}"] = q[:, :, lo].ravel(), q[:, :, hi].ravel()
         for j, quantile in enumerate(QUANTILES):
             columns[f"q-{quantile:g}"] = q[:, :, j].ravel()
+        columns["forecaster"] = np.repeat(chosen.astype(object), h)
         return pd.DataFrame(columns)
 
 
