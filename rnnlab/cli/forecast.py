@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from .options import model_options, print_metrics, train_keywords, train_options
 
+OUT_BACKTEST = "runs/backtest"
 SERIES_KEYS = ("csv", "target", "features", "date_col", "newest_first", "date_format", "missing", "id_col")
 
 
@@ -52,8 +54,38 @@ def add(commands) -> None:
                                           "long table with the id and date columns and those columns for "
                                           "the horizon's dates after each series' last")
     predict.add_argument("--out", help="write the forecasts to this CSV file instead of printing them "
-                                       "(a panel: unique_id, ds, mean, lo-80, hi-80, lo-95, hi-95, q-...)")
+                                       "(a panel: unique_id, ds, mean, lo-80, hi-80, lo-95, hi-95, q-..., "
+                                       "forecaster)")
+    predict.add_argument("--update", action="store_true", help="a panel: the rows after those the model was "
+                                                               "trained on are new observations; track the "
+                                                               "intervals through them before forecasting")
+    predict.add_argument("--adapt", choices=["pooled", "series"], default="pooled",
+                         help="with --update: one interval correction for the panel (default) or one per series")
     predict.set_defaults(handler=run_predict)
+
+    backtest = actions.add_parser("backtest", help="a rolling-origin backtest: forecasts from several cutoffs, "
+                                                   "scored; writes the long table and the scores per window")
+    backtest.add_argument("--csv", required=True, help="CSV file: a long table of series (or one series)")
+    series_options(backtest)
+    backtest.add_argument("--horizon", type=int, required=True, help="values forecast from each cutoff")
+    backtest.add_argument("--windows", type=int, default=1, help="cutoffs (default 1: the last horizon rows)")
+    backtest.add_argument("--step", type=int, help="rows between cutoffs (default: the horizon)")
+    backtest.add_argument("--refit", action="store_true", help="train again at every cutoff (default: once, on the "
+                                                               "rows up to the first cutoff)")
+    backtest.add_argument("--adapt", choices=["pooled", "series", "none"], default="pooled",
+                          help="track the intervals with the outcomes known at each cutoff: one correction "
+                               "for the panel (default), one per series, or none (the static intervals)")
+    backtest.add_argument("--window", type=int, help="rows the model reads (default: as forecast train)")
+    backtest.add_argument("--season", type=int, help="season length in rows (default: from the dates)")
+    backtest.add_argument("--known", help="comma-separated columns known in advance (read over the horizon)")
+    backtest.add_argument("--calendar", action="store_true", default=None,
+                          help="the network reads each date's place in its season")
+    backtest.add_argument("--out", help=f"folder for the models and the results (default {OUT_BACKTEST}): "
+                                        "backtest.csv (unique_id, ds, cutoff, y, mean, intervals, quantiles), "
+                                        "windows.csv (the scores of each window), overall.json")
+    model_options(backtest, f"{defaults['layers']} x {defaults['hidden']} {defaults['arch'].upper()}", defaults)
+    train_options(backtest, fc.TRAIN_DEFAULTS)
+    backtest.set_defaults(handler=run_backtest)
 
 
 def series_options(parser: argparse.ArgumentParser) -> None:
@@ -113,7 +145,8 @@ def headline(metrics: dict) -> str:
 def run_predict(args) -> None:
     from ..tasks import forecast
     from ..training.checkpoint import write_text_atomic
-    forecasts = forecast.predict(args.model, csv=args.csv, future=args.future)
+    forecasts = forecast.predict(args.model, csv=args.csv, future=args.future, update=args.update,
+                                 adapt=args.adapt)
     if getattr(forecasts, "ndim", 1) == 2:  # a panel's long table (a DataFrame)
         text = forecasts.to_csv(index=False, date_format=None, float_format="%.6g")
         return write_text_atomic(args.out, text) if args.out else print(text, end="")
@@ -123,6 +156,33 @@ def run_predict(args) -> None:
     if args.out:
         return write_text_atomic(args.out, "".join(line + "\n" for line in lines))
     print("\n".join(lines))
+
+
+def run_backtest(args) -> None:
+    import json
+    from pathlib import Path
+    from ..tasks import forecast
+    from ..training.checkpoint import write_text_atomic
+    for name in ("features", "known"):
+        if getattr(args, name) is not None:
+            setattr(args, name, [column.strip() for column in getattr(args, name).split(",")])
+    settings = {k: v for k, v in train_keywords(args, *SERIES_KEYS, "window", "season", "known", "calendar").items()
+                if v is not None and k not in ("resume", "out", "csv")}
+    out = Path(args.out or OUT_BACKTEST)
+    result = forecast.cross_validation(csv=args.csv, horizon=args.horizon, windows=args.windows, step=args.step,
+                                       refit=args.refit, adapt=None if args.adapt == "none" else args.adapt,
+                                       out=out, **settings)
+    write_text_atomic(out / "backtest.csv", result.table.to_csv(index=False, float_format="%.6g"))
+    write_text_atomic(out / "windows.csv", result.windows.to_csv(index=False, float_format="%.6g"))
+    write_text_atomic(out / "overall.json", json.dumps(result.overall, indent=1) + "\n")
+    shown = ["window", "cutoff", "series", "mase", "coverage80", "coverage95"]
+    print(result.windows[[c for c in shown if c in result.windows]].to_string(index=False, float_format="%.3f"))
+    overall = result.overall
+    adapted = f" (static {100 * overall['static_coverage80']:.0f} / {100 * overall['static_coverage95']:.0f} %)" \
+        if "static_coverage80" in overall else ""
+    print(f"{overall['windows']} windows, {overall['forecasts']} forecasts: mean MASE {overall['mase']:.3f}; "
+          f"80 / 95 % intervals hold {100 * overall['coverage80']:.0f} / {100 * overall['coverage95']:.0f} % of "
+          f"the outcomes{adapted}; the table is in {out / 'backtest.csv'}", file=sys.stderr)
 
 
 def date_text(when) -> str:

@@ -29,6 +29,7 @@ and what the network reads), ``baselines`` (persistence, seasonal naive, drift),
 trained model) and ``intervals`` (quantiles, the pinball loss, the baselines' intervals, calibration).
 """
 
+from .backtest import Backtest, cross_validation
 from .baselines import Drift, Naive, SeasonalNaive, base_forecaster, baselines
 from .features import Scaler, network_inputs, seasonal_changes, window_inputs
 from .forecaster import Forecaster, read_series
@@ -39,7 +40,7 @@ from .panel_forecaster import PanelForecaster
 from .task import BUILTINS, CSV_SEASON, DEFAULTS, HUBER_BETA, OUT, TRAIN_DEFAULTS, ForecastTask, train
 from .validation import WINDOW, default_window, has_season
 
-__all__ = ["train", "load", "predict", "Forecaster", "ForecastTask", "Scaler", "Naive", "SeasonalNaive", "Drift",
+__all__ = ["train", "load", "predict", "cross_validation", "Backtest", "Forecaster", "ForecastTask", "Scaler", "Naive", "SeasonalNaive", "Drift",
            "baselines", "base_forecaster", "score", "panel_scores", "aggregate", "PanelTask", "PanelForecaster", "in_sample_naive_mae", "network_inputs", "window_inputs",
            "seasonal_changes", "read_series", "default_window", "has_season",
            "BUILTINS", "CSV_SEASON", "DEFAULTS", "HUBER_BETA", "OUT", "TRAIN_DEFAULTS", "WINDOW"]

@@ -32,15 +32,18 @@ def _task_of(state_file: Path) -> str | None:
     return state.get("task") if isinstance(state, dict) else None
 
 
-def predict(model_dir: str | Path, csv: str | Path | None = None, data=None, future=None) -> pd.Series:
-    """``load(model_dir).predict(csv=..., data=...)``; ``future``: a panel's known-future covariates ahead."""
+def predict(model_dir: str | Path, csv: str | Path | None = None, data=None, future=None, update: bool = False,
+            adapt: str = "pooled") -> pd.Series:
+    """``load(model_dir).predict(csv=..., data=...)``; a panel's: ``future``, its known-future covariates ahead,
+    and ``update`` (with ``adapt``): intervals tracked through the observations since training."""
     model = load(model_dir)
-    if future is None:
+    if future is None and not update:
         return model.predict(csv=csv, data=data)
     if model.task != "forecast_panel":
-        raise UserError("future (the known-future covariates ahead) is for a panel forecaster that read them",
-                        "future")
-    return model.predict(csv=csv, data=data, future=future)
+        raise UserError(f"{'future (the known-future covariates ahead)' if future is not None else 'update'} is "
+                        "for a panel forecaster (a long table with an id column)", "future" if future is not None
+                        else "update")
+    return model.predict(csv=csv, data=data, future=future, update=update, adapt=adapt)
 
 
 def saved_task(out) -> str:

@@ -64,7 +64,7 @@ def aggregate(per_series: list[dict]) -> dict:
             summary[key] = None
             continue
         summary[key] = float(values.mean())
-        if not key.startswith("coverage"):
+        if "coverage" not in key:
             positive = values[values > 0]
             summary[f"{key}_geomean"] = float(np.exp(np.log(positive).mean())) if len(positive) else None
     return summary

@@ -48,7 +48,7 @@ saved.FIELDS[TASK] = {
                          "a list of finite numbers > 0"),
     "chosen": saved.Kind(lambda v: isinstance(v, list) and all(c in ("network", *BASELINES) for c in v),
                          "a list of \"network\", \"naive\", \"seasonal_naive\" or \"drift\""),
-    "step_ratio": saved.NON_NEGATIVE, "order": saved.Kind(lambda v: isinstance(v, list) and len(v) > 0 and all(c in BASELINES for c in v),
+    "step_ratio": saved.NON_NEGATIVE, "last": saved.LIST, "order": saved.Kind(lambda v: isinstance(v, list) and len(v) > 0 and all(c in BASELINES for c in v),
                         "a non-empty list of \"naive\", \"seasonal_naive\" or \"drift\""),
     "spreads": saved.Kind(lambda v: saved.NUMBERS.test(v) and all(0 < x < float("inf") for x in v),
                           "a list of finite numbers > 0"),
@@ -237,6 +237,13 @@ class PanelTask(Task):
         panel_plot(Path(out_dir) / "forecast.png", self.panel, self.test_starts, chosen, actual, self.chosen,
                    series=self.tested)
 
+    def last(self) -> list:
+        """Where each series' training table ends: its last date (ISO), or its row count without dates; what
+        ``predict(update=True)`` counts the new observations from."""
+        if self.panel.dates is None:
+            return [int(n) for n in self.panel.lengths]
+        return [self.panel.dates[i].isoformat() for i in self.panel.starts[1:] - 1]
+
     def state(self):
         return {"options": self.options, "model": self.config.to_dict(), "window": self.window,
                 "horizon": self.horizon, "season": self.season, "base": self.base_name, "ids": self.panel.ids,
@@ -244,7 +251,7 @@ class PanelTask(Task):
                 "spreads": self.spreads.tolist(), "covariates": list(self.panel.covariate_names),
                 "known": self.data.known, "calendar_season": self.data.calendar_season,
                 "means": self.data.means.tolist(), "deviations": self.data.deviations.tolist(),
-                "chosen": self.chosen, "order": self.order, "step_ratio": self.step_ratio, "shifts": {k: v.tolist() for k, v in self.shifts.items()},
+                "chosen": self.chosen, "order": self.order, "step_ratio": self.step_ratio, "last": self.last(), "shifts": {k: v.tolist() for k, v in self.shifts.items()},
                 "quantiles": list(QUANTILES)}
 
 

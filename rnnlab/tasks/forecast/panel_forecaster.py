@@ -11,9 +11,10 @@ import torch
 
 from ...data.panel import DATE, ID, Panel, read_panel
 from ...data.series import future_dates
-from ...errors import UserError
+from ...errors import UserError, require
 from ..common import Trained
 from . import intervals
+from .adaptive import MODES, RATE, QuantileTracker
 from .intervals import MEDIAN, QUANTILES
 from .panel_data import BASELINES, PanelData, baseline_quantiles, bounded, calendar, spreads, supports
 
@@ -121,21 +122,25 @@ class PanelForecaster(Trained):
                             "frequency, to know the dates ahead", "calendar")
         return calendar(dates, self.state["calendar_season"]).reshape(len(panel.ids), h, 2)
 
-    def predict(self, csv: str | Path | None = None, data=None, future=None) -> pd.DataFrame:
+    def predict(self, csv: str | Path | None = None, data=None, future=None, update: bool = False,
+                adapt: str = "pooled", rate: float = RATE) -> pd.DataFrame:
         """The next ``horizon`` values of every series in ``csv`` or ``data`` (a long table with the training
         run's columns) after its last row: unique_id, ds, mean (the point forecast: the median, or the chosen
         baseline's), lo-80, hi-80, lo-95, hi-95, the quantile columns q-0.025 .. q-0.975, and ``forecaster``:
         what made each series' forecast ("network", "naive", "seasonal_naive" or "drift"). A series the network
-        did not train on is forecast as ``read_table`` says. A forecaster that
-        read known-future covariates needs their values over the horizon: ``future``, a long table (a CSV
-        file or a DataFrame) with the id and date columns and those covariates for the ``horizon`` dates after
-        each series' last."""
+        did not train on is forecast as ``read_table`` says. A forecaster that read known-future covariates
+        needs their values over the horizon: ``future``, a long table (a CSV file or a DataFrame) with the id
+        and date columns and those covariates for the ``horizon`` dates after each series' last.
+
+        ``update=True``: the rows after those the forecaster was trained on (later dates, or rows past the
+        trained length without dates) are new observations; the intervals are tracked through them
+        (``adaptive``: forecasts from every row since training, each outcome joining when it is observed,
+        ``adapt`` "pooled" over the series or per "series", at ``rate``) before the forecast ahead."""
         state = self.state
+        require(adapt in MODES, "adapt", f"be one of {', '.join(MODES)}", adapt)
         rows, steps, chosen = self.read_table(csv=csv, data=data)
         panel = rows.panel
-        h, window, season = state["horizon"], state["window"], state["season"]
-        ends = panel.starts[1:] - 1
-        shifts = {name: np.asarray(v) for name, v in state["shifts"].items()}
+        h = state["horizon"]
         if rows.known and future is None:
             names = state["covariates"][len(state["covariates"]) - rows.known:]
             raise UserError(f"this forecaster reads {', '.join(names)} over the {h} steps ahead (known in advance): "
@@ -143,18 +148,10 @@ class PanelForecaster(Trained):
                             "future")
         known_ahead = self.future_values(future, panel, h) if rows.known else None
         days = self.calendar_ahead(panel, h) if rows.calendar_season else None
-        inputs = torch.tensor(rows.inputs(ends, window, season, h, known_ahead, days), dtype=torch.float32)
-        with torch.no_grad():
-            raw = self.network(inputs.to(self.device))[0].float().cpu()
-        scaled = intervals.ordered_quantiles(raw.view(len(raw), h, len(QUANTILES))).double().numpy()
-        network = intervals.shifted(rows.to_levels(bounded(scaled), rows.base(ends, h, season), ends),
-                                    shifts["network"] * steps[:, None, None])
-        q = network.copy()  # (S, H, Q)
-        for name in BASELINES:  # the series that kept a baseline, all at once
-            picked = np.flatnonzero(chosen == name)
-            if len(picked):
-                mine = baseline_quantiles(panel, ends[picked], name, h, season, panel.starts[1:], steps)
-                q[picked] = intervals.shifted(mine, shifts[name] * steps[picked][:, None, None])
+        ends, everyone = panel.starts[1:] - 1, np.arange(len(panel.ids))
+        q = self.quantiles_at(rows, steps, chosen, everyone, ends, panel.starts[1:], known_ahead, days)  # (S, H, Q)
+        if update:
+            q = self.tracked(rows, steps, chosen, adapt, rate).apply(q, steps, everyone)
         columns = {ID: np.repeat(np.array(panel.ids, dtype=object), h), DATE: _ahead(panel, h), "mean": q[:, :, MEDIAN].ravel()}
         for level in intervals.LEVELS:
             lo, hi = intervals.bounds(level)
@@ -163,6 +160,75 @@ class PanelForecaster(Trained):
             columns[f"q-{quantile:g}"] = q[:, :, j].ravel()
         columns["forecaster"] = np.repeat(chosen.astype(object), h)
         return pd.DataFrame(columns)
+
+    def quantiles_at(self, rows: PanelData, steps: np.ndarray, chosen: np.ndarray, which: np.ndarray,
+                     ends: np.ndarray, history_ends: np.ndarray, known_ahead=None, days=None) -> np.ndarray:
+        """(n, H, Q) the calibrated (static) quantiles of series ``which`` (n,) forecast at rows ``ends`` (n,),
+        each by its forecaster (``chosen``), the baselines' spread measured on the rows before
+        ``history_ends`` (S,); ``known_ahead`` and ``days`` as ``PanelData.inputs`` reads them."""
+        state, panel = self.state, rows.panel
+        h, window, season = state["horizon"], state["window"], state["season"]
+        shifts = {name: np.asarray(v) for name, v in state["shifts"].items()}
+        units = steps[which][:, None, None]  # (n, 1, 1)
+        inputs = torch.tensor(rows.inputs(ends, window, season, h, known_ahead, days), dtype=torch.float32)
+        with torch.no_grad():
+            raw = self.network(inputs.to(self.device))[0].float().cpu()
+        scaled = intervals.ordered_quantiles(raw.view(len(raw), h, len(QUANTILES))).double().numpy()
+        q = intervals.shifted(rows.to_levels(bounded(scaled), rows.base(ends, h, season), ends),
+                              shifts["network"] * units)  # (n, H, Q)
+        for name in BASELINES:  # the series that kept a baseline, all at once
+            picked = np.flatnonzero(chosen[which] == name)
+            if len(picked):
+                mine = baseline_quantiles(panel, ends[picked], name, h, season, history_ends, steps)
+                q[picked] = intervals.shifted(mine, shifts[name] * units[picked])
+        return q
+
+    def trained_rows(self, panel: Panel) -> np.ndarray:
+        """(S,) how many of each series' rows the forecaster was trained on: those up to the last date it
+        read (the first rows, as many as it read, without dates); 0 for a series it did not read."""
+        state = self.state
+        if "last" not in state:
+            raise UserError("this forecaster was trained before it kept where each series' training data ends: "
+                            "train it again to use update", "update")
+        where = {sid: j for j, sid in enumerate(state["ids"])}
+        out = np.zeros(len(panel.ids), dtype=np.int64)
+        for s, sid in enumerate(panel.ids):
+            j = where.get(sid)
+            if j is None:
+                continue
+            last = state["last"][j]
+            if panel.dates is not None and isinstance(last, str):
+                out[s] = int((panel.series_dates(s) <= pd.Timestamp(last)).sum())
+            else:
+                out[s] = min(int(last) if not isinstance(last, str) else 0, int(panel.lengths[s]))
+        return out
+
+    def tracked(self, rows: PanelData, steps: np.ndarray, chosen: np.ndarray, adapt: str,
+                rate: float) -> QuantileTracker:
+        """The interval tracker after every observation since training: a forecast from each row since the
+        last one trained on (the last one included), each of its steps ahead joining the tracker once observed,
+        in the order of their dates. A forecaster that reads rows ahead (known covariates, the calendar) uses
+        the forecasts whose rows ahead are all in the table."""
+        panel, h = rows.panel, self.state["horizon"]
+        trained = self.trained_rows(panel)  # (S,)
+        new = np.where(trained > 0, panel.lengths - trained, 0)  # (S,) rows observed since training
+        tracker = QuantileTracker(len(panel.ids), h, adapt, rate)
+        made = []
+        for d in range(int(new.max(initial=0))):  # origin d: d rows after the last trained row
+            which = np.flatnonzero(new > (d + h - 1 if rows.reads_ahead else d))
+            if not len(which):
+                continue
+            ends = panel.starts[which] + trained[which] - 1 + d  # (n,)
+            history = panel.starts[1:].copy()
+            history[which] = ends + 1
+            made.append((d, which, ends, self.quantiles_at(rows, steps, chosen, which, ends, history)))
+        for t in range(1, int(new.max(initial=0)) + 1):  # the outcomes of time t (rows after training), in order
+            for d, which, ends, q in made:
+                j = t - d - 1  # the step ahead whose target is at time t
+                if 0 <= j < h:
+                    seen = new[which] >= t
+                    tracker.update(j, q[seen, j], panel.values[ends[seen] + j + 1], steps[which[seen]], which[seen])
+        return tracker
 
 
 def _ahead(panel: Panel, h: int):
