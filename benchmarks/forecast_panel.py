@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 PANELS = Path(__file__).resolve().parents[2] / "shared" / "data" / "panel"
-PROTOCOL = {"m1_yearly": (6, 1), "macro_quarterly": (8, 4)}  # h, season (the scale's lag)
+PROTOCOL = {"m1_yearly": (6, 1), "macro_quarterly": (8, 4), "m3_yearly": (6, 1), "m3_quarterly": (8, 4),
+            "m3_monthly": (18, 12), "m3_other": (8, 1)}  # h, season (the scale's lag): the panels' README
 COLUMNS = ("mase", "mase_geomean", "coverage80", "coverage95", "msis", "sql")
 
 

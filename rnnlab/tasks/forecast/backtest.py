@@ -190,7 +190,7 @@ def _results(made: list[dict], panel: Panel, names: dict, season: int, adapted: 
             scores.append(mine)
         everything.extend(scores)
         summary = aggregate(scores) if scores else {}
-        cutoff = _when(panel, window["cut"].max())
+        cutoff = _when(panel, np.array([window["cut"].max()]))[0]
         per_window.append({"window": window["k"], "cutoff": cutoff, "series": len(series), **{
             k: v for k, v in summary.items() if not k.endswith("_geomean") or k == "mase_geomean"}})
         part = {ID: np.repeat(np.array(panel.ids, dtype=object)[series], horizon),
