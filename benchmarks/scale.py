@@ -7,7 +7,9 @@ Each run is a fresh process (``rnnlab charlm train`` / ``rnnlab forecast train``
 ``--work`` (the text: Tiny Shakespeare from ``../shared/data`` repeated; the CSV: a daily cycle with noise,
 one row a minute). Memory is the process's peak, torch and the model included; compare it with the input's
 size. The first step is timed from the start of the process. After each forecast run, ``rnnlab forecast
-predict`` on the same CSV, a fresh process too (it reads only the end of the file that the forecast needs).
+predict`` on the same CSV, a fresh process too (it reads only the end of the file that the forecast needs); on
+the panel also ``predict --update`` on a week more of every series (7 new observations to track the intervals
+through) and ``forecast backtest --windows 3`` (trained once, ``--steps 1``).
 
     python benchmarks/scale.py [--work /tmp/rnnlab-scale] [--texts 10,100,500] [--rows 100000,1000000,5000000]
                                [--panels 10000x200]
@@ -125,6 +127,16 @@ def main() -> None:
                   train=False)
         print(f"| forecast panel predict | {series:,} series x {length} days | {path.stat().st_size / 1e6:.0f} MB | - | "
               f"{got['seconds']:.1f} | {got['peak_mb']:,.0f} |", flush=True)
+        later = panel_file(work, series, length + 7)  # a week more of every series: new observations
+        got = run(["forecast", "predict", "--model", model, "--csv", str(later), "--update", "--out",
+                   str(work / "panel_next.csv")], train=False)
+        print(f"| forecast panel predict --update (7 new days) | {series:,} series x {length + 7} days | "
+              f"{later.stat().st_size / 1e6:.0f} MB | - | {got['seconds']:.1f} | {got['peak_mb']:,.0f} |", flush=True)
+        got = run(["forecast", "backtest", "--csv", str(path), "--horizon", "7", "--windows", "3", "--out",
+                   str(work / "panel_backtest")])
+        print(f"| forecast panel backtest (3 windows) | {series:,} series x {length} days | "
+              f"{path.stat().st_size / 1e6:.0f} MB | {got['first_step']:.1f} | {got['seconds']:.1f} | "
+              f"{got['peak_mb']:,.0f} |", flush=True)
 
 
 if __name__ == "__main__":

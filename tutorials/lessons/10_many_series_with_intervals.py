@@ -101,3 +101,63 @@ plt.show()
 # never saw. Calibrating on a validation part is cheap and works for any forecaster — rnnlab calibrates its
 # baselines the same way when a series keeps one (`metrics.json` has `per_series` and the coverage of every
 # forecaster). The full tables against statsforecast are in `docs/results.md` (many series).
+
+# %% [markdown]
+# ## When the world changes: a backtest, and intervals that adapt
+#
+# One test window says little about a forecaster you will run every quarter. A **rolling-origin backtest**
+# forecasts from many cutoffs in turn, each time reading only what was known then:
+# `forecast.cross_validation` (the CLI's `rnnlab forecast backtest`) returns statsforecast's long table —
+# `unique_id, ds, cutoff, y`, the forecast and its intervals. Here the US macro panel (12 quarterly series),
+# 8 quarters ahead from every quarter of 2000 Q1 .. 2007 Q3: the last cutoffs forecast straight into the 2008
+# crisis. The network trains once, on the rows up to the first cutoff.
+#
+# A calibration on validation holds while the world stays as it was. **Online quantile tracking** (the
+# proportional part of conformal PID control, Angelopoulos, Candès & Tibshirani 2023) moves every quantile
+# after each outcome — down a little when an outcome fell below it, up when above, by the amount that keeps
+# its long-run share at its level whatever happens. Each outcome joins once its date has passed the cutoff,
+# so no forecast ever reads the future (a test in `tests/test_backtest.py` changes every value after a cutoff
+# and checks that nothing up to it moves).
+
+# %%
+macro = pd.read_csv(CSV.parent / "macro_quarterly.csv", parse_dates=["ds"])
+backtest = forecast.cross_validation(data=macro, horizon=8, windows=31, step=1, adapt="pooled",
+                                     out="runs/macro-backtest", quiet=True, **({"steps": 100} if QUICK else {}))
+table = backtest.table
+print(table[["unique_id", "ds", "cutoff", "y", "mean", "lo-80", "hi-80", "static-lo-80", "static-hi-80"]].head(3))
+inside = lambda lo, hi: ((table.y >= table[lo]) & (table.y <= table[hi]))
+by_cutoff = pd.DataFrame({"static": inside("static-lo-80", "static-hi-80"), "tracked": inside("lo-80", "hi-80"),
+                          "cutoff": table.cutoff}).groupby("cutoff").mean()
+overall = backtest.overall
+print(f"over all {overall['windows']} windows: 80 % intervals hold {overall['static_coverage80']:.1%} (static) and "
+      f"{overall['coverage80']:.1%} (tracked); 95 %: {overall['static_coverage95']:.1%} and {overall['coverage95']:.1%}")
+
+# %%
+fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+for column, color in (("static", "tab:orange"), ("tracked", "tab:blue")):
+    left.plot(by_cutoff.index, by_cutoff[column], marker=".", color=color, label=f"{column} 80 % interval")
+left.axhline(0.8, color="grey", linestyle=":", label="nominal 80 %")
+left.set_ylim(0, 1.05)
+left.set_xlabel("cutoff (the forecast reads up to here, then 8 quarters ahead)")
+left.set_ylabel("share of the 12 x 8 outcomes inside")
+left.set_title("macro panel: coverage by cutoff")
+left.legend(fontsize=8)
+width = table.assign(static=table["static-hi-80"] - table["static-lo-80"], tracked=table["hi-80"] - table["lo-80"])
+ratio = width.groupby("cutoff")[["static", "tracked"]].sum()
+right.plot(ratio.index, ratio.tracked / ratio.static, color="tab:blue")
+right.axhline(1.0, color="grey", linestyle=":")
+right.set_xlabel("cutoff")
+right.set_ylabel("tracked width / static width")
+right.set_title("how tracking moved the 80 % intervals")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The early cutoffs forecast into the 2001 recession and missed, and tracking widened the intervals by a few
+# per cent; through the calm years after, the static intervals held more than their 80 %, and tracking narrowed
+# them by about a tenth. The crisis then arrives faster than outcomes eight quarters ahead can report it, and
+# both fall in the last cutoffs. Over all windows both stay near their levels here (`docs/results.md` has the
+# figures, and M3 monthly's). Tracking is cheap insurance: on a panel whose intervals drift — a calibration on
+# a calm validation part, a forecast through a slow change — it pulls the long-run coverage back to the level you
+# asked for. In production: `load(run).predict(data=table, update=True)` (`--update`) tracks the intervals
+# through every row that arrived after training before forecasting ahead.
