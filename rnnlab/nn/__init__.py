@@ -19,7 +19,8 @@ per-step loops from the papers that the layers are tested against.
     traceable.py     the layers torch.nn lacks in a form torch's exporters read at any length
     registry.py      the architectures: name, layer, what each supports
     ops/             the operators, each a readable loop beside its C++ kernel: linear_scan (h_t = a_t * h_{t-1}
-                     + b_t) and selective_scan (Mamba's S6)
+                     + b_t) and selective_scan (Mamba's S6); the matrix memories gated_delta_rule and mlstm, a
+                     loop beside a chunkwise form
     scan_layers.py   layers whose gates read only the input, one scan each: MinGRU, MinLSTM, RGLRU
     mamba.py         Mamba: pre-norm residual blocks around the selective-scan mixer (Gu & Dao 2023)
     inspect.py       recording gates and states
@@ -30,10 +31,10 @@ from .cell_modules import GRUCell, LSTMCell, RNNCell, RNNCellBase
 from .inspect import Trace, inspect
 from .mamba import Mamba
 from .modules import GRU, LSTM, RNN, RNNBase
-from .ops import linear_scan, selective_scan
+from .ops import gated_delta_rule, linear_scan, mlstm, selective_scan
 from .scan_layers import RGLRU, MinGRU, MinLSTM
 from .variants import Variants
 
 __all__ = ["init", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "RNNBase", "RNNCellBase", "inspect", "Trace",
-           "Variants", "registry", "reference", "linear_scan", "selective_scan", "MinGRU", "MinLSTM", "RGLRU",
+           "Variants", "registry", "reference", "linear_scan", "selective_scan", "gated_delta_rule", "mlstm", "MinGRU", "MinLSTM", "RGLRU",
            "Mamba"]
