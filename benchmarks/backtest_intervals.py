@@ -44,11 +44,12 @@ def main() -> None:
                 o = result.overall
                 if adapt == "pooled" and rate == float(args.rates.split(",")[0]):
                     print(f"| {name} | {windows} x {step} | static (calibrated on validation) | "
-                          f"{o['static_coverage80']:.3f} | {o['static_coverage95']:.3f} | {o['static_width80_geomean']:.2f} | "
-                          f"{o['static_width95_geomean']:.2f} | {o['mase']:.3f} | {seconds:.0f} |")
+                          f"{o['static_coverage80']:.3f} | {o['static_coverage95']:.3f} | "
+                          f"{o['static_width80_geomean']:.2f} | {o['static_width95_geomean']:.2f} | {o['mase']:.3f} | "
+                          f"{seconds:.0f} |")
                 print(f"| {name} | {windows} x {step} | tracked, {adapt}, rate {rate:g} | {o['coverage80']:.3f} | "
-                      f"{o['coverage95']:.3f} | {o['width80_geomean']:.2f} | {o['width95_geomean']:.2f} | {o['mase']:.3f} | "
-                      f"{seconds:.0f} |", flush=True)
+                      f"{o['coverage95']:.3f} | {o['width80_geomean']:.2f} | {o['width95_geomean']:.2f} | "
+                      f"{o['mase']:.3f} | {seconds:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
-"""Speed of the modern recurrences (rnnlab.nn.MinGRU, MinLSTM, RGLRU, Mamba) and of their scans, against torch.nn
-and, for Mamba, against mamba.py (``pip install mambapy``, the public CPU Mamba in plain torch).
+"""Speed of the modern recurrences (rnnlab.nn.MinGRU, MinLSTM, RGLRU, Mamba, the matrix memories) and of their
+scans, against torch.nn and, for Mamba, against mamba.py (``pip install mambapy``, the public CPU Mamba in plain
+torch).
 
-Five tables, every contender of a table timed in turn within each repeat (interleaved), medians, ratios:
+Six tables, every contender of a table timed in turn within each repeat (interleaved), medians, ratios:
 
 1. The scan ``linear_scan`` (forward + backward) on (N, T, H) float32, beside one ``torch.add(a, b, out=c)`` of
    that shape -- the cheapest pass over memory there is -- for each of its forms: the C++ loop (impl="ours"),
@@ -18,8 +19,11 @@ Five tables, every contender of a table timed in turn within each repeat (interl
 5. A ``Mamba(256, 256)`` layer's training step (B = 32) at T = 256 and 1,024 against torch.nn.GRU(256, 256),
    mamba.py's one-layer Mamba (the same block), and the layer without its scan: the forward + backward of its
    in_proj, conv1d, x_proj, dt_proj and out_proj alone (the GEMM floor).
+6. The matrix memories ``gated_delta_rule`` and ``mlstm`` (forward + backward) at (B 8, H 4, T 2,048, K = V = 64)
+   float32: the chunkwise form in torch operations (chunk 64) against the per-step loop (the loop timed once
+   a repeat, with ``--loop-repeats``: it takes seconds).
 
-    python benchmarks/modern.py [--repeats 7] [--threads N] [--lengths 256,1024] [--tables 1,2,3,4,5]
+    python benchmarks/modern.py [--repeats 7] [--threads N] [--lengths 256,1024] [--tables 1,2,3,4,5,6]
 """
 
 from __future__ import annotations
@@ -224,12 +228,42 @@ def mamba_layer_table(lengths, repeats: int) -> None:
             print(f"| {steps} | {name} | {seconds * 1e3:.0f} ms | {seconds / t['rnnlab.nn.Mamba']:.2f} |", flush=True)
 
 
+def matrix_memory_table(repeats: int, steps: int = 2048) -> None:
+    torch.manual_seed(0)
+    B, H, K = 8, 4, 64
+    q, k, v = torch.randn(B, steps, H, K), F.normalize(torch.randn(B, steps, H, K), dim=-1), torch.randn(B, steps, H, K)
+    g, beta = -torch.rand(B, steps, H) * 0.1, torch.rand(B, steps, H)
+    delta = [t.requires_grad_() for t in (q, k, v, g, beta)]
+    heads = [t.transpose(1, 2).contiguous().requires_grad_() for t in (q, k, v)]  # (B, H, T, K): mlstm's layout
+    gates = [torch.randn(B, H, steps).requires_grad_(), (torch.randn(B, H, steps) + 3).requires_grad_()]
+
+    def run(form, inputs):
+        def call():
+            for t in inputs:
+                t.grad = None
+            out = form(*inputs)
+            (out[0] if isinstance(out, tuple) else out).sum().backward()
+        return call
+
+    runs = {}
+    for impl in ("chunk", "reference"):
+        runs[f"gated_delta_rule impl={impl!r}"] = run(lambda *x, impl=impl: rnn.gated_delta_rule(*x, impl=impl), delta)
+        runs[f"mlstm impl={impl!r}"] = run(lambda *x, impl=impl: rnn.mlstm(*x, impl=impl), heads + gates)
+    t = interleaved(runs, repeats)
+    print(f"\n### Matrix memories, forward + backward, (B, H, T, K = V) = {(B, H, steps, K)} float32\n")
+    print("| operator | chunkwise (torch) | per-step loop | loop / chunkwise |\n|---|---|---|---|")
+    for op in ("gated_delta_rule", "mlstm"):
+        chunked, loop = t[f"{op} impl='chunk'"], t[f"{op} impl='reference'"]
+        print(f"| {op} | {chunked * 1e3:.0f} ms | {loop * 1e3:.0f} ms | {loop / chunked:.1f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--lengths", default="256,1024", help="the sequence lengths T of the layer tables")
-    parser.add_argument("--tables", default="1,2,3,4,5", help="which tables (module docstring)")
+    parser.add_argument("--tables", default="1,2,3,4,5,6", help="which tables (module docstring)")
+    parser.add_argument("--loop-repeats", type=int, default=3, help="repeats of table 6 (its loops take seconds)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -238,7 +272,8 @@ def main() -> None:
     lengths, tables = [int(n) for n in args.lengths.split(",")], {int(n) for n in args.tables.split(",")}
     for number, table in ((1, lambda: scan_table(args.repeats)), (2, lambda: layer_table(lengths, args.repeats)),
                           (3, lambda: stepping_table(args.repeats)), (4, lambda: selective_scan_table(args.repeats)),
-                          (5, lambda: mamba_layer_table(lengths, args.repeats))):
+                          (5, lambda: mamba_layer_table(lengths, args.repeats)),
+                          (6, lambda: matrix_memory_table(args.loop_repeats))):
         if number in tables:
             table()
 

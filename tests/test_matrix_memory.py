@@ -117,7 +117,7 @@ def test_mlstm_equals_the_unstabilised_recurrence_with_every_gradient(impl, chun
     q, k, v, i, f, c0, n0, m0 = inputs = mlstm_inputs(B, NH, S, DK, DV, initial=initial, seed=S)
     before = [x.detach().clone() for x in inputs if x is not None]
     if c0 is None:
-        zeros = (torch.zeros(B, NH, DK, DV, dtype=D64), torch.zeros(B, NH, DK, dtype=D64), torch.zeros(B, NH, 1, dtype=D64))
+        zeros = [torch.zeros(shape, dtype=D64) for shape in ((B, NH, DK, DV), (B, NH, DK), (B, NH, 1))]
         want_h, want_states = mlstm_unstabilised(q, k, v, i, f, *zeros)
     else:
         want_h, want_states = mlstm_unstabilised(q, k, v, i, f, c0, n0, m0)

@@ -36,5 +36,5 @@ from .scan_layers import RGLRU, MinGRU, MinLSTM
 from .variants import Variants
 
 __all__ = ["init", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "RNNBase", "RNNCellBase", "inspect", "Trace",
-           "Variants", "registry", "reference", "linear_scan", "selective_scan", "gated_delta_rule", "mlstm", "MinGRU", "MinLSTM", "RGLRU",
-           "Mamba"]
+           "Variants", "registry", "reference", "linear_scan", "selective_scan", "gated_delta_rule", "mlstm", "MinGRU",
+           "MinLSTM", "RGLRU", "Mamba"]

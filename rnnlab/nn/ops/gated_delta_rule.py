@@ -61,7 +61,8 @@ def _loop(q: Tensor, k: Tensor, v: Tensor, g: Tensor | None, beta: Tensor, s0: T
     S = q.new_zeros(B, H, K, v.shape[-1]) if s0 is None else s0  # (B, H, K, V)
     outputs = []
     for t in range(T):
-        q_t, k_t, v_t, b_t = q[:, t], k[:, t], v[:, t], beta[:, t, :, None]  # (B, H, K), (B, H, K), (B, H, V), (B, H, 1)
+        q_t, k_t, v_t = q[:, t], k[:, t], v[:, t]  # (B, H, K), (B, H, K), (B, H, V)
+        b_t = beta[:, t, :, None]  # (B, H, 1)
         if g is not None:
             S = torch.exp(g[:, t])[..., None, None] * S  # a_t S_{t-1}
         recalled = torch.einsum("bhkv,bhk->bhv", S, k_t)  # (B, H, V) what the memory holds for k_t

@@ -202,7 +202,8 @@ def _results(made: list[dict], panel: Panel, names: dict, season: int, adapted: 
         if adapted:
             for level in (80, 95):
                 lo, hi = bounds(level)
-                part[f"static-lo-{level}"], part[f"static-hi-{level}"] = static[:, :, lo].ravel(), static[:, :, hi].ravel()
+                part[f"static-lo-{level}"] = static[:, :, lo].ravel()
+                part[f"static-hi-{level}"] = static[:, :, hi].ravel()
         for j, quantile in enumerate(QUANTILES):
             part[f"q-{quantile:g}"] = q[:, :, j].ravel()
         part["forecaster"] = np.repeat(window["forecaster"], horizon)

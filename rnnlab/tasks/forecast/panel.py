@@ -48,8 +48,9 @@ saved.FIELDS[TASK] = {
                          "a list of finite numbers > 0"),
     "chosen": saved.Kind(lambda v: isinstance(v, list) and all(c in ("network", *BASELINES) for c in v),
                          "a list of \"network\", \"naive\", \"seasonal_naive\" or \"drift\""),
-    "step_ratio": saved.NON_NEGATIVE, "last": saved.LIST, "order": saved.Kind(lambda v: isinstance(v, list) and len(v) > 0 and all(c in BASELINES for c in v),
+    "order": saved.Kind(lambda v: isinstance(v, list) and len(v) > 0 and all(c in BASELINES for c in v),
                         "a non-empty list of \"naive\", \"seasonal_naive\" or \"drift\""),
+    "step_ratio": saved.NON_NEGATIVE, "last": saved.LIST,
     "spreads": saved.Kind(lambda v: saved.NUMBERS.test(v) and all(0 < x < float("inf") for x in v),
                           "a list of finite numbers > 0"),
     "shifts": saved.DICT, "quantiles": saved.NUMBERS, "covariates": saved.TEXTS, "known": saved.COUNT,
@@ -215,20 +216,21 @@ class PanelTask(Task):
                 scores.append(panel_scores(q[k, :, MEDIAN], q[k], actual[k], seasonal_scale(history, lag), QUANTILES))
             per_series[name], summary[name] = scores, aggregate(scores)
         self.results = actual, chosen
-        counts = {name: self.chosen.count(name) for name in dict.fromkeys(candidates + self.order)
-                  if name in candidates or self.chosen.count(name)}
-        place = {s: k for k, s in enumerate(tested)}
+        counts = {name: self.chosen.count(name) for name in dict.fromkeys(candidates + self.chosen)}
+        place = {s: k for k, s in enumerate(tested)}  # series -> its row among the tested ones
+
+        def series_metrics(s: int) -> dict:
+            scores = {name: per_series[name][place[s]] for name in methods} if s in place else {}
+            judged = ({name: float(mae[name][s] / windows[s] / self.spreads[s]) for name in mae}
+                      if self.usable[s] else None)
+            return scores | {"chosen": self.chosen[s], "validation_mae": judged}
         metrics = {"mase": summary["model"]["mase"], "coverage80": summary["model"]["coverage80"],
                    "coverage95": summary["model"]["coverage95"], "msis": summary["model"]["msis"],
                    "sql": summary["model"]["sql"], "series": len(self.panel.ids), "short_series": self.short,
                    "too_short": self.too_short, "tested_series": len(tested),
                    "window": self.window, "horizon": h, "season": season, "base": self.base_name,
                    "chosen": counts, "validation_mae": pooled, **summary,
-                   "per_series": {sid: ({name: per_series[name][place[s]] for name in methods} if s in place else {}) | {
-                       "chosen": self.chosen[s],
-                       "validation_mae": ({name: float(mae[name][s] / windows[s] / self.spreads[s]) for name in mae}
-                                          if self.usable[s] else None)}
-                       for s, sid in enumerate(self.panel.ids)}}
+                   "per_series": {sid: series_metrics(s) for s, sid in enumerate(self.panel.ids)}}
         return metrics
 
     def plots(self, model, device, out_dir):
@@ -251,8 +253,8 @@ class PanelTask(Task):
                 "spreads": self.spreads.tolist(), "covariates": list(self.panel.covariate_names),
                 "known": self.data.known, "calendar_season": self.data.calendar_season,
                 "means": self.data.means.tolist(), "deviations": self.data.deviations.tolist(),
-                "chosen": self.chosen, "order": self.order, "step_ratio": self.step_ratio, "last": self.last(), "shifts": {k: v.tolist() for k, v in self.shifts.items()},
-                "quantiles": list(QUANTILES)}
+                "chosen": self.chosen, "order": self.order, "step_ratio": self.step_ratio, "last": self.last(),
+                "shifts": {k: v.tolist() for k, v in self.shifts.items()}, "quantiles": list(QUANTILES)}
 
 
 def _ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
