@@ -19,6 +19,8 @@ a rate of 0.1 moves an interval by a tenth of its width after a window that miss
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .intervals import MEDIAN, QUANTILES, shifted
@@ -68,3 +70,29 @@ class QuantileTracker:
     def state(self) -> dict:
         return {"mode": self.mode, "rate": self.rate, "shifts": self.shifts.tolist(), "steps": self.steps.tolist(),
                 "seen": self.seen.tolist()}
+
+
+@dataclass
+class Made:
+    """Forecasts made at one time ``origin`` (the outcome of step ahead j arrives at origin + j + 1) for
+    ``series`` (n,): their static quantiles (n, H, Q), the outcomes (n, H; NaN where none is observed), each
+    series' step unit (n,), and how many steps ahead have been fed to a tracker."""
+
+    origin: int
+    series: np.ndarray
+    static: np.ndarray
+    actual: np.ndarray
+    units: np.ndarray
+    fed: int = 0
+
+
+def catch_up(tracker: QuantileTracker, made: list[Made], now: int) -> None:
+    """Feed ``tracker`` every outcome of ``made`` that has arrived by time ``now`` and was not fed before, in
+    the order of their arrival: what is known at ``now``, and nothing later."""
+    arrived = sorted((m.origin + j + 1, j, k) for k, m in enumerate(made)
+                     for j in range(m.fed, m.static.shape[1]) if m.origin + j + 1 <= now)
+    for _, j, k in arrived:
+        m = made[k]
+        seen = ~np.isnan(m.actual[:, j])
+        tracker.update(j, m.static[seen, j], m.actual[seen, j], m.units[seen], m.series[seen])
+        m.fed = j + 1

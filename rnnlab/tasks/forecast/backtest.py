@@ -27,7 +27,7 @@ import pandas as pd
 
 from ...data.panel import ID, Panel, read_panel
 from ...errors import UserError, require
-from .adaptive import MODES, RATE, QuantileTracker
+from .adaptive import MODES, RATE, Made, QuantileTracker, catch_up
 from .forecaster import read_series
 from .intervals import MEDIAN, QUANTILES, bounds
 from .loading import load
@@ -78,7 +78,7 @@ def cross_validation(*, csv: str | Path | None = None, data=None, horizon: int, 
                  **({"features": names["features"]} if names["features"] else {}),
                  **({"known": names["known"]} if names["known"] else {}))
     tracker = QuantileTracker(len(panel.ids), horizon, adapt, rate) if adapt else None
-    made, pending, model = [], [], None
+    made, model = [], None
     for k in range(windows):
         cut = cutoffs[k]
         seen = np.flatnonzero(cut >= first)  # series with a row up to this cutoff
@@ -87,10 +87,8 @@ def cross_validation(*, csv: str | Path | None = None, data=None, horizon: int, 
             # the model trains on each series' rows up to this cutoff (series with none left out)
             train_forecaster(data=rows_until(frame, panel, cut), out=str(folder), **train)
             model = load(folder)
-        known = sorted((p for p in pending if p[0] <= k * step), key=lambda p: p[:2])  # outcomes known by now
-        pending = [p for p in pending if p[0] > k * step]
-        for _, h, before in known if tracker is not None else ():
-            tracker.update(h, before["static"][:, h], before["actual"][:, h], before["units"], before["series"])
+        if tracker is not None:
+            catch_up(tracker, [w["made"] for w in made], k * step)  # the outcomes known by this cutoff
         history = rows_until(frame, panel, cut)
         future = _future(frame, panel, cut, horizon, names) if names["known"] else None
         table = model.predict(data=history, future=future) if future is not None else model.predict(data=history)
@@ -105,8 +103,8 @@ def cross_validation(*, csv: str | Path | None = None, data=None, horizon: int, 
         forecaster = table["forecaster"].to_numpy()[::horizon][keep]
         window = dict(k=k, series=series, ahead=ahead, cut=cut[series], static=static, quantiles=quantiles,
                       actual=panel.values[ahead], units=units, forecaster=forecaster)
+        window["made"] = Made(k * step, series, static, window["actual"], units)
         made.append(window)
-        pending.extend((k * step + h + 1, h, window) for h in range(horizon))
     season = model.state.get("season") or 1
     return _results(made, panel, names, season, adapt is not None)
 

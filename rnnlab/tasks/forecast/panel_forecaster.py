@@ -14,7 +14,7 @@ from ...data.series import future_dates
 from ...errors import UserError, require
 from ..common import Trained
 from . import intervals
-from .adaptive import MODES, RATE, QuantileTracker
+from .adaptive import MODES, RATE, Made, QuantileTracker, catch_up
 from .intervals import MEDIAN, QUANTILES
 from .panel_data import BASELINES, PanelData, baseline_quantiles, bounded, calendar, spreads, supports
 
@@ -35,7 +35,8 @@ class PanelForecaster(Trained):
                            date_format=options.get("date_format"), columns=names)
         kinds, scales = PanelData.fit(panel, panel.starts[1:])
         means, deviations = PanelData.fit_covariates(panel, panel.starts[1:])
-        steps, chosen = spreads(panel, panel.starts[1:], state.get("step_ratio")), np.array(["network"] * len(panel.ids), dtype=object)
+        steps = spreads(panel, panel.starts[1:], state.get("step_ratio"))
+        chosen = np.array(["network"] * len(panel.ids), dtype=object)
         known = {sid: j for j, sid in enumerate(state["ids"])}
         for k, sid in enumerate(panel.ids):
             j = known.get(sid)
@@ -221,13 +222,12 @@ class PanelForecaster(Trained):
             ends = panel.starts[which] + trained[which] - 1 + d  # (n,)
             history = panel.starts[1:].copy()
             history[which] = ends + 1
-            made.append((d, which, ends, self.quantiles_at(rows, steps, chosen, which, ends, history)))
-        for t in range(1, int(new.max(initial=0)) + 1):  # the outcomes of time t (rows after training), in order
-            for d, which, ends, q in made:
-                j = t - d - 1  # the step ahead whose target is at time t
-                if 0 <= j < h:
-                    seen = new[which] >= t
-                    tracker.update(j, q[seen, j], panel.values[ends[seen] + j + 1], steps[which[seen]], which[seen])
+            ahead = ends[:, None] + np.arange(1, h + 1)[None, :]  # (n, H)
+            observed = np.arange(1, h + 1)[None, :] + d <= new[which][:, None]  # (n, H) inside the table
+            actual = np.where(observed, panel.values[np.where(observed, ahead, ends[:, None])], np.nan)
+            made.append(Made(d, which, self.quantiles_at(rows, steps, chosen, which, ends, history), actual,
+                             steps[which]))
+        catch_up(tracker, made, int(new.max(initial=0)))
         return tracker
 
 
