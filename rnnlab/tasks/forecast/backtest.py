@@ -78,33 +78,27 @@ def cross_validation(*, csv: str | Path | None = None, data=None, horizon: int, 
                  **({"features": names["features"]} if names["features"] else {}),
                  **({"known": names["known"]} if names["known"] else {}))
     tracker = QuantileTracker(len(panel.ids), horizon, adapt, rate) if adapt else None
-    made, model = [], None
+    made, fed, model = [], [], None  # each window's forecasts; the same as the tracker reads them
+    order = {sid: s for s, sid in enumerate(panel.ids)}
     for k in range(windows):
         cut = cutoffs[k]
-        seen = np.flatnonzero(cut >= first)  # series with a row up to this cutoff
+        history = rows_until(frame, panel, cut)  # what a forecast at this cutoff may read
         if refit or model is None:
             folder = out / f"window-{k}" if refit else out
-            # the model trains on each series' rows up to this cutoff (series with none left out)
-            train_forecaster(data=rows_until(frame, panel, cut), out=str(folder), **train)
+            train_forecaster(data=history, out=str(folder), **train)  # series with no row yet are left out
             model = load(folder)
         if tracker is not None:
-            catch_up(tracker, [w["made"] for w in made], k * step)  # the outcomes known by this cutoff
-        history = rows_until(frame, panel, cut)
+            catch_up(tracker, fed, k * step)  # the outcomes known by this cutoff
         future = _future(frame, panel, cut, horizon, names) if names["known"] else None
         table = model.predict(data=history, future=future) if future is not None else model.predict(data=history)
         static = np.stack([table[f"q-{q:g}"].to_numpy().reshape(-1, horizon) for q in QUANTILES], axis=-1)  # (n, H, Q)
-        order = {sid: s for s, sid in enumerate(panel.ids)}
-        series = np.array([order[sid] for sid in table[ID].to_numpy()[::horizon]])  # (n,)
-        keep = np.isin(series, seen)
-        static, series = static[keep], series[keep]
+        series = np.array([order[sid] for sid in table[ID].to_numpy()[::horizon]])  # (n,) each a series with rows
         ahead = cut[series][:, None] + np.arange(1, horizon + 1)[None, :]  # (n, H) global rows of the targets
         units = spreads(panel, cut + 1)[series]  # (n,) each series' typical step up to the cutoff
         quantiles = tracker.apply(static, units, series) if tracker is not None else static
-        forecaster = table["forecaster"].to_numpy()[::horizon][keep]
-        window = dict(k=k, series=series, ahead=ahead, cut=cut[series], static=static, quantiles=quantiles,
-                      actual=panel.values[ahead], units=units, forecaster=forecaster)
-        window["made"] = Made(k * step, series, static, window["actual"], units)
-        made.append(window)
+        made.append(dict(k=k, series=series, ahead=ahead, cut=cut[series], static=static, quantiles=quantiles,
+                         actual=panel.values[ahead], forecaster=table["forecaster"].to_numpy()[::horizon]))
+        fed.append(Made(k * step, series, static, panel.values[ahead], units))
     season = model.state.get("season") or 1
     return _results(made, panel, names, season, adapt is not None)
 
@@ -132,12 +126,10 @@ def long_table(csv, data, settings: dict) -> tuple[pd.DataFrame, dict, dict]:
             raise UserError("known is a panel's setting (a long table with an id column)", "known")
         series = read_series({**reading, "missing": reading.get("missing") or "error"}, csv, data)
         others = [c for c in series.columns if c != series.target]
-        columns = {series.target: series.values[:, series.target_index],
-                   **{c: series.values[:, series.columns.index(c)] for c in others}}
         panel = Panel([series.target], series.values[:, series.target_index].astype(np.float64),
                       np.array([0, len(series.values)]), series.dates, series.target,
                       series.values[:, [series.columns.index(c) for c in others]] if others else None, tuple(others))
-        names = dict(id_col=ID if ID not in columns else "series", date_col="ds" if series.dates is not None else None,
+        names = dict(id_col=ID if ID not in (series.target, *others) else "series", date_col="ds" if series.dates is not None else None,
                      target=series.target, features=others, known=[], columns=others)
     series = np.repeat(np.arange(len(panel.ids)), panel.lengths)  # (N,) codes: 2 MB, not 2 million strings
     frame = {names["id_col"]: pd.Categorical.from_codes(series, categories=list(panel.ids))}
