@@ -7,7 +7,6 @@ import sys
 
 from .options import model_options, print_metrics, train_keywords, train_options
 
-OUT_BACKTEST = "runs/backtest"
 SERIES_KEYS = ("csv", "target", "features", "date_col", "newest_first", "date_format", "missing", "id_col")
 
 
@@ -80,7 +79,7 @@ def add(commands) -> None:
     backtest.add_argument("--known", help="comma-separated columns known in advance (read over the horizon)")
     backtest.add_argument("--calendar", action="store_true", default=None,
                           help="the network reads each date's place in its season")
-    backtest.add_argument("--out", help=f"folder for the models and the results (default {OUT_BACKTEST}): "
+    backtest.add_argument("--out", help=f"folder for the models and the results (default {fc.backtest.OUT}): "
                                         "backtest.csv (unique_id, ds, cutoff, y, mean, intervals, quantiles), "
                                         "windows.csv (the scores of each window), overall.json")
     model_options(backtest, f"{defaults['layers']} x {defaults['hidden']} {defaults['arch'].upper()}", defaults)
@@ -104,11 +103,16 @@ def series_options(parser: argparse.ArgumentParser) -> None:
                         help="empty or NaN cells: stop with an error (default), carry the last value, drop the row")
 
 
-def run_train(args) -> None:
-    from ..tasks import forecast
+def column_lists(args) -> None:
+    """--features and --known as lists of column names (they come comma-separated)."""
     for name in ("features", "known"):
         if getattr(args, name) is not None:
             setattr(args, name, [column.strip() for column in getattr(args, name).split(",")])
+
+
+def run_train(args) -> None:
+    from ..tasks import forecast
+    column_lists(args)
     metrics = forecast.train(**train_keywords(args, *SERIES_KEYS, "window", "horizon", "test_frac", "val_frac",
                                               "season", "per_series_fallback", "known", "calendar"))
     words = headline(metrics) if "test" in metrics else panel_headline(metrics) if "series" in metrics else ""
@@ -163,12 +167,13 @@ def run_backtest(args) -> None:
     from pathlib import Path
     from ..tasks import forecast
     from ..training.checkpoint import write_text_atomic
-    for name in ("features", "known"):
-        if getattr(args, name) is not None:
-            setattr(args, name, [column.strip() for column in getattr(args, name).split(",")])
+    if args.resume:
+        from ..errors import UserError
+        raise UserError("--resume continues one training run; a backtest trains its own (run it again to redo it)")
+    column_lists(args)
     settings = {k: v for k, v in train_keywords(args, *SERIES_KEYS, "window", "season", "known", "calendar").items()
                 if v is not None and k not in ("resume", "out", "csv")}
-    out = Path(args.out or OUT_BACKTEST)
+    out = Path(args.out or forecast.backtest.OUT)
     result = forecast.cross_validation(csv=args.csv, horizon=args.horizon, windows=args.windows, step=args.step,
                                        refit=args.refit, adapt=None if args.adapt == "none" else args.adapt,
                                        out=out, **settings)

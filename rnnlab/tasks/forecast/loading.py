@@ -17,7 +17,7 @@ from .panel_forecaster import PanelForecaster
 
 def load(model_dir: str | Path) -> Forecaster:
     """The trained forecaster saved in ``model_dir`` (a run folder): a ``Forecaster``, or for a run on a
-    panel a ``panel.PanelForecaster``."""
+    panel a ``PanelForecaster``."""
     folder = checkpoint.find(model_dir) if model_dir is not None else None
     if folder is not None and _task_of(folder / "state.json") == TASK:
         return PanelForecaster.read(model_dir, TASK)
@@ -33,7 +33,7 @@ def _task_of(state_file: Path) -> str | None:
 
 
 def predict(model_dir: str | Path, csv: str | Path | None = None, data=None, future=None, update: bool = False,
-            adapt: str = "pooled") -> pd.Series:
+            adapt: str = "pooled") -> pd.Series | pd.DataFrame:
     """``load(model_dir).predict(csv=..., data=...)``; a panel's: ``future``, its known-future covariates ahead,
     and ``update`` (with ``adapt``): intervals tracked through the observations since training."""
     model = load(model_dir)
