@@ -7,9 +7,11 @@ import math
 import subprocess
 import sys
 
+import pytest
 import torch
 import torch.nn.functional as F
 
+from rnnlab.errors import UserError
 from rnnlab.tasks import load, memory
 
 
@@ -82,3 +84,52 @@ def test_the_command_and_its_mistakes(tmp_path):
     for args, message in ((["--length", "1"], "--length must be >= 2"), (["--zoneout", "2"], "--zoneout must be")):
         bad = subprocess.run(run + args + ["--out", str(tmp_path / "bad")], capture_output=True, text=True)
         assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_mqar_data_asks_every_key_once_and_its_baseline():
+    length, n, pairs, vocab = 40, 500, 6, 64
+    x, y, where = memory.mqar_batch(length, n, torch.Generator().manual_seed(0), pairs=pairs, vocab=vocab)
+    assert x.shape == (n, length) and y.shape == where.shape == (n, pairs)
+    keys, values = x[:, 0:2 * pairs:2], x[:, 1:2 * pairs:2]  # the pairs first
+    assert ((keys >= 1) & (keys < vocab // 2)).all() and ((values >= vocab // 2) & (values < vocab)).all()
+    assert all(len(set(row.tolist())) == pairs for row in keys)  # distinct keys: each has one value
+    asked = x.gather(1, where)  # (N, P) the keys asked, each followed by its value
+    assert torch.equal(x.gather(1, where + 1), y) and (where >= 2 * pairs).all()
+    for row in range(n):
+        pair = dict(zip(keys[row].tolist(), values[row].tolist()))
+        assert sorted(asked[row].tolist()) == sorted(pair) and [pair[k] for k in asked[row].tolist()] == y[row].tolist()
+    rest = torch.ones_like(x, dtype=torch.bool)
+    rest[:, :2 * pairs] = False
+    rest.scatter_(1, where, False)
+    rest.scatter_(1, where + 1, False)
+    assert (x[rest] == 0).all()  # noise everywhere else
+    # without memory a value is a guess among the vocabulary's second half: 2 / vocab of them right
+    assert memory.baseline("mqar", length, vocab) == 2 / vocab
+    assert abs((y == vocab // 2).float().mean().item() - 2 / vocab) < 0.01
+
+
+def test_the_network_reads_its_head_only_at_the_asked_steps():
+    from rnnlab.tasks.network import ModelConfig, SequenceModel
+    torch.manual_seed(0)
+    net = SequenceModel(ModelConfig(arch="gru", input_size=8, hidden=16, output_size=50, vocab_size=50, layers=2,
+                                    readout="steps"))
+    x = torch.randint(0, 50, (3, 12))
+    at = torch.tensor([[1, 5, 11], [0, 0, 7], [10, 2, 3]])
+    every, _ = net(x)  # (3, 12, 50)
+    picked, _ = net(x, at=at)  # (3, 3, 50)
+    assert torch.allclose(picked, every.gather(1, at[..., None].expand(-1, -1, 50)), atol=1e-6)
+
+
+def test_mqar_runs_scores_the_asked_values_and_refuses_what_does_not_fit(tmp_path):
+    metrics = memory.train(task="mqar", length=16, pairs=2, vocab=16, arch="gru", hidden=32, layers=2, steps=300,
+                           lr=1e-2, eval_every=300, out=str(tmp_path), quiet=True)
+    assert metrics["metric"] == "token_accuracy" and metrics["baseline"] == 2 / 16
+    assert metrics["pairs"] == 2 and metrics["vocab"] == 16 and metrics["length"] == 16
+    assert metrics["final"] > 2 * metrics["baseline"]  # it recalls more than a guess
+    assert load(tmp_path).model_input(index=3).inputs.shape == (1, 16)
+    with pytest.raises(UserError, match="length must be at least 4 x pairs = 64"):
+        memory.train(task="mqar", length=60, out=str(tmp_path / "x"))
+    with pytest.raises(UserError, match="vocab must hold at least 2 x pairs \\+ 2 = 34"):
+        memory.train(task="mqar", vocab=20, out=str(tmp_path / "x"))
+    with pytest.raises(UserError, match="pairs must be left out: it is mqar's setting"):
+        memory.train(task="copy", pairs=4, out=str(tmp_path / "x"))

@@ -12,9 +12,15 @@
   the network must write the 8 symbols in their order. Unlike ``copy`` the places differ from one sequence to
   the next, so a layer must choose what to keep by its content. Metric: token accuracy at the 8 answer steps
   (training minimises their cross-entropy); baseline: the memoryless guess, 1/8.
+- ``mqar`` (multi-query associative recall; Arora et al. 2023, Zoology): ``pairs`` key-value pairs
+  (k_1 v_1 ... k_P v_P; keys distinct, from the first half of a vocabulary of ``vocab`` tokens, values from the
+  second), then noise (0) among which every key is asked again once, in a random order, each followed by its
+  value; at each asked key the network must give its value. A memory has to hold every pair: the test that
+  tells a matrix memory from a diagonal one. Metric: accuracy on the asked values (training minimises their
+  cross-entropy, the head run only there); baseline: a guess among the values, 2 / vocab.
 
-``solved`` in metrics.json: the final metric is below a tenth of the baseline (selective-copy: accuracy
-at least 95 %). Every sequence is generated
+``solved`` in metrics.json: the final metric is below a tenth of the baseline (selective-copy and mqar:
+accuracy at least 95 %). Every sequence is generated
 from the run's seed, so there is no data to read; the learning curve is ``curve.png``.
 """
 
@@ -34,16 +40,23 @@ from .common import (NETWORK_EXTRAS, ModelInput, Trained, check_network, network
                      resolve)
 
 OUT = "runs/memory"
-TASKS = ("adding", "copy", "selective-copy")
+TASKS = ("adding", "copy", "selective-copy", "mqar")
 saved.FIELDS["memory"] = {  # what state.json holds besides the loop's fields (checked when it is read)
-    "options.task": saved.one_of(*TASKS), "options.length": saved.POSITIVE}
-DEFAULTS = dict(task="adding", length=100, arch="lstm", hidden=128, layers=1, dropout=0.0, **NETWORK_EXTRAS)
+    "options.task": saved.one_of(*TASKS), "options.length": saved.POSITIVE,
+    "options.pairs": saved.optional(saved.POSITIVE), "options.vocab": saved.optional(saved.POSITIVE)}
+DEFAULTS = dict(task="adding", length=None, pairs=None, vocab=None, arch="lstm", hidden=128, layers=1, dropout=0.0,
+                **NETWORK_EXTRAS)
+# length None: 100 steps to remember across, mqar's sequences 256 tokens; pairs and vocab (mqar only) None: 16
+# pairs in a vocabulary of 8,192 tokens, Zoology's
+TASK_OPTIONS = {"mqar": dict(length=256, pairs=16, vocab=8192)}
+LENGTH = 100
 TRAIN_DEFAULTS = dict(steps=1500, batch_size=64, lr=1e-3, warmup=0.0, final_lr=1.0, eval_every=100,
                       checkpoint_every=500)  # Adam at a constant 1e-3, the recipe of the papers
 TASK_TRAIN = {"selective-copy": dict(steps=3000, lr=3e-3)}  # choosing by content takes longer to learn
 SYMBOLS, COPIED = 8, 10  # copy task: alphabet {1..8}, 10 symbols to remember
 SELECTED = 8  # selective copy: symbols scattered among the noise
 SOLVED_ACCURACY = 0.95
+IGNORED = -100  # mqar's targets where nothing is asked
 EVAL_SEQUENCES = 1000
 
 
@@ -81,19 +94,41 @@ def selective_copy_batch(length: int, size: int, generator: torch.Generator):
     return x, symbols
 
 
-BATCHES = {"adding": adding_batch, "copy": copy_batch, "selective-copy": selective_copy_batch}
+def mqar_batch(length: int, size: int, generator: torch.Generator, pairs: int = 16, vocab: int = 8192):
+    """x (N, L) tokens: ``pairs`` key-value pairs, then each key asked once (in a random order, at random
+    places) and followed by its value, noise (0) elsewhere; y (N, P) the asked keys' values and where (N, P)
+    the places of the asked keys (the steps whose outputs must be the values)."""
+    half = vocab // 2
+    keys = torch.rand(size, half - 1, generator=generator).argsort(dim=1)[:, :pairs] + 1  # (N, P) distinct, 1..half-1
+    values = torch.randint(half, vocab, (size, pairs), generator=generator)  # (N, P)
+    x = torch.zeros(size, length, dtype=torch.long)
+    x[:, 0:2 * pairs:2], x[:, 1:2 * pairs:2] = keys, values
+    slots = (length - 2 * pairs) // 2  # two steps each: a key asked, then its value
+    chosen = torch.rand(size, slots, generator=generator).argsort(dim=1)[:, :pairs]  # (N, P) which slots
+    order = torch.rand(size, pairs, generator=generator).argsort(dim=1)  # (N, P) which pair each slot asks
+    where = 2 * pairs + 2 * chosen  # (N, P)
+    asked_keys, asked_values = keys.gather(1, order), values.gather(1, order)
+    x.scatter_(1, where, asked_keys)
+    x.scatter_(1, where + 1, asked_values)
+    return x, asked_values, where
 
 
-def held_out(task: str, length: int) -> dict:
-    """The fixed validation and test sequences ({"val": (x, y), "test": (x, y)}), never trained on."""
-    return {part: BATCHES[task](length, EVAL_SEQUENCES, torch.Generator().manual_seed(seed))
+BATCHES = {"adding": adding_batch, "copy": copy_batch, "selective-copy": selective_copy_batch, "mqar": mqar_batch}
+
+
+def held_out(task: str, length: int, **extra) -> dict:
+    """The fixed validation and test sequences ({"val": (x, y[, where]), "test": ...}), never trained on;
+    ``extra``: mqar's pairs and vocab."""
+    return {part: BATCHES[task](length, EVAL_SEQUENCES, torch.Generator().manual_seed(seed), **extra)
             for part, seed in (("val", 1), ("test", 2))}
 
 
-def baseline(task: str, length: int) -> float:
+def baseline(task: str, length: int, vocab: int | None = None) -> float:
     """The no-memory figure of the task's metric."""
     if task == "selective-copy":
         return 1 / SYMBOLS  # accuracy of a guess
+    if task == "mqar":
+        return 2 / vocab  # a guess among the vocabulary's second half
     return 1 / 6 if task == "adding" else COPIED * math.log(SYMBOLS) / (length + 2 * COPIED)
 
 
@@ -103,46 +138,52 @@ class MemoryTask(Task):
     def __init__(self, task: str, length: int, model, options: dict) -> None:
         self.task, self.length, self.options, self.config = task, length, options, model
         self.model = SequenceModel(model)
-        self.make = BATCHES[task]
-        self.held_out = held_out(task, length)
+        self.extra = {k: options[k] for k in ("pairs", "vocab")} if task == "mqar" else {}
+        self.held_out = held_out(task, length, **self.extra)
 
     def batch(self, generator, size, device):
-        return tuple(t.to(device) for t in self.make(self.length, size, generator))
+        return tuple(t.to(device) for t in BATCHES[self.task](self.length, size, generator, **self.extra))
 
     def loss(self, model, batch, out=None):
-        x, y = batch
-        out = model(x)[0] if out is None else out
+        x, y = batch[:2]
+        if out is None:
+            out = model(x, at=batch[2])[0] if self.task == "mqar" else model(x)[0]
         if self.task == "adding":
             return F.mse_loss(out.squeeze(1), y)
         if self.task == "selective-copy":  # only the answer steps count
             return F.cross_entropy(out[:, -SELECTED:].reshape(-1, out.shape[-1]), y.reshape(-1))
-        return F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
+        return F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))  # copy; mqar: the asked values
 
     @torch.no_grad()
     def outputs(self, model, part: str, device) -> torch.Tensor:
-        """The network's outputs on the held-out ``part``, a bounded number of steps at a time."""
+        """The network's outputs on the held-out ``part``, a bounded number of steps at a time (mqar: at the
+        asked keys only)."""
         x = self.held_out[part][0]
         size = per_pass(x.shape[1], len(x))
-        return torch.cat([model(x[k:k + size].to(device))[0] for k in range(0, len(x), size)])
+        where = self.held_out[part][2] if self.task == "mqar" else None
+        return torch.cat([model(x[k:k + size].to(device), **({} if where is None else {"at": where[k:k + size]}))[0]
+                          for k in range(0, len(x), size)])
 
     def metric(self, model, part: str, device) -> float:
-        x, y = self.held_out[part]
+        x, y = self.held_out[part][:2]
         with torch.no_grad():
             return self.loss(model, (x.to(device), y.to(device)), self.outputs(model, part, device)).item()
 
     def accuracy(self, model, part: str, device) -> float:
-        """Selective copy: the fraction of answer symbols written right."""
-        written = self.outputs(model, part, device)[:, -SELECTED:].argmax(-1)  # (N, 8)
+        """Selective copy: the fraction of answer symbols written right; mqar: of asked values recalled."""
+        out = self.outputs(model, part, device)
+        written = (out if self.task == "mqar" else out[:, -SELECTED:]).argmax(-1)  # (N, P) or (N, 8)
         return (written == self.held_out[part][1].to(device)).float().mean().item()
 
     def evaluate(self, model, device):
         return {"val_loss": self.metric(model, "val", device)}
 
     def report(self, model, device, out_dir):
-        final, base = self.metric(model, "test", device), baseline(self.task, self.length)
+        final = self.metric(model, "test", device)
+        base = baseline(self.task, self.length, self.extra.get("vocab"))
         common = {"task": self.task, "arch": self.config.arch, "layers": self.config.layers, "length": self.length,
-                  "baseline": base}
-        if self.task == "selective-copy":
+                  "baseline": base, **self.extra}
+        if self.task in ("selective-copy", "mqar"):
             accuracy = self.accuracy(model, "test", device)
             return {**common, "metric": "token_accuracy", "final": accuracy, "cross_entropy": final,
                     "solved": accuracy >= SOLVED_ACCURACY}
@@ -155,21 +196,35 @@ class MemoryTask(Task):
 
 def train(*, task: str | None = None, length: int | None = None, out: str | None = None, resume: bool = False,
           arch: str | None = None, hidden: int | None = None, layers: int | None = None, dropout: float | None = None,
-          **train_options) -> dict:
-    """Train on the ``adding``, ``copy`` or ``selective-copy`` task with sequences of ``length`` steps; returns
-    the metrics and writes metrics.json, the checkpoint and curve.png into ``out``. ``train_options``: the
-    training loop's settings (``TrainConfig``) and the recurrent layers' variants (``rnnlab.nn.Variants``)."""
+          pairs: int | None = None, vocab: int | None = None, **train_options) -> dict:
+    """Train on the ``adding``, ``copy``, ``selective-copy`` or ``mqar`` task with sequences of ``length`` steps
+    (mqar: ``pairs`` key-value pairs among ``vocab`` tokens); returns the metrics and writes metrics.json, the
+    checkpoint and curve.png into ``out``. ``train_options``: the training loop's settings (``TrainConfig``) and
+    the recurrent layers' variants (``rnnlab.nn.Variants``)."""
     out = out or OUT
     options, config, _ = resolve(
         "memory", out, resume, dict(task=task, length=length, arch=arch, hidden=hidden, layers=layers,
-                                    dropout=dropout),
+                                    dropout=dropout, pairs=pairs, vocab=vocab),
         DEFAULTS, train_options, {**TRAIN_DEFAULTS, **TASK_TRAIN.get(task or DEFAULTS["task"], {})})
     require(options["task"] in TASKS, "task", f"be one of {', '.join(TASKS)}", options["task"])
-    check_settings(options, positive=("length",))
+    mqar = options["task"] == "mqar"
+    for name in ("pairs", "vocab"):
+        require(mqar or options[name] is None, name, "be left out: it is mqar's setting", options[name])
+    options = {**options, **{k: v for k, v in TASK_OPTIONS.get(options["task"], {}).items() if options[k] is None}}
+    options["length"] = LENGTH if options["length"] is None else options["length"]
+    check_settings(options, positive=("length", "pairs", "vocab") if mqar else ("length",))
     require(options["length"] >= 2, "length", "be >= 2", options["length"])
+    if mqar:
+        require(options["length"] >= 4 * options["pairs"], "length", f"be at least 4 x pairs = {4 * options['pairs']} "
+                "(the pairs, then each key asked and answered)", options["length"])
+        require(options["vocab"] >= 2 * options["pairs"] + 2, "vocab", f"hold at least 2 x pairs + 2 = "
+                f"{2 * options['pairs'] + 2} tokens (distinct keys in its first half)", options["vocab"])
     check_network(options)
     if options["task"] == "adding":
         model = network_config(options, length=options["length"], input_size=2, output_size=1, readout="last")
+    elif mqar:  # tokens embedded in the network's width, a head over the vocabulary read at the asked keys
+        model = network_config(options, length=options["length"], input_size=options["hidden"],
+                               vocab_size=options["vocab"], output_size=options["vocab"], readout="steps")
     else:
         model = network_config(options, length=options["length"], input_size=16, vocab_size=SYMBOLS + 2,
                                output_size=SYMBOLS + 2, readout="steps")
@@ -190,11 +245,12 @@ def curve(out: Path, metrics: dict) -> None:
     steps = [h["step"] for h in history]
     ax.semilogy(steps, [h["train_loss"] for h in history], label="training batch")
     ax.semilogy(steps, [h["val_loss"] for h in history], label="validation")
-    selective = metrics["task"] == "selective-copy"  # its metric is an accuracy, its loss a cross-entropy
-    ax.axhline(math.log(SYMBOLS) if selective else metrics["baseline"], color="gray", linestyle="--",
+    accuracy = metrics["metric"] == "token_accuracy"  # selective copy, mqar: the loss is a cross-entropy
+    guess = math.log(metrics["vocab"] / 2) if metrics["task"] == "mqar" else math.log(SYMBOLS)
+    ax.axhline(guess if accuracy else metrics["baseline"], color="gray", linestyle="--",
                label="baseline (no memory)")
     ax.set_xlabel("step")
-    ax.set_ylabel("cross-entropy of the answers" if selective else metrics["metric"])
+    ax.set_ylabel("cross-entropy of the answers" if accuracy else metrics["metric"])
     ax.set_title(f"{metrics['task']}, T = {metrics['length']}, {metrics['arch']}: final {metrics['final']:.4g}")
     ax.legend()
     fig.tight_layout()
@@ -212,7 +268,8 @@ class MemoryModel(Trained):
         if not 0 <= index < EVAL_SEQUENCES:
             raise UserError(f"--index must be in [0, {EVAL_SEQUENCES}), got {index}", "index")
         task, length = self.options["task"], self.options["length"]
-        x, _ = held_out(task, length)["test"]
+        extra = {k: self.options[k] for k in ("pairs", "vocab")} if task == "mqar" else {}
+        x = held_out(task, length, **extra)["test"][0]
         return ModelInput(x[index:index + 1], [str(t) for t in range(x.shape[1])], f"{task} test sequence {index}")
 
 

@@ -309,10 +309,12 @@ class SequenceModel(nn.Module):
         count = 2 if registry.get(self.config.arch).math.has_cell_state else 1
         return ((self.config.layers * directions, batch, self.config.hidden),) * count
 
-    def forward(self, inputs: Tensor, state=None, lengths: Tensor | None = None):
+    def forward(self, inputs: Tensor, state=None, lengths: Tensor | None = None, at: Tensor | None = None):
         """inputs (N, L) token ids or (N, L, F) features -> (outputs, state).
 
-        outputs: (N, L, output_size) with readout "steps", (N, output_size) with readout "last" or "max".
+        outputs: (N, L, output_size) with readout "steps", (N, output_size) with readout "last" or "max";
+        with ``at`` (N, P) step indices (readout "steps"), only those steps' outputs, (N, P, output_size): a
+        head over a large vocabulary then runs where the answers are, not at every step.
         ``lengths`` (N,): each sequence's real steps, the rest padding (one answer per sequence only): the layers
         read them packed, so the final states are each sequence's own (both directions), whatever the padding.
         """
@@ -331,7 +333,11 @@ class SequenceModel(nn.Module):
         else:
             steps, state = self.rnn(x, state)  # (N, L, D*H); causal, so padding after a sequence never reaches it
         if readout == "steps":
+            if at is not None:
+                steps = steps.gather(1, at.to(steps.device)[..., None].expand(-1, -1, steps.shape[-1]))  # (N, P, D*H)
             return self.head(self.drop(steps)), state
+        if at is not None:
+            raise ValueError("at picks steps of a readout of every step ('steps')")
         if readout == "max":
             return self.head(self.drop(self._max_steps(steps, lengths))), state
         if not reads_state:  # the outputs at the last (real) step
