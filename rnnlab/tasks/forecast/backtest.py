@@ -63,9 +63,7 @@ def cross_validation(*, csv: str | Path | None = None, data=None, horizon: int, 
     require(adapt is None or adapt in MODES, "adapt", f"be one of {', '.join(MODES)} or None", adapt)
     require(isinstance(rate, (int, float)) and rate > 0, "rate", "be a number > 0", rate)
     step, out = horizon if step is None else step, Path(out or OUT)
-    frame, names, settings = long_table(csv, data, settings)
-    panel = read_panel(data=frame, id_col=names["id_col"], date_col=names["date_col"], target=names["target"],
-                       columns=names["columns"])
+    frame, panel, names, settings = long_table(csv, data, settings)  # the frame's rows are the panel's
     first, stops = panel.starts[:-1], panel.starts[1:]
     # cutoffs[k, s]: the last row (global index) that window k of series s may read
     back = horizon + (windows - 1 - np.arange(windows)) * step  # (K,) rows from the end to each cutoff, excluded
@@ -103,10 +101,10 @@ def cross_validation(*, csv: str | Path | None = None, data=None, horizon: int, 
     return _results(made, panel, names, season, adapt is not None)
 
 
-def long_table(csv, data, settings: dict) -> tuple[pd.DataFrame, dict, dict]:
-    """(the data as a long table, the names of its id, date and target columns and covariates, the settings
-    left for training): a panel as it is read (``read_panel``), one series (no id column) as a panel of one
-    named after its target."""
+def long_table(csv, data, settings: dict) -> tuple[pd.DataFrame, Panel, dict, dict]:
+    """(the data as a long table, row for row the panel it was read as, the names of its id, date and target
+    columns and covariates, the settings left for training): a panel as it is read (``read_panel``), one series
+    (no id column) as a panel of one named after its target."""
     settings = dict(settings)
     reading = {k: settings.pop(k) for k in READING if k in settings}
     if (csv is None) == (data is None):
@@ -139,7 +137,7 @@ def long_table(csv, data, settings: dict) -> tuple[pd.DataFrame, dict, dict]:
     frame[names["target"]] = panel.values
     for j, name in enumerate(names["columns"]):
         frame[name] = panel.covariates[:, j]
-    return pd.DataFrame(frame), names, settings
+    return pd.DataFrame(frame), panel, names, settings
 
 
 def rows_until(frame: pd.DataFrame, panel: Panel, cut: np.ndarray) -> pd.DataFrame:
