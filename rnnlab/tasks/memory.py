@@ -56,7 +56,6 @@ TASK_TRAIN = {"selective-copy": dict(steps=3000, lr=3e-3)}  # choosing by conten
 SYMBOLS, COPIED = 8, 10  # copy task: alphabet {1..8}, 10 symbols to remember
 SELECTED = 8  # selective copy: symbols scattered among the noise
 SOLVED_ACCURACY = 0.95
-IGNORED = -100  # mqar's targets where nothing is asked
 EVAL_SEQUENCES = 1000
 
 
