@@ -33,7 +33,7 @@ from ..network import ModelConfig, SequenceModel
 from . import intervals
 from .intervals import MEDIAN, QUANTILES
 from .metrics import aggregate, panel_scores, seasonal_scale
-from .panel_data import (BASELINES, PanelData, baseline_quantiles, bounded, channels, panel_step_ratio, spreads,
+from .panel_data import (BASELINES, PanelData, baseline_quantiles, bounded, channels, spreads_and_ratio,
                          supports)
 from .validation import VAL_WINDOWS, evenly_spaced, has_season, season_and_window
 
@@ -92,8 +92,7 @@ class PanelTask(Task):
         kinds, scales = PanelData.fit(panel, self.val_starts)
         self.data = PanelData(panel, kinds, scales, *PanelData.fit_covariates(panel, self.val_starts), known=known,
                               calendar_season=calendar_season)
-        self.step_ratio = panel_step_ratio(panel, self.val_starts)
-        self.spreads = spreads(panel, self.val_starts, self.step_ratio)
+        self.spreads, self.step_ratio = spreads_and_ratio(panel, self.val_starts)
         first = panel.starts[:-1]
         # training windows end at least one row into a series, and their first target is a training row
         # (a series too short to train on has no validation part: val_starts = test_starts, no windows)

@@ -190,6 +190,12 @@ def spreads(panel: Panel, train_ends: np.ndarray, ratio: float | None = None) ->
     """(S,) each series' mean absolute one-step change over its rows before ``train_ends[s]``, in its own units:
     the unit the intervals are calibrated in, pooled over series. A series with no step to measure (one row)
     takes ``ratio`` times its own level (default ``step_ratio``, the panel's own); 1 where that is 0."""
+    return spreads_and_ratio(panel, train_ends, ratio)[0]
+
+
+def spreads_and_ratio(panel: Panel, train_ends: np.ndarray, ratio: float | None = None) -> tuple[np.ndarray, float]:
+    """(``spreads``, the step-to-level ratio a one-row series' unit took): the ratio given, or the panel's own
+    (``step_ratio`` of the series that have steps), measured in the same pass."""
     out, level = np.zeros(len(panel.ids)), np.zeros(len(panel.ids))
     for s in range(len(panel.ids)):
         part = panel.values[panel.starts[s]:max(train_ends[s], panel.starts[s] + 1)]
@@ -197,23 +203,13 @@ def spreads(panel: Panel, train_ends: np.ndarray, ratio: float | None = None) ->
         level[s] = np.abs(part).mean()
     ratio = step_ratio(out, level) if ratio is None else ratio
     out = np.where(np.isfinite(out), out, ratio * level)
-    return np.where(out > 1e-12, out, 1.0)
+    return np.where(out > 1e-12, out, 1.0), ratio
 
 
 def step_ratio(steps: np.ndarray, levels: np.ndarray) -> float:
     """The median over series of the mean absolute step over the mean absolute level (0 where none has both)."""
     measured = np.isfinite(steps) & (steps > 1e-12) & (levels > 0)
     return float(np.median(steps[measured] / levels[measured])) if measured.any() else 0.0
-
-
-def panel_step_ratio(panel: Panel, train_ends: np.ndarray) -> float:
-    """``step_ratio`` of the series' rows before ``train_ends``: what a one-row series' unit is measured by."""
-    steps, levels = np.full(len(panel.ids), np.nan), np.zeros(len(panel.ids))
-    for s in range(len(panel.ids)):
-        part = panel.values[panel.starts[s]:train_ends[s]]
-        if len(part) > 1:
-            steps[s], levels[s] = np.abs(np.diff(part)).mean(), np.abs(part).mean()
-    return step_ratio(steps, levels)
 
 
 def supports(length: int, method: str, season: int | None) -> bool:
