@@ -22,7 +22,7 @@ import torch
 from .. import nn as rnn
 from ..nn import registry
 
-IN_UNIT_RANGE = ("i", "f", "o", "r", "z", "f'", "i'", "a")  # sigmoid gates: 0..1; the rest: their own range
+IN_UNIT_RANGE = ("i", "f", "o", "r", "z", "f'", "i'", "a", "beta", "decay", "forget_gate")  # sigmoid gates: 0..1; the rest: their own range
 
 
 def record(trained, inputs) -> dict:
@@ -63,16 +63,17 @@ def heatmap_figure(values: dict, labels: list[str], title: str):
     """One figure: a panel per quantity, rows = units (by ``unit_order``), columns = steps."""
     from ..plots import figure
     names = list(values)
-    steps, units = values[names[0]].shape
+    steps = values[names[0]].shape[0]
     order = unit_order(values)
     fig = figure(figsize=(max(8, min(3 + 0.22 * steps, 40)), 1.6 + 1.6 * len(names)))
     axes = fig.subplots(len(names), 1, squeeze=False)
     for ax, name in zip(axes[:, 0], names):
-        data = values[name][:, order].T  # (H, T): a row per unit, a column per step
+        width = values[name].shape[1]  # h's units, or another count (Mamba's channels, a matrix memory's heads)
+        data = (values[name][:, order] if width == len(order) else values[name]).T  # (width, T): a row per unit
         low, high = color_limits(name, data)
         image = ax.imshow(data, aspect="auto", cmap="viridis" if name in IN_UNIT_RANGE else "RdBu_r",
                           vmin=low, vmax=high, interpolation="nearest")
-        ax.set_ylabel(f"{name}\n({units} units)")
+        ax.set_ylabel(f"{name}\n({width} {'units' if width == len(order) else 'rows'})")
         ax.set_yticks([])
         ax.set_xticks(range(steps) if steps <= 120 else [])
         ax.set_xticklabels([repr(label)[1:-1] if len(label) == 1 else label for label in labels]

@@ -23,6 +23,7 @@ per-step loops from the papers that the layers are tested against.
                      loop beside a chunkwise form
     scan_layers.py   layers whose gates read only the input, one scan each: MinGRU, MinLSTM, RGLRU
     mamba.py         Mamba: pre-norm residual blocks around the selective-scan mixer (Gu & Dao 2023)
+    matrix_memory.py GatedDeltaNet and MLSTM: the same blocks around a matrix memory per head
     inspect.py       recording gates and states
 """
 
@@ -30,6 +31,7 @@ from . import init, reference, registry
 from .cell_modules import GRUCell, LSTMCell, RNNCell, RNNCellBase
 from .inspect import Trace, inspect
 from .mamba import Mamba
+from .matrix_memory import MLSTM, GatedDeltaNet
 from .modules import GRU, LSTM, RNN, RNNBase
 from .ops import gated_delta_rule, linear_scan, mlstm, selective_scan
 from .scan_layers import RGLRU, MinGRU, MinLSTM
@@ -37,4 +39,4 @@ from .variants import Variants
 
 __all__ = ["init", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "RNNBase", "RNNCellBase", "inspect", "Trace",
            "Variants", "registry", "reference", "linear_scan", "selective_scan", "gated_delta_rule", "mlstm", "MinGRU",
-           "MinLSTM", "RGLRU", "Mamba"]
+           "MinLSTM", "RGLRU", "Mamba", "GatedDeltaNet", "MLSTM"]

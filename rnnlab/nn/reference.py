@@ -267,3 +267,104 @@ def mamba_layer(module, x: Tensor, hx=None, seed: int | None = None):
         h = _rms_norm(h, params["norm_f" + stack[len("layers"):] + ".weight"], eps)
         outputs.append(h.flip(0) if direction else h)
     return torch.cat(outputs, -1), (torch.stack(windows), torch.stack(states))
+
+
+def _conv_step(window: Tensor, x: Tensor, weight: Tensor, bias: Tensor | None):
+    """A depthwise causal convolution's step: the window (N, C, W-1) of earlier inputs and x (N, C) -> (the
+    output (N, C), the window moved on)."""
+    taps = torch.cat((window, x[..., None]), dim=-1)  # (N, C, W)   the W latest inputs, oldest first
+    out = (taps * weight[:, 0]).sum(-1)
+    return (out + bias if bias is not None else out), taps[..., 1:]
+
+
+def gated_delta_step(x: Tensor, window: Tensor, S: Tensor, get):
+    """Yang, Kautz & Hatamizadeh 2024, one step of fla's GatedDeltaNet mixer on x (N, H), with the window of
+    [q; k; v]'s convolution (N, C, W-1) and the memory S (N, h, K, V): (out (N, H), window, S)."""
+    h, K, V = S.shape[1:]
+    qkv = torch.cat([F.linear(x, get(f"{p}_proj.weight"), get(f"{p}_proj.bias")) for p in "qkv"], dim=-1)
+    weight = torch.cat([get(f"{p}_conv1d.weight") for p in "qkv"])  # (C, 1, W)
+    u, window = _conv_step(window, qkv, weight, None)
+    q, k, v = F.silu(u).split([h * K, h * K, h * V], dim=-1)
+    q, k, v = q.view(-1, h, K), k.view(-1, h, K), v.view(-1, h, V)
+    q = q / torch.sqrt((q * q).sum(-1, keepdim=True) + 1e-6)  # L2, per head
+    k = k / torch.sqrt((k * k).sum(-1, keepdim=True) + 1e-6)
+    beta = torch.sigmoid(F.linear(x, get("b_proj.weight")))[..., None, None]  # (N, h, 1, 1)
+    alpha = torch.exp(-torch.exp(get("A_log")) * F.softplus(F.linear(x, get("a_proj.weight")) + get("dt_bias")))
+    kk = k[..., :, None] * k[..., None, :]  # (N, h, K, K)   k k^T
+    S = alpha[..., None, None] * (S - beta * kk @ S) + beta * k[..., :, None] * v[..., None, :]  # the delta rule
+    o = (S * (q * K ** -0.5)[..., :, None]).sum(-2)  # (N, h, V)   S^T (scale q)
+    o = _rms_norm(o, get("o_norm.weight"), get("o_norm.eps"))
+    o = o * F.silu(F.linear(x, get("g_proj.weight"), get("g_proj.bias")).view(-1, h, V))
+    return F.linear(o.flatten(1), get("o_proj.weight"), get("o_proj.bias")), window, S
+
+
+def mlstm_step(x: Tensor, window: Tensor, memory: Tensor, get):
+    """Beck et al. 2024, one step of xLSTM's mLSTM block (its Figure 10 and equations 19-27) on x (N, H), with the
+    convolution's window (N, E, W-1) and the memory (N, h, K, K + 2) = [C, n, m]: (out (N, H), window, memory)."""
+    h, K = memory.shape[1:3]
+    C, n, m = memory[..., :K], memory[..., K], memory[..., 0, K + 1]  # (N, h, K, K), (N, h, K), (N, h)
+    inner, z = F.linear(x, get("proj_up.weight"), get("proj_up.bias")).chunk(2, dim=-1)  # (N, E) each
+    conv, window = _conv_step(window, inner, get("conv1d.weight"), get("conv1d.bias"))
+    c = F.silu(conv)
+
+    def headwise(name, t):  # block-diagonal: each block of the input through its own small matrix
+        weight = get(f"{name}.weight")  # (blocks, out, in)
+        return (weight @ t.view(-1, weight.shape[0], weight.shape[2], 1)).flatten(1)
+    q, k, v = headwise("q_proj", c), headwise("k_proj", c), headwise("v_proj", inner)  # (N, E)
+    gates_in = torch.cat((q, k, v), dim=-1)
+    i = F.linear(gates_in, get("igate.weight"), get("igate.bias"))  # (N, h) exponential input gate
+    log_f = F.logsigmoid(F.linear(gates_in, get("fgate.weight"), get("fgate.bias")))  # sigmoid forget gate
+    m_new = torch.maximum(log_f + m, i)  # the stabiliser
+    f_s, i_s = torch.exp(log_f + m - m_new), torch.exp(i - m_new)  # (N, h)
+    q, k, v = q.view(-1, h, K) * K ** -0.5, k.view(-1, h, K), v.view(-1, h, K)
+    C = f_s[..., None, None] * C + i_s[..., None, None] * k[..., :, None] * v[..., None, :]
+    n = f_s[..., None] * n + i_s[..., None] * k
+    numerator = (C * q[..., :, None]).sum(-2)  # (N, h, K)   C^T q
+    denominator = torch.maximum((n * q).sum(-1).abs(), torch.exp(-m_new)) + 1e-6  # (N, h)
+    out = numerator / denominator[..., None]
+    centred = out - out.mean(-1, keepdim=True)  # the per-head norm
+    out = (centred / torch.sqrt(centred.pow(2).mean(-1, keepdim=True) + get("norm_eps"))).flatten(1) * get("outnorm")
+    out = (out + get("learnable_skip") * c) * F.silu(z)
+    memory = torch.cat((C, n[..., None], m_new[..., None, None].expand(-1, h, K, 1)), dim=-1)
+    return F.linear(out, get("proj_down.weight"), get("proj_down.bias")), window, memory
+
+
+def _layer_norm(x: Tensor, weight: Tensor, eps: float) -> Tensor:
+    centred = x - x.mean(-1, keepdim=True)
+    return centred / torch.sqrt(centred.pow(2).mean(-1, keepdim=True) + eps) * weight
+
+
+def matrix_memory_layer(module, x: Tensor, hx=None, seed: int | None = None):
+    """``rnnlab.nn.GatedDeltaNet``'s or ``MLSTM``'s forward one step at a time on time-major ``x`` (L, N, H_in):
+    the input projection, per layer x + mixer(norm(x)) with the mixer's step above (RMSNorm for gated DeltaNet,
+    LayerNorm without bias for the mLSTM), a final norm; the reverse stack reads each sequence back to front.
+    Returns (output (L, N, D*H), (windows, memories))."""
+    if seed is not None:
+        torch.manual_seed(seed)
+    params = dict(module.named_parameters())
+    steps, batch = x.shape[:2]
+    dirs, layers = module.num_directions, module.num_layers * module.num_directions
+    windows0, memories0 = hx if hx is not None else tuple(x.new_zeros(s) for s in module.state_shapes(batch))
+    delta = type(module).__name__ == "GatedDeltaNet"
+    step, norm = (gated_delta_step, _rms_norm) if delta else (mlstm_step, _layer_norm)
+    eps = module.norm_eps
+    stream = F.linear(x, params["input_proj.weight"], params["input_proj.bias"]) if "input_proj.weight" in params else x
+    outputs, windows, memories = [], [None] * layers, [None] * layers
+    for direction, stack in enumerate(("layers", "layers_reverse")[:dirs]):
+        h = stream.flip(0) if direction else stream  # (L, N, H)
+        for k in range(module.num_layers):
+            def get(name, stack=stack, k=k):
+                return eps if name.endswith("eps") else params.get(f"{stack}.{k}.mixer.{name}")
+            at = k * dirs + direction
+            window, memory, out = windows0[at], memories0[at], []
+            for t in range(steps):
+                o, window, memory = step(norm(h[t], params[f"{stack}.{k}.norm.weight"], eps), window, memory, get)
+                out.append(o)
+            out = torch.stack(out, dim=1)  # (N, L, H): the layer's layout, so that a seed gives the same mask
+            if module.dropout and module.training and k < module.num_layers - 1:
+                out = F.dropout(out, module.dropout)
+            h = h + out.transpose(0, 1)
+            windows[at], memories[at] = window, memory
+        h = norm(h, params["norm_f" + stack[len("layers"):] + ".weight"], eps)
+        outputs.append(h.flip(0) if direction else h)
+    return torch.cat(outputs, -1), (torch.stack(windows), torch.stack(memories))

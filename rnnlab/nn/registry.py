@@ -21,6 +21,7 @@ from .cell_modules import GRUCell, LSTMCell, RNNCell
 from .cells import GRUCellMath, LSTMCellMath, TanhCell
 from .init import CLASSIC_ROWS
 from .mamba import Mamba
+from .matrix_memory import MLSTM, GatedDeltaNet
 from .modules import GRU, LSTM, RNN
 from .scan_layers import RGLRU, MinGRU, MinLSTM
 from .variants import Variants
@@ -123,3 +124,9 @@ register(Architecture("rglru", RGLRU, None, RGLRU, "real-gated linear recurrent 
 # the selective state space: dt, B and C read the input, one selective scan per layer (mamba.py)
 register(Architecture("mamba", Mamba, None, Mamba, "Mamba, the selective state space (Gu & Dao 2023)",
                       reference.mamba_layer, variants=(), state_is_output=False))
+# a matrix memory per head, written by outer products, trained in chunks (matrix_memory.py)
+register(Architecture("gdn", GatedDeltaNet, None, GatedDeltaNet, "gated DeltaNet, the delta rule with a decay "
+                      "(Yang, Kautz & Hatamizadeh 2024)", reference.matrix_memory_layer, variants=(),
+                      state_is_output=False))
+register(Architecture("mlstm", MLSTM, None, MLSTM, "xLSTM's mLSTM, a matrix memory with exponential gates "
+                      "(Beck et al. 2024)", reference.matrix_memory_layer, variants=(), state_is_output=False))
