@@ -137,18 +137,33 @@ def test_a_bidirectional_mamba_by_hand():
     assert e.dims["states_n"] == ["D*num_layers", "N", "E", "S"] and e.config["module"] == "rnnlab.nn"
 
 
+def test_gated_deltanet_and_the_mlstm_by_hand():
+    e = rnnlab.explain_shapes("gdn", 3, 128, seq_len=4, batch=2)  # 2 heads of K = 64, V = 2 K
+    assert (e.sizes["h"], e.sizes["K"], e.sizes["V"], e.sizes["W"]) == (2, 64, 128, 4)
+    assert e.parameters["layers.0.mixer.v_proj.weight"] == [256, 128] and e.formulas[
+        "layers.0.mixer.q_conv1d.weight"] == "(h*K, 1, W)"
+    assert e.tensors["memories_n"] == [1, 2, 2, 64, 128] and e.tensors["windows_n"] == [1, 2, 2 * 128 + 256, 3]
+    m = rnnlab.explain_shapes("mlstm", 3, 8, seq_len=4, batch=2)  # E = 16 in 4 heads of 4
+    assert (m.sizes["E"], m.sizes["h"], m.sizes["K"], m.sizes["b"]) == (16, 4, 4, 4)
+    assert m.parameters["layers.0.mixer.q_proj.weight"] == [4, 4, 4] and m.parameters[
+        "layers.0.mixer.fgate.weight"] == [4, 48]
+    assert m.tensors["memories_n"] == [1, 2, 4, 4, 6] and m.dims["memories_n"][-1] == "K+2"
+    assert "E/b" not in m.table().splitlines()[1]  # the derived sizes are not listed as sizes
+
+
 def _modern_configs(count: int):
     rng = random.Random(1)
     for _ in range(count):
         kind = rng.choice(["batched", "unbatched", "packed"])
-        yield dict(mode=rng.choice(["mingru", "minlstm", "rglru", "mamba"]), input_size=rng.randint(1, 5),
+        yield dict(mode=rng.choice(["mingru", "minlstm", "rglru", "mamba", "gdn", "mlstm"]),
+                   input_size=rng.randint(1, 5),
                    hidden_size=rng.randint(2, 7), num_layers=rng.randint(1, 3), bidirectional=rng.random() < 0.5,
                    batch_first=rng.random() < 0.5, seq_len=rng.randint(1, 6), batch=rng.randint(1, 4),
                    unbatched=kind == "unbatched",
                    lengths=[rng.randint(1, 6) for _ in range(rng.randint(1, 4))] if kind == "packed" else None)
 
 
-@pytest.mark.parametrize("config", list(_modern_configs(24)), ids=lambda c: json.dumps(c, separators=(",", ":")))
+@pytest.mark.parametrize("config", list(_modern_configs(30)), ids=lambda c: json.dumps(c, separators=(",", ":")))
 def test_the_modern_layers_shapes_are_their_own(config):
     e = rnnlab.explain_shapes(**config)
     options = {k: config[k] for k in ("num_layers", "bidirectional", "batch_first")}
@@ -157,12 +172,15 @@ def test_the_modern_layers_shapes_are_their_own(config):
     steps = config["lengths"] and sum(config["lengths"])
     assert e.tensors["output"][-1] == (2 if config["bidirectional"] else 1) * config["hidden_size"]
     assert e.tensors["output"][0] == steps if config["lengths"] else e.tensors["output"][0] > 0
-    if config["mode"] != "mamba":  # h_n is each layer's last output, as torch.nn's
-        batch = [] if config["unbatched"] else [len(config["lengths"]) if config["lengths"] else config["batch"]]
-        layers = config["num_layers"] * (2 if config["bidirectional"] else 1)
-        assert e.tensors["h_n"] == [layers, *batch, config["hidden_size"]]
-    else:
+    batch = [] if config["unbatched"] else [len(config["lengths"]) if config["lengths"] else config["batch"]]
+    layers = config["num_layers"] * (2 if config["bidirectional"] else 1)
+    if config["mode"] == "mamba":
         assert e.tensors["windows_n"][-1] == 3 and e.tensors["states_n"][-1] == 16
+    elif config["mode"] in ("gdn", "mlstm"):  # a matrix memory per head
+        memory = list(layer.layers[0].mixer.memory_shape())
+        assert e.tensors["memories_n"] == [layers, *batch, *memory] and e.tensors["windows_n"][-1] == 3
+    else:  # h_n is each layer's last output, as torch.nn's
+        assert e.tensors["h_n"] == [layers, *batch, config["hidden_size"]]
 
 
 def test_an_explanation_of_a_modern_layer_refuses_a_wrong_reference(monkeypatch):

@@ -1,5 +1,5 @@
 """What goes into and comes out of ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` -- and of every other registered
-architecture (minGRU, minLSTM, RG-LRU, Mamba) -- for one configuration, checked.
+architecture (minGRU, minLSTM, RG-LRU, Mamba, gated DeltaNet, mLSTM) -- for one configuration, checked.
 
     explain_shapes("lstm", input_size=10, hidden_size=20, num_layers=2, bidirectional=True)
 
@@ -9,8 +9,10 @@ which slices of ``output`` and ``h_n`` are the same numbers. Nothing in it is wr
 ``explain_shapes`` runs the configuration through ``torch.nn`` on random numbers and compares every shape
 and every equality with what came out, and refuses (AssertionError) to state anything that did not hold.
 An architecture torch.nn lacks runs on rnnlab's layer, whose output is checked first against the paper's
-per-step loop (``rnnlab.nn.reference``); Mamba's state is the pair (convolution windows, SSM states), with
-its own sizes E = expand * H_cell, S = d_state, R = dt_rank, K = d_conv.
+per-step loop (``rnnlab.nn.reference``). The block stacks' state is a pair, (convolution windows, the mixers'
+states), with their own sizes: Mamba's E = expand * H_cell, S = d_state, R = dt_rank, K = d_conv; gated
+DeltaNet's h heads, K key and V value sizes, W = conv_size; the mLSTM's E inner channels, h heads of K = E / h,
+b = qkv_blocksize, W = conv_size.
 
 Names: L sequence length, N batch size, D = 2 if bidirectional else 1, H_in input_size, H_cell hidden_size,
 H_out proj_size if > 0 else hidden_size.
@@ -51,7 +53,7 @@ class Explanation:
 
     def table(self) -> str:
         """The explanation as text: one table of parameters, one of tensors, then splits and equalities."""
-        sizes = ", ".join(f"{name} = {value}" for name, value in self.sizes.items())
+        sizes = ", ".join(f"{name} = {value}" for name, value in self.sizes.items() if name.isidentifier())
         w = max([22] + [len(name) + 1 for name in self.parameters])  # the name column
         lines = [f"{self.config.get('module', 'torch.nn')}.{self.config['class']}({_arguments(self.config)})",
                  f"  {sizes}", "",
@@ -109,16 +111,15 @@ def explain_shapes(mode: str, input_size: int, hidden_size: int, num_layers: int
     D, H_out = 2 if bidirectional else 1, proj_size or hidden_size
     sizes = {"L": seq_len, "N": batch, "D": D, "H_in": input_size, "H_cell": hidden_size, "H_out": H_out,
              "num_layers": num_layers}
-    if mode == "mamba":  # the mixer's sizes
-        mixer = module.layers[0].mixer
-        sizes.update(E=mixer.d_inner, S=mixer.d_state, R=mixer.dt_rank, K=mixer.d_conv)
+    if mode in STACKS:  # the mixer's sizes
+        sizes.update(STACKS[mode]["sizes"](module.layers[0].mixer))
     config = {"class": cls, "module": "torch.nn" if arch.torch_twin else "rnnlab.nn", "input_size": input_size,
               "hidden_size": hidden_size, "num_layers": num_layers, "bidirectional": bidirectional,
               "batch_first": batch_first, "proj_size": proj_size, "unbatched": unbatched,
               "lengths": list(lengths) if lengths else None}
     explanation = Explanation(config, sizes)
-    if mode == "mamba":
-        _mamba_parameters(explanation, module)
+    if mode in STACKS:
+        _stack_parameters(explanation, module, STACKS[mode]["formulas"])
     else:
         _parameters(explanation, module, arch.gates)
 
@@ -133,13 +134,13 @@ def explain_shapes(mode: str, input_size: int, hidden_size: int, num_layers: int
         output, state = module(inputs)
         if not arch.torch_twin:
             _against_reference(arch, module, x, output, config)
-    if mode == "mamba":  # the state is the pair (convolution windows, SSM states), not an output
-        _tensors(explanation, x, output, {}, {"windows_n": (state[0], ["E", "K-1"]),
-                                              "states_n": (state[1], ["E", "S"])})
+    if mode in STACKS:  # the state is the pair (convolution windows, the mixers' states), not an output
+        names = STACKS[mode]["state"]
+        _tensors(explanation, x, output, {}, {name: (tensor, dims) for (name, dims), tensor in zip(names, state)})
         _splits(explanation, output, None)
-        explanation.equalities.append("(none: Mamba's state is each mixer's convolution window and SSM state, "
-                                      "not its output; the last step of output is read where a final state is "
-                                      "wanted)")
+        explanation.equalities.append(f"(none: {arch.layer.__name__}'s state is each mixer's convolution window "
+                                      f"and {STACKS[mode]['what']}, not its output; the last step of output is "
+                                      "read where a final state is wanted)")
         return explanation
     h_n, c_n = state if arch.math.has_cell_state else (state, None)
     _tensors(explanation, x, output, {"h_0": (h_n, ["H_out"]), "c_0": (c_n, ["H_cell"])},
@@ -169,19 +170,50 @@ def _against_reference(arch, module, x, output, config: dict) -> None:
     assert torch.allclose(got, expected[:, 0] if config["unbatched"] else expected, atol=1e-10, rtol=0), "reference"
 
 
-MAMBA_FORMULAS = {"input_proj.weight": "(H_cell, H_in)", "input_proj.bias": "(H_cell,)", "norm.weight": "(H_cell,)",
-                  "mixer.in_proj.weight": "(2*E, H_cell)", "mixer.conv1d.weight": "(E, 1, K)",
+MAMBA_FORMULAS = {"mixer.in_proj.weight": "(2*E, H_cell)", "mixer.conv1d.weight": "(E, 1, K)",
                   "mixer.conv1d.bias": "(E,)", "mixer.x_proj.weight": "(R+2*S, E)", "mixer.dt_proj.weight": "(E, R)",
                   "mixer.dt_proj.bias": "(E,)", "mixer.A_log": "(E, S)", "mixer.D": "(E,)",
                   "mixer.out_proj.weight": "(H_cell, E)", "mixer.in_proj.bias": "(2*E,)",
-                  "mixer.out_proj.bias": "(H_cell,)", "norm_f.weight": "(H_cell,)"}
+                  "mixer.out_proj.bias": "(H_cell,)"}
+GDN_FORMULAS = {"mixer.q_proj.weight": "(h*K, H_cell)", "mixer.k_proj.weight": "(h*K, H_cell)",
+                "mixer.v_proj.weight": "(h*V, H_cell)", "mixer.a_proj.weight": "(h, H_cell)",
+                "mixer.b_proj.weight": "(h, H_cell)", "mixer.g_proj.weight": "(h*V, H_cell)",
+                "mixer.q_conv1d.weight": "(h*K, 1, W)", "mixer.k_conv1d.weight": "(h*K, 1, W)",
+                "mixer.v_conv1d.weight": "(h*V, 1, W)", "mixer.A_log": "(h,)", "mixer.dt_bias": "(h,)",
+                "mixer.o_norm.weight": "(V,)", "mixer.o_proj.weight": "(H_cell, h*V)",
+                "mixer.q_proj.bias": "(h*K,)", "mixer.k_proj.bias": "(h*K,)", "mixer.v_proj.bias": "(h*V,)",
+                "mixer.g_proj.bias": "(h*V,)", "mixer.o_proj.bias": "(H_cell,)"}
+MLSTM_FORMULAS = {"mixer.proj_up.weight": "(2*E, H_cell)", "mixer.conv1d.weight": "(E, 1, W)",
+                  "mixer.conv1d.bias": "(E,)", "mixer.q_proj.weight": "(E/b, b, b)", "mixer.k_proj.weight": "(E/b, b, b)",
+                  "mixer.v_proj.weight": "(E/b, b, b)", "mixer.igate.weight": "(h, 3*E)", "mixer.igate.bias": "(h,)",
+                  "mixer.fgate.weight": "(h, 3*E)", "mixer.fgate.bias": "(h,)", "mixer.outnorm": "(E,)",
+                  "mixer.learnable_skip": "(E,)", "mixer.proj_down.weight": "(H_cell, E)",
+                  "mixer.proj_up.bias": "(2*E,)", "mixer.proj_down.bias": "(H_cell,)"}
+COMMON = {"input_proj.weight": "(H_cell, H_in)", "input_proj.bias": "(H_cell,)", "norm.weight": "(H_cell,)",
+          "norm_f.weight": "(H_cell,)"}
+# the layers that are a stack of pre-norm residual blocks around a mixer (rnnlab.nn.mamba, .matrix_memory):
+# each mixer's sizes, its parameters in symbols, and its state pair's names and dimensions
+STACKS = {
+    "mamba": {"sizes": lambda m: dict(E=m.d_inner, S=m.d_state, R=m.dt_rank, K=m.d_conv, **{"K-1": m.d_conv - 1}),
+              "formulas": MAMBA_FORMULAS, "state": (("windows_n", ["E", "K-1"]), ("states_n", ["E", "S"])),
+              "what": "SSM state"},
+    "gdn": {"sizes": lambda m: dict(h=m.num_heads, K=m.head_dim, V=m.head_v_dim, W=m.conv_size,
+                                    C=m.channels, **{"W-1": m.conv_size - 1}),
+            "formulas": GDN_FORMULAS, "state": (("windows_n", ["C", "W-1"]), ("memories_n", ["h", "K", "V"])),
+            "what": "memory S (C = 2*h*K + h*V channels: q, k and v's)"},
+    "mlstm": {"sizes": lambda m: dict(E=m.d_inner, h=m.num_heads, K=m.head_dim, b=m.q_proj.weight.shape[-1],
+                                      W=m.conv_size, **{"E/b": m.q_proj.weight.shape[0], "K+2": m.head_dim + 2,
+                                                        "W-1": m.conv_size - 1}),
+              "formulas": MLSTM_FORMULAS, "state": (("windows_n", ["E", "W-1"]), ("memories_n", ["h", "K", "K+2"])),
+              "what": "memory [C, n, m] (K = E / h)"},
+}
 
 
-def _mamba_parameters(explanation: Explanation, module) -> None:
-    """Mamba's parameters: E = expand * H channels, S states, R = dt_rank, K = d_conv (rnnlab.nn.mamba)."""
+def _stack_parameters(explanation: Explanation, module, formulas: dict) -> None:
+    """A block stack's parameters (``STACKS``), each checked against its formula."""
     for name, param in module.named_parameters():
         key = name.split(".", 2)[2] if name.startswith("layers") else name.replace("_reverse", "")
-        formula = MAMBA_FORMULAS[key]
+        formula = COMMON.get(key) or formulas[key]
         assert _evaluate(formula, explanation.sizes) == list(param.shape), (name, formula, param.shape)
         explanation.parameters[name], explanation.formulas[name] = list(param.shape), formula
 
@@ -219,8 +251,6 @@ def _tensors(explanation: Explanation, x, output, before: dict, after: dict) -> 
     if packed:  # the packed input's .data, as the packed output's
         named["input"] = (torch.empty(sum(c["lengths"]), s["H_in"]), named["input"][1])
     sizes = {**s, "sum(lengths)": sum(c["lengths"]) if packed else 0}
-    if "K" in s:  # Mamba's convolution window
-        sizes["K-1"] = s["K"] - 1
     for name, (tensor, dims) in named.items():
         if tensor is None:
             continue
@@ -307,6 +337,8 @@ def _evaluate(expression: str, sizes: dict):
         return [_evaluate(part, sizes) for part in expression.strip("(),").split(",") if part.strip()]
     if "+" in expression:
         return sum(_evaluate(term, sizes) for term in expression.split("+"))
+    if expression.strip() in sizes:  # a size named with its arithmetic ("K-1", "E/b")
+        return sizes[expression.strip()]
     value = 1
     for factor in expression.strip().split("*"):
         value *= int(factor) if factor.isdigit() else sizes[factor]
