@@ -34,6 +34,12 @@ def add(commands) -> None:
                        help="a panel: each series keeps the network or the baseline that beat it on that series' "
                             "validation part, among the baselines at least as good as the network over the "
                             "whole panel's validation (default); --no-per-series-fallback: the network everywhere")
+    train.add_argument("--combine", choices=["auto", "baselines", "off"],
+                       help="a panel: forecast every series by the combination (mean or median of the "
+                            "quantiles) of the network with other forecasters that did best on the last "
+                            "validation windows -- auto (default): the baselines and, where statsforecast is "
+                            "installed, its AutoETS and AutoTheta; baselines: rnnlab's own; off: the network "
+                            "(and --per-series-fallback)")
     train.add_argument("--known", help="a panel: comma-separated columns known in advance (prices, holidays, "
                                        "promotions): the network reads them over the horizon too, and "
                                        "forecast predict needs their coming values (--future)")
@@ -114,7 +120,8 @@ def run_train(args) -> None:
     from ..tasks import forecast
     column_lists(args)
     metrics = forecast.train(**train_keywords(args, *SERIES_KEYS, "window", "horizon", "test_frac", "val_frac",
-                                              "season", "per_series_fallback", "known", "calendar"))
+                                              "season", "per_series_fallback", "known", "calendar",
+                                              "combine"))
     words = headline(metrics) if "test" in metrics else panel_headline(metrics) if "series" in metrics else ""
     print_metrics(metrics, words)  # rank 0's metrics (torchrun)
 

@@ -13,7 +13,9 @@ After training, on the validation part: every quantile is calibrated (``interval
 units of each series' mean absolute step, pooled over the series),
 and each series keeps the network, or the baseline (naive, seasonal naive, drift) with the smaller MAE on
 its own validation part among those at least as good as the network over the whole panel's validation --
-with that baseline's intervals, calibrated the same way.
+with that baseline's intervals, calibrated the same way -- or, where a combination of the network with
+other forecasters (``combination``) forecast the series' last validation windows better than the network
+alone, every series that combination, calibrated on those windows.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from ...errors import UserError, check_settings
 from ...training import Task, fit, saved
 from ..common import network_config, network_guard
 from ..network import ModelConfig, SequenceModel
-from . import intervals
+from . import combination, intervals
 from .intervals import MEDIAN, QUANTILES
 from .metrics import aggregate, panel_scores, seasonal_scale
 from .panel_data import (BASELINES, PanelData, baseline_quantiles, bounded, channels, spreads_and_ratio,
@@ -46,8 +48,13 @@ saved.FIELDS[TASK] = {
                         "a list of \"log\" or \"diff\""),
     "scales": saved.Kind(lambda v: saved.NUMBERS.test(v) and all(0 < x < float("inf") for x in v),
                          "a list of finite numbers > 0"),
-    "chosen": saved.Kind(lambda v: isinstance(v, list) and all(c in ("network", *BASELINES) for c in v),
-                         "a list of \"network\", \"naive\", \"seasonal_naive\" or \"drift\""),
+    "chosen": saved.Kind(lambda v: isinstance(v, list) and all(c in ("network", "combination", *BASELINES)
+                                                               for c in v),
+                         "a list of \"network\", \"combination\", \"naive\", \"seasonal_naive\" or \"drift\""),
+    "combination": saved.optional(saved.Kind(
+        lambda v: isinstance(v, dict) and v.get("how") in ("mean", "median") and isinstance(v.get("members"), list)
+        and all(m in ("network", *BASELINES, *combination.STATISTICAL) for m in v["members"]),
+        "an object with members (a list of forecasters) and how (\"mean\" or \"median\")")),
     "order": saved.Kind(lambda v: isinstance(v, list) and len(v) > 0 and all(c in BASELINES for c in v),
                         "a non-empty list of \"naive\", \"seasonal_naive\" or \"drift\""),
     "step_ratio": saved.NON_NEGATIVE, "last": saved.LIST,
@@ -114,7 +121,9 @@ class PanelTask(Task):
             self.targets[part] = torch.tensor(np.where(inside, (actual - base) / scale, 0.0), dtype=torch.float32)
             self.masks[part] = torch.tensor(inside, dtype=torch.float32)
         self.val_pick = evenly_spaced(len(self.ends["val"]), VAL_WINDOWS)  # what each evaluation scores
+        self.others = combination.members(options.get("combine") or "auto", season, len(panel.ids))
         self.shifts, self.chosen, self.order = {}, ["network"] * len(panel.ids), list(BASELINES)
+        self.combination: dict | None = None  # {"members": [...], "how": "mean" | "median"} where one was chosen
         self.model = SequenceModel(model)
 
     def describe(self) -> str:
@@ -171,7 +180,10 @@ class PanelTask(Task):
         scale = self.spreads[data.series_of[ends_val]][:, None, None]  # (n, 1, 1)
         test_scale = self.spreads[data.series_of[ends_test]][:, None, None]  # (S, 1, 1)
         series_val = data.series_of[ends_val]
-        forecasts, raw, self.shifts, mae = {}, {}, {}, {}
+        usable = np.flatnonzero(self.usable)
+        last_ends = self.test_starts[usable] - h - 1  # (U,) each usable series' last validation window
+        last = np.searchsorted(ends_val, last_ends)  # (U,) its place among the validation windows
+        forecasts, raw, self.shifts, mae, last_val = {}, {}, {}, {}, {}
         for name in ("network", *BASELINES):  # fpp3's intervals from each baseline's residuals
             if name == "network":
                 val = data.to_levels(bounded(self._predict(model, ends_val, device)), self.bases["val"], ends_val)
@@ -183,29 +195,34 @@ class PanelTask(Task):
             # the median is not shifted: the validation MAE per series (sums; equal counts per method)
             mae[name] = np.bincount(series_val, np.abs(val[..., MEDIAN] - actual).mean(1), len(self.panel.ids))
             forecasts[name], raw[name] = intervals.shifted(test, self.shifts[name] * test_scale), test
+            last_val[name] = val[last]  # (U, H, Q) uncalibrated, for the combinations
             del val
+        judged_combinations = self.combine(last_val, raw, last_ends, usable, forecasts, test_scale)
         # each series: the network or the baseline with the smaller MAE on its own validation part, among the
         # baselines at least as good as the network over the whole panel's validation (in each series' step
         # units): one short validation part is a noisy judge, and a baseline the network beats on the panel
         # wins some series by chance, where it then forecasts worse (measured in docs/results.md)
         windows = np.maximum(np.bincount(series_val, minlength=len(self.panel.ids)), 1)
-        usable = np.flatnonzero(self.usable)
         pooled = {name: float(np.mean(mae[name][usable] / windows[usable] / self.spreads[usable])) for name in mae}
         candidates = ["network", *[b for b in BASELINES if (b != "seasonal_naive" or has_season(season))
                                    and pooled[b] <= pooled["network"]]]
         if not self.options.get("per_series_fallback", True):
             candidates = ["network"]
+        if self.combination is not None:  # chosen on the last validation windows: every usable series
+            candidates = ["combination"]
         # a series too short to train on: the baseline best on the panel's validation among those its rows carry
         self.order = sorted((b for b in BASELINES if b != "seasonal_naive" or has_season(season)), key=pooled.get)
         history = self.test_starts - self.panel.starts[:-1]  # (S,) rows before each test part
-        self.chosen = [min(candidates, key=lambda name: mae[name][s]) if self.usable[s] else
+        self.chosen = [min(candidates, key=lambda name: mae.get(name, mae["network"])[s]) if self.usable[s] else
                        next(b for b in self.order if supports(history[s], b, season))
                        for s in range(len(self.panel.ids))]
         tested = self.tested
         chosen = np.stack([forecasts[self.chosen[s]][k] for k, s in enumerate(tested)])  # (S_t, H, Q)
         actual = self.panel.values[ends_test[:, None] + np.arange(1, h + 1)]  # (S_t, H)
         methods = {"model": chosen, "network": forecasts["network"],
-                   **{name: raw[name] for name in BASELINES}}  # the baselines as fpp3 has them, uncalibrated
+                   **{name: raw[name] for name in BASELINES},  # the baselines as fpp3 has them, uncalibrated
+                   **{name: raw[name] for name in combination.STATISTICAL if name in raw},  # statsforecast's
+                   **({"combination": forecasts["combination"]} if "combination" in forecasts else {})}
         lag = season if has_season(season) else 1
         per_series, summary = {}, {}
         for name, q in methods.items():
@@ -228,9 +245,38 @@ class PanelTask(Task):
                    "sql": summary["model"]["sql"], "series": len(self.panel.ids), "short_series": self.short,
                    "too_short": self.too_short, "tested_series": len(tested),
                    "window": self.window, "horizon": h, "season": season, "base": self.base_name,
-                   "chosen": counts, "validation_mae": pooled, **summary,
+                   "chosen": counts, "validation_mae": pooled, "combined": self.combination,
+                   "combinations": judged_combinations, **summary,
                    "per_series": {sid: series_metrics(s) for s, sid in enumerate(self.panel.ids)}}
         return metrics
+
+    def combine(self, last_val: dict, raw: dict, last_ends: np.ndarray, usable: np.ndarray, forecasts: dict,
+                test_scale: np.ndarray) -> dict:
+        """Choose a combination on the usable series' last validation windows (``combination``); where it is
+        not the network alone, calibrate it on those windows and add its test quantiles to ``forecasts``
+        (statsforecast's members' raw test quantiles to ``raw``). Returns every candidate's validation score."""
+        h, season = self.horizon, self.season
+        others = self.others
+        if not others or len(usable) < combination.MIN_SERIES:
+            return {}
+        ends_test = self.ends["test"]
+        for name in others:
+            if name in combination.STATISTICAL:  # fitted on each series up to the window's end
+                last_val[name] = combination.statistical_quantiles(self.panel, last_ends, name, h, season)
+                raw[name] = combination.statistical_quantiles(self.panel, ends_test, name, h, season)
+        actual = self.panel.values[last_ends[:, None] + np.arange(1, h + 1)]  # (U, H)
+        scale = combination.scales(self.panel, last_ends, usable, season)
+        (members, how), scores = combination.choose({name: q[..., MEDIAN] for name, q in last_val.items()}, actual,
+                                                    scale, others)
+        if members == ("network",):
+            return scores
+        unit = self.spreads[usable][:, None, None]  # (U, 1, 1)
+        self.shifts["combination"] = intervals.calibration_shifts(
+            combination.combined(last_val, members, how) / unit, actual / unit[..., 0])
+        forecasts["combination"] = intervals.shifted(combination.combined(raw, members, how),
+                                                     self.shifts["combination"] * test_scale)
+        self.combination = {"members": list(members), "how": how}
+        return scores
 
     def plots(self, model, device, out_dir):
         from ...plots import panel_plot
@@ -252,7 +298,7 @@ class PanelTask(Task):
                 "spreads": self.spreads.tolist(), "covariates": list(self.panel.covariate_names),
                 "known": self.data.known, "calendar_season": self.data.calendar_season,
                 "means": self.data.means.tolist(), "deviations": self.data.deviations.tolist(),
-                "chosen": self.chosen, "order": self.order, "step_ratio": self.step_ratio, "last": self.last(),
+                "chosen": self.chosen, "combination": self.combination, "order": self.order, "step_ratio": self.step_ratio, "last": self.last(),
                 "shifts": {k: v.tolist() for k, v in self.shifts.items()}, "quantiles": list(QUANTILES)}
 
 

@@ -13,7 +13,7 @@ from ...data.panel import DATE, ID, Panel, read_panel
 from ...data.series import future_dates
 from ...errors import UserError, require
 from ..common import Trained
-from . import intervals
+from . import combination, intervals
 from .adaptive import MODES, RATE, Made, QuantileTracker, catch_up
 from .intervals import MEDIAN, QUANTILES
 from .panel_data import BASELINES, PanelData, baseline_quantiles, bounded, calendar, spreads, supports
@@ -36,7 +36,8 @@ class PanelForecaster(Trained):
         kinds, scales = PanelData.fit(panel, panel.starts[1:])
         means, deviations = PanelData.fit_covariates(panel, panel.starts[1:])
         steps = spreads(panel, panel.starts[1:], state.get("step_ratio"))
-        chosen = np.array(["network"] * len(panel.ids), dtype=object)
+        usual = "combination" if state.get("combination") else "network"  # what a usable series gets
+        chosen = np.array([usual] * len(panel.ids), dtype=object)
         known = {sid: j for j, sid in enumerate(state["ids"])}
         for k, sid in enumerate(panel.ids):
             j = known.get(sid)
@@ -128,7 +129,7 @@ class PanelForecaster(Trained):
         """The next ``horizon`` values of every series in ``csv`` or ``data`` (a long table with the training
         run's columns) after its last row: unique_id, ds, mean (the point forecast: the median, or the chosen
         baseline's), lo-80, hi-80, lo-95, hi-95, the quantile columns q-0.025 .. q-0.975, and ``forecaster``:
-        what made each series' forecast ("network", "naive", "seasonal_naive" or "drift"). A series the network
+        what made each series' forecast ("network", "combination", "naive", "seasonal_naive" or "drift"). A series the network
         did not train on is forecast as ``read_table`` says. A forecaster that read known-future covariates
         needs their values over the horizon: ``future``, a long table (a CSV file or a DataFrame) with the id
         and date columns and those covariates for the ``horizon`` dates after each series' last.
@@ -175,8 +176,24 @@ class PanelForecaster(Trained):
         with torch.no_grad():
             raw = self.network(inputs.to(self.device))[0].float().cpu()
         scaled = intervals.ordered_quantiles(raw.view(len(raw), h, len(QUANTILES))).double().numpy()
-        q = intervals.shifted(rows.to_levels(bounded(scaled), rows.base(ends, h, season), ends),
-                              shifts["network"] * units)  # (n, H, Q)
+        network = rows.to_levels(bounded(scaled), rows.base(ends, h, season), ends)  # (n, H, Q) uncalibrated
+        q = intervals.shifted(network, shifts["network"] * units)  # (n, H, Q)
+        picked, combo = np.flatnonzero(chosen[which] == "combination"), state.get("combination")
+        if len(picked) and combo:  # the members' quantiles at the same rows, combined, calibrated
+            members = {}
+            for name in combo["members"]:
+                if name == "network":
+                    members[name] = network[picked]
+                elif name in BASELINES:
+                    members[name] = baseline_quantiles(panel, ends[picked], name, h, season, history_ends, steps)
+                else:
+                    if not combination.statistical_available():
+                        raise UserError(f"this forecaster combines the network with statsforecast's "
+                                        f"{'AutoETS' if name == 'ets' else 'AutoTheta'}: pip install statsforecast "
+                                        "(or train with combine=\"baselines\" or \"off\")", "combine")
+                    members[name] = combination.statistical_quantiles(panel, ends[picked], name, h, season)
+            q[picked] = intervals.shifted(combination.combined(members, combo["members"], combo["how"]),
+                                          shifts["combination"] * units[picked])
         for name in BASELINES:  # the series that kept a baseline, all at once
             picked = np.flatnonzero(chosen[which] == name)
             if len(picked):

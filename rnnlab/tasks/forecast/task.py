@@ -26,7 +26,8 @@ OUT = "runs/forecast"
 BUILTINS = {"sine": (sine_wave, 63), "random_walk": (random_walk_prices, None)}
 DEFAULTS = dict(window=None, horizon=1, test_frac=0.2, val_frac=0.15, season=None, arch="lstm", hidden=64, layers=1,
                 dropout=0.0, target=None, features=None, date_col=None, date_format=None, newest_first=False,
-                missing="error", id_col=None, per_series_fallback=True, known=None, calendar=False, **NETWORK_EXTRAS)
+                missing="error", id_col=None, per_series_fallback=True, known=None, calendar=False, combine="auto",
+                **NETWORK_EXTRAS)
 saved.FIELDS["forecast"] = {  # what state.json holds besides the loop's fields (checked when it is read)
     "window": saved.POSITIVE, "horizon": saved.POSITIVE, "season": saved.optional(saved.POSITIVE),
     "base": saved.one_of("naive", "seasonal_naive"), "fallback": saved.one_of(None, "naive", "seasonal_naive"),
@@ -194,7 +195,8 @@ def train(*, csv: str | Path | None = None, data=None, builtin: str | None = Non
           test_frac: float | None = None, val_frac: float | None = None, season: int | None = None,
           arch: str | None = None, hidden: int | None = None, layers: int | None = None,
           dropout: float | None = None, id_col: str | None = None, per_series_fallback: bool | None = None,
-          known: list[str] | None = None, calendar: bool | None = None, **train_options) -> dict:
+          known: list[str] | None = None, calendar: bool | None = None, combine: str | None = None,
+          **train_options) -> dict:
     """Train a forecaster on ``csv``, on ``data`` (a DataFrame or a (T, F) array), or on a built-in series
     (``builtin``: "sine", the default, or "random_walk"); returns the metrics.
 
@@ -203,7 +205,10 @@ def train(*, csv: str | Path | None = None, data=None, builtin: str | None = Non
     last ``horizon`` points of each series, and the forecasts are quantiles calibrated on validation; each
     series keeps the network or the baseline that beat it on that series' validation part, among the
     baselines at least as good as the network over the whole panel's validation
-    (``per_series_fallback=False``: the network everywhere). A panel's covariates: ``features``, columns
+    (``per_series_fallback=False``: the network everywhere) -- or, ``combine`` (``combination``: "auto", the
+    default; "baselines"; "off"), every series the combination of the network with other forecasters (the
+    baselines, statsforecast's AutoETS and AutoTheta where installed) that forecast the panel's last validation
+    windows best. A panel's covariates: ``features``, columns
     read over the window only (past-only), ``known``, columns known in advance that the network also reads
     over the horizon (``predict(future=...)`` then gives their coming values), and ``calendar=True``, the
     place of each date in its season (from the dates, known ahead).
@@ -220,7 +225,7 @@ def train(*, csv: str | Path | None = None, data=None, builtin: str | None = Non
              date_format=date_format, newest_first=newest_first, missing=missing, window=window, horizon=horizon,
              test_frac=test_frac, val_frac=val_frac, season=season, arch=arch, hidden=hidden, layers=layers,
              dropout=dropout, id_col=id_col, per_series_fallback=per_series_fallback,
-             known=list(known) if known is not None else None, calendar=calendar),
+             known=list(known) if known is not None else None, calendar=calendar, combine=combine),
         DEFAULTS, train_options, TRAIN_DEFAULTS)
     check_network(options)
     if csv is not None or data is not None:
