@@ -38,6 +38,8 @@ MODES = ("auto", "baselines", "off")
 STATISTICAL = ("ets", "theta")  # statsforecast's AutoETS and AutoTheta
 STATISTICAL_LIMIT = 5000  # series: above, "auto" leaves statsforecast's per-series fits out (minutes each)
 MIN_SERIES = 30  # validation windows needed to choose a combination
+PARALLEL = 200  # windows from which statsforecast fits in a process per core (measured: AutoETS on M3
+# monthly's 1,428 series, 118 s in one process, 66 s in two)
 
 
 def statistical_available() -> bool:
@@ -111,7 +113,7 @@ def statistical_quantiles(panel: Panel, ends: np.ndarray, name: str, horizon: in
     levels = sorted({round(abs(1 - 2 * q) * 100, 6) for q in QUANTILES if q != 0.5})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # statsforecast's numerical warnings on short or flat series
-        got = StatsForecast(models=[model], freq=1, fallback_model=Naive()).forecast(
+        got = StatsForecast(models=[model], freq=1, fallback_model=Naive(), n_jobs=-1 if len(ends) >= PARALLEL else 1).forecast(
             df=frame, h=horizon, level=[int(v) if v == int(v) else v for v in levels])
     got = got.sort_values(["unique_id", "ds"])
     column = next(c for c in got.columns if c not in ("unique_id", "ds") and "-lo-" not in c and "-hi-" not in c)
