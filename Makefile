@@ -1,6 +1,6 @@
 # Two set-up commands, each enough on a fresh machine:  make demo  (the main job)  and  make test.
 # make demo installs what the demo needs (torch's CPU build, rnnlab and its dependencies); make test adds the
-# test, notebook, ONNX and TensorBoard extras and builds the C++ engine before the tests.
+# test, notebook, ONNX, TensorBoard, sktime and statsforecast extras and builds the C++ engine before the tests.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -14,7 +14,7 @@ $(BIN)/rnnlab: pyproject.toml
 	touch $@
 
 $(VENV)/.extras: $(BIN)/rnnlab
-	$(BIN)/pip install -q -e ".[dev,onnx,tensorboard,sktime]"
+	$(BIN)/pip install -q -e ".[dev,onnx,tensorboard,sktime,stats]"
 	$(BIN)/python -c "from rnnlab.nn import fast; fast.main()"
 	touch $@
 

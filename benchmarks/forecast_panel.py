@@ -131,6 +131,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: the task's)")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds for rnnlab's network")
     parser.add_argument("--nf-steps", type=int, default=500, help="NeuralForecast models' max_steps")
+    parser.add_argument("--combine", default=None, choices=["auto", "baselines", "off"],
+                        help="rnnlab's combine setting (default: the task's, auto)")
     parser.add_argument("--only-rnnlab", action="store_true", help="rnnlab's rows only (no statsforecast, "
                                                                    "no NeuralForecast)")
     args = parser.parse_args()
@@ -145,11 +147,18 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as out:
                 started = time.time()
                 extra = {"steps": args.steps} if args.steps else {}
+                extra.update({"combine": args.combine} if args.combine else {})
                 metrics = forecast.train(data=frame, horizon=h, out=out, seed=seed, quiet=True, **extra)
                 seconds = time.time() - started
-            print(row(f"rnnlab (seed {seed}; kept per series: " + ", ".join(
-                f"{k} {v}" for k, v in metrics["chosen"].items() if v) + ")", metrics["model"], seconds))
+            combined = metrics.get("combined")
+            made = (f"the {combined['how']} of {', '.join(combined['members'])}" if combined else
+                    "kept per series: " + ", ".join(f"{k} {v}" for k, v in metrics["chosen"].items() if v))
+            print(row(f"rnnlab (seed {seed}; {made})", metrics["model"], seconds))
             print(row("rnnlab's network alone, calibrated", metrics["network"], None))
+            for member in ("ets", "theta"):  # statsforecast's, fitted inside the run (its own intervals)
+                if member in metrics and seed == int(args.seeds.split(",")[0]):
+                    print(row(f"statsforecast Auto{member.upper() if member == 'ets' else 'Theta'}, in rnnlab's run",
+                              metrics[member], None))
             for baseline in ("naive", "seasonal_naive", "drift") if seed == int(args.seeds.split(",")[0]) else ():
                 if baseline != "seasonal_naive" or season > 1:
                     print(row(f"rnnlab's {baseline.replace('_', ' ')} (fpp3 intervals)", metrics[baseline], None))

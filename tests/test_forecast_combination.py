@@ -104,8 +104,10 @@ def test_off_and_a_small_panel_keep_the_network(tmp_path):
         forecast.train(data=few, horizon=4, steps=5, out=str(tmp_path / "bad"), quiet=True, combine="everything")
 
 
-@pytest.mark.skipif(not combination.statistical_available(), reason="statsforecast is an optional dependency")
 def test_statsforecast_members_are_its_models_fitted_up_to_each_origin():
+    assert combination.statistical_available()  # the stats extra, which make test installs
+    assert combination.members("auto", None, 10) == ("naive", "drift", "ets", "theta")
+    assert combination.members("auto", None, combination.STATISTICAL_LIMIT + 1) == ("naive", "drift")
     from statsforecast import StatsForecast
     from statsforecast.models import AutoTheta
     from rnnlab.data.panel import read_panel
