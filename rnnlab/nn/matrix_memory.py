@@ -171,14 +171,54 @@ def _delta_memory_norms(k, v, g, beta, s0) -> Tensor:
     return torch.stack(norms, dim=1)
 
 
-class HeadwiseLinear(nn.Module):
-    """xLSTM's ``LinearHeadwiseExpand``: a block-diagonal linear map, (..., E) -> (..., E), blocks of ``size``."""
+class NormalLinear(nn.Linear):
+    """A projection initialised N(0, std), its bias 0: xLSTM's small init (std sqrt(2 / (5 H))) and Wang's init
+    (std 2 / (num_layers sqrt(H))). Each part initialises itself, so that resetting every module in any order
+    (as the training loop does, to seed a run) gives the paper's initialisation."""
 
-    def __init__(self, channels: int, size: int, factory: dict) -> None:
+    def __init__(self, in_features: int, out_features: int, bias: bool, std: float, factory: dict) -> None:
+        self.std = std
+        super().__init__(in_features, out_features, bias=bias, **factory)
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            self.weight.normal_(0, self.std)
+            if self.bias is not None:
+                self.bias.zero_()
+
+
+class GateLinear(nn.Linear):
+    """An mLSTM gate from [q; k; v]: weight 0; bias linspace(3, 6) over the heads (the forget gate: long memories
+    first) or N(0, 0.1) (the input gate)."""
+
+    def __init__(self, in_features: int, heads: int, forget: bool, factory: dict) -> None:
+        self.forget = forget
+        super().__init__(in_features, heads, bias=True, **factory)
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            self.weight.zero_()
+            if self.forget:
+                self.bias.copy_(torch.linspace(3.0, 6.0, self.out_features))
+            else:
+                self.bias.normal_(0, 0.1)
+
+
+class HeadwiseLinear(nn.Module):
+    """xLSTM's ``LinearHeadwiseExpand``: a block-diagonal linear map, (..., E) -> (..., E), blocks of ``size``,
+    initialised N(0, std)."""
+
+    def __init__(self, channels: int, size: int, std: float, factory: dict) -> None:
         super().__init__()
         if channels % size:
             raise ValueError(f"the mLSTM's inner channels ({channels}) must be a multiple of qkv_blocksize ({size})")
+        self.std = std
         self.weight = nn.Parameter(torch.empty(channels // size, size, size, **factory))  # (blocks, out, in)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            self.weight.normal_(0, self.std)
 
     def forward(self, x: Tensor) -> Tensor:
         blocks, size, _ = self.weight.shape
@@ -199,14 +239,15 @@ class MLSTMMixer(nn.Module):
                              f"multiple of num_heads ({num_heads})")
         self.hidden_size, self.d_inner, self.num_heads, self.conv_size = hidden_size, E, num_heads, conv_size
         self.head_dim, self.norm_eps, self.num_layers = E // num_heads, norm_eps, num_layers
-        self.proj_up = nn.Linear(hidden_size, 2 * E, bias=bias, **factory)
+        small = math.sqrt(2 / (5 * hidden_size))
+        self.proj_up = NormalLinear(hidden_size, 2 * E, bias, small, factory)
         self.conv1d = nn.Conv1d(E, E, conv_size, groups=E, bias=True, **factory)
-        self.q_proj, self.k_proj, self.v_proj = (HeadwiseLinear(E, qkv_blocksize, factory) for _ in range(3))
-        self.igate = nn.Linear(3 * E, num_heads, **factory)
-        self.fgate = nn.Linear(3 * E, num_heads, **factory)
+        self.q_proj, self.k_proj, self.v_proj = (HeadwiseLinear(E, qkv_blocksize, small, factory) for _ in range(3))
+        self.igate = GateLinear(3 * E, num_heads, False, factory)
+        self.fgate = GateLinear(3 * E, num_heads, True, factory)
         self.outnorm = nn.Parameter(torch.empty(E, **factory))  # (E,) the per-head norm's weight
         self.learnable_skip = nn.Parameter(torch.empty(E, **factory))  # (E,)
-        self.proj_down = nn.Linear(E, hidden_size, bias=bias, **factory)
+        self.proj_down = NormalLinear(E, hidden_size, bias, 2 / num_layers / math.sqrt(hidden_size), factory)
         self.reset_parameters()
 
     @property
@@ -217,19 +258,9 @@ class MLSTMMixer(nn.Module):
         return self.num_heads, self.head_dim, self.head_dim + 2
 
     def reset_parameters(self) -> None:
-        """xLSTM's initialisation (module docstring); the convolution as torch.nn initialises it."""
-        small = math.sqrt(2 / (5 * self.hidden_size))
+        """Its own parameters: the norm's weight and the skip 1 (the parts initialise themselves: module
+        docstring; the convolution as torch.nn initialises it)."""
         with torch.no_grad():
-            for module in (self.proj_up, self.q_proj, self.k_proj, self.v_proj):
-                module.weight.normal_(0, small)
-            self.proj_down.weight.normal_(0, 2 / self.num_layers / math.sqrt(self.hidden_size))
-            for module in (self.proj_up, self.proj_down):
-                if module.bias is not None:
-                    module.bias.zero_()
-            self.fgate.weight.zero_()
-            self.fgate.bias.copy_(torch.linspace(3.0, 6.0, self.num_heads))
-            self.igate.weight.zero_()
-            self.igate.bias.normal_(0, 0.1)
             self.outnorm.fill_(1.0)
             self.learnable_skip.fill_(1.0)
 
