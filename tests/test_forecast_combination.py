@@ -121,3 +121,16 @@ def test_statsforecast_members_are_its_models_fitted_up_to_each_origin():
             df=pd.DataFrame({"unique_id": 0, "ds": np.arange(len(rows)), "y": rows}), h=2, level=[80])
         np.testing.assert_allclose(got[k, :, MEDIAN], alone["AutoTheta"].to_numpy(), rtol=1e-9)
         np.testing.assert_allclose(got[k, :, QUANTILES.index(0.9)], alone["AutoTheta-hi-80"].to_numpy(), rtol=1e-9)
+
+
+def test_the_cli_says_which_combination_forecasts(tmp_path, capsys):
+    from rnnlab.cli import main
+    path = tmp_path / "p.csv"
+    drifting_panel().to_csv(path, index=False)
+    status = main(["forecast", "train", "--csv", str(path), "--horizon", "4", "--steps", "20", "--combine",
+                   "baselines", "--out", str(tmp_path / "run"), "--quiet"])
+    said = capsys.readouterr().err
+    assert status in (0, None) and "chosen on validation (combination 40)" in said and "the mean of network" in said
+    out = tmp_path / "next.csv"
+    main(["forecast", "predict", "--model", str(tmp_path / "run"), "--csv", str(path), "--out", str(out)])
+    assert set(pd.read_csv(out).forecaster) == {"combination"}

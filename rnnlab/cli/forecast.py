@@ -133,6 +133,10 @@ def panel_headline(metrics: dict) -> str:
     baselines = ", ".join(f"{named(b)} {metrics[b]['mase']:.3f}" for b in ("naive", "seasonal_naive", "drift")
                           if b in metrics and (b != "seasonal_naive" or metrics["season"]))
     kept = ", ".join(f"{named(k)} {v}" for k, v in metrics["chosen"].items() if v)
+    combined = metrics.get("combined")
+    if combined:
+        kept = (f"the {combined['how']} of {', '.join(named(m) for m in combined['members'])}, chosen on "
+                f"validation ({kept})")
     return (f"panel of {metrics['series']} series: test MASE {metrics['mase']:.3f} (mean over series; {baselines}); "
             f"80 % intervals hold {100 * metrics['coverage80']:.0f} % of the outcomes, 95 % intervals "
             f"{100 * metrics['coverage95']:.0f} %; forecasters kept per series on validation: {kept}")
