@@ -399,8 +399,8 @@ def _edit_state(run_dir, path, value):
     ("run.step", "5", "run.step must be a whole number >= 0, got '5'"),
     ("model.hidden", "8", "model.hidden must be a whole number > 0, got '8'"),
     ("options.hidden", 8.5, "options.hidden must be a whole number > 0, got 8.5"),
-    ("model.arch", "transformer", "model.arch must be one of rnn, lstm, gru, mingru, minlstm, rglru, mamba, got "
-                                  "'transformer'"),
+    ("model.arch", "transformer", "model.arch must be one of rnn, lstm, gru, mingru, minlstm, rglru, mamba, gdn, "
+                                  "mlstm, got 'transformer'"),
     ("train.lr", -1, "train.lr must be > 0, got -1"),
     ("train.steps", "10", "train.steps must be a whole number, got '10'"),
     ("vocab", ["hi"], "vocab must be a non-empty list of distinct characters, got ['hi']"),
