@@ -38,11 +38,10 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils.rnn import PackedSequence
 
 from . import fast
+from .block_stack import Block, BlockStack, check_counts
 from .ops.selective_scan import IMPLS, selective_scan, states as scan_states
-from .scan_layers import batch_major, laid_out, publish, reverse_each
 
 
 class DeltaProjection(nn.Linear):
@@ -162,14 +161,12 @@ def _state_norms(u, dt, A, B, h0) -> Tensor:
     return torch.stack([h.norm(dim=-1) for h in scan_states(u, dt, A, B[:, None], h0)], dim=1)
 
 
-class MambaBlock(nn.Module):
+class MambaBlock(Block):
     """``layers.{k}``: a pre-norm residual block, x + mixer(norm(x)) (mamba-ssm's Block, mamba.py's
-    ResidualBlock)."""
+    ResidualBlock), with the tensors of the C++ one-token step."""
 
     def __init__(self, hidden_size: int, mixer: MambaMixer, eps: float, factory: dict) -> None:
-        super().__init__()
-        self.norm = nn.RMSNorm(hidden_size, eps=eps, **factory)
-        self.mixer = mixer
+        super().__init__(nn.RMSNorm(hidden_size, eps=eps, **factory), mixer)
 
     def weights(self) -> list[Tensor | None]:
         """The tensors of the C++ one-token step, in its order: norm, in_proj (weight, bias), conv1d (weight,
@@ -183,7 +180,7 @@ class MambaBlock(nn.Module):
                 mixer._parameters["D"], parts["out_proj"]["weight"], parts["out_proj"]["bias"]]
 
 
-class Mamba(nn.Module):
+class Mamba(BlockStack):
     __doc__ = """Mamba (Gu & Dao 2023) as a recurrent layer: ``num_layers`` pre-norm residual blocks around the
     selective state-space mixer, a final RMSNorm.
 
@@ -195,74 +192,47 @@ class Mamba(nn.Module):
     Equations, shapes and initialisation: ``rnnlab.nn.mamba``."""
 
     inspected = ("delta", "state_norm")  # what rnnlab.nn.inspect records per step, then h
-    has_cell_state = True  # the state is a pair: (convolution windows, SSM states)
-    gates = 0
+    defaults = (("d_state", 16), ("d_conv", 4), ("expand", 2), ("impl", "ours"))
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = False,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, device=None,
                  dtype=None, *, d_state: int = 16, d_conv: int = 4, expand: float = 2, dt_rank="auto",
                  dt_min: float = 0.001, dt_max: float = 0.1, dt_init_floor: float = 1e-4, dt_scale: float = 1.0,
                  conv_bias: bool = True, norm_eps: float = 1e-5, impl: str = "ours") -> None:
-        super().__init__()
         if impl not in IMPLS:
             raise ValueError(f"impl must be one of {IMPLS} (selective_scan's forms), got {impl!r}")
-        for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers),
-                            ("d_state", d_state), ("d_conv", d_conv)):
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{name} must be a whole number > 0, got {value!r}")
+        check_counts(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers, d_state=d_state,
+                     d_conv=d_conv)
         if dt_rank != "auto" and (not isinstance(dt_rank, int) or dt_rank <= 0):
             raise ValueError(f"dt_rank must be 'auto' or a whole number > 0, got {dt_rank!r}")
-        if not 0 <= dropout <= 1:
-            raise ValueError(f"dropout must be in [0, 1], got {dropout!r}")
         if not 0 < dt_min <= dt_max:
             raise ValueError(f"need 0 < dt_min <= dt_max, got dt_min={dt_min!r}, dt_max={dt_max!r}")
         if int(expand * hidden_size) <= 0:
             raise ValueError(f"expand * hidden_size must be >= 1, got {expand!r} * {hidden_size}")
-        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
-        self.bias, self.batch_first, self.dropout, self.bidirectional = bias, batch_first, float(dropout), bidirectional
-        self.d_state, self.d_conv, self.expand = d_state, d_conv, expand
-        self.impl = impl
-        self._recorders: list = []  # filled by rnnlab.nn.inspect
-        factory = {"device": device, "dtype": dtype}
-        self.input_proj = nn.Linear(input_size, hidden_size, **factory) if input_size != hidden_size else None
-        dt_init = dict(dt_min=dt_min, dt_max=dt_max, dt_init_floor=dt_init_floor, dt_scale=dt_scale)
-        for suffix in ("", "_reverse")[:self.num_directions]:
-            mixers = [MambaMixer(hidden_size, d_state, d_conv, expand, dt_rank, bias, conv_bias, dt_init,
-                                 1 / math.sqrt(num_layers), factory) for _ in range(num_layers)]
-            blocks = [MambaBlock(hidden_size, mixer, norm_eps, factory) for mixer in mixers]
-            setattr(self, "layers" + suffix, nn.ModuleList(blocks))
-            setattr(self, "norm_f" + suffix, nn.RMSNorm(hidden_size, eps=norm_eps, **factory))
+        self.d_state, self.d_conv, self.expand, self.dt_rank_setting = d_state, d_conv, expand, dt_rank
+        self.conv_bias, self.norm_eps = conv_bias, norm_eps
+        self.dt_init = dict(dt_min=dt_min, dt_max=dt_max, dt_init_floor=dt_init_floor, dt_scale=dt_scale)
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         {"device": device, "dtype": dtype}, impl)
         self.d_inner = self.layers[0].mixer.d_inner
         self.reset_parameters()
 
-    @property
-    def num_directions(self) -> int:
-        return 2 if self.bidirectional else 1
+    def block(self, factory: dict) -> MambaBlock:
+        mixer = MambaMixer(self.hidden_size, self.d_state, self.d_conv, self.expand, self.dt_rank_setting, self.bias,
+                           self.conv_bias, self.dt_init, 1 / math.sqrt(self.num_layers), factory)
+        return MambaBlock(self.hidden_size, mixer, self.norm_eps, factory)
 
-    def stacks(self):
-        """(blocks, final norm) of each direction: forward, then reverse."""
-        for suffix in ("", "_reverse")[:self.num_directions]:
-            yield getattr(self, "layers" + suffix), getattr(self, "norm_f" + suffix)
-
-    def reset_parameters(self) -> None:
-        """The paper's initialisation (module docstring), each part's own; the norms' weights 1."""
-        for module in self.modules():
-            if module is not self and hasattr(module, "reset_parameters"):
-                module.reset_parameters()
+    def norm(self, factory: dict) -> nn.Module:
+        return nn.RMSNorm(self.hidden_size, eps=self.norm_eps, **factory)
 
     def state_shapes(self, batch: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """The shapes of the state pair for ``batch`` sequences: windows and SSM states."""
         layers = self.num_layers * self.num_directions
         return (layers, batch, self.d_inner, self.d_conv - 1), (layers, batch, self.d_inner, self.d_state)
 
-    def extra_repr(self) -> str:
-        s = f"{self.input_size}, {self.hidden_size}"
-        for name, default in (("num_layers", 1), ("bias", False), ("batch_first", False), ("dropout", 0.0),
-                              ("bidirectional", False), ("d_state", 16), ("d_conv", 4), ("expand", 2),
-                              ("impl", "ours")):
-            if getattr(self, name) != default:
-                s += f", {name}={getattr(self, name)!r}"
-        return s
+    def shortcut(self, stream: Tensor, hx, lengths, record: bool):
+        """One token for sampling: the whole stack in one engine call (``_steps_in_cpp``)."""
+        return self._step_in_cpp(stream, hx) if self._steps_in_cpp(stream, lengths, record) else None
 
     def _steps_in_cpp(self, stream: Tensor, lengths, record: bool) -> bool:
         """Whether ``forward`` runs as one engine call: one unpacked token, no gradient to record, nothing to
@@ -283,46 +253,3 @@ class Mamba(nn.Module):
         out, windows, states = fast.extension().mamba_stack_step(  # (N, H)
             stream.select(1, 0), windows, states, [block.weights() for block in self.layers], self.norm_f.weight, eps)
         return out.unsqueeze(1), (windows, states)  # (N, 1, H)
-
-    def forward(self, input, hx: tuple[Tensor, Tensor] | None = None):
-        """(output, (windows, states)), output laid out as torch.nn.GRU's (module docstring)."""
-        x, lengths, unbatched = batch_major(self, input)  # (N, L, H_in)
-        if hx is not None:
-            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-                raise RuntimeError("Mamba's state is a pair (windows, states)")
-            hx = tuple(h.unsqueeze(1) for h in hx) if unbatched else tuple(hx)
-            for given, wanted, name in zip(hx, self.state_shapes(x.shape[0]), ("windows", "states")):
-                if tuple(given.shape) != wanted:
-                    raise RuntimeError(f"Expected {name} of shape {wanted}, got {list(given.shape)}")
-        record = bool(self._recorders)
-        stream = self.input_proj(x) if self.input_proj is not None else x  # (N, L, H)
-        stream = stream.to(self.norm_f.weight.dtype)  # the residual stream in the weights' precision (autocast: fp32)
-        if self._steps_in_cpp(stream, lengths, record):  # one token for sampling: the whole stack in one call
-            output, state = self._step_in_cpp(stream, hx)
-            state = tuple(s.squeeze(1) for s in state) if unbatched else state
-            return laid_out(self, output, lengths, unbatched, packed=False), state
-        layers = self.num_layers * self.num_directions
-        outputs, windows, states, recorded = [], [None] * layers, [None] * layers, {}
-        for direction, (blocks, norm_f) in enumerate(self.stacks()):
-            h = reverse_each(stream, lengths) if direction else stream  # the reverse stack reads back to front
-            for k, block in enumerate(blocks):
-                at = k * self.num_directions + direction  # torch.nn's order of layers and directions
-                out, windows[at], states[at], shown = block.mixer(
-                    block.norm(h), hx[0][at] if hx else None, hx[1][at] if hx else None, lengths, self.impl, record)
-                if self.dropout and self.training and k < self.num_layers - 1:
-                    out = F.dropout(out, self.dropout)
-                h = h + out  # (N, L, H)
-                if k == self.num_layers - 1:
-                    h = norm_f(h)  # the stack's output
-                if record:  # what the layer passes on, in input order
-                    shown["h"] = h.detach()
-                    recorded[k, direction] = {name: reverse_each(v, lengths) if direction else v
-                                              for name, v in shown.items()}
-            outputs.append(reverse_each(h, lengths) if direction else h)
-        output = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]  # (N, L, D*H)
-        if recorded:
-            publish(self, recorded, unbatched)
-        state = (torch.stack(windows), torch.stack(states))
-        if unbatched:
-            state = tuple(s.squeeze(1) for s in state)
-        return laid_out(self, output, lengths, unbatched, packed=isinstance(input, PackedSequence)), state

@@ -1,6 +1,6 @@
 """Layers with a matrix memory per head: gated DeltaNet (Yang, Kautz & Hatamizadeh 2024) and xLSTM's mLSTM
 (Beck et al. 2024), each a stack of pre-norm residual blocks around its mixer, as a recurrent layer with
-torch.nn's arguments (the same stack as ``rnnlab.nn.mamba``)::
+torch.nn's arguments (``block_stack``, as ``rnnlab.nn.mamba``)::
 
     x_0     = W x + b                          (input_proj, only when input_size != hidden_size)
     x_{k+1} = x_k + Mixer_k(Norm_k(x_k))       (layers.{k}.norm, layers.{k}.mixer)
@@ -50,11 +50,10 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils.rnn import PackedSequence
 
+from .block_stack import Block, BlockStack, check_counts
 from .mamba import ResidualProjection
 from .ops import gated_delta_rule as delta_rule_op, mlstm as mlstm_op
-from .scan_layers import batch_major, laid_out, publish, reverse_each
 
 IMPLS = ("chunk", "reference")  # the operators' forms
 L2_EPS = 1e-6  # fla's l2norm
@@ -319,113 +318,25 @@ def _mlstm_memory_norms(k, v, i, f, states) -> Tensor:
     return torch.stack(norms, dim=1)
 
 
-class MemoryBlock(nn.Module):
-    """``layers.{k}``: a pre-norm residual block, x + mixer(norm(x))."""
+class MatrixMemoryLayer(BlockStack):
+    """The stack both layers share (``block_stack``), with the operators' forms as ``impl`` and the memories as
+    the second half of the state."""
 
-    def __init__(self, norm: nn.Module, mixer: nn.Module) -> None:
-        super().__init__()
-        self.norm, self.mixer = norm, mixer
-
-
-class MatrixMemoryLayer(nn.Module):
-    """The stack both layers share (module docstring): arguments, directions, packing, the state pair,
-    dropout, inspection. A subclass makes its blocks (``block``)."""
-
-    has_cell_state = True  # the state is a pair: (convolution windows, memories)
-    gates = 0
-    inspected: tuple[str, ...] = ()
+    state_names = ("windows", "memories")
+    defaults = (("impl", "chunk"),)
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int, bias: bool, batch_first: bool,
                  dropout: float, bidirectional: bool, factory: dict, impl: str, norm_eps: float) -> None:
-        super().__init__()
         if impl not in IMPLS:
             raise ValueError(f"impl must be one of {IMPLS} (the operators' forms), got {impl!r}")
-        for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{name} must be a whole number > 0, got {value!r}")
-        if not 0 <= dropout <= 1:
-            raise ValueError(f"dropout must be in [0, 1], got {dropout!r}")
-        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
-        self.bias, self.batch_first, self.dropout, self.bidirectional = bias, batch_first, float(dropout), bidirectional
-        self.impl, self.norm_eps = impl, norm_eps
-        self._recorders: list = []  # filled by rnnlab.nn.inspect
-        self.input_proj = nn.Linear(input_size, hidden_size, **factory) if input_size != hidden_size else None
-        for suffix in ("", "_reverse")[:self.num_directions]:
-            setattr(self, "layers" + suffix, nn.ModuleList(self.block(factory) for _ in range(num_layers)))
-            setattr(self, "norm_f" + suffix, self.norm(factory))
-
-    def block(self, factory: dict) -> MemoryBlock:
-        raise NotImplementedError
-
-    def norm(self, factory: dict) -> nn.Module:
-        raise NotImplementedError
-
-    @property
-    def num_directions(self) -> int:
-        return 2 if self.bidirectional else 1
-
-    def stacks(self):
-        for suffix in ("", "_reverse")[:self.num_directions]:
-            yield getattr(self, "layers" + suffix), getattr(self, "norm_f" + suffix)
-
-    def reset_parameters(self) -> None:
-        """Each part's own initialisation (module docstring); the norms' weights 1."""
-        for module in self.modules():
-            if module is not self and hasattr(module, "reset_parameters"):
-                module.reset_parameters()
+        self.norm_eps = norm_eps
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, factory,
+                         impl)
 
     def state_shapes(self, batch: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """The shapes of the state pair for ``batch`` sequences: convolution windows and memories."""
         mixer, layers = self.layers[0].mixer, self.num_layers * self.num_directions
         return (layers, batch, mixer.channels, mixer.conv_size - 1), (layers, batch, *mixer.memory_shape())
-
-    def extra_repr(self) -> str:
-        s = f"{self.input_size}, {self.hidden_size}"
-        for name, default in (("num_layers", 1), ("bias", False), ("batch_first", False), ("dropout", 0.0),
-                              ("bidirectional", False), ("impl", "chunk")):
-            if getattr(self, name) != default:
-                s += f", {name}={getattr(self, name)!r}"
-        return s
-
-    def forward(self, input, hx: tuple[Tensor, Tensor] | None = None):
-        """(output, (windows, memories)), output laid out as torch.nn.GRU's (module docstring)."""
-        x, lengths, unbatched = batch_major(self, input)  # (N, L, H_in)
-        name = type(self).__name__
-        if hx is not None:
-            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-                raise RuntimeError(f"{name}'s state is a pair (windows, memories)")
-            hx = tuple(h.unsqueeze(1) for h in hx) if unbatched else tuple(hx)
-            for given, wanted, part in zip(hx, self.state_shapes(x.shape[0]), ("windows", "memories")):
-                if tuple(given.shape) != wanted:
-                    raise RuntimeError(f"Expected {part} of shape {wanted}, got {list(given.shape)}")
-        record = bool(self._recorders)
-        stream = self.input_proj(x) if self.input_proj is not None else x  # (N, L, H)
-        stream = stream.to(self.norm_f.weight.dtype)  # the residual stream in the weights' precision
-        layers = self.num_layers * self.num_directions
-        outputs, windows, memories, recorded = [], [None] * layers, [None] * layers, {}
-        for direction, (blocks, norm_f) in enumerate(self.stacks()):
-            h = reverse_each(stream, lengths) if direction else stream  # the reverse stack reads back to front
-            for k, block in enumerate(blocks):
-                at = k * self.num_directions + direction  # torch.nn's order of layers and directions
-                out, windows[at], memories[at], shown = block.mixer(
-                    block.norm(h), hx[0][at] if hx else None, hx[1][at] if hx else None, lengths, self.impl, record)
-                if self.dropout and self.training and k < self.num_layers - 1:
-                    out = F.dropout(out, self.dropout)
-                h = h + out  # (N, L, H)
-                if k == self.num_layers - 1:
-                    h = norm_f(h)
-                if record:
-                    shown["h"] = h.detach()
-                    recorded[k, direction] = {key: reverse_each(v, lengths) if direction else v
-                                              for key, v in shown.items()}
-            outputs.append(reverse_each(h, lengths) if direction else h)
-        output = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]  # (N, L, D*H)
-        if recorded:
-            publish(self, recorded, unbatched)
-        state = (torch.stack(windows), torch.stack(memories).to(output.dtype))
-        if unbatched:
-            state = tuple(s.squeeze(1) for s in state)
-        return laid_out(self, output, lengths, unbatched, packed=isinstance(input, PackedSequence)), state
 
 
 class GatedDeltaNet(MatrixMemoryLayer):
@@ -446,10 +357,8 @@ class GatedDeltaNet(MatrixMemoryLayer):
                  dtype=None, *, num_heads: int | None = None, head_dim: int | None = None, expand_v: float = 2,
                  conv_size: int = 4, norm_eps: float = 1e-5, impl: str = "chunk") -> None:
         num_heads = num_heads if num_heads is not None else max(1, hidden_size // 64)
-        for name, value in (("num_heads", num_heads), ("conv_size", conv_size)) + \
-                ((("head_dim", head_dim),) if head_dim is not None else ()):
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{name} must be a whole number > 0, got {value!r}")
+        check_counts(num_heads=num_heads, conv_size=conv_size,
+                     **({"head_dim": head_dim} if head_dim is not None else {}))
         self.num_heads, self.expand_v, self.conv_size = num_heads, expand_v, conv_size
         self.head_dim = head_dim if head_dim is not None else max(1, hidden_size // num_heads)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
@@ -459,10 +368,10 @@ class GatedDeltaNet(MatrixMemoryLayer):
     def norm(self, factory: dict) -> nn.Module:
         return nn.RMSNorm(self.hidden_size, eps=self.norm_eps, **factory)
 
-    def block(self, factory: dict) -> MemoryBlock:
+    def block(self, factory: dict) -> Block:
         mixer = GatedDeltaMixer(self.hidden_size, self.num_heads, self.head_dim, self.expand_v, self.conv_size,
                                 self.bias, self.norm_eps, 1 / math.sqrt(self.num_layers), factory)
-        return MemoryBlock(self.norm(factory), mixer)
+        return Block(self.norm(factory), mixer)
 
 
 class MLSTM(MatrixMemoryLayer):
@@ -486,9 +395,7 @@ class MLSTM(MatrixMemoryLayer):
         fits = next(size for size in (4, 2, 1) if inner % size == 0)  # xLSTM's 4 where the channels allow
         num_heads = fits if num_heads is None else num_heads
         qkv_blocksize = fits if qkv_blocksize is None else qkv_blocksize
-        for name, value in (("num_heads", num_heads), ("conv_size", conv_size), ("qkv_blocksize", qkv_blocksize)):
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{name} must be a whole number > 0, got {value!r}")
+        check_counts(num_heads=num_heads, conv_size=conv_size, qkv_blocksize=qkv_blocksize)
         self.num_heads, self.proj_factor, self.conv_size, self.qkv_blocksize = num_heads, proj_factor, conv_size, \
             qkv_blocksize
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
@@ -498,7 +405,7 @@ class MLSTM(MatrixMemoryLayer):
     def norm(self, factory: dict) -> nn.Module:
         return nn.LayerNorm(self.hidden_size, eps=self.norm_eps, bias=False, **factory)
 
-    def block(self, factory: dict) -> MemoryBlock:
+    def block(self, factory: dict) -> Block:
         mixer = MLSTMMixer(self.hidden_size, self.num_heads, self.proj_factor, self.conv_size, self.qkv_blocksize,
                            self.bias, self.norm_eps, self.num_layers, factory)
-        return MemoryBlock(self.norm(factory), mixer)
+        return Block(self.norm(factory), mixer)

@@ -238,33 +238,39 @@ def mamba_layer(module, x: Tensor, hx=None, seed: int | None = None):
     """``rnnlab.nn.Mamba``'s forward one step at a time on time-major ``x`` (L, N, H_in): the input projection,
     per layer x + mixer(RMSNorm(x)) with the mixer's step above, a final RMSNorm; the reverse stack reads each
     sequence back to front. Returns (output (L, N, D*H), (windows, states))."""
+    return block_stack_layer(module, x, hx, seed, mamba_mixer_step, _rms_norm)
+
+
+def block_stack_layer(module, x: Tensor, hx, seed: int | None, step, norm):
+    """A stack of pre-norm residual blocks (``rnnlab.nn.block_stack``) one step at a time on time-major ``x``
+    (L, N, H_in): the input projection, per layer x + mixer(norm(x)) with the mixer's ``step(x (N, H), window,
+    state, get) -> (out, window, state)`` (``get(name)``: the mixer's parameter, or the norm's epsilon), a final
+    norm; the reverse stack reads each sequence back to front. Returns (output (L, N, D*H), (windows, states))."""
     if seed is not None:
         torch.manual_seed(seed)
     params = dict(module.named_parameters())
     steps, batch = x.shape[:2]
-    dirs, E, K, S = module.num_directions, module.d_inner, module.d_conv, module.d_state
-    layers = module.num_layers * dirs
-    windows0, states0 = hx if hx is not None else (x.new_zeros(layers, batch, E, K - 1),
-                                                   x.new_zeros(layers, batch, E, S))
+    dirs, layers = module.num_directions, module.num_layers * module.num_directions
+    windows0, states0 = hx if hx is not None else tuple(x.new_zeros(s) for s in module.state_shapes(batch))
     stream = F.linear(x, params["input_proj.weight"], params["input_proj.bias"]) if "input_proj.weight" in params else x
-    eps = module.layers[0].norm.eps
+    eps = module.norm_f.eps
     outputs, windows, states = [], [None] * layers, [None] * layers
     for direction, stack in enumerate(("layers", "layers_reverse")[:dirs]):
         h = stream.flip(0) if direction else stream  # (L, N, H)
         for k in range(module.num_layers):
-            get = lambda name: params.get(f"{stack}.{k}.mixer.{name}")  # noqa: E731
+            def get(name, stack=stack, k=k):
+                return eps if name.endswith("eps") else params.get(f"{stack}.{k}.mixer.{name}")
             at = k * dirs + direction
             window, state, out = windows0[at], states0[at], []
             for t in range(steps):
-                o, window, state = mamba_mixer_step(_rms_norm(h[t], params[f"{stack}.{k}.norm.weight"], eps),
-                                                    window, state, get)
+                o, window, state = step(norm(h[t], params[f"{stack}.{k}.norm.weight"], eps), window, state, get)
                 out.append(o)
             out = torch.stack(out, dim=1)  # (N, L, H): the layer's layout, so that a seed gives the same mask
             if module.dropout and module.training and k < module.num_layers - 1:
                 out = F.dropout(out, module.dropout)
             h = h + out.transpose(0, 1)
             windows[at], states[at] = window, state
-        h = _rms_norm(h, params["norm_f" + stack[len("layers"):] + ".weight"], eps)
+        h = norm(h, params["norm_f" + stack[len("layers"):] + ".weight"], eps)
         outputs.append(h.flip(0) if direction else h)
     return torch.cat(outputs, -1), (torch.stack(windows), torch.stack(states))
 
@@ -335,36 +341,9 @@ def _layer_norm(x: Tensor, weight: Tensor, eps: float) -> Tensor:
 
 
 def matrix_memory_layer(module, x: Tensor, hx=None, seed: int | None = None):
-    """``rnnlab.nn.GatedDeltaNet``'s or ``MLSTM``'s forward one step at a time on time-major ``x`` (L, N, H_in):
-    the input projection, per layer x + mixer(norm(x)) with the mixer's step above (RMSNorm for gated DeltaNet,
-    LayerNorm without bias for the mLSTM), a final norm; the reverse stack reads each sequence back to front.
-    Returns (output (L, N, D*H), (windows, memories))."""
-    if seed is not None:
-        torch.manual_seed(seed)
-    params = dict(module.named_parameters())
-    steps, batch = x.shape[:2]
-    dirs, layers = module.num_directions, module.num_layers * module.num_directions
-    windows0, memories0 = hx if hx is not None else tuple(x.new_zeros(s) for s in module.state_shapes(batch))
+    """``rnnlab.nn.GatedDeltaNet``'s or ``MLSTM``'s forward one step at a time on time-major ``x`` (L, N, H_in)
+    (``block_stack_layer``): RMSNorm blocks around ``gated_delta_step`` for gated DeltaNet, LayerNorm blocks
+    without bias around ``mlstm_step`` for the mLSTM. Returns (output (L, N, D*H), (windows, memories))."""
     delta = type(module).__name__ == "GatedDeltaNet"
-    step, norm = (gated_delta_step, _rms_norm) if delta else (mlstm_step, _layer_norm)
-    eps = module.norm_eps
-    stream = F.linear(x, params["input_proj.weight"], params["input_proj.bias"]) if "input_proj.weight" in params else x
-    outputs, windows, memories = [], [None] * layers, [None] * layers
-    for direction, stack in enumerate(("layers", "layers_reverse")[:dirs]):
-        h = stream.flip(0) if direction else stream  # (L, N, H)
-        for k in range(module.num_layers):
-            def get(name, stack=stack, k=k):
-                return eps if name.endswith("eps") else params.get(f"{stack}.{k}.mixer.{name}")
-            at = k * dirs + direction
-            window, memory, out = windows0[at], memories0[at], []
-            for t in range(steps):
-                o, window, memory = step(norm(h[t], params[f"{stack}.{k}.norm.weight"], eps), window, memory, get)
-                out.append(o)
-            out = torch.stack(out, dim=1)  # (N, L, H): the layer's layout, so that a seed gives the same mask
-            if module.dropout and module.training and k < module.num_layers - 1:
-                out = F.dropout(out, module.dropout)
-            h = h + out.transpose(0, 1)
-            windows[at], memories[at] = window, memory
-        h = norm(h, params["norm_f" + stack[len("layers"):] + ".weight"], eps)
-        outputs.append(h.flip(0) if direction else h)
-    return torch.cat(outputs, -1), (torch.stack(windows), torch.stack(memories))
+    return block_stack_layer(module, x, hx, seed, gated_delta_step if delta else mlstm_step,
+                             _rms_norm if delta else _layer_norm)
