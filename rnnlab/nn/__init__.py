@@ -22,8 +22,9 @@ per-step loops from the papers that the layers are tested against.
                      + b_t) and selective_scan (Mamba's S6); the matrix memories gated_delta_rule and mlstm, a
                      loop beside a chunkwise form
     scan_layers.py   layers whose gates read only the input, one scan each: MinGRU, MinLSTM, RGLRU
-    mamba.py         Mamba: pre-norm residual blocks around the selective-scan mixer (Gu & Dao 2023)
-    matrix_memory.py GatedDeltaNet and MLSTM: the same blocks around a matrix memory per head
+    block_stack.py   a stack of pre-norm residual blocks around a mixer, as a recurrent layer (what the next share)
+    mamba.py         Mamba: the blocks around the selective-scan mixer (Gu & Dao 2023)
+    matrix_memory.py GatedDeltaNet and MLSTM: the blocks around a matrix memory per head
     inspect.py       recording gates and states
 """
 
