@@ -39,8 +39,9 @@ class Block(nn.Module):
 
 
 class BlockStack(nn.Module):
-    """The stack (module docstring); a subclass gives ``block``, ``norm``, ``state_shapes`` and may run a call
-    another way (``shortcut``)."""
+    """The stack (module docstring). A subclass gives ``block(factory) -> Block`` (one block, built in
+    ``__init__`` once per layer and direction), ``norm(factory)`` (the final norm), ``state_shapes(batch)`` (the
+    state pair's shapes), and may run a call another way (``shortcut``)."""
 
     has_cell_state = True  # the state is a pair: (convolution windows, the mixers' states)
     gates = 0
@@ -62,15 +63,6 @@ class BlockStack(nn.Module):
         for suffix in ("", "_reverse")[:self.num_directions]:
             setattr(self, "layers" + suffix, nn.ModuleList(self.block(factory) for _ in range(num_layers)))
             setattr(self, "norm_f" + suffix, self.norm(factory))
-
-    def block(self, factory: dict) -> Block:
-        raise NotImplementedError
-
-    def norm(self, factory: dict) -> nn.Module:
-        raise NotImplementedError
-
-    def state_shapes(self, batch: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        raise NotImplementedError
 
     @property
     def num_directions(self) -> int:
