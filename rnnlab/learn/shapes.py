@@ -184,7 +184,8 @@ GDN_FORMULAS = {"mixer.q_proj.weight": "(h*K, H_cell)", "mixer.k_proj.weight": "
                 "mixer.q_proj.bias": "(h*K,)", "mixer.k_proj.bias": "(h*K,)", "mixer.v_proj.bias": "(h*V,)",
                 "mixer.g_proj.bias": "(h*V,)", "mixer.o_proj.bias": "(H_cell,)"}
 MLSTM_FORMULAS = {"mixer.proj_up.weight": "(2*E, H_cell)", "mixer.conv1d.weight": "(E, 1, W)",
-                  "mixer.conv1d.bias": "(E,)", "mixer.q_proj.weight": "(E/b, b, b)", "mixer.k_proj.weight": "(E/b, b, b)",
+                  "mixer.conv1d.bias": "(E,)", "mixer.q_proj.weight": "(E/b, b, b)",
+                  "mixer.k_proj.weight": "(E/b, b, b)",
                   "mixer.v_proj.weight": "(E/b, b, b)", "mixer.igate.weight": "(h, 3*E)", "mixer.igate.bias": "(h,)",
                   "mixer.fgate.weight": "(h, 3*E)", "mixer.fgate.bias": "(h,)", "mixer.outnorm": "(E,)",
                   "mixer.learnable_skip": "(E,)", "mixer.proj_down.weight": "(H_cell, E)",

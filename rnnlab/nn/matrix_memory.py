@@ -13,7 +13,8 @@ blocks; h heads of key size K and value size V = expand_v K, conv width W::
     q, k    = q / ||q||, k / ||k||                        per head (L2, eps 1e-6)
     beta    = sigmoid(b_proj x)                           (N, L, h): how strongly a key is overwritten
     g       = -exp(A_log) softplus(a_proj x + dt_bias)    (N, L, h): the log of the decay alpha = exp(g)
-    o       = gated_delta_rule(q, k, v, g, beta)          S_t = alpha_t (I - beta_t k_t k_t^T) S_{t-1} + beta_t k_t v_t^T
+    o       = gated_delta_rule(q, k, v, g, beta)          S_t = alpha_t (I - beta_t k_t k_t^T) S_{t-1}
+                                                                + beta_t k_t v_t^T
     out     = o_proj(RMSNorm(o) * silu(g_proj x))         the gated RMSNorm, per head
 
 initialised as fla does: A = U(0, 16) per head (A_log = log A), dt_bias the softplus inverse of dt log-uniform
@@ -382,8 +383,8 @@ class MLSTM(MatrixMemoryLayer):
     bidirectional=False, device=None, dtype=None, *, num_heads=None, proj_factor=2, conv_size=4,
     qkv_blocksize=None, norm_eps=1e-5, impl='chunk')``; ``forward(input, state=None) -> (output, (windows,
     memories))``; ``num_heads`` and ``qkv_blocksize`` default to xLSTM's 4, or the largest of 2, 1 that divides
-    the inner channels E = round(proj_factor * hidden_size); ``impl``: mlstm's form, "chunk" or "reference" (the loop). Equations, shapes and initialisation:
-    ``rnnlab.nn.matrix_memory``."""
+    the inner channels E = round(proj_factor * hidden_size); ``impl``: mlstm's form, "chunk" or "reference"
+    (the loop). Equations, shapes and initialisation: ``rnnlab.nn.matrix_memory``."""
 
     inspected = ("input_gate", "forget_gate", "memory_norm")
 

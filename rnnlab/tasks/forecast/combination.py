@@ -113,7 +113,8 @@ def statistical_quantiles(panel: Panel, ends: np.ndarray, name: str, horizon: in
     levels = sorted({round(abs(1 - 2 * q) * 100, 6) for q in QUANTILES if q != 0.5})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # statsforecast's numerical warnings on short or flat series
-        got = StatsForecast(models=[model], freq=1, fallback_model=Naive(), n_jobs=-1 if len(ends) >= PARALLEL else 1).forecast(
+        jobs = -1 if len(ends) >= PARALLEL else 1
+        got = StatsForecast(models=[model], freq=1, fallback_model=Naive(), n_jobs=jobs).forecast(
             df=frame, h=horizon, level=[int(v) if v == int(v) else v for v in levels])
     got = got.sort_values(["unique_id", "ds"])
     column = next(c for c in got.columns if c not in ("unique_id", "ds") and "-lo-" not in c and "-hi-" not in c)

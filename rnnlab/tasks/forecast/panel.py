@@ -213,7 +213,8 @@ class PanelTask(Task):
         # a series too short to train on: the baseline best on the panel's validation among those its rows carry
         self.order = sorted((b for b in BASELINES if b != "seasonal_naive" or has_season(season)), key=pooled.get)
         history = self.test_starts - self.panel.starts[:-1]  # (S,) rows before each test part
-        self.chosen = [min(candidates, key=lambda name: mae.get(name, mae["network"])[s]) if self.usable[s] else
+        self.chosen = [(min(candidates, key=lambda name: mae[name][s]) if self.combination is None else "combination")
+                       if self.usable[s] else
                        next(b for b in self.order if supports(history[s], b, season))
                        for s in range(len(self.panel.ids))]
         tested = self.tested
@@ -298,7 +299,8 @@ class PanelTask(Task):
                 "spreads": self.spreads.tolist(), "covariates": list(self.panel.covariate_names),
                 "known": self.data.known, "calendar_season": self.data.calendar_season,
                 "means": self.data.means.tolist(), "deviations": self.data.deviations.tolist(),
-                "chosen": self.chosen, "combination": self.combination, "order": self.order, "step_ratio": self.step_ratio, "last": self.last(),
+                "chosen": self.chosen, "combination": self.combination, "order": self.order,
+                "step_ratio": self.step_ratio, "last": self.last(),
                 "shifts": {k: v.tolist() for k, v in self.shifts.items()}, "quantiles": list(QUANTILES)}
 
 

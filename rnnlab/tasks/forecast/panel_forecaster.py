@@ -129,10 +129,11 @@ class PanelForecaster(Trained):
         """The next ``horizon`` values of every series in ``csv`` or ``data`` (a long table with the training
         run's columns) after its last row: unique_id, ds, mean (the point forecast: the median, or the chosen
         baseline's), lo-80, hi-80, lo-95, hi-95, the quantile columns q-0.025 .. q-0.975, and ``forecaster``:
-        what made each series' forecast ("network", "combination", "naive", "seasonal_naive" or "drift"). A series the network
-        did not train on is forecast as ``read_table`` says. A forecaster that read known-future covariates
-        needs their values over the horizon: ``future``, a long table (a CSV file or a DataFrame) with the id
-        and date columns and those covariates for the ``horizon`` dates after each series' last.
+        what made each series' forecast ("network", "combination", "naive", "seasonal_naive" or "drift"). A
+        series the network did not train on is forecast as ``read_table`` says. A forecaster that read
+        known-future covariates needs their values over the horizon: ``future``, a long table (a CSV file or a
+        DataFrame) with the id and date columns and those covariates for the ``horizon`` dates after each
+        series' last.
 
         ``update=True``: the rows after those the forecaster was trained on (later dates, or rows past the
         trained length without dates) are new observations; the intervals are tracked through them
