@@ -10,7 +10,9 @@ blocks around a mixer, as a recurrent layer with torch.nn's arguments::
 the layer contract (docs/extending.md), the state pair (convolution windows, the mixers' states; stacked over
 layers and directions), dropout between blocks and what ``inspect`` records. A subclass makes one block
 (``block``: a ``Block`` of its norm and mixer) and the final norm (``norm``); every mixer is called as
-``mixer(x (N, L, H), window, state, lengths, impl, record) -> (out, window, state, what inspect shows)``.
+``mixer(x (N, L, H), window, state, lengths, impl, record) -> (out, window, state, what inspect shows)``; the
+mixers' short causal convolution over a carried window (``causal_conv``) and a packed batch's real steps
+(``real_steps``) are here too.
 """
 
 from __future__ import annotations
@@ -28,6 +30,25 @@ def check_counts(**values) -> None:
     for name, value in values.items():
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise ValueError(f"{name} must be a whole number > 0, got {value!r}")
+
+
+def causal_conv(x: Tensor, window: Tensor | None, weight: Tensor, bias: Tensor | None, lengths: Tensor | None):
+    """A depthwise causal convolution of x (N, L, C) after the previous ``window`` (N, C, W-1) (zeros when
+    None), weight (C, 1, W): (y (N, L, C), the new window: each sequence's last W-1 inputs)."""
+    N, L, C = x.shape
+    W = weight.shape[-1]
+    before = window.to(x.dtype) if window is not None else x.new_zeros(N, C, W - 1)  # (N, C, W-1)
+    inputs = torch.cat((before, x.transpose(1, 2)), dim=-1)  # (N, C, W-1+L)   input step t at W-1+t
+    y = F.conv1d(inputs, weight, bias, groups=C).transpose(1, 2)  # (N, L, C)
+    if lengths is None:
+        return y, inputs[:, :, L:]
+    index = lengths.to(x.device)[:, None] + torch.arange(W - 1, device=x.device)  # (N, W-1)
+    return y, inputs.gather(2, index[:, None, :].expand(N, C, W - 1))
+
+
+def real_steps(lengths: Tensor | None, L: int, device) -> Tensor | None:
+    """(N, L) True at each sequence's own steps (None without lengths)."""
+    return None if lengths is None else torch.arange(L, device=device) < lengths.to(device)[:, None]
 
 
 class Block(nn.Module):

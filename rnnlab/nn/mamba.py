@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import fast
-from .block_stack import Block, BlockStack, check_counts
+from .block_stack import Block, BlockStack, causal_conv, check_counts, real_steps
 from .ops.selective_scan import IMPLS, selective_scan, states as scan_states
 
 
@@ -106,30 +106,24 @@ class MambaMixer(nn.Module):
     def forward(self, h: Tensor, window: Tensor | None, state: Tensor | None, lengths: Tensor | None,
                 impl: str, record: bool = False):
         """h (N, L, H) -> (out (N, L, H), window (N, E, K-1), state (N, E, S), what inspect shows or {})."""
-        N, L, _ = h.shape
+        L = h.shape[1]
         if L == 1 and lengths is None and not record:
             return self.step(h, window, state)
-        E, S, K = self.d_inner, self.d_state, self.d_conv
+        S = self.d_state
         x, z = self.in_proj(h).chunk(2, dim=-1)  # (N, L, E) each
-        x = x.transpose(1, 2)  # (N, E, L)
-        before = window.to(x.dtype) if window is not None else x.new_zeros(N, E, K - 1)  # (N, E, K-1)
-        inputs = torch.cat((before, x), dim=-1)  # (N, E, K-1+L)   input step t at K-1+t
-        u = F.silu(F.conv1d(inputs, self.conv1d.weight, self.conv1d.bias, groups=E))  # (N, E, L)
+        conv, window = causal_conv(x, window, self.conv1d.weight, self.conv1d.bias, lengths)  # (N, L, E)
+        u = F.silu(conv.transpose(1, 2))  # (N, E, L)
         dt, B, C = self.x_proj(u.transpose(1, 2)).split([self.dt_rank, S, S], dim=-1)  # (N, L, R), (N, L, S) x2
         dt = F.softplus(self.dt_proj(dt))  # (N, L, E)
-        if lengths is not None:  # padded steps let nothing in and keep the state: dt = 0
-            dt = dt * (torch.arange(L, device=h.device) < lengths.to(h.device)[:, None]).unsqueeze(-1)
+        real = real_steps(lengths, L, h.device)
+        if real is not None:  # padded steps let nothing in and keep the state: dt = 0
+            dt = dt * real.unsqueeze(-1)
         precision = torch.promote_types(u.dtype, torch.float32)  # bf16 from autocast: the scan in float32
         scan = [t.to(precision) for t in (u, dt.transpose(1, 2), -torch.exp(self.A_log), B.transpose(1, 2),
                                           C.transpose(1, 2), self.D, z.transpose(1, 2))]  # views: no copies
         initial = state.to(precision) if state is not None else None
         y, last = selective_scan(*scan, return_last_state=True, initial_state=initial, impl=impl)  # (N, E, L)
         out = self.out_proj(y.transpose(1, 2).to(h.dtype))  # (N, L, H)
-        if lengths is None:
-            window = inputs[:, :, L:]  # (N, E, K-1)   the last K-1 inputs
-        else:  # each sequence's own last K-1 inputs: steps length-K+1 .. length-1
-            index = lengths.to(h.device)[:, None] + torch.arange(K - 1, device=h.device)  # (N, K-1)
-            window = inputs.gather(2, index[:, None, :].expand(N, E, K - 1))
         shown = {}
         if record:
             shown = {"delta": dt.detach(), "state_norm": _state_norms(*(t.detach() for t in scan[:4]), initial)}

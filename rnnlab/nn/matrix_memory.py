@@ -52,31 +52,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .block_stack import Block, BlockStack, check_counts
+from .block_stack import Block, BlockStack, causal_conv, check_counts, real_steps
 from .mamba import ResidualProjection
 from .ops import gated_delta_rule as delta_rule_op, mlstm as mlstm_op
 
 IMPLS = ("chunk", "reference")  # the operators' forms
 L2_EPS = 1e-6  # fla's l2norm
-
-
-def causal_conv(x: Tensor, window: Tensor | None, weight: Tensor, bias: Tensor | None, lengths: Tensor | None):
-    """A depthwise causal convolution of x (N, L, C) after the previous ``window`` (N, C, W-1) (zeros when
-    None), weight (C, 1, W): (y (N, L, C), the new window: each sequence's last W-1 inputs)."""
-    N, L, C = x.shape
-    W = weight.shape[-1]
-    before = window.to(x.dtype) if window is not None else x.new_zeros(N, C, W - 1)  # (N, C, W-1)
-    inputs = torch.cat((before, x.transpose(1, 2)), dim=-1)  # (N, C, W-1+L)   input step t at W-1+t
-    y = F.conv1d(inputs, weight, bias, groups=C).transpose(1, 2)  # (N, L, C)
-    if lengths is None:
-        return y, inputs[:, :, L:]
-    index = lengths.to(x.device)[:, None] + torch.arange(W - 1, device=x.device)  # (N, W-1)
-    return y, inputs.gather(2, index[:, None, :].expand(N, C, W - 1))
-
-
-def real_steps(lengths: Tensor | None, L: int, device) -> Tensor | None:
-    """(N, L) True at each sequence's own steps (None without lengths)."""
-    return None if lengths is None else torch.arange(L, device=device) < lengths.to(device)[:, None]
 
 
 def l2_normalised(x: Tensor) -> Tensor:
