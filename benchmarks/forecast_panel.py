@@ -38,12 +38,12 @@ def statsforecast_rows(frame: pd.DataFrame, h: int, season: int) -> list[tuple[s
     """Each statsforecast model fitted per series on everything before the last h points, scored by ours."""
     from statsforecast import StatsForecast
     from statsforecast.models import AutoARIMA, AutoETS, AutoTheta, Naive, RandomWalkWithDrift, SeasonalNaive
+    from rnnlab.tasks.forecast.combination import STATSFORECAST_LEVELS, quantile_columns
     from rnnlab.tasks.forecast.intervals import QUANTILES
     from rnnlab.tasks.forecast.metrics import aggregate, panel_scores, seasonal_scale
     frame = frame.sort_values(["unique_id", "ds"])
     test = frame.groupby("unique_id").tail(h)
     train = frame.drop(test.index)
-    levels = sorted({round(abs(1 - 2 * q) * 100, 6) for q in QUANTILES if q != 0.5})
     models = {"Naive": Naive(), "SeasonalNaive": SeasonalNaive(season_length=season),
               "RandomWalkWithDrift": RandomWalkWithDrift(), "AutoETS": AutoETS(season_length=season),
               "AutoTheta": AutoTheta(season_length=season), "AutoARIMA": AutoARIMA(season_length=season)}
@@ -51,8 +51,7 @@ def statsforecast_rows(frame: pd.DataFrame, h: int, season: int) -> list[tuple[s
     for name, model in models.items():
         started = time.time()
         got = StatsForecast(models=[model], freq=pd.infer_freq(train[train.unique_id == train.unique_id.iloc[0]].ds)
-                            or "YS", n_jobs=1).forecast(df=train, h=h, level=[int(v) if v == int(v) else v
-                                                                            for v in levels])
+                            or "YS", n_jobs=1).forecast(df=train, h=h, level=STATSFORECAST_LEVELS)
         seconds = time.time() - started
         column = [c for c in got.columns if c not in ("unique_id", "ds") and "-lo-" not in c and "-hi-" not in c][0]
         scores = []
@@ -60,15 +59,7 @@ def statsforecast_rows(frame: pd.DataFrame, h: int, season: int) -> list[tuple[s
             part = part.sort_values("ds")
             actual = test[test.unique_id == sid].y.to_numpy()
             history = train[train.unique_id == sid].y.to_numpy()
-            quantiles = np.empty((h, len(QUANTILES)))
-            for j, q in enumerate(QUANTILES):
-                if q == 0.5:
-                    quantiles[:, j] = part[column].to_numpy()
-                    continue
-                level = round(abs(1 - 2 * q) * 100, 6)
-                label = f"{int(level) if level == int(level) else level}"
-                side = "lo" if q < 0.5 else "hi"
-                quantiles[:, j] = part[f"{column}-{side}-{label}"].to_numpy()
+            quantiles = np.stack([part[c].to_numpy() for c in quantile_columns(column)], axis=-1)  # (h, Q)
             scores.append(panel_scores(part[column].to_numpy(), quantiles, actual, seasonal_scale(history, season),
                                        QUANTILES))
         rows.append((name, aggregate(scores), seconds))

@@ -97,6 +97,22 @@ def scales(panel: Panel, ends: np.ndarray, series: np.ndarray, season: int | Non
     return np.array([seasonal_scale(panel.values[panel.starts[s]:e + 1], lag) for s, e in zip(series, ends)])
 
 
+def _label(level: float):
+    return int(level) if level == int(level) else level
+
+
+# the central intervals whose bounds are the grid's quantiles, as statsforecast's ``level=`` takes them
+STATSFORECAST_LEVELS = [_label(v) for v in sorted({round(abs(1 - 2 * q) * 100, 6)
+                                                    for q in QUANTILES if q != 0.5})]
+
+
+def quantile_columns(column: str) -> list[str]:
+    """The statsforecast output column of each grid quantile for the model column ``column``: the median is the
+    column itself, quantile q the bound of the central interval of level |1 - 2q| ("AutoETS-lo-80" for 0.1)."""
+    return [column if q == 0.5 else f"{column}-{'lo' if q < 0.5 else 'hi'}-{_label(round(abs(1 - 2 * q) * 100, 6))}"
+            for q in QUANTILES]
+
+
 def statistical_quantiles(panel: Panel, ends: np.ndarray, name: str, horizon: int, season: int | None) -> np.ndarray:
     """(n, H, Q) statsforecast's AutoETS ("ets") or AutoTheta ("theta") fitted on each window's series up to
     its end row (``ends``, global rows), with its intervals at the grid's levels; a fit statsforecast cannot
@@ -110,22 +126,14 @@ def statistical_quantiles(panel: Panel, ends: np.ndarray, name: str, horizon: in
     rows = np.concatenate([np.arange(panel.starts[s], e + 1) for s, e in zip(series_of, ends)])
     frame = pd.DataFrame({"unique_id": np.repeat(np.arange(len(ends)), lengths),
                           "ds": np.concatenate([np.arange(n) for n in lengths]), "y": panel.values[rows]})
-    levels = sorted({round(abs(1 - 2 * q) * 100, 6) for q in QUANTILES if q != 0.5})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # statsforecast's numerical warnings on short or flat series
         jobs = -1 if len(ends) >= PARALLEL else 1
         got = StatsForecast(models=[model], freq=1, fallback_model=Naive(), n_jobs=jobs).forecast(
-            df=frame, h=horizon, level=[int(v) if v == int(v) else v for v in levels])
+            df=frame, h=horizon, level=STATSFORECAST_LEVELS)
     got = got.sort_values(["unique_id", "ds"])
     column = next(c for c in got.columns if c not in ("unique_id", "ds") and "-lo-" not in c and "-hi-" not in c)
-    out = np.empty((len(ends), horizon, len(QUANTILES)))
-    for j, q in enumerate(QUANTILES):
-        if j == MEDIAN:
-            name_q = column
-        else:
-            level = round(abs(1 - 2 * q) * 100, 6)
-            name_q = f"{column}-{'lo' if q < 0.5 else 'hi'}-{int(level) if level == int(level) else level}"
-        out[:, :, j] = got[name_q].to_numpy().reshape(len(ends), horizon)
+    out = np.stack([got[c].to_numpy().reshape(len(ends), horizon) for c in quantile_columns(column)], axis=-1)
     bad = ~np.isfinite(out)
     if bad.any():  # a fit with no interval (a constant series): its point forecast at every level
         out = np.where(bad, out[:, :, MEDIAN:MEDIAN + 1], out)
