@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 
 CSRC = Path(__file__).parent / "csrc"
-SOURCES = (CSRC / "engine.cpp", CSRC / "selective_scan.cpp")  # compiled into one extension
+SOURCES = (CSRC / "engine.cpp", CSRC / "selective_scan.cpp", CSRC / "matrix_memory.cpp")  # compiled into one extension
 HEADERS = (CSRC / "common.h",)  # in the build's key with the sources
 MODES = {"RNN_TANH": 0, "RNN_RELU": 1, "LSTM": 2, "GRU": 3}
 LDFLAGS = ["-lm", "-fopenmp"]

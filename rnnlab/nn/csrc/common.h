@@ -36,4 +36,22 @@ std::vector<at::Tensor> mamba_stack_step(const at::Tensor& input, const at::Tens
                                          const std::vector<std::vector<c10::optional<at::Tensor>>>& layers,
                                          const at::Tensor& norm_f, double eps);
 
+// matrix_memory.cpp: the chunkwise gated delta rule and mLSTM of ops/gated_delta_rule.py and ops/mlstm.py.
+std::vector<at::Tensor> gated_delta_forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                            const at::Tensor& g, const at::Tensor& beta,
+                                            const c10::optional<at::Tensor>& s0, int64_t chunk, bool keep);
+std::vector<at::Tensor> gated_delta_backward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                             const at::Tensor& g, const at::Tensor& beta, const at::Tensor& bounds,
+                                             const at::Tensor& dout, const c10::optional<at::Tensor>& dlast,
+                                             bool want_ds0, int64_t chunk);
+std::vector<at::Tensor> mlstm_forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                      const at::Tensor& i, const at::Tensor& logf, const at::Tensor& c0,
+                                      const at::Tensor& n0, const at::Tensor& m0, double eps, int64_t chunk,
+                                      bool keep);
+std::vector<at::Tensor> mlstm_backward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                       const at::Tensor& i, const at::Tensor& logf, const at::Tensor& bounds,
+                                       const at::Tensor& h, const at::Tensor& dh, const at::Tensor& dc,
+                                       const at::Tensor& dn, const at::Tensor& dm, double eps, int64_t chunk);
+bool has_blas();
+
 }  // namespace rnnlab

@@ -1562,6 +1562,18 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("mamba_stack_step", &rnnlab::mamba_stack_step, "selective_scan.cpp: one token through a stack of Mamba "
         "blocks and its final norm, (output, windows, states)", py::arg("input"), py::arg("windows"),
         py::arg("states"), py::arg("layers"), py::arg("norm_f"), py::arg("eps"));
+  m.def("gated_delta_forward", &rnnlab::gated_delta_forward, "matrix_memory.cpp: (o, S_T, bounds)", py::arg("q"),
+        py::arg("k"), py::arg("v"), py::arg("g"), py::arg("beta"), py::arg("s0"), py::arg("chunk"), py::arg("keep"));
+  m.def("gated_delta_backward", &rnnlab::gated_delta_backward, "matrix_memory.cpp: (dq, dk, dv, dg, dbeta, dS0)",
+        py::arg("q"), py::arg("k"), py::arg("v"), py::arg("g"), py::arg("beta"), py::arg("bounds"), py::arg("dout"),
+        py::arg("dlast"), py::arg("want_ds0"), py::arg("chunk"));
+  m.def("mlstm_forward", &rnnlab::mlstm_forward, "matrix_memory.cpp: (h, c, n, m, bounds)", py::arg("q"),
+        py::arg("k"), py::arg("v"), py::arg("i"), py::arg("logf"), py::arg("c0"), py::arg("n0"), py::arg("m0"),
+        py::arg("eps"), py::arg("chunk"), py::arg("keep"));
+  m.def("mlstm_backward", &rnnlab::mlstm_backward, "matrix_memory.cpp: (dq, dk, dv, di, dlogf, dc0, dn0, dm0)",
+        py::arg("q"), py::arg("k"), py::arg("v"), py::arg("i"), py::arg("logf"), py::arg("bounds"), py::arg("h"),
+        py::arg("dh"), py::arg("dc"), py::arg("dn"), py::arg("dm"), py::arg("eps"), py::arg("chunk"));
+  m.def("has_blas", &rnnlab::has_blas, "whether matrix_memory.cpp's products run on BLAS (else plain loops)");
   m.def("gated_scan_forward", &gated_scan_forward, "a scan layer's (h, h_n) from its pre-activations (N, L, G*H)",
         py::arg("kind"), py::arg("pre"), py::arg("decay"), py::arg("h0"), py::arg("lengths"), py::arg("reverse"));
   m.def("gated_scan_backward", &gated_scan_backward, "(dL/dpre, dL/ddecay per row or undefined, dL/dh0)",

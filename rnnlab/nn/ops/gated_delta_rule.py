@@ -13,11 +13,11 @@ u_t = beta_t (v_t - a_t S_{t-1}^T k_t), the error between the new value and what
 Shapes: q, k (B, T, H, K); v (B, T, H, V); g, beta (B, T, H); initial_state and the final state (B, H, K, V);
 o (B, T, H, V). ``scale`` multiplies q (default K ** -0.5; a float or a 0-d tensor, differentiable).
 
-Two forms, side by side:
+Three forms, side by side:
 
 ``impl="reference"``: the loop over time, one step per line of the equations (autograd for the gradients).
 
-``impl="chunk"`` (the default): chunks of ``chunk`` steps. Inside a chunk, with gamma_r = a_1 ... a_r and S_0
+``impl="chunk"``: chunks of ``chunk`` steps, in torch operations (autograd for the gradients). Inside a chunk, with gamma_r = a_1 ... a_r and S_0
 the state at its start, unrolling gives S_r = gamma_r S_0 + sum_{s <= r} (gamma_r / gamma_s) k_s u_s^T, so the
 chunk's u (C, V) solve one unit lower-triangular system (the WY / UT form of Yang et al. 2024):
 
@@ -27,6 +27,12 @@ chunk's u (C, V) solve one unit lower-triangular system (the WY / UT form of Yan
 
 matrix products within the chunk (all chunks at once), and one recurrence across chunks. A length that is
 not a multiple of the chunk is padded with k = v = beta = g = 0, steps that leave S exactly as it was.
+
+``impl="ours"`` (the default): the same chunkwise form in the C++ engine (``csrc/matrix_memory.cpp``), a task per
+(batch row, head) walking its chunks, the products on BLAS, with a hand-written backward: forward keeps the state
+only at each chunk's start, backward recomputes a chunk's products from there and takes them back (the
+equations at the top of the C++ file). Where the engine is not built, for other dtypes and on a GPU, the torch
+chunkwise form runs.
 """
 
 from __future__ import annotations
@@ -34,13 +40,16 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
-IMPLS = ("chunk", "reference")
+from .. import fast
+
+IMPLS = ("ours", "chunk", "reference")
 CHUNK = 64  # steps per chunk
 
 
 def gated_delta_rule(q: Tensor, k: Tensor, v: Tensor, g: Tensor | None, beta: Tensor, scale=None,
-                     initial_state: Tensor | None = None, output_final_state: bool = False, *, impl: str = "chunk",
+                     initial_state: Tensor | None = None, output_final_state: bool = False, *, impl: str = "ours",
                      chunk: int = CHUNK) -> tuple[Tensor, Tensor | None]:
     """``(o, S_T or None)``: o (B, T, H, V) and, with ``output_final_state``, the last state (B, H, K, V)
     (module docstring). Never modifies its inputs; differentiable in every tensor argument."""
@@ -50,9 +59,41 @@ def gated_delta_rule(q: Tensor, k: Tensor, v: Tensor, g: Tensor | None, beta: Te
         raise ValueError(f"chunk must be a whole number > 0, got {chunk!r}")
     _check(q, k, v, g, beta, initial_state)
     scale = q.shape[-1] ** -0.5 if scale is None else scale
-    run = _loop if impl == "reference" else _chunks
-    o, last = run(q * scale, k, v, g, beta, initial_state, chunk)
+    tensors = [t for t in (q, k, v, g, beta, initial_state) if t is not None]
+    if impl == "ours" and fast.usable(q) and all(t.dtype == q.dtype and t.device == q.device for t in tensors):
+        gates = g if g is not None else torch.zeros_like(beta)  # log a_t = 0
+        o, last = _Kernel.apply((q * scale).contiguous(), k.contiguous(), v.contiguous(), gates.contiguous(),
+                                beta.contiguous(), None if initial_state is None else initial_state.contiguous(),
+                                chunk)
+    else:
+        run = _loop if impl == "reference" else _chunks
+        o, last = run(q * scale, k, v, g, beta, initial_state, chunk)
     return o, (last if output_final_state else None)
+
+
+class _Kernel(torch.autograd.Function):
+    """The C++ chunkwise form: (q scaled, k, v, g, beta, S_0 or None) -> (o, S_T); backward from the chunk
+    bounds forward kept."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, g, beta, s0, chunk):
+        keep = any(ctx.needs_input_grad)
+        o, last, bounds = fast.extension().gated_delta_forward(q, k, v, g, beta, s0, chunk, keep)
+        if keep:
+            ctx.save_for_backward(q, k, v, g, beta, bounds)
+        ctx.chunk, ctx.has_s0 = chunk, s0 is not None
+        ctx.set_materialize_grads(False)
+        return o, last
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_o, grad_last):
+        q, k, v, g, beta, bounds = ctx.saved_tensors
+        grad_o = torch.zeros_like(v) if grad_o is None else grad_o.contiguous()
+        grad_last = None if grad_last is None else grad_last.contiguous()
+        dq, dk, dv, dg, dbeta, ds0 = fast.extension().gated_delta_backward(q, k, v, g, beta, bounds, grad_o,
+                                                                          grad_last, ctx.has_s0, ctx.chunk)
+        return dq, dk, dv, dg, dbeta, ds0 if ctx.has_s0 else None, None
 
 
 def _loop(q: Tensor, k: Tensor, v: Tensor, g: Tensor | None, beta: Tensor, s0: Tensor | None, chunk: int):

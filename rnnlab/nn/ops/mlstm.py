@@ -16,16 +16,22 @@ n (B, NH, DHQK), m (B, NH, 1) -- the initial ones given together or not at all (
 h (B, NH, S, DHHV), or (h, (c, n, m)) with the last step's states. The gradients are autograd's through these
 equations: exact, through the denominator's max and the stabiliser, into n and m too.
 
-Two forms, side by side:
+Three forms, side by side:
 
 ``impl="reference"``: the loop over time, one step per line.
 
-``impl="chunk"`` (the default): chunks of ``chunk`` steps. With F_r the sum of log f within the chunk and (C_0,
+``impl="chunk"``: chunks of ``chunk`` steps, in torch operations. With F_r the sum of log f within the chunk and (C_0,
 n_0, m_0) the states at its start, the stabiliser unrolls exactly, m_r = max(F_r + m_0, max_{s<=r} F_r - F_s
 + i_s), and so do the memories: C_r = exp(F_r + m_0 - m_r) C_0 + sum_{s<=r} exp(F_r - F_s + i_s - m_r) k_s v_s^T,
 every exponent <= 0. The output of the whole chunk is then two matrix products (the queries against C_0, and a
 causal decay-weighted Q K^T against V), one recurrence across chunks carries (C, n, m). A length that is not a
 multiple of the chunk is padded with log f = 0 and i = -inf: steps that leave C, n and m exactly as they were.
+
+``impl="ours"`` (the default): the same chunkwise form in the C++ engine (``csrc/matrix_memory.cpp``), a task per
+(batch row, head), the products on BLAS, a last chunk shorter than the others computed at its own length (no
+padding), with a hand-written backward through every equation above, the maxima included: forward keeps the
+states only at each chunk's start, backward recomputes a chunk from there. Where the engine is not built, for
+other dtypes and on a GPU, the torch chunkwise form runs.
 """
 
 from __future__ import annotations
@@ -33,14 +39,17 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
-IMPLS = ("chunk", "reference")
+from .. import fast
+
+IMPLS = ("ours", "chunk", "reference")
 CHUNK = 64  # steps per chunk
 
 
 def mlstm(q: Tensor, k: Tensor, v: Tensor, i: Tensor, f: Tensor, c_initial: Tensor | None = None,
           n_initial: Tensor | None = None, m_initial: Tensor | None = None, return_last_states: bool = False,
-          eps: float = 1e-6, *, impl: str = "chunk", chunk: int = CHUNK):
+          eps: float = 1e-6, *, impl: str = "ours", chunk: int = CHUNK):
     """``h`` (B, NH, S, DHHV), or ``(h, (c, n, m))`` with ``return_last_states`` (module docstring). Never
     modifies its inputs; differentiable in every tensor argument."""
     if impl not in IMPLS:
@@ -51,9 +60,42 @@ def mlstm(q: Tensor, k: Tensor, v: Tensor, i: Tensor, f: Tensor, c_initial: Tens
     if c_initial is None:
         c_initial = q.new_zeros(B, NH, DK, v.shape[-1])
         n_initial, m_initial = q.new_zeros(B, NH, DK), q.new_zeros(B, NH, 1)
-    run = _loop if impl == "reference" else _chunks
-    h, states = run(q * DK ** -0.5, k, v, i, F.logsigmoid(f), c_initial, n_initial, m_initial, eps, chunk)
+    tensors = (q, k, v, i, f, c_initial, n_initial, m_initial)
+    if impl == "ours" and fast.usable(q) and all(t.dtype == q.dtype and t.device == q.device for t in tensors):
+        h, *states = _Kernel.apply(*(t.contiguous() for t in (q * DK ** -0.5, k, v, i, F.logsigmoid(f), c_initial,
+                                                             n_initial, m_initial)), eps, chunk)
+        states = tuple(states)
+    else:
+        run = _loop if impl == "reference" else _chunks
+        h, states = run(q * DK ** -0.5, k, v, i, F.logsigmoid(f), c_initial, n_initial, m_initial, eps, chunk)
     return (h, states) if return_last_states else h
+
+
+class _Kernel(torch.autograd.Function):
+    """The C++ chunkwise form: (q scaled, k, v, i, log f, c_0, n_0, m_0, eps, chunk) -> (h, c, n, m); backward
+    from the chunk bounds forward kept and the output h."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, i, logf, c0, n0, m0, eps, chunk):
+        keep = any(ctx.needs_input_grad)
+        h, c, n, m, bounds = fast.extension().mlstm_forward(q, k, v, i, logf, c0, n0, m0, eps, chunk, keep)
+        if keep:
+            ctx.save_for_backward(q, k, v, i, logf, bounds, h)
+        ctx.eps, ctx.chunk = eps, chunk
+        ctx.set_materialize_grads(False)
+        return h, c, n, m
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dh, dc, dn, dm):
+        q, k, v, i, logf, bounds, h = ctx.saved_tensors
+        B, NH, _, DK = q.shape
+        dh = torch.zeros_like(h) if dh is None else dh.contiguous()
+        dc = q.new_zeros(B, NH, DK, v.shape[-1]) if dc is None else dc.contiguous()
+        dn = q.new_zeros(B, NH, DK) if dn is None else dn.contiguous()
+        dm = q.new_zeros(B, NH, 1) if dm is None else dm.contiguous()
+        grads = fast.extension().mlstm_backward(q, k, v, i, logf, bounds, h, dh, dc, dn, dm, ctx.eps, ctx.chunk)
+        return (*grads, None, None)
 
 
 def _loop(q, k, v, i, logf, c, n, m, eps, chunk):
