@@ -1,5 +1,5 @@
-"""The matrix-memory operators -- the gated delta rule and the mLSTM -- in both forms (the per-step loop and the
-chunkwise one) against loops written here from the papers in another way: the gated delta rule as the matrix
+"""The matrix-memory operators -- the gated delta rule and the mLSTM -- in their three forms (the per-step loop,
+the chunkwise one in torch and the C++ kernel, with BLAS and with its plain loops) against loops written here from the papers in another way: the gated delta rule as the matrix
 product a (I - beta k k^T) S + beta k v^T, the mLSTM on its unstabilised memories (sigmoid(f) C + exp(i) k v^T),
 in float64 with every gradient, plus gradcheck and float32 at T = 2,048."""
 
@@ -9,10 +9,28 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rnnlab.nn import gated_delta_rule, mlstm
+from rnnlab.nn import fast, gated_delta_rule, mlstm
 
 D64 = torch.float64
-FORMS = [("reference", 64), ("chunk", 64), ("chunk", 5), ("chunk", 1)]
+FORMS = [("reference", 64), ("chunk", 64), ("chunk", 5), ("chunk", 1), ("ours", 64), ("ours", 5), ("ours", 1),
+         ("ours-loops", 4)]
+ENGINE = fast.extension()
+needs_engine = pytest.mark.skipif(ENGINE is None, reason="the C++ engine is not built here")
+
+
+@pytest.fixture
+def form(request):
+    """(impl, chunk) for the operators; "ours-loops" is the C++ kernel with its products in plain loops (as where
+    torch carries no BLAS)."""
+    impl, chunk = request.param
+    if impl.startswith("ours") and ENGINE is None:
+        pytest.skip("the C++ engine is not built here")
+    if impl == "ours-loops":
+        before = ENGINE.set_blas(False)
+        yield "ours", chunk
+        ENGINE.set_blas(before)
+    else:
+        yield impl, chunk
 
 
 def relative(got: torch.Tensor, want: torch.Tensor) -> float:
@@ -83,12 +101,12 @@ def gradients(outputs, inputs, seed=1):
     return torch.autograd.grad(total, present)
 
 
-@pytest.mark.parametrize("impl, chunk", FORMS)
+@pytest.mark.parametrize("form", FORMS, indirect=True)
 @pytest.mark.parametrize("B, T, H, K, V, gated, initial", [
     (2, 13, 3, 4, 5, True, True), (1, 1, 2, 3, 3, True, False), (2, 10, 1, 6, 2, False, True),
     (1, 20, 2, 5, 4, True, True)])
-def test_gated_delta_rule_equals_the_matrix_recurrence_with_every_gradient(impl, chunk, B, T, H, K, V, gated,
-                                                                           initial):
+def test_gated_delta_rule_equals_the_matrix_recurrence_with_every_gradient(form, B, T, H, K, V, gated, initial):
+    impl, chunk = form
     q, k, v, g, beta, s0 = delta_inputs(B, T, H, K, V, gated=gated, initial=initial, seed=T)
     scale = torch.tensor(0.7, dtype=D64, requires_grad=True)  # a tensor scale gets its gradient too
     inputs = [q, k, v, g, beta, s0, scale]
@@ -110,10 +128,11 @@ def test_gated_delta_rule_defaults_scale_and_leaves_out_the_state():
     assert relative(o, want) < 1e-12
 
 
-@pytest.mark.parametrize("impl, chunk", FORMS)
+@pytest.mark.parametrize("form", FORMS, indirect=True)
 @pytest.mark.parametrize("B, NH, S, DK, DV, initial", [
     (2, 3, 13, 4, 5, True), (1, 2, 1, 3, 3, False), (2, 1, 10, 6, 2, True), (1, 2, 20, 5, 4, False)])
-def test_mlstm_equals_the_unstabilised_recurrence_with_every_gradient(impl, chunk, B, NH, S, DK, DV, initial):
+def test_mlstm_equals_the_unstabilised_recurrence_with_every_gradient(form, B, NH, S, DK, DV, initial):
+    impl, chunk = form
     q, k, v, i, f, c0, n0, m0 = inputs = mlstm_inputs(B, NH, S, DK, DV, initial=initial, seed=S)
     before = [x.detach().clone() for x in inputs if x is not None]
     if c0 is None:
@@ -130,38 +149,42 @@ def test_mlstm_equals_the_unstabilised_recurrence_with_every_gradient(impl, chun
     assert all(torch.equal(x, y) for x, y in zip(before, [x for x in inputs if x is not None]))
 
 
-def test_padded_steps_leave_the_mlstm_states_exactly_as_they_were():
-    """A length one past a multiple of the chunk: the chunkwise form pads 63 steps; its last states equal the
-    loop's to rounding, m included (mlstm_kernels' padding with f = +25, i = -25 moves m; ours does not)."""
+@pytest.mark.parametrize("impl", ["chunk", pytest.param("ours", marks=needs_engine)])
+def test_padded_steps_leave_the_mlstm_states_exactly_as_they_were(impl):
+    """A length one past a multiple of the chunk: the torch chunkwise form pads 63 steps, the C++ one computes a
+    last chunk of one step; their last states equal the loop's to rounding, m included (mlstm_kernels' padding
+    with f = +25, i = -25 moves m; ours does not)."""
     q, k, v, i, f, c0, n0, m0 = mlstm_inputs(1, 2, 65, 4, 4)
     _, loop = mlstm(q, k, v, i, f, c0, n0, m0, return_last_states=True, impl="reference")
-    _, chunked = mlstm(q, k, v, i, f, c0, n0, m0, return_last_states=True, impl="chunk", chunk=64)
+    _, chunked = mlstm(q, k, v, i, f, c0, n0, m0, return_last_states=True, impl=impl, chunk=64)
     for mine, theirs in zip(chunked, loop):
         assert relative(mine, theirs) < 1e-12
 
 
-def test_gradcheck_both_operators():
+@pytest.mark.parametrize("impl", ["chunk", pytest.param("ours", marks=needs_engine)])
+def test_gradcheck_both_operators(impl):
     q, k, v, g, beta, s0 = delta_inputs(1, 7, 2, 3, 2)
     assert torch.autograd.gradcheck(lambda *x: gated_delta_rule(*x[:5], initial_state=x[5], output_final_state=True,
-                                                                chunk=3), (q, k, v, g, beta, s0))
+                                                                chunk=3, impl=impl), (q, k, v, g, beta, s0))
     q, k, v, i, f, c0, n0, m0 = mlstm_inputs(1, 2, 7, 3, 2)
-    assert torch.autograd.gradcheck(lambda *x: mlstm(*x, return_last_states=True, chunk=3)[0:1] + mlstm(
-        *x, return_last_states=True, chunk=3)[1], (q, k, v, i, f, c0, n0, m0))
+    assert torch.autograd.gradcheck(lambda *x: mlstm(*x, return_last_states=True, chunk=3, impl=impl)[0:1] + mlstm(
+        *x, return_last_states=True, chunk=3, impl=impl)[1], (q, k, v, i, f, c0, n0, m0))
 
 
-def test_float32_at_two_thousand_steps_stays_within_1e_4_of_the_float64_loop():
+@pytest.mark.parametrize("impl", ["chunk", pytest.param("ours", marks=needs_engine)])
+def test_float32_at_two_thousand_steps_stays_within_1e_4_of_the_float64_loop(impl):
     T = 2048
     q, k, v, g, beta, s0 = delta_inputs(1, T, 2, 8, 8, seed=3)
     want = gated_delta_rule(q, k, v, g, beta, initial_state=s0, output_final_state=True, impl="reference")
     wide = [x.detach().float().requires_grad_() for x in (q, k, v, g, beta, s0)]
-    got = gated_delta_rule(*wide[:5], initial_state=wide[5], output_final_state=True)
+    got = gated_delta_rule(*wide[:5], initial_state=wide[5], output_final_state=True, impl=impl)
     assert relative(got[0].double(), want[0]) < 1e-4 and relative(got[1].double(), want[1]) < 1e-4
     for mine, theirs in zip(gradients(got, wide), gradients(want, [q, k, v, g, beta, s0])):
         assert relative(mine.double(), theirs) < 1e-4
     inputs = mlstm_inputs(1, 2, T, 8, 8, seed=4)
     want = mlstm(*inputs, return_last_states=True, impl="reference")
     wide = [x.detach().float().requires_grad_() for x in inputs]
-    got = mlstm(*wide, return_last_states=True)
+    got = mlstm(*wide, return_last_states=True, impl=impl)
     for mine, theirs in zip([got[0], *got[1]], [want[0], *want[1]]):
         assert relative(mine.double(), theirs) < 1e-4
     for mine, theirs in zip(gradients([got[0], *got[1]], wide), gradients([want[0], *want[1]], inputs)):
@@ -181,3 +204,19 @@ def test_bad_shapes_and_forms_are_refused():
         mlstm(q, k, v, i, f, c0)
     with pytest.raises(ValueError, match="chunk must be"):
         mlstm(q, k, v, i, f, chunk=0)
+
+
+@needs_engine
+def test_the_kernels_default_on_the_cpu_and_fall_back_to_the_torch_form_elsewhere(monkeypatch):
+    """impl="ours" runs the C++ kernel for float32/float64 CPU tensors (an autograd node of its own) and the torch
+    chunkwise form where the engine cannot run (here: told that it cannot), with the same numbers."""
+    q, k, v, g, beta, s0 = delta_inputs(1, 9, 2, 4, 4)
+    inputs = mlstm_inputs(1, 2, 9, 4, 4)
+    o, _ = gated_delta_rule(q, k, v, g, beta, initial_state=s0)
+    h = mlstm(*inputs)
+    assert "Kernel" in type(o.grad_fn).__name__ and "Kernel" in type(h.grad_fn).__name__
+    monkeypatch.setattr(fast, "usable", lambda x: False)
+    slow, _ = gated_delta_rule(q, k, v, g, beta, initial_state=s0)
+    slow_h = mlstm(*inputs)
+    assert "Kernel" not in type(slow.grad_fn).__name__ and "Kernel" not in type(slow_h.grad_fn).__name__
+    assert relative(slow, o) < 1e-12 and relative(slow_h, h) < 1e-12

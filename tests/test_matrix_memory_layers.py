@@ -15,14 +15,15 @@ DTYPE = torch.float64
 LAYERS = {"gdn": rnn.GatedDeltaNet, "mlstm": rnn.MLSTM}
 
 
-def _layer(name, impl="chunk", **options):
+def _layer(name, impl="ours", **options):
     torch.manual_seed(0)
     return LAYERS[name](3, 8, num_layers=2, dtype=DTYPE, impl=impl, **options)
 
 
+@pytest.mark.parametrize("impl", ["ours", "chunk"])
 @pytest.mark.parametrize("name", LAYERS)
-def test_the_loop_and_the_chunks_give_the_same_layer_and_gradients(name):
-    chunked, looped = _layer(name), _layer(name, impl="reference")
+def test_the_loop_and_the_chunks_give_the_same_layer_and_gradients(name, impl):
+    chunked, looped = _layer(name, impl=impl), _layer(name, impl="reference")
     looped.load_state_dict(chunked.state_dict())
     x = torch.randn(70, 2, 3, dtype=DTYPE, requires_grad=True)  # longer than a chunk of 64
     out, state = chunked(x)
@@ -86,7 +87,7 @@ def test_the_papers_initialisations():
     with pytest.raises(ValueError, match="multiple of num_heads"):
         rnn.MLSTM(4, 5, num_heads=4)
     with pytest.raises(ValueError, match="impl must be one of"):
-        rnn.GatedDeltaNet(4, 8, impl="ours")
+        rnn.GatedDeltaNet(4, 8, impl="triton")
 
 
 @pytest.mark.parametrize("name", LAYERS)

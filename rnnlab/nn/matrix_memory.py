@@ -56,7 +56,7 @@ from .block_stack import Block, BlockStack, causal_conv, check_counts, real_step
 from .mamba import ResidualProjection
 from .ops import gated_delta_rule as delta_rule_op, mlstm as mlstm_op
 
-IMPLS = ("chunk", "reference")  # the operators' forms
+IMPLS = ("ours", "chunk", "reference")  # the operators' forms
 L2_EPS = 1e-6  # fla's l2norm
 
 
@@ -305,7 +305,7 @@ class MatrixMemoryLayer(BlockStack):
     the second half of the state."""
 
     state_names = ("windows", "memories")
-    defaults = (("impl", "chunk"),)
+    defaults = (("impl", "ours"),)
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int, bias: bool, batch_first: bool,
                  dropout: float, bidirectional: bool, factory: dict, impl: str, norm_eps: float) -> None:
@@ -327,9 +327,9 @@ class GatedDeltaNet(MatrixMemoryLayer):
 
     ``GatedDeltaNet(input_size, hidden_size, num_layers=1, bias=False, batch_first=False, dropout=0.0,
     bidirectional=False, device=None, dtype=None, *, num_heads=None, head_dim=None, expand_v=2, conv_size=4,
-    norm_eps=1e-5, impl='chunk')``; ``forward(input, state=None) -> (output, (windows, memories))``.
+    norm_eps=1e-5, impl='ours')``; ``forward(input, state=None) -> (output, (windows, memories))``.
     ``num_heads`` defaults to hidden_size // 64 (at least 1), ``head_dim`` (K) to hidden_size // num_heads;
-    ``impl``: gated_delta_rule's form, "chunk" or "reference" (the loop). Equations, shapes and initialisation:
+    ``impl``: gated_delta_rule's form, "ours" (C++), "chunk" (torch) or "reference" (the loop). Equations, shapes and initialisation:
     ``rnnlab.nn.matrix_memory``."""
 
     inspected = ("beta", "decay", "memory_norm")
@@ -337,7 +337,7 @@ class GatedDeltaNet(MatrixMemoryLayer):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = False,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, device=None,
                  dtype=None, *, num_heads: int | None = None, head_dim: int | None = None, expand_v: float = 2,
-                 conv_size: int = 4, norm_eps: float = 1e-5, impl: str = "chunk") -> None:
+                 conv_size: int = 4, norm_eps: float = 1e-5, impl: str = "ours") -> None:
         num_heads = num_heads if num_heads is not None else max(1, hidden_size // 64)
         check_counts(num_heads=num_heads, conv_size=conv_size,
                      **({"head_dim": head_dim} if head_dim is not None else {}))
@@ -362,9 +362,9 @@ class MLSTM(MatrixMemoryLayer):
 
     ``MLSTM(input_size, hidden_size, num_layers=1, bias=False, batch_first=False, dropout=0.0,
     bidirectional=False, device=None, dtype=None, *, num_heads=None, proj_factor=2, conv_size=4,
-    qkv_blocksize=None, norm_eps=1e-5, impl='chunk')``; ``forward(input, state=None) -> (output, (windows,
+    qkv_blocksize=None, norm_eps=1e-5, impl='ours')``; ``forward(input, state=None) -> (output, (windows,
     memories))``; ``num_heads`` and ``qkv_blocksize`` default to xLSTM's 4, or the largest of 2, 1 that divides
-    the inner channels E = round(proj_factor * hidden_size); ``impl``: mlstm's form, "chunk" or "reference"
+    the inner channels E = round(proj_factor * hidden_size); ``impl``: mlstm's form, "ours" (C++), "chunk" (torch) or "reference"
     (the loop). Equations, shapes and initialisation: ``rnnlab.nn.matrix_memory``."""
 
     inspected = ("input_gate", "forget_gate", "memory_norm")
@@ -372,7 +372,7 @@ class MLSTM(MatrixMemoryLayer):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = False,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, device=None,
                  dtype=None, *, num_heads: int | None = None, proj_factor: float = 2, conv_size: int = 4,
-                 qkv_blocksize: int | None = None, norm_eps: float = 1e-5, impl: str = "chunk") -> None:
+                 qkv_blocksize: int | None = None, norm_eps: float = 1e-5, impl: str = "ours") -> None:
         inner = int(round(proj_factor * hidden_size)) if isinstance(hidden_size, int) else 0
         fits = next(size for size in (4, 2, 1) if inner % size == 0)  # xLSTM's 4 where the channels allow
         num_heads = fits if num_heads is None else num_heads

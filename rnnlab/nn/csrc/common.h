@@ -53,5 +53,6 @@ std::vector<at::Tensor> mlstm_backward(const at::Tensor& q, const at::Tensor& k,
                                        const at::Tensor& h, const at::Tensor& dh, const at::Tensor& dc,
                                        const at::Tensor& dn, const at::Tensor& dm, double eps, int64_t chunk);
 bool has_blas();
+bool set_blas(bool on);
 
 }  // namespace rnnlab

@@ -1574,6 +1574,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("q"), py::arg("k"), py::arg("v"), py::arg("i"), py::arg("logf"), py::arg("bounds"), py::arg("h"),
         py::arg("dh"), py::arg("dc"), py::arg("dn"), py::arg("dm"), py::arg("eps"), py::arg("chunk"));
   m.def("has_blas", &rnnlab::has_blas, "whether matrix_memory.cpp's products run on BLAS (else plain loops)");
+  m.def("set_blas", &rnnlab::set_blas, "matrix_memory.cpp's products on BLAS (true, where there is one) or in "
+        "plain loops; returns the old setting", py::arg("on"));
   m.def("gated_scan_forward", &gated_scan_forward, "a scan layer's (h, h_n) from its pre-activations (N, L, G*H)",
         py::arg("kind"), py::arg("pre"), py::arg("decay"), py::arg("h0"), py::arg("lengths"), py::arg("reverse"));
   m.def("gated_scan_backward", &gated_scan_backward, "(dL/dpre, dL/ddecay per row or undefined, dL/dh0)",

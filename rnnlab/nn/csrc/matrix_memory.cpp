@@ -55,6 +55,8 @@ void dgemm_(const char*, const char*, const int*, const int*, const int*, const 
 namespace rnnlab {
 namespace {
 
+bool blas_wanted = true;  // set_blas(false): the plain loops, as where there is no BLAS (tested both ways)
+
 // Row-major C (M, N) = alpha op(A) op(B) + beta C, op(A) (M, Kd); ta: A is stored (Kd, M). As column-major this is
 // C^T = op(B)^T op(A)^T: BLAS's gemm with the operands swapped.
 template <typename T>
@@ -64,9 +66,9 @@ void mm(bool ta, bool tb, int64_t M, int64_t N, int64_t Kd, T alpha, const T* A,
   const char a = ta ? 'T' : 'N', b = tb ? 'T' : 'N';
   const int m = int(M), n = int(N), k = int(Kd), la = int(lda), lb = int(ldb), lc = int(ldc);
   if constexpr (std::is_same_v<T, float>) {
-    if (sgemm_) return sgemm_(&b, &a, &n, &m, &k, &alpha, B, &lb, A, &la, &beta, C, &lc);
+    if (sgemm_ && blas_wanted) return sgemm_(&b, &a, &n, &m, &k, &alpha, B, &lb, A, &la, &beta, C, &lc);
   } else {
-    if (dgemm_) return dgemm_(&b, &a, &n, &m, &k, &alpha, B, &lb, A, &la, &beta, C, &lc);
+    if (dgemm_ && blas_wanted) return dgemm_(&b, &a, &n, &m, &k, &alpha, B, &lb, A, &la, &beta, C, &lc);
   }
   for (int64_t i = 0; i < M; ++i) {  // no BLAS: the same product in loops
     T* row = C + i * ldc;
@@ -660,5 +662,10 @@ std::vector<at::Tensor> mlstm_backward(const at::Tensor& q, const at::Tensor& k,
 }
 
 bool has_blas() { return sgemm_ != nullptr && dgemm_ != nullptr; }
+
+bool set_blas(bool on) {
+  std::swap(blas_wanted, on);
+  return on;
+}
 
 }  // namespace rnnlab
