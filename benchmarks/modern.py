@@ -2,7 +2,7 @@
 scans, against torch.nn and, for Mamba, against mamba.py (``pip install mambapy``, the public CPU Mamba in plain
 torch).
 
-Six tables, every contender of a table timed in turn within each repeat (interleaved), medians, ratios:
+Seven tables, every contender of a table timed in turn within each repeat (interleaved), medians, ratios:
 
 1. The scan ``linear_scan`` (forward + backward) on (N, T, H) float32, beside one ``torch.add(a, b, out=c)`` of
    that shape -- the cheapest pass over memory there is -- for each of its forms: the C++ loop (impl="ours"),
@@ -20,10 +20,14 @@ Six tables, every contender of a table timed in turn within each repeat (interle
    mamba.py's one-layer Mamba (the same block), and the layer without its scan: the forward + backward of its
    in_proj, conv1d, x_proj, dt_proj and out_proj alone (the GEMM floor).
 6. The matrix memories ``gated_delta_rule`` and ``mlstm`` (forward + backward) at (B 8, H 4, T 2,048, K = V = 64)
-   float32: the chunkwise form in torch operations (chunk 64) against the per-step loop (the loop timed once
-   a repeat, with ``--loop-repeats``: it takes seconds).
+   float32: the C++ kernel (impl="ours"), the chunkwise form in torch operations (chunk 64), the per-step loop,
+   and where installed (``pip install -e .[bench]``) transformers' ``torch_chunk_gated_delta_rule`` (Qwen3-Next's
+   torch form) and mlstm_kernels' chunkwise ``mlstm_chunkwise__native_autograd``, with the largest relative
+   difference of each one's output from ours. ``--loop-repeats`` repeats (the loops take seconds).
+7. A matrix-memory layer's training step (B = 32, input = hidden = 256, two layers' worth of nothing: one layer)
+   at T = 256 and 1,024: rnnlab's GatedDeltaNet and MLSTM beside MinGRU, Mamba and torch.nn.GRU of that width.
 
-    python benchmarks/modern.py [--repeats 7] [--threads N] [--lengths 256,1024] [--tables 1,2,3,4,5,6]
+    python benchmarks/modern.py [--repeats 7] [--threads N] [--lengths 256,1024] [--tables 1,2,3,4,5,6,7]
 """
 
 from __future__ import annotations
@@ -228,6 +232,22 @@ def mamba_layer_table(lengths, repeats: int) -> None:
             print(f"| {steps} | {name} | {seconds * 1e3:.0f} ms | {seconds / t['rnnlab.nn.Mamba']:.2f} |", flush=True)
 
 
+def libraries() -> dict:
+    """The other projects' torch forms of the two operators that are installed: {name: (operator, function)}."""
+    found = {}
+    try:
+        from transformers.models.qwen3_next.modeling_qwen3_next import torch_chunk_gated_delta_rule
+        found["transformers torch_chunk_gated_delta_rule"] = ("gated_delta_rule", torch_chunk_gated_delta_rule)
+    except ImportError:
+        pass
+    try:
+        from mlstm_kernels.torch.chunkwise.native import mlstm_chunkwise__native_autograd
+        found["mlstm_kernels native_autograd"] = ("mlstm", mlstm_chunkwise__native_autograd)
+    except ImportError:
+        pass
+    return found
+
+
 def matrix_memory_table(repeats: int, steps: int = 2048) -> None:
     torch.manual_seed(0)
     B, H, K = 8, 4, 64
@@ -236,6 +256,7 @@ def matrix_memory_table(repeats: int, steps: int = 2048) -> None:
     delta = [t.requires_grad_() for t in (q, k, v, g, beta)]
     heads = [t.transpose(1, 2).contiguous().requires_grad_() for t in (q, k, v)]  # (B, H, T, K): mlstm's layout
     gates = [torch.randn(B, H, steps).requires_grad_(), (torch.randn(B, H, steps) + 3).requires_grad_()]
+    inputs = {"gated_delta_rule": delta, "mlstm": heads + gates}
 
     def run(form, inputs):
         def call():
@@ -245,16 +266,55 @@ def matrix_memory_table(repeats: int, steps: int = 2048) -> None:
             (out[0] if isinstance(out, tuple) else out).sum().backward()
         return call
 
-    runs = {}
-    for impl in ("chunk", "reference"):
-        runs[f"gated_delta_rule impl={impl!r}"] = run(lambda *x, impl=impl: rnn.gated_delta_rule(*x, impl=impl), delta)
-        runs[f"mlstm impl={impl!r}"] = run(lambda *x, impl=impl: rnn.mlstm(*x, impl=impl), heads + gates)
+    runs, forms = {}, {}
+    for impl in ("ours", "chunk", "reference"):
+        forms[f"gated_delta_rule impl={impl!r}"] = lambda *x, impl=impl: rnn.gated_delta_rule(*x, impl=impl)[0]
+        forms[f"mlstm impl={impl!r}"] = lambda *x, impl=impl: rnn.mlstm(*x, impl=impl)
+    others = libraries()
+    for name, (op, function) in others.items():
+        forms[name] = ((lambda *x, f=function: f(*x, use_qk_l2norm_in_kernel=False)[0]) if op == "gated_delta_rule"
+                       else (lambda *x, f=function: f(*x, chunk_size=64)))
+    differences = {}
+    for name, form in forms.items():
+        op = name.split()[0] if name.split()[0] in inputs else others[name][0]
+        runs[name] = run(form, inputs[op])
+        if "reference" not in name:
+            with torch.no_grad():
+                mine, theirs = forms[f"{op} impl='ours'"](*inputs[op]), form(*inputs[op])
+            differences[name] = float((theirs - mine).abs().max() / mine.abs().max())
     t = interleaved(runs, repeats)
     print(f"\n### Matrix memories, forward + backward, (B, H, T, K = V) = {(B, H, steps, K)} float32\n")
-    print("| operator | chunkwise (torch) | per-step loop | loop / chunkwise |\n|---|---|---|---|")
-    for op in ("gated_delta_rule", "mlstm"):
-        chunked, loop = t[f"{op} impl='chunk'"], t[f"{op} impl='reference'"]
-        print(f"| {op} | {chunked * 1e3:.0f} ms | {loop * 1e3:.0f} ms | {loop / chunked:.1f} |", flush=True)
+    print("| operator | form | time | this / ours | max relative difference from ours |\n|---|---|---|---|---|")
+    for op in inputs:
+        ours = t[f"{op} impl='ours'"]
+        for name, seconds in t.items():
+            if name.startswith(op) or others.get(name, ("",))[0] == op:
+                difference = f"{differences[name]:.1e}" if name in differences else "-"
+                print(f"| {op} | {name} | {seconds * 1e3:,.0f} ms | {seconds / ours:.1f} | {difference} |", flush=True)
+
+
+def matrix_layer_table(lengths, repeats: int) -> None:
+    print(f"\n### A matrix-memory layer's training step, B = {BATCH}, input = hidden = {SIZE}, float32\n")
+    print("| T | layer | train step | this / rnnlab GatedDeltaNet |\n|---|---|---|---|")
+    for steps in lengths:
+        torch.manual_seed(0)
+        x = torch.randn(BATCH, steps, SIZE)
+        layers = {"rnnlab.nn.GatedDeltaNet": rnn.GatedDeltaNet(SIZE, SIZE, batch_first=True),
+                  "rnnlab.nn.MLSTM": rnn.MLSTM(SIZE, SIZE, batch_first=True),
+                  "rnnlab.nn.MinGRU": rnn.MinGRU(SIZE, SIZE, batch_first=True),
+                  "rnnlab.nn.Mamba": rnn.Mamba(SIZE, SIZE, batch_first=True),
+                  "torch.nn.GRU": torch.nn.GRU(SIZE, SIZE, batch_first=True)}
+
+        def train(module):
+            def run():
+                module.zero_grad(set_to_none=True)
+                module(x)[0].sum().backward()
+            return run
+
+        t = interleaved({name: train(m) for name, m in layers.items()}, repeats)
+        for name, seconds in t.items():
+            print(f"| {steps} | {name} | {seconds * 1e3:.0f} ms | {seconds / t['rnnlab.nn.GatedDeltaNet']:.2f} |",
+                  flush=True)
 
 
 def main() -> None:
@@ -262,7 +322,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--lengths", default="256,1024", help="the sequence lengths T of the layer tables")
-    parser.add_argument("--tables", default="1,2,3,4,5,6", help="which tables (module docstring)")
+    parser.add_argument("--tables", default="1,2,3,4,5,6,7", help="which tables (module docstring)")
     parser.add_argument("--loop-repeats", type=int, default=3, help="repeats of table 6 (its loops take seconds)")
     args = parser.parse_args()
     if args.threads:
@@ -273,7 +333,8 @@ def main() -> None:
     for number, table in ((1, lambda: scan_table(args.repeats)), (2, lambda: layer_table(lengths, args.repeats)),
                           (3, lambda: stepping_table(args.repeats)), (4, lambda: selective_scan_table(args.repeats)),
                           (5, lambda: mamba_layer_table(lengths, args.repeats)),
-                          (6, lambda: matrix_memory_table(args.loop_repeats))):
+                          (6, lambda: matrix_memory_table(args.loop_repeats)),
+                          (7, lambda: matrix_layer_table(lengths, args.repeats))):
         if number in tables:
             table()
 

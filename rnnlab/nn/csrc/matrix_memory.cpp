@@ -111,6 +111,12 @@ template <typename T> void solve_upper_transposed(const T* A, int64_t lda, T* X,
   }
 }
 
+// A short row copied in place (a call to memmove per row of 64 costs more than the copy).
+template <typename T> inline void copy_row(const T* from, T* to, int64_t n) {
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) to[j] = from[j];
+}
+
 template <typename F> void for_each_head(int64_t tasks, const F& task) {
   at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
     const FlushSubnormals flush;
@@ -129,42 +135,59 @@ template <typename T> struct Delta {
   int64_t row_v() const { return H * V; }
 };
 
-// One chunk's quantities, recomputed by backward from the chunk's start state.
+// One chunk's quantities, recomputed by backward from the chunk's start state. X holds the chunk's rows of K and
+// then of Q, contiguous, so that products sharing an operand are one call: [K; Q] K^T gives K K^T and Q K^T.
 template <typename T> struct DeltaChunk {
   int64_t C, K, V, L = 0;
-  std::vector<T> G, gam, tail, b, KK, A, QK, KS, U;
+  std::vector<T> G, gam, tail, b, X, KQ, D, A, KS, U;
 
   DeltaChunk(int64_t C, int64_t K, int64_t V)
-      : C(C), K(K), V(V), G(C), gam(C), tail(C), b(C), KK(C * C), A(C * C), QK(C * C), KS(C * V), U(C * V) {}
+      : C(C), K(K), V(V), G(C), gam(C), tail(C), b(C), X(2 * C * K), KQ(2 * C * C), D(C * C), A(C * C), KS(C * V),
+        U(C * V) {}
 
-  // G, gam, tail, b, K K^T, A, K S0, U, Q K^T of steps t0 .. t0 + L - 1 of the task's rows (q, k, v, g, beta
-  // pointing at its first row, rows `rk`, `rv`, `rg` apart).
+  const T* k_rows() const { return X.data(); }       // (L, K)
+  const T* q_rows() const { return X.data() + L * K; }  // (L, K)
+  const T* KK() const { return KQ.data(); }           // (L, L), rows C apart
+  const T* QK() const { return KQ.data() + L * C; }   // (L, L), rows C apart
+
+  // Everything above of steps t0 .. t0 + L - 1 of the task's rows (q, k, v, g, beta pointing at its first row,
+  // rows `rk`, `rv`, `rg` apart), from the chunk's start state S0: D (s <= r; 0 above), A, K S0 and U.
   void compute(const T* q, const T* k, const T* v, const T* g, const T* beta, int64_t rk, int64_t rv, int64_t rg,
                const T* S0) {
     T acc = 0;
     for (int64_t r = 0; r < L; ++r) {
       acc += g[r * rg];
       G[r] = acc, gam[r] = std::exp(acc), b[r] = beta[r * rg];
+      copy_row(k + r * rk, X.data() + r * K, K);
+      copy_row(q + r * rk, X.data() + (L + r) * K, K);
     }
-    for (int64_t r = 0; r < L; ++r) tail[r] = std::exp(G[L - 1] - G[r]);
-    mm<T>(false, true, L, L, K, 1, k, rk, k, rk, 0, KK.data(), C);
-    mm<T>(false, false, L, V, K, 1, k, rk, S0, V, 0, KS.data(), V);
     for (int64_t r = 0; r < L; ++r) {
-      const T* vr = v + r * rv;
-      const T *ks = KS.data() + r * V, scale = gam[r];
-      T* u = U.data() + r * V;
-      for (int64_t j = 0; j < V; ++j) u[j] = b[r] * (vr[j] - scale * ks[j]);
-      for (int64_t s = 0; s < r; ++s) A[r * C + s] = b[r] * std::exp(G[r] - G[s]) * KK[r * C + s];
+      tail[r] = std::exp(G[L - 1] - G[r]);
+      T* Dr = D.data() + r * C;
+      const T Gr = G[r];
+#pragma omp simd
+      for (int64_t s = 0; s <= r; ++s) Dr[s] = std::exp(Gr - G[s]);
+      std::fill(Dr + r + 1, Dr + L, T(0));
+    }
+    mm<T>(false, true, 2 * L, L, K, 1, X.data(), K, X.data(), K, 0, KQ.data(), C);
+    mm<T>(false, false, L, V, K, 1, X.data(), K, S0, V, 0, KS.data(), V);
+    for (int64_t r = 0; r < L; ++r) {
+      const T *vr = v + r * rv, *ks = KS.data() + r * V, *Dr = D.data() + r * C, *kk = KQ.data() + r * C;
+      const T br = b[r], scale = gam[r];
+      T *u = U.data() + r * V, *Ar = A.data() + r * C;
+#pragma omp simd
+      for (int64_t j = 0; j < V; ++j) u[j] = br * (vr[j] - scale * ks[j]);
+#pragma omp simd
+      for (int64_t s = 0; s < r; ++s) Ar[s] = br * Dr[s] * kk[s];
     }
     solve_lower(A.data(), C, U.data(), L, V);
-    mm<T>(false, true, L, L, K, 1, q, rk, k, rk, 0, QK.data(), C);
   }
 };
 
 template <typename T>
 void delta_forward_head(const Delta<T>& d, int64_t task, const T* s0, T* o, T* last, T* bounds) {
   const int64_t bi = task / d.H, h = task % d.H, K = d.K, V = d.V, C = d.C, rk = d.row_k(), rv = d.row_v();
-  std::vector<T> S(K * V, T(0)), P(C * C), Qg(C * K), Ut(C * V);
+  std::vector<T> S(K * V, T(0)), P(C * C), Ut(C * V);
   if (s0) std::copy(s0 + task * K * V, s0 + (task + 1) * K * V, S.begin());
   DeltaChunk<T> ch(C, K, V);
   for (int64_t c = 0; c < d.chunks(); ++c) {
@@ -175,18 +198,21 @@ void delta_forward_head(const Delta<T>& d, int64_t task, const T* s0, T* o, T* l
     const T *g = d.g + at * d.H + h, *beta = d.beta + at * d.H + h;
     ch.L = L;
     ch.compute(q, k, v, g, beta, rk, rv, d.H, S.data());
+    T* Qg = ch.X.data() + L * K;  // the chunk's Q rows, scaled by gam in place: forward needs them no more
     for (int64_t r = 0; r < L; ++r) {
-      for (int64_t s = 0; s <= r; ++s) P[r * C + s] = ch.QK[r * C + s] * std::exp(ch.G[r] - ch.G[s]);
-      for (int64_t s = r + 1; s < L; ++s) P[r * C + s] = 0;
-      for (int64_t j = 0; j < K; ++j) Qg[r * K + j] = ch.gam[r] * q[r * rk + j];
+      const T *Dr = ch.D.data() + r * C, *qk = ch.QK() + r * C;
+      T* Pr = P.data() + r * C;
+#pragma omp simd
+      for (int64_t s = 0; s < L; ++s) Pr[s] = qk[s] * Dr[s];
+      for (int64_t j = 0; j < K; ++j) Qg[r * K + j] *= ch.gam[r];
       for (int64_t j = 0; j < V; ++j) Ut[r * V + j] = ch.tail[r] * ch.U[r * V + j];
     }
     T* out = o + at * rv + h * V;
-    mm<T>(false, false, L, V, K, 1, Qg.data(), K, S.data(), V, 0, out, rv);
+    mm<T>(false, false, L, V, K, 1, Qg, K, S.data(), V, 0, out, rv);
     mm<T>(false, false, L, V, L, 1, P.data(), C, ch.U.data(), V, 1, out, rv);
     const T keep = ch.gam[L - 1];
     for (auto& x : S) x *= keep;
-    mm<T>(true, false, K, V, L, 1, k, rk, Ut.data(), V, 1, S.data(), V);
+    mm<T>(true, false, K, V, L, 1, ch.k_rows(), K, Ut.data(), V, 1, S.data(), V);
   }
   std::copy(S.begin(), S.end(), last + task * K * V);
 }
@@ -195,8 +221,10 @@ template <typename T>
 void delta_backward_head(const Delta<T>& d, int64_t task, const T* bounds, const T* dO_all, const T* dlast, T* dq_all,
                          T* dk_all, T* dv_all, T* dg_all, T* dbeta_all, T* ds0) {
   const int64_t bi = task / d.H, h = task % d.H, K = d.K, V = d.V, C = d.C, rk = d.row_k(), rv = d.row_v();
-  std::vector<T> dS(K * V, T(0)), P(C * C), dU(C * V), KdS(C * V), dAm(C * C), dPm(C * C), dKK(C * C), tmp(C * K),
-      Qg(C * K), dG(C), dgam(C), dtail(C), db(C);
+  // Y = [dO; dU then dR] (2L, V); Z = Y U^T = [dP then dQK; dR U^T = -dA] (2L, L); W = Y S0^T (2L, K), then the
+  // rows [gam Q; -b gam K] that take Y back into dS0
+  std::vector<T> dS(K * V, T(0)), P(C * C), Y(2 * C * V), Z(2 * C * C), W(2 * C * K), KdS(C * V), dKK(C * C),
+      tmp(C * K), dG(C), dgam(C), dtail(C), db(C);
   if (dlast) std::copy(dlast + task * K * V, dlast + (task + 1) * K * V, dS.begin());
   DeltaChunk<T> ch(C, K, V);
   for (int64_t c = d.chunks() - 1; c >= 0; --c) {
@@ -204,75 +232,86 @@ void delta_backward_head(const Delta<T>& d, int64_t task, const T* bounds, const
     const T* S0 = bounds + (task * d.chunks() + c) * K * V;
     const int64_t at = bi * d.T_ + t0;
     const T *q = d.q + at * rk + h * K, *k = d.k + at * rk + h * K, *v = d.v + at * rv + h * V;
-    const T *g = d.g + at * d.H + h, *beta = d.beta + at * d.H + h, *dO = dO_all + at * rv + h * V;
+    const T *g = d.g + at * d.H + h, *beta = d.beta + at * d.H + h, *dO_rows = dO_all + at * rv + h * V;
     T *dq = dq_all + at * rk + h * K, *dk = dk_all + at * rk + h * K, *dv = dv_all + at * rv + h * V;
     ch.L = L;
     ch.compute(q, k, v, g, beta, rk, rv, d.H, S0);
-    const T *G = ch.G.data(), *gam = ch.gam.data(), *tail = ch.tail.data(), *b = ch.b.data();
+    const T *gam = ch.gam.data(), *tail = ch.tail.data(), *b = ch.b.data(), *Kr = ch.k_rows(), *Qr = ch.q_rows();
+    T *dO = Y.data(), *dR = Y.data() + L * V;
     for (int64_t r = 0; r < L; ++r) {
-      for (int64_t s = 0; s <= r; ++s) P[r * C + s] = ch.QK[r * C + s] * std::exp(G[r] - G[s]);
-      for (int64_t s = r + 1; s < L; ++s) P[r * C + s] = 0;
+      copy_row(dO_rows + r * rv, dO + r * V, V);
+      const T *Dr = ch.D.data() + r * C, *qk = ch.QK() + r * C;
+      T* Pr = P.data() + r * C;
+#pragma omp simd
+      for (int64_t s = 0; s < L; ++s) Pr[s] = qk[s] * Dr[s];
     }
     // dU = P^T dO + diag(tail) K dS_L; dtail_s = (K dS_L)_s . U_s
-    mm<T>(true, false, L, V, L, 1, P.data(), C, dO, rv, 0, dU.data(), V);
-    mm<T>(false, false, L, V, K, 1, k, rk, dS.data(), V, 0, KdS.data(), V);
+    mm<T>(true, false, L, V, L, 1, P.data(), C, dO, V, 0, dR, V);
+    mm<T>(false, false, L, V, K, 1, Kr, K, dS.data(), V, 0, KdS.data(), V);
     for (int64_t s = 0; s < L; ++s) {
       T acc = 0;
-      for (int64_t j = 0; j < V; ++j) {
-        acc += KdS[s * V + j] * ch.U[s * V + j];
-        dU[s * V + j] += tail[s] * KdS[s * V + j];
-      }
+      const T *kds = KdS.data() + s * V, *u = ch.U.data() + s * V;
+      T* du = dR + s * V;
+#pragma omp simd reduction(+ : acc)
+      for (int64_t j = 0; j < V; ++j) acc += kds[j] * u[j], du[j] += tail[s] * kds[j];
       dtail[s] = acc;
     }
-    solve_upper_transposed(ch.A.data(), C, dU.data(), L, V);  // dU is dR now
-    const T* dR = dU.data();
-    mm<T>(false, true, L, L, V, 1, dR, V, ch.U.data(), V, 0, dAm.data(), C);  // -dA
-    mm<T>(false, true, L, L, V, 1, dO, rv, ch.U.data(), V, 0, dPm.data(), C);  // dP
+    solve_upper_transposed(ch.A.data(), C, dR, L, V);  // dU is dR now
+    mm<T>(false, true, 2 * L, L, V, 1, Y.data(), V, ch.U.data(), V, 0, Z.data(), C);  // [dP; -dA]
     std::fill(dG.begin(), dG.begin() + L, T(0));
     std::fill(dgam.begin(), dgam.begin() + L, T(0));
     for (int64_t r = 0; r < L; ++r) {
-      T dbr = 0;
-      for (int64_t s = 0; s <= r; ++s) {
-        const T D = std::exp(G[r] - G[s]);
-        T dD = dPm[r * C + s] * ch.QK[r * C + s];
-        dPm[r * C + s] *= D;  // dQK
-        if (s < r) {
-          const T dA = -dAm[r * C + s];
-          dD += dA * b[r] * ch.KK[r * C + s];
-          dbr += dA * D * ch.KK[r * C + s];
-          dKK[r * C + s] = dKK[s * C + r] = dA * b[r] * D;
-        }
-        dG[r] += dD * D, dG[s] -= dD * D;
+      const T *Dr = ch.D.data() + r * C, *kk = ch.KK() + r * C, *qk = ch.QK() + r * C, *minus_dA = Z.data() + (L + r) * C;
+      T *dP = Z.data() + r * C, *dkk = dKK.data() + r * C, *dGs = dG.data();
+      const T br = b[r];
+      T dbr = 0, dGr = 0;
+#pragma omp simd reduction(+ : dbr, dGr)
+      for (int64_t s = 0; s < r; ++s) {
+        const T dA = -minus_dA[s];
+        const T dD = dP[s] * qk[s] + dA * br * kk[s];
+        dbr += dA * Dr[s] * kk[s];
+        dkk[s] = dA * br * Dr[s];
+        dP[s] *= Dr[s];  // dQK
+        dGr += dD * Dr[s];
+        dGs[s] -= dD * Dr[s];
       }
-      dKK[r * C + r] = 0;
-      for (int64_t s = r + 1; s < L; ++s) dPm[r * C + s] = 0;
+      dP[r] *= Dr[r];  // the diagonal: D = 1, no A there
+      std::fill(dP + r + 1, dP + L, T(0));
+      std::fill(dkk + r, dkk + L, T(0));
+      dG[r] += dGr;
       db[r] = dbr;
     }
-    // dQ = diag(Gam) dO S0^T + dQK K, and dGam_r += Q_r . (dO S0^T)_r
-    mm<T>(false, true, L, K, V, 1, dO, rv, S0, V, 0, dq, rk);
+    for (int64_t r = 0; r < L; ++r)  // dKK + dKK^T
+      for (int64_t s = 0; s < r; ++s) dKK[s * C + r] = dKK[r * C + s];
+    const T* dQK = Z.data();
+    // W = [dO S0^T; dR S0^T]; dQ = diag(gam) dO S0^T + dQK K, dgam_r += Q_r . (dO S0^T)_r
+    mm<T>(false, true, 2 * L, K, V, 1, Y.data(), V, S0, V, 0, W.data(), K);
     for (int64_t r = 0; r < L; ++r) {
       T acc = 0;
-      for (int64_t j = 0; j < K; ++j) acc += q[r * rk + j] * dq[r * rk + j], dq[r * rk + j] *= gam[r];
+      const T *w = W.data() + r * K, *qr = Qr + r * K;
+      T* dqr = dq + r * rk;
+#pragma omp simd reduction(+ : acc)
+      for (int64_t j = 0; j < K; ++j) acc += qr[j] * w[j], dqr[j] = gam[r] * w[j];
       dgam[r] += acc;
     }
-    mm<T>(false, false, L, K, L, 1, dPm.data(), C, k, rk, 1, dq, rk);
-    // dK = dQK^T Q + (dKK + dKK^T) K - diag(b Gam) dR S0^T + diag(tail) U dS_L^T
-    mm<T>(true, false, L, K, L, 1, dPm.data(), C, q, rk, 0, dk, rk);
-    mm<T>(false, false, L, K, L, 1, dKK.data(), C, k, rk, 1, dk, rk);
-    mm<T>(false, true, L, K, V, 1, dR, V, S0, V, 0, tmp.data(), K);
-    for (int64_t r = 0; r < L; ++r)
-      for (int64_t j = 0; j < K; ++j) dk[r * rk + j] -= b[r] * gam[r] * tmp[r * K + j];
+    mm<T>(false, false, L, K, L, 1, dQK, C, Kr, K, 1, dq, rk);
+    // dK = dQK^T Q + (dKK + dKK^T) K - diag(b gam) dR S0^T + diag(tail) U dS_L^T
+    mm<T>(true, false, L, K, L, 1, dQK, C, Qr, K, 0, dk, rk);
+    mm<T>(false, false, L, K, L, 1, dKK.data(), C, Kr, K, 1, dk, rk);
     mm<T>(false, true, L, K, V, 1, ch.U.data(), V, dS.data(), V, 0, tmp.data(), K);
-    for (int64_t r = 0; r < L; ++r)
-      for (int64_t j = 0; j < K; ++j) dk[r * rk + j] += tail[r] * tmp[r * K + j];
-    // dV, db, dGam through R = diag(b) V - diag(b Gam) K S0
+    for (int64_t r = 0; r < L; ++r) {
+      const T *w = W.data() + (L + r) * K, *t = tmp.data() + r * K, down = b[r] * gam[r];
+      T* dkr = dk + r * rk;
+#pragma omp simd
+      for (int64_t j = 0; j < K; ++j) dkr[j] += tail[r] * t[j] - down * w[j];
+    }
+    // dV, db, dgam through R = diag(b) V - diag(b gam) K S0
     for (int64_t r = 0; r < L; ++r) {
       T dot_v = 0, dot_ks = 0;
-      for (int64_t j = 0; j < V; ++j) {
-        dv[r * rv + j] = b[r] * dR[r * V + j];
-        dot_v += dR[r * V + j] * v[r * rv + j];
-        dot_ks += dR[r * V + j] * ch.KS[r * V + j];
-      }
+      const T *dr = dR + r * V, *vr = v + r * rv, *ks = ch.KS.data() + r * V;
+      T* dvr = dv + r * rv;
+#pragma omp simd reduction(+ : dot_v, dot_ks)
+      for (int64_t j = 0; j < V; ++j) dvr[j] = b[r] * dr[j], dot_v += dr[j] * vr[j], dot_ks += dr[j] * ks[j];
       db[r] += dot_v - gam[r] * dot_ks;
       dgam[r] -= b[r] * dot_ks;
     }
@@ -289,12 +328,11 @@ void delta_backward_head(const Delta<T>& d, int64_t task, const T* bounds, const
       dg_all[(at + r) * d.H + h] = acc;
       dbeta_all[(at + r) * d.H + h] = db[r];
     }
-    // dS0 = Gam_L dS_L + Q^T diag(Gam) dO - K^T diag(b Gam) dR
+    // dS0 = gam_L dS_L + [gam Q; -b gam K]^T [dO; dR]
     for (auto& x : dS) x *= gam[L - 1];
     for (int64_t r = 0; r < L; ++r)
-      for (int64_t j = 0; j < K; ++j) Qg[r * K + j] = gam[r] * q[r * rk + j], tmp[r * K + j] = b[r] * gam[r] * k[r * rk + j];
-    mm<T>(true, false, K, V, L, 1, Qg.data(), K, dO, rv, 1, dS.data(), V);
-    mm<T>(true, false, K, V, L, -1, tmp.data(), K, dR, V, 1, dS.data(), V);
+      for (int64_t j = 0; j < K; ++j) W[r * K + j] = gam[r] * Qr[r * K + j], W[(L + r) * K + j] = -b[r] * gam[r] * Kr[r * K + j];
+    mm<T>(true, false, K, V, 2 * L, 1, W.data(), K, Y.data(), V, 1, dS.data(), V);
   }
   if (ds0) std::copy(dS.begin(), dS.end(), ds0 + task * K * V);
 }
