@@ -133,3 +133,35 @@ def test_mqar_runs_scores_the_asked_values_and_refuses_what_does_not_fit(tmp_pat
         memory.train(task="mqar", vocab=20, out=str(tmp_path / "x"))
     with pytest.raises(UserError, match="pairs must be left out: it is mqar's setting"):
         memory.train(task="copy", pairs=4, out=str(tmp_path / "x"))
+
+
+def test_mqar_ties_the_head_to_the_embedding_and_saves_it_once(tmp_path):
+    """The head scores each token by the row it is embedded with (plus a bias), one tensor in the checkpoint,
+    tied again when the run is loaded and resumed."""
+    from rnnlab.tasks.network import TiedHead
+    memory.train(task="mqar", length=16, pairs=2, vocab=16, arch="gdn", hidden=32, layers=1, steps=20, lr=1e-2,
+                 eval_every=20, out=str(tmp_path), quiet=True)
+    net = load(tmp_path).network
+    assert isinstance(net.head, TiedHead) and net.head.tied[0] is net.embedding
+    assert "head.weight" not in net.state_dict() and "head.bias" in net.state_dict()
+    x = torch.randn(3, 32)
+    torch.testing.assert_close(net.head(x), x @ net.embedding.weight.T + net.head.bias)
+    again = memory.train(task="mqar", length=16, pairs=2, vocab=16, arch="gdn", hidden=32, layers=1, steps=30,
+                         lr=1e-2, eval_every=10, out=str(tmp_path), resume=True, quiet=True)
+    assert again["steps"] == 30
+    resumed = load(tmp_path).network
+    assert resumed.head.tied[0] is resumed.embedding
+
+
+def test_a_tied_head_needs_one_vocabulary_and_the_embeddings_width():
+    from rnnlab.tasks.network import ModelConfig, SequenceModel
+    tokens = torch.randint(0, 12, (2, 5))
+    net = SequenceModel(ModelConfig(arch="gru", input_size=8, hidden=8, vocab_size=12, output_size=12,
+                                    readout="steps", tie=True))
+    out, _ = net(tokens)
+    out.sum().backward()  # the embedding's gradient holds both uses: as input and as head
+    assert net.embedding.weight.grad.abs().sum(1).gt(0).sum() == 12  # every row scored, not only those read
+    for bad in (dict(output_size=10), dict(input_size=6), dict(bidirectional=True)):
+        with pytest.raises(ValueError, match="tie needs"):
+            SequenceModel(ModelConfig(**{**dict(arch="gru", input_size=8, hidden=8, vocab_size=12, output_size=12,
+                                                readout="steps", tie=True), **bad}))

@@ -221,9 +221,10 @@ def train(*, task: str | None = None, length: int | None = None, out: str | None
     check_network(options)
     if options["task"] == "adding":
         model = network_config(options, length=options["length"], input_size=2, output_size=1, readout="last")
-    elif mqar:  # tokens embedded in the network's width, a head over the vocabulary read at the asked keys
+    elif mqar:  # tokens embedded in the network's width, a head over the vocabulary read at the asked keys,
+        # tied to the embedding as Zoology's models are: a value is named by the vector it was written with
         model = network_config(options, length=options["length"], input_size=options["hidden"],
-                               vocab_size=options["vocab"], output_size=options["vocab"], readout="steps")
+                               vocab_size=options["vocab"], output_size=options["vocab"], readout="steps", tie=True)
     else:
         model = network_config(options, length=options["length"], input_size=16, vocab_size=SYMBOLS + 2,
                                output_size=SYMBOLS + 2, readout="steps")

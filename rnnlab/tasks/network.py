@@ -58,6 +58,7 @@ class ModelConfig:
     block: str = "stack"  # "stack": one recurrent module of `layers` layers | "residual" | "gated" | "griffin"
     chrono: int = 0  # > 0: the gate biases initialised for memories of up to this many steps (nn/init.py)
     front: int = 0  # >= 2: a strided convolutional front end reads this many steps as one (ConvFront); 0: none
+    tie: bool = False  # the head's weights are the embedding's (tokens in, the same tokens out; TiedHead)
 
     def to_dict(self) -> dict:
         """Flat JSON, the variants' fields in the variants' place (the form checkpoints have always had)."""
@@ -96,6 +97,34 @@ def front_length(length: int, stride: int) -> int:
     for s in front_stages(stride) if stride >= 2 else []:
         length = -(-length // s)
     return length
+
+
+class TiedEmbedding(nn.Embedding):
+    """An embedding whose weights the head reads too (``TiedHead``), drawn N(0, 0.02) as GPT-2's and Zoology's
+    tied embeddings are: the logits are the final states' dot products with these rows, which N(0, 1) rows would
+    make hundreds of nats wide at the start."""
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.weight, std=0.02)
+
+
+class TiedHead(nn.Module):
+    """logits = x E^T + bias with E the embedding's weights (weight tying, Press & Wolf 2017): a token read back
+    out is scored by the same vector it was written with, so a network that carries a value's embedding to where
+    it is asked for names it for every token of the vocabulary at once (associative recall over 8,192 tokens,
+    Zoology's models). Only the bias is this module's; the embedding stays its network's (one tensor in the
+    checkpoint)."""
+
+    def __init__(self, embedding: nn.Embedding) -> None:
+        super().__init__()
+        self.tied = [embedding]  # a list: not a submodule, so that the weights are held (and saved) once
+        self.bias = nn.Parameter(torch.zeros(embedding.num_embeddings))
+
+    def reset_parameters(self) -> None:
+        nn.init.zeros_(self.bias)
+
+    def forward(self, x: Tensor) -> Tensor:  # (..., E) -> (..., vocab)
+        return F.linear(x, self.tied[0].weight, self.bias)
 
 
 def rnn_input_size(config: ModelConfig) -> int:
@@ -272,7 +301,13 @@ class SequenceModel(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.embedding = nn.Embedding(config.vocab_size, config.input_size) if config.vocab_size else None
+        directions = 2 if config.bidirectional else 1
+        if config.tie and not (config.vocab_size and config.output_size == config.vocab_size
+                               and config.input_size == directions * config.hidden):
+            raise ValueError("tie needs token inputs and outputs of one vocabulary (output_size == vocab_size) and "
+                             "an embedding as wide as the last layer's output (input_size == directions * hidden)")
+        embedding = TiedEmbedding if config.tie else nn.Embedding
+        self.embedding = embedding(config.vocab_size, config.input_size) if config.vocab_size else None
         if config.readout not in READOUTS:
             raise ValueError(f"readout must be one of {', '.join(READOUTS)}, got {config.readout!r}")
         if config.front and (config.front < 2 or config.readout == "steps"):
@@ -292,8 +327,8 @@ class SequenceModel(nn.Module):
                 dropout=config.dropout if config.layers > 1 else 0.0, bidirectional=config.bidirectional,
                 batch_first=True, **layer_options(config))
         self.drop = nn.Dropout(config.dropout)
-        directions = 2 if config.bidirectional else 1
-        self.head = nn.Linear(directions * config.hidden, config.output_size)
+        self.head = (TiedHead(self.embedding) if config.tie else
+                     nn.Linear(directions * config.hidden, config.output_size))
 
     def state_shapes(self, batch: int) -> tuple:
         """The shapes of the state the network returns for ``batch`` sequences: ((layers*D, N, H),), a pair of
