@@ -464,3 +464,17 @@ def test_known_covariates_and_the_calendar_are_for_panels(tmp_path):
     frame = pd.DataFrame({"y": np.arange(50.0), "x": np.ones(50)})
     with pytest.raises(UserError, match="known and calendar are a panel's covariates"):
         forecast.train(data=frame, known=["x"], steps=2, out=str(tmp_path / "run"))
+
+
+def test_the_checkpoint_leaves_the_per_series_scores_to_metrics_json(tmp_path):
+    """A panel's scores per series are megabytes at 10,000 series: metrics.json keeps them, the checkpoint (which
+    every predict parses) keeps the summary, and a loaded model's metrics put the two together again."""
+    metrics = forecast.train(data=quarterly_panel(6), horizon=4, out=str(tmp_path / "run"), hidden=8, steps=20,
+                             quiet=True)
+    state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
+    assert "per_series" in metrics and "per_series" not in state["metrics"]
+    assert state["metrics"]["mase"] == metrics["mase"]
+    model = forecast.load(tmp_path / "run")
+    assert "per_series" not in model.summary and model.metrics == metrics
+    (tmp_path / "run" / "metrics.json").write_text("{not json")  # a damaged report: the summary is what is left
+    assert forecast.load(tmp_path / "run").metrics == state["metrics"]

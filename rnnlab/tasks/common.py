@@ -9,6 +9,7 @@ minutes, lr, ...) may, and a given value replaces the saved one.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from ..errors import UserError, check_settings, require
 from ..nn import registry
 from ..nn.variants import Variants
 from ..training import TrainConfig, checkpoint
+from ..training.loop import APART
 from ..training.device import memory_guard
 from .network import BLOCKS, ModelConfig, SequenceModel
 
@@ -162,16 +164,33 @@ class ModelInput:
 class Trained:
     """A trained model with everything it takes to use it, as ``load`` returns it (on the CPU, in eval mode).
 
-    ``network`` is the ``SequenceModel``; ``options`` the task's settings; ``metrics`` what training reported;
-    ``state`` the whole saved JSON (vocabulary, scalers, ...); ``model_dir`` where it was loaded from.
+    ``network`` is the ``SequenceModel``; ``options`` the task's settings; ``summary`` the metrics the checkpoint
+    holds, ``metrics`` what training reported (the summary and, read from metrics.json the first time they are
+    asked for, the parts only that file keeps: a panel's scores per series); ``state`` the whole saved JSON
+    (vocabulary, scalers, ...); ``model_dir`` where it was loaded from.
     """
 
     task: str
     network: SequenceModel
     options: dict
-    metrics: dict
+    summary: dict
     state: dict = field(repr=False)
     model_dir: Path
+    _metrics: dict | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def metrics(self) -> dict:
+        if self._metrics is None:
+            self._metrics = dict(self.summary)
+            report = self.model_dir / "metrics.json"
+            if report.exists() and any(name not in self.summary for name in APART):
+                try:
+                    written = json.loads(report.read_text())
+                except (OSError, ValueError):
+                    written = {}  # a damaged report: the summary is what there is
+                if isinstance(written, dict) and written.get("steps") == self.summary.get("steps"):
+                    self._metrics.update({name: written[name] for name in APART if name in written})
+        return self._metrics
 
     @classmethod
     def read(cls, model_dir: str | Path, task: str):

@@ -37,6 +37,11 @@ from .record import RunRecord
 from .signals import Stopped, StopSignals
 from .task import Task
 
+# what metrics.json alone keeps: a panel's scores per series (12 MB of JSON at 10,000 series), which every load
+# of the checkpoint -- a predict -- would otherwise parse; the checkpoint keeps the rest (``Trained.metrics``
+# reads them back from metrics.json when asked)
+APART = ("per_series",)
+
 
 class Trainer:
     """The state of one run: the task, its model on the device, optimizer, random generators, run record."""
@@ -205,7 +210,7 @@ class Trainer:
             return  # one writer: rank 0
         state = {"task": self.task.name, "train": asdict(self.config), "run": self.run.to_dict(), **self.task.state()}
         if metrics is not None:
-            state["metrics"] = metrics
+            state["metrics"] = {name: value for name, value in metrics.items() if name not in APART}
         checkpoint.save(self.out_dir, Checkpoint(state, dict(self.model.state_dict()), self.training_tensors()))
         self.saved_at = self.run.step
 
