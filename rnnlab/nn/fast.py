@@ -1,5 +1,5 @@
 """The fast path of our engine: ``csrc/engine.cpp``, the same time loop as ``engine.py`` in C++, and the
-operators' kernels beside it (``csrc/selective_scan.cpp``), built into one extension.
+operators' kernels beside it (``csrc/selective_scan.cpp``, ``csrc/matrix_memory.cpp``), built into one extension.
 
 It is compiled from the package's own source with the machine's C++ compiler the first time it is needed
 (``torch.utils.cpp_extension.load``) and cached under a name keyed by the sources, the flags and the versions of

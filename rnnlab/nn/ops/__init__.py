@@ -6,7 +6,8 @@
     gated_delta_rule.py a matrix memory per head: S_t = a_t (I - beta_t k_t k_t^T) S_{t-1} + beta_t k_t v_t^T
     mlstm.py            xLSTM's mLSTM: C_t = f_t C_{t-1} + i_t k_t v_t^T, exponential gates, a stabiliser
 
-The matrix memories have a chunkwise form in torch operations beside their loop (their C++ kernels to come).
+The matrix memories have a third form between the two: the chunkwise one in torch operations (the lesson), which
+their C++ kernels (``csrc/matrix_memory.cpp``) compute with a hand-written backward.
 """
 
 from .gated_delta_rule import gated_delta_rule
