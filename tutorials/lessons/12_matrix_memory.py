@@ -152,7 +152,7 @@ inside = torch.zeros(steps, steps, dtype=torch.bool)
 for c in range(0, steps, chunk):
     inside[c:c + chunk, c:c + chunk] = True
 fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
-axes[0].imshow(torch.where(inside, weight, torch.nan), cmap="viridis", vmin=0, vmax=1)
+axes[0].imshow(torch.where(inside & (weight > 0), weight, torch.nan), cmap="viridis", vmin=0, vmax=1)
 axes[0].set_title("inside a chunk: (M * Q K^T) V\none matrix product per chunk, all chunks at once")
 axes[1].imshow(torch.where(~inside & (weight > 0), weight, torch.nan), cmap="magma", vmin=0, vmax=1)
 axes[1].set_title("before the chunk: carried by the state S_0\none K x V state per chunk boundary")
@@ -196,6 +196,8 @@ for steps in lengths:
 plt.figure(figsize=(6, 3.5))
 for impl, marker in (("ours", "o"), ("chunk", "^"), ("reference", "s")):
     plt.loglog(lengths, [t * 1e3 for t in timings[impl]], marker=marker, label=f"impl={impl!r}")
+plt.xticks(lengths, [f"{n:,}" for n in lengths])
+plt.gca().xaxis.set_minor_formatter(plt.NullFormatter())
 plt.xlabel("T (steps)")
 plt.ylabel("forward + backward (ms)")
 plt.title("gated_delta_rule, batch 4, one head, K = V = 64")
