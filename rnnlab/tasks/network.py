@@ -101,8 +101,8 @@ def front_length(length: int, stride: int) -> int:
 
 class TiedEmbedding(nn.Embedding):
     """An embedding whose weights the head reads too (``TiedHead``), drawn N(0, 0.02) as GPT-2's and Zoology's
-    tied embeddings are: the logits are the final states' dot products with these rows, which N(0, 1) rows would
-    make hundreds of nats wide at the start."""
+    tied embeddings are: the logits are the final states' dot products with these rows, which nn.Embedding's
+    N(0, 1) rows would spread by sqrt(E) nats (8 at E = 64) before any training."""
 
     def reset_parameters(self) -> None:
         nn.init.normal_(self.weight, std=0.02)
