@@ -22,7 +22,8 @@
 
 # %%
 import os
-import time
+import statistics
+import timeit
 
 import matplotlib.pyplot as plt
 import torch
@@ -170,16 +171,6 @@ plt.show()
 # K = V = 64, batch 4:
 
 # %%
-def step_time(fn, repeats):
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
-
-
 lengths = [64, 128] if QUICK else [256, 1024, 4096]
 timings = {"ours": [], "chunk": [], "reference": []}
 for steps in lengths:
@@ -190,7 +181,8 @@ for steps in lengths:
         if impl == "reference" and steps > 1024:
             timings[impl].append(float("nan"))  # a minute: left out
             continue
-        timings[impl].append(step_time(lambda: rnn.gated_delta_rule(*args, impl=impl)[0].sum().backward(), 3))
+        run = lambda: rnn.gated_delta_rule(*args, impl=impl)[0].sum().backward()  # noqa: E731
+        timings[impl].append(statistics.median(timeit.repeat(run, number=1, repeat=4)[1:]))  # the first warms up
     print(f"T = {steps:5d}: " + ", ".join(f"{impl} {timings[impl][-1] * 1e3:8.1f} ms" for impl in timings))
 
 plt.figure(figsize=(6, 3.5))
