@@ -14,8 +14,7 @@ from rnnlab.nn import fast, gated_delta_rule, mlstm
 D64 = torch.float64
 FORMS = [("reference", 64), ("chunk", 64), ("chunk", 5), ("chunk", 1), ("ours", 64), ("ours", 5), ("ours", 1),
          ("ours-loops", 4)]
-ENGINE = fast.extension()
-needs_engine = pytest.mark.skipif(ENGINE is None, reason="the C++ engine is not built here")
+ENGINE = fast.extension()  # built wherever the tests run (tests/test_fast_path.py holds it to that)
 
 
 @pytest.fixture
@@ -23,8 +22,6 @@ def form(request):
     """(impl, chunk) for the operators; "ours-loops" is the C++ kernel with its products in plain loops (as where
     torch carries no BLAS)."""
     impl, chunk = request.param
-    if impl.startswith("ours") and ENGINE is None:
-        pytest.skip("the C++ engine is not built here")
     if impl == "ours-loops":
         before = ENGINE.set_blas(False)
         yield "ours", chunk
@@ -149,7 +146,7 @@ def test_mlstm_equals_the_unstabilised_recurrence_with_every_gradient(form, B, N
     assert all(torch.equal(x, y) for x, y in zip(before, [x for x in inputs if x is not None]))
 
 
-@pytest.mark.parametrize("impl", ["chunk", pytest.param("ours", marks=needs_engine)])
+@pytest.mark.parametrize("impl", ["chunk", "ours"])
 def test_padded_steps_leave_the_mlstm_states_exactly_as_they_were(impl):
     """A length one past a multiple of the chunk: the torch chunkwise form pads 63 steps, the C++ one computes a
     last chunk of one step; their last states equal the loop's to rounding, m included (mlstm_kernels' padding
@@ -161,7 +158,7 @@ def test_padded_steps_leave_the_mlstm_states_exactly_as_they_were(impl):
         assert relative(mine, theirs) < 1e-12
 
 
-@pytest.mark.parametrize("impl", ["chunk", pytest.param("ours", marks=needs_engine)])
+@pytest.mark.parametrize("impl", ["chunk", "ours"])
 def test_gradcheck_both_operators(impl):
     q, k, v, g, beta, s0 = delta_inputs(1, 7, 2, 3, 2)
     assert torch.autograd.gradcheck(lambda *x: gated_delta_rule(*x[:5], initial_state=x[5], output_final_state=True,
@@ -171,7 +168,7 @@ def test_gradcheck_both_operators(impl):
         *x, return_last_states=True, chunk=3, impl=impl)[1], (q, k, v, i, f, c0, n0, m0))
 
 
-@pytest.mark.parametrize("impl", ["chunk", pytest.param("ours", marks=needs_engine)])
+@pytest.mark.parametrize("impl", ["chunk", "ours"])
 def test_float32_at_two_thousand_steps_stays_within_1e_4_of_the_float64_loop(impl):
     T = 2048
     q, k, v, g, beta, s0 = delta_inputs(1, T, 2, 8, 8, seed=3)
@@ -206,7 +203,6 @@ def test_bad_shapes_and_forms_are_refused():
         mlstm(q, k, v, i, f, chunk=0)
 
 
-@needs_engine
 def test_the_kernels_default_on_the_cpu_and_fall_back_to_the_torch_form_elsewhere(monkeypatch):
     """impl="ours" runs the C++ kernel for float32/float64 CPU tensors (an autograd node of its own) and the torch
     chunkwise form where the engine cannot run (here: told that it cannot), with the same numbers."""
