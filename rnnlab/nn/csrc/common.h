@@ -3,6 +3,7 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #if defined(__x86_64__) || defined(_M_X64)
 #include <xmmintrin.h>
 #endif
@@ -22,6 +23,14 @@ struct FlushSubnormals {
   ~FlushSubnormals() { _mm_setcsr(saved); }
 #endif
 };
+
+// Tasks 0 .. count - 1 shared among torch's threads, one at a time each, subnormals flushed on every thread.
+template <typename F> void for_each_task(int64_t count, const F& task) {
+  at::parallel_for(0, count, 1, [&](int64_t begin, int64_t end) {
+    const FlushSubnormals flush;
+    for (int64_t index = begin; index < end; ++index) task(index);
+  });
+}
 
 // selective_scan.cpp: the selective scan of ops/selective_scan.py.
 std::vector<at::Tensor> selective_scan_forward(const at::Tensor& u, const at::Tensor& dt, const at::Tensor& A,

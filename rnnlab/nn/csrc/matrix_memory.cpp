@@ -38,7 +38,6 @@
 
 #include "common.h"
 
-#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cmath>
@@ -115,13 +114,6 @@ template <typename T> void solve_upper_transposed(const T* A, int64_t lda, T* X,
 template <typename T> inline void copy_row(const T* from, T* to, int64_t n) {
 #pragma omp simd
   for (int64_t j = 0; j < n; ++j) to[j] = from[j];
-}
-
-template <typename F> void for_each_head(int64_t tasks, const F& task) {
-  at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
-    const FlushSubnormals flush;
-    for (int64_t index = begin; index < end; ++index) task(index);
-  });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -621,7 +613,7 @@ std::vector<at::Tensor> gated_delta_forward(const at::Tensor& q, const at::Tenso
     const auto d = delta_of<scalar_t>(q, k, v, g, beta, chunk);
     const scalar_t* start = s0.has_value() ? s0->data_ptr<scalar_t>() : nullptr;
     scalar_t* kept = keep ? bounds.data_ptr<scalar_t>() : nullptr;
-    for_each_head(B * H, [&](int64_t task) {
+    for_each_task(B * H, [&](int64_t task) {
       delta_forward_head(d, task, start, o.data_ptr<scalar_t>(), last.data_ptr<scalar_t>(), kept);
     });
   });
@@ -645,7 +637,7 @@ std::vector<at::Tensor> gated_delta_backward(const at::Tensor& q, const at::Tens
   AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "rnnlab_gated_delta_backward", [&] {
     const auto d = delta_of<scalar_t>(q, k, v, g, beta, chunk);
     const scalar_t* end = dlast.has_value() ? dlast->data_ptr<scalar_t>() : nullptr;
-    for_each_head(B * H, [&](int64_t task) {
+    for_each_task(B * H, [&](int64_t task) {
       delta_backward_head(d, task, bounds.data_ptr<scalar_t>(), dout.data_ptr<scalar_t>(), end,
                           dq.data_ptr<scalar_t>(), dk.data_ptr<scalar_t>(), dv.data_ptr<scalar_t>(),
                           dg.data_ptr<scalar_t>(), dbeta.data_ptr<scalar_t>(),
@@ -667,7 +659,7 @@ std::vector<at::Tensor> mlstm_forward(const at::Tensor& q, const at::Tensor& k, 
   AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "rnnlab_mlstm_forward", [&] {
     const auto d = mlstm_of<scalar_t>(q, k, v, i, logf, chunk, eps);
     scalar_t* kept = keep ? bounds.data_ptr<scalar_t>() : nullptr;
-    for_each_head(B * NH, [&](int64_t task) {
+    for_each_task(B * NH, [&](int64_t task) {
       mlstm_forward_head(d, task, c0.data_ptr<scalar_t>(), n0.data_ptr<scalar_t>(), m0.data_ptr<scalar_t>(),
                          h.data_ptr<scalar_t>(), c.data_ptr<scalar_t>(), n.data_ptr<scalar_t>(),
                          m.data_ptr<scalar_t>(), kept);
@@ -688,7 +680,7 @@ std::vector<at::Tensor> mlstm_backward(const at::Tensor& q, const at::Tensor& k,
        dlogf = at::empty_like(logf), dc0 = at::empty_like(dc), dn0 = at::empty_like(dn), dm0 = at::empty_like(dm);
   AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "rnnlab_mlstm_backward", [&] {
     const auto d = mlstm_of<scalar_t>(q, k, v, i, logf, chunk, eps);
-    for_each_head(B * NH, [&](int64_t task) {
+    for_each_task(B * NH, [&](int64_t task) {
       mlstm_backward_head(d, task, bounds.data_ptr<scalar_t>(), h.data_ptr<scalar_t>(), dh.data_ptr<scalar_t>(),
                           dc.data_ptr<scalar_t>(), dn.data_ptr<scalar_t>(), dm.data_ptr<scalar_t>(),
                           dq.data_ptr<scalar_t>(), dk.data_ptr<scalar_t>(), dv.data_ptr<scalar_t>(),

@@ -200,10 +200,7 @@ Scan<T> scan_of(const at::Tensor& u, const at::Tensor& dt, const at::Tensor& A, 
 
 // Runs task(b, p) for every batch row and part, shared between the cores, subnormals flushed.
 template <typename F> void for_each_part(int64_t batch, const Parts& parts, const F& task) {
-  at::parallel_for(0, batch * parts.count(), 1, [&](int64_t begin, int64_t end) {
-    const FlushSubnormals flush;
-    for (int64_t index = begin; index < end; ++index) task(index / parts.count(), index % parts.count());
-  });
+  for_each_task(batch * parts.count(), [&](int64_t index) { task(index / parts.count(), index % parts.count()); });
 }
 
 // (batch, parts, L, N) partial sums -> (batch, G, L, N): each part's slice added to its group's.
