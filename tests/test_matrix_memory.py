@@ -1,7 +1,8 @@
 """The matrix-memory operators -- the gated delta rule and the mLSTM -- in their three forms (the per-step loop,
-the chunkwise one in torch and the C++ kernel, with BLAS and with its plain loops) against loops written here from the papers in another way: the gated delta rule as the matrix
-product a (I - beta k k^T) S + beta k v^T, the mLSTM on its unstabilised memories (sigmoid(f) C + exp(i) k v^T),
-in float64 with every gradient, plus gradcheck and float32 at T = 2,048."""
+the chunkwise one in torch and the C++ kernel, with BLAS and with its plain loops) against loops written here from
+the papers in another way: the gated delta rule as the matrix product a (I - beta k k^T) S + beta k v^T, the mLSTM
+on its unstabilised memories (sigmoid(f) C + exp(i) k v^T), in float64 with every gradient, plus gradcheck and
+float32 at T = 2,048."""
 
 from __future__ import annotations
 

@@ -329,8 +329,8 @@ class GatedDeltaNet(MatrixMemoryLayer):
     bidirectional=False, device=None, dtype=None, *, num_heads=None, head_dim=None, expand_v=2, conv_size=4,
     norm_eps=1e-5, impl='ours')``; ``forward(input, state=None) -> (output, (windows, memories))``.
     ``num_heads`` defaults to hidden_size // 64 (at least 1), ``head_dim`` (K) to hidden_size // num_heads;
-    ``impl``: gated_delta_rule's form, "ours" (C++), "chunk" (torch) or "reference" (the loop). Equations, shapes and initialisation:
-    ``rnnlab.nn.matrix_memory``."""
+    ``impl``: gated_delta_rule's form, "ours" (C++), "chunk" (torch) or "reference" (the loop). Equations,
+    shapes and initialisation: ``rnnlab.nn.matrix_memory``."""
 
     inspected = ("beta", "decay", "memory_norm")
 
@@ -364,8 +364,8 @@ class MLSTM(MatrixMemoryLayer):
     bidirectional=False, device=None, dtype=None, *, num_heads=None, proj_factor=2, conv_size=4,
     qkv_blocksize=None, norm_eps=1e-5, impl='ours')``; ``forward(input, state=None) -> (output, (windows,
     memories))``; ``num_heads`` and ``qkv_blocksize`` default to xLSTM's 4, or the largest of 2, 1 that divides
-    the inner channels E = round(proj_factor * hidden_size); ``impl``: mlstm's form, "ours" (C++), "chunk" (torch) or "reference"
-    (the loop). Equations, shapes and initialisation: ``rnnlab.nn.matrix_memory``."""
+    the inner channels E = round(proj_factor * hidden_size); ``impl``: mlstm's form, "ours" (C++), "chunk"
+    (torch) or "reference" (the loop). Equations, shapes and initialisation: ``rnnlab.nn.matrix_memory``."""
 
     inspected = ("input_gate", "forget_gate", "memory_norm")
 

@@ -17,9 +17,10 @@ Three forms, side by side:
 
 ``impl="reference"``: the loop over time, one step per line of the equations (autograd for the gradients).
 
-``impl="chunk"``: chunks of ``chunk`` steps, in torch operations (autograd for the gradients). Inside a chunk, with gamma_r = a_1 ... a_r and S_0
-the state at its start, unrolling gives S_r = gamma_r S_0 + sum_{s <= r} (gamma_r / gamma_s) k_s u_s^T, so the
-chunk's u (C, V) solve one unit lower-triangular system (the WY / UT form of Yang et al. 2024):
+``impl="chunk"``: chunks of ``chunk`` steps, in torch operations (autograd for the gradients). Inside a chunk,
+with gamma_r = a_1 ... a_r and S_0 the state at its start, unrolling gives S_r = gamma_r S_0 +
+sum_{s <= r} (gamma_r / gamma_s) k_s u_s^T, so the chunk's u (C, V) solve one unit lower-triangular system (the
+WY / UT form of Yang et al. 2024):
 
     (I + A) U = diag(beta) V - diag(beta gamma) K S_0,     A[r, s] = beta_r (gamma_r / gamma_s) k_r . k_s, s < r
     O        = diag(gamma) Q S_0 + (M * Q K^T) U,          M[r, s] = gamma_r / gamma_s for s <= r, else 0

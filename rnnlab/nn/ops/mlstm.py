@@ -20,8 +20,8 @@ Three forms, side by side:
 
 ``impl="reference"``: the loop over time, one step per line.
 
-``impl="chunk"``: chunks of ``chunk`` steps, in torch operations. With F_r the sum of log f within the chunk and (C_0,
-n_0, m_0) the states at its start, the stabiliser unrolls exactly, m_r = max(F_r + m_0, max_{s<=r} F_r - F_s
+``impl="chunk"``: chunks of ``chunk`` steps, in torch operations. With F_r the sum of log f within the chunk and
+(C_0, n_0, m_0) the states at its start, the stabiliser unrolls exactly, m_r = max(F_r + m_0, max_{s<=r} F_r - F_s
 + i_s), and so do the memories: C_r = exp(F_r + m_0 - m_r) C_0 + sum_{s<=r} exp(F_r - F_s + i_s - m_r) k_s v_s^T,
 every exponent <= 0. The output of the whole chunk is then two matrix products (the queries against C_0, and a
 causal decay-weighted Q K^T against V), one recurrence across chunks carries (C, n, m). A length that is not a
