@@ -360,12 +360,12 @@ template <typename T> struct Mlstm {
 // One chunk's quantities.
 template <typename T> struct MlstmChunk {
   int64_t C, L = 0;
-  std::vector<T> F, m, carried, qn, den, QK, D, W, P, Qn, last, w;
+  std::vector<T> F, m, carried, qn, den, QK, D, W, P, Qn, w;
   std::vector<int64_t> inner_at;  // where each row's max of D is (its first; ties are found again by backward)
-  T inner_max_end = 0, m_end = 0, keep = 0;
+  T keep = 0;  // exp(F_L + m0 - m_L): what the chunk keeps of the states it started from
 
   explicit MlstmChunk(int64_t C)
-      : C(C), F(C), m(C), carried(C), qn(C), den(C), QK(C * C), D(C * C), W(C * C), P(C * C), Qn(C), last(C), w(C),
+      : C(C), F(C), m(C), carried(C), qn(C), den(C), QK(C * C), D(C * C), W(C * C), P(C * C), Qn(C), w(C),
         inner_at(C) {}
 
   void compute(const T* q, const T* k, const T* i, const T* logf, int64_t K, const T* n0, T m0, T eps) {
@@ -392,12 +392,9 @@ template <typename T> struct MlstmChunk {
       qn[r] = carried[r] * Qn[r] + sum;
       den[r] = std::max(std::abs(qn[r]), std::exp(-m[r])) + eps;
     }
-    T best = F[L - 1] - F[0] + i[0];
-    for (int64_t s = 0; s < L; ++s) last[s] = F[L - 1] - F[s] + i[s], best = std::max(best, last[s]);
-    inner_max_end = best;
-    m_end = std::max(F[L - 1] + m0, best);
-    keep = std::exp(F[L - 1] + m0 - m_end);
-    for (int64_t s = 0; s < L; ++s) w[s] = std::exp(last[s] - m_end);
+    // the chunk's end is its last row: last_s = D[L-1, s], m_L = m[L-1], w_s = W[L-1, s]
+    keep = carried[L - 1];
+    for (int64_t s = 0; s < L; ++s) w[s] = W[(L - 1) * C + s];
   }
 };
 
@@ -432,7 +429,7 @@ template <typename T> void mlstm_forward_head(const Mlstm<T>& d, int64_t task, c
       for (int64_t x = 0; x < K; ++x) n[x] += ch.w[s] * k[s * K + x];
     }
     mm<T>(true, false, K, V, L, 1, k, K, wv.data(), V, 1, c.data(), V);
-    m = ch.m_end;
+    m = ch.m[L - 1];
   }
   std::copy(c.begin(), c.end(), c_last + task * K * V);
   std::copy(n.begin(), n.end(), n_last + task * K);
@@ -527,12 +524,13 @@ void mlstm_backward_head(const Mlstm<T>& d, int64_t task, const T* bounds, const
       dF[L - 1] += dlast, dF[s] -= dlast, dI[s] += dlast;
     }
     {
-      const auto [to_start, to_max] = max_grad(ch.F[L - 1] + m0, ch.inner_max_end, dm_end);
+      const T *last = ch.D.data() + (L - 1) * C, inner_max_end = last[ch.inner_at[L - 1]];
+      const auto [to_start, to_max] = max_grad(ch.F[L - 1] + m0, inner_max_end, dm_end);
       dstart_end += to_start;
       int64_t ties = 0;
-      for (int64_t s = 0; s < L; ++s) ties += ch.last[s] == ch.inner_max_end;
+      for (int64_t s = 0; s < L; ++s) ties += last[s] == inner_max_end;
       for (int64_t s = 0; s < L; ++s)
-        if (ch.last[s] == ch.inner_max_end) {
+        if (last[s] == inner_max_end) {
           const T share = to_max / T(ties);
           dF[L - 1] += share, dF[s] -= share, dI[s] += share;
         }
