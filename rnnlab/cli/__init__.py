@@ -15,11 +15,11 @@ import threading
 
 from ..errors import UserError
 from ..training.signals import Stopped
-from . import charlm, classify, demo, export, forecast, learn, memory
+from . import charlm, classify, demo, export, forecast, learn, memory, view
 from .options import Parser, flag_message
 
 COMMANDS = (demo.add, charlm.add, forecast.add, classify.add, learn.add_shapes, learn.add_inspect, memory.add,
-            learn.add_gradients, export.add)
+            learn.add_gradients, export.add, view.add)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -28,19 +28,24 @@ IN_UNIT_RANGE = ("i", "f", "o", "r", "z", "f'", "i'", "a", "beta", "decay", "for
 def record(trained, inputs) -> dict:
     """{(layer, direction): {name: (T, H) array}} of the network's recurrent layer on ``inputs``, the names in
     the order its architecture's registry entry gives (``recorded``: the gates, the states, then h)."""
+    return run_recorded(trained, inputs)[1]
+
+
+def run_recorded(trained, inputs) -> tuple:
+    """(the network's outputs on ``inputs``, ``record``'s internals) from one forward pass."""
     network = trained.network
     residual = network.config.block != "stack"  # one single-layer module per block
     modules = list(network.rnn.layers) if residual else [network.rnn]
     names = registry.of_layer(modules[0]).recorded
     with torch.no_grad(), contextlib.ExitStack() as stack:
         traces = [stack.enter_context(rnn.inspect(module)) for module in modules]
-        network(inputs.to(trained.device))
+        outputs = network(inputs.to(trained.device))[0]
     internals = {}
     for block, trace in enumerate(traces):  # a block's layer 0 is the network's layer `block`
         for layer, direction in trace.keys():
             internals[layer + block, direction] = {name: trace[layer, direction][name][0].cpu().numpy()
                                                    for name in names}
-    return internals
+    return outputs, internals
 
 
 def unit_order(values: dict) -> np.ndarray:

@@ -30,6 +30,7 @@ from .common import NETWORK_EXTRAS, ModelInput, Trained, check_network, network_
 
 SMALL_TEXT = 5_000
 VAL_CHARS = 30_000  # validation characters scored at each evaluation during training (``val_chars``)
+PASSAGE = 600  # characters of the held-out text kept in the checkpoint: the passage `rnnlab view` shows first
 FINAL_VAL_CHARS = 1_000_000  # at most this many scored for the final val_loss, unless ``val_full``
 TRAIN_REPORT_CHARS = 100_000  # training characters scored for the final train_loss
 SAMPLE_CHARS = 200  # the sample in metrics.json
@@ -39,6 +40,7 @@ saved.FIELDS["charlm"] = {  # what state.json holds besides the loop's fields (c
     "vocab": saved.Kind(lambda v: saved.TEXTS.test(v) and len(v) > 0 and all(len(c) == 1 for c in v) and
                         len(set(v)) == len(v), "a non-empty list of distinct characters"),
     "seq_len": saved.POSITIVE, "val_frac": saved.FRACTION, "stateful": saved.BOOL, "start": saved.TEXT,
+    "passage": saved.TEXT,
     "options.embed": saved.POSITIVE, "options.seq_len": saved.POSITIVE, "options.val_frac": saved.FRACTION,
     "options.stateful": saved.BOOL, "options.val_chars": saved.POSITIVE, "options.val_full": saved.BOOL}
 # The defaults, by the size of the text: the task's settings, then the training loop's.
@@ -99,6 +101,8 @@ class CharLMTask(Task):
         self.train_ids, self.val_ids = ids[: len(ids) - n_val], ids[len(ids) - n_val:]  # views, no copies
         self.seq_len = min(seq_len, len(self.train_ids) - 1)
         self.val_frac, self.start = val_frac, self.vocab.chars[int(ids[0])]
+        shown = self.val_ids if len(self.val_ids) >= 2 else self.train_ids
+        self.passage = self.vocab.decode(shown[:PASSAGE].tolist())  # what ``rnnlab view`` opens with
         self.options = options or {}
         self.val_chars = self.options.get("val_chars", VAL_CHARS)
         self.val_full = self.options.get("val_full", False)
@@ -210,7 +214,8 @@ class CharLMTask(Task):
 
     def state(self):
         return {"options": self.options, "model": self.config.to_dict(), "vocab": self.vocab.chars,
-                "seq_len": self.seq_len, "val_frac": self.val_frac, "stateful": self.stateful, "start": self.start}
+                "seq_len": self.seq_len, "val_frac": self.val_frac, "stateful": self.stateful, "start": self.start,
+                "passage": self.passage}
 
 
 def train(*, text_file: str | None = None, text: str | None = None, encoding: str | None = None,

@@ -1,0 +1,114 @@
+"""A character model's page: every unit and gate per character, layer by layer; the model's top 5 next
+characters and the loss of the character that came; sampling with each step's distribution.
+
+Finding units by hypothesis (rank the units whose activity separates marked characters from the rest) runs in
+the page on these same activations, so that an exported page can do it with no server.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from threading import Lock
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from ..learn.heatmaps import run_recorded
+from ..nn import registry
+from .answers import LIMITS, Refused, Viewer, key, number, packed, rounded, text_of, whole
+
+TOP = 5  # next characters shown under each character
+CACHED_TEXTS = 16  # texts whose answers are kept (typing asks for the same text's other layers, then a longer one)
+PRIME = 500  # characters a sample may start from
+
+
+class CharViewer(Viewer):
+    routes = ("activations", "sample")
+
+    def __init__(self, trained, text: str | None = None) -> None:
+        super().__init__(trained)
+        self.vocab = trained.vocab
+        passage = text if text is not None else trained.state.get("passage") or trained.sample(length=300,
+                                                                                               greedy=True)
+        unknown = self.unknown(passage)
+        if unknown:
+            raise UserError(f"the text has characters the model never saw ({unknown!r}); give a text in its "
+                            "vocabulary", "text")
+        self.passage = passage[:LIMITS["text"]]
+        self.layer_keys = sorted(run_recorded(trained, self.encode(self.vocab.chars[0]))[1])  # (layer, direction)
+        self.cache: OrderedDict[str, list] = OrderedDict()
+        self.cache_lock = Lock()
+
+    def unknown(self, text: str) -> str:
+        return "".join(sorted(set(text) - set(self.vocab.chars)))[:20]
+
+    def encode(self, text: str) -> torch.Tensor:
+        return self.vocab.encode(text)[None]  # (1, T)
+
+    def info(self) -> dict:
+        summary = self.trained.summary
+        return {**super().info(), "vocab": list(self.vocab.chars), "passage": self.passage,
+                "names": list(registry.get(self.trained.network.config.arch).recorded),
+                "layer_count": len(self.layer_keys),
+                "metrics": {k: summary[k] for k in ("val_loss", "val_bpc", "train_loss", "steps") if k in summary}}
+
+    def activations(self, params: dict) -> dict:
+        """One layer's recorded quantities over ``text`` (each a packed (T, H)), and per character the top 5
+        next characters with their probabilities and the loss (nats) of the character that came next."""
+        text = text_of(params, "text", LIMITS["text"])
+        unknown = self.unknown(text)
+        if unknown:
+            raise Refused(f"the model never saw {unknown!r}: its vocabulary has {len(self.vocab.chars)} characters")
+        layer = whole(params, "layer", 0, 0, len(self.layer_keys) - 1)
+        return self.layers_of(text)[layer]
+
+    def layers_of(self, text: str) -> list[dict]:
+        with self.cache_lock:
+            if text in self.cache:
+                self.cache.move_to_end(text)
+                return self.cache[text]
+        ids = self.encode(text)  # (1, T)
+        logits, internals = run_recorded(self.trained, ids)  # (1, T, V)
+        logp = torch.log_softmax(logits[0].double(), dim=-1)  # (T, V)
+        top_p, top_ids = logp.exp().topk(min(TOP, logp.shape[1]), dim=-1)  # (T, 5) each
+        came = -logp[:-1].gather(1, ids[0, 1:, None].to(logp.device))[:, 0]  # (T-1,) nats of what came next
+        common = {"top": top_ids.tolist(), "p": rounded(top_p.cpu().numpy(), 4),
+                  "loss": rounded(came.cpu().numpy(), 4) + [None]}
+        answers = [{"layer": n, "direction": direction, "names": {name: packed(values)
+                                                               for name, values in internals[layer, direction].items()},
+                    **common} for n, (layer, direction) in enumerate(self.layer_keys)]
+        with self.cache_lock:
+            self.cache[text] = answers
+            while len(self.cache) > CACHED_TEXTS:
+                self.cache.popitem(last=False)
+        return answers
+
+    @torch.no_grad()
+    def sample(self, params: dict) -> dict:
+        """``length`` characters after ``prime`` at ``temperature`` (seeded), with each step's whole distribution."""
+        prime = text_of(params, "prime", PRIME)
+        unknown = self.unknown(prime)
+        if unknown:
+            raise Refused(f"the prime has characters the model never saw ({unknown!r})")
+        length = whole(params, "length", 200, 1, LIMITS["sample"])
+        temperature = number(params, "temperature", 1.0, *LIMITS["temperature"])
+        seed = whole(params, "seed", 0, 0, 2 ** 31 - 1)
+        generator = torch.Generator().manual_seed(seed)
+        network, device = self.trained.network, self.trained.device
+        logits, state = network(self.encode(prime).to(device))  # (1, P, V)
+        last = logits[0, -1].double().cpu()  # (V,)
+        chosen, distributions = [], []
+        for _ in range(length):
+            probs = torch.softmax(torch.nan_to_num(last / temperature), dim=0)  # (V,)
+            next_id = int(torch.multinomial(probs, 1, generator=generator))
+            chosen.append(next_id)
+            distributions.append(probs.numpy())
+            logits, state = network(torch.tensor([[next_id]], device=device), state)
+            last = logits[0, -1].double().cpu()
+        return {"prime": prime, "chosen": chosen, "text": self.vocab.decode(chosen),
+                "probs": rounded(np.stack(distributions), 5), "temperature": temperature, "seed": seed}
+
+    def precomputed(self) -> dict:
+        return {key("activations", {"layer": n, "text": self.passage}): answer
+                for n, answer in enumerate(self.layers_of(self.passage))}
