@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test bench install clean
+.PHONY: demo test bench install browser clean
 
 $(BIN)/rnnlab: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,16 @@ install: $(VENV)/.extras
 demo: $(BIN)/rnnlab
 	$(BIN)/rnnlab demo
 
-test: install
+# rnnlab view's browser tests drive Debian's chromium: installed here where apt-get can (as root)
+browser:
+	@if [ ! -x /usr/bin/chromedriver ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) \
+	      >/dev/null 2>&1 || echo "make: could not install chromium; the browser tests will say so"; \
+	  else echo "make: no /usr/bin/chromedriver: apt-get install chromium chromium-driver for the browser tests"; fi; \
+	fi
+
+test: install browser
 	$(BIN)/python -m pytest -q
 
 bench: install
