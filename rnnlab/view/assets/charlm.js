@@ -65,8 +65,8 @@ RV.start(async (app, info) => {
     state.unit = Math.min(state.unit, units - 1);
     unitPick.value = state.unit;
     count.textContent = state.text.length + " characters · " + units + " " + (units === info.hidden ? "units" : "rows");
-    const inRange = RV.IN_UNIT_RANGE.includes(state.name);
-    const s = RV.scale(inRange ? 0 : g.lo, inRange ? 1 : g.hi, !inRange);
+    const inRange = RV.IN_UNIT_RANGE.includes(state.name), end = inRange ? 1 : RV.reach(g.unpacked.values);
+    const s = RV.scale(inRange ? 0 : -end, end, !inRange);
     colored.textContent = "";
     [...state.text].forEach((ch, i) => {
       const rgb = s.color(g.at(state.unit, i));
@@ -79,7 +79,7 @@ RV.start(async (app, info) => {
     });
     heatBox.textContent = "";
     heatBox.append(RV.heatmap(g, {title: state.name, rowLabel: "unit", colLabel: "character", colLabels: [...state.text],
-      diverging: !inRange, lo: inRange ? 0 : undefined, hi: inRange ? 1 : undefined,
+      diverging: !inRange, lo: inRange ? 0 : -end, hi: end,
       onPick: (unit) => { state.unit = unit; draw(); }}));
     drawFocus();
   }

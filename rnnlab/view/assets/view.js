@@ -65,6 +65,10 @@ const RV = (() => {
     const span = hi - lo || 1;
     return {lo, hi, diverging, color: (v) => ramp(VIRIDIS, (v - lo) / span)};
   }
+  function reach(values) {  // the 99th percentile of |v|: a diverging scale's end that a few outliers do not wash out
+    const sorted = Float32Array.from(values, Math.abs).sort();
+    return sorted.length ? (sorted[Math.floor(0.99 * (sorted.length - 1))] || sorted[sorted.length - 1] || 1) : 1;
+  }
   const css = (rgb) => "rgb(" + rgb.join(",") + ")";
   const ink = (rgb) => (0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2] > 140 ? "#111" : "#fff");
   const IN_UNIT_RANGE = ["i", "f", "o", "r", "z", "f'", "i'", "a", "beta", "decay", "forget_gate"];
@@ -220,6 +224,6 @@ const RV = (() => {
     }
   }
 
-  return {bundle, key, info, ask, unpack, scale, css, ink, el, svg, card, notice, fmt, visible, heatmap, chart, table,
+  return {bundle, key, info, ask, unpack, scale, reach, css, ink, el, svg, card, notice, fmt, visible, heatmap, chart, table,
           start, IN_UNIT_RANGE, exported: !!bundle};
 })();
