@@ -214,6 +214,13 @@ class Trained:
         task's trained model says which (a UserError names what to give instead)."""
         raise UserError(f"a {self.task} model has no input to show")
 
+    def view(self, port: int = 0, **options):
+        """This model's live page (``rnnlab view``), served in the background on 127.0.0.1 (``port`` 0: any free
+        one): a ``Running`` server -- its ``url``, ``stop()``, and in a notebook the page itself. ``options``:
+        ``rnnlab.view.serve``'s (text, csv, data, host)."""
+        from ..view import serve
+        return serve(self.model_dir, port=port, block=False, **options)
+
     def example_input(self, batch: int = 2, steps: int = 5) -> torch.Tensor:
         """Random input of the shape and dtype the network reads (for exporters): token ids (N, L) or
         features (N, L, F)."""
