@@ -120,3 +120,73 @@ def test_charlm_page(browser, run, tmp_path):
     assert [cell.text for cell in top[:3]] == ["1", "0", "0"]  # the ranking runs in the page, offline too
     assert by_id(browser, "sample").get_attribute("disabled") is not None
     assert errors(browser) == []
+
+
+@pytest.fixture(scope="module")
+def task_runs(tmp_path_factory):
+    from rnnlab.tasks import classify, forecast, memory
+    from test_forecast_panel import quarterly_panel
+    base = tmp_path_factory.mktemp("browser_tasks")
+    frame = quarterly_panel(series=6)
+    forecast.train(data=frame, horizon=4, out=str(base / "panel"), hidden=8, steps=20, quiet=True,
+                   combine="baselines")
+    classify.train(out=str(base / "classify"), steps=10, hidden=16, quiet=True)
+    memory.train(task="mqar", length=32, pairs=4, vocab=32, arch="gdn", layers=2, hidden=16, steps=5,
+                 out=str(base / "mqar"), quiet=True)
+    return base, frame
+
+
+def test_forecast_page(browser, task_runs, tmp_path):
+    """Choosing a series draws its history, its forecast's 80 / 95 % bands and the baselines."""
+    from selenium.webdriver.common.by import By
+    base, frame = task_runs
+    running = view.serve(base / "panel", port=0, block=False, data=frame)
+    try:
+        browser.get(running.url)
+        ready(browser)
+        rows = browser.find_elements(By.CSS_SELECTOR, "#series-list tbody tr")
+        assert len(rows) == 6
+        by_id(browser, "search").send_keys("s03")
+        wait(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#series-list tbody tr")) == 1)
+        browser.find_element(By.CSS_SELECTOR, "#series-list tbody tr").click()
+        wait(lambda: by_id(browser, "series-title").text == "series s03")
+        bands = browser.find_elements(By.CSS_SELECTOR, "#series-chart polygon.band")
+        assert {b.get_attribute("class") for b in bands} == {"band b95", "band b80", "band f80"}
+        lines = {line.get_attribute("class") for line in browser.find_elements(By.CSS_SELECTOR, "#series-chart polyline")}
+        assert {"line actual", "line forecast", "line naive", "line seasonal_naive", "line drift", "line future"} <= lines
+        assert errors(browser) == []
+    finally:
+        running.stop()
+
+
+def test_classify_and_memory_pages(browser, task_runs, tmp_path):
+    from selenium.webdriver.common.by import By
+    base, _ = task_runs
+    running = view.serve(base / "classify", port=0, block=False)
+    try:
+        browser.get(running.url)
+        ready(browser)
+        wait(lambda: by_id(browser, "one-title").text.startswith("test sequence 0"))
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#probs polyline")) == 10  # a line per class
+        cell = browser.find_elements(By.CSS_SELECTOR, "#confusion tbody tr")[3].find_elements(By.TAG_NAME, "td")[3]
+        count = int(cell.text)
+        cell.click()  # the diagonal cell of class 3 lists its sequences
+        wait(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#examples tbody tr")) == count)
+        assert errors(browser) == []
+    finally:
+        running.stop()
+    page = view.export(base / "classify", tmp_path / "classify.html")
+    browser.get(page.as_uri())
+    ready(browser)
+    wait(lambda: by_id(browser, "one-title").text.startswith("test sequence 0"))
+    assert errors(browser) == []
+    running = view.serve(base / "mqar", port=0, block=False)
+    try:
+        browser.get(running.url)
+        ready(browser)
+        wait(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#tokens span")) == 32)
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#tokens span.right, #tokens span.wrong")) == 4
+        assert browser.find_elements(By.CSS_SELECTOR, "#one canvas.heat")
+        assert errors(browser) == []
+    finally:
+        running.stop()
