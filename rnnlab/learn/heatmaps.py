@@ -31,21 +31,22 @@ def record(trained, inputs) -> dict:
     return run_recorded(trained, inputs)[1]
 
 
-def run_recorded(trained, inputs) -> tuple:
-    """(the network's outputs on ``inputs``, ``record``'s internals) from one forward pass."""
+def run_recorded(trained, inputs, state=None, final: bool = False) -> tuple:
+    """(the network's outputs on ``inputs``, ``record``'s internals) from one forward pass, starting from
+    ``state`` (the network's state after earlier input); with ``final``, the state it ends in as well."""
     network = trained.network
     residual = network.config.block != "stack"  # one single-layer module per block
     modules = list(network.rnn.layers) if residual else [network.rnn]
     names = registry.of_layer(modules[0]).recorded
     with torch.no_grad(), contextlib.ExitStack() as stack:
         traces = [stack.enter_context(rnn.inspect(module)) for module in modules]
-        outputs = network(inputs.to(trained.device))[0]
+        outputs, ended = network(inputs.to(trained.device), state)
     internals = {}
     for block, trace in enumerate(traces):  # a block's layer 0 is the network's layer `block`
         for layer, direction in trace.keys():
             internals[layer + block, direction] = {name: trace[layer, direction][name][0].cpu().numpy()
                                                    for name in names}
-    return outputs, internals
+    return (outputs, internals, ended) if final else (outputs, internals)
 
 
 def unit_order(values: dict) -> np.ndarray:

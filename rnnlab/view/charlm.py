@@ -8,6 +8,7 @@ the page on these same activations, so that an exported page can do it with no s
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 from threading import Lock
 
 import numpy as np
@@ -21,6 +22,16 @@ from .answers import LIMITS, Refused, Viewer, key, number, packed, rounded, text
 TOP = 5  # next characters shown under each character
 CACHED_TEXTS = 16  # texts whose answers are kept (typing asks for the same text's other layers, then a longer one)
 PRIME = 500  # characters a sample may start from
+
+
+@dataclass
+class Read:
+    """What the network made of a text: ``internals`` {(layer, direction): {name: (T, H)}}, ``logp`` (T, V)
+    log-probabilities of the next character, and the ``state`` it ended in."""
+
+    internals: dict
+    logp: torch.Tensor
+    state: object
 
 
 class CharViewer(Viewer):
@@ -37,7 +48,8 @@ class CharViewer(Viewer):
                             "vocabulary", "text")
         self.passage = passage[:LIMITS["text"]]
         self.layer_keys = sorted(run_recorded(trained, self.encode(self.vocab.chars[0]))[1])  # (layer, direction)
-        self.cache: OrderedDict[str, list] = OrderedDict()
+        self.answers: OrderedDict[str, list] = OrderedDict()  # text -> its answers, newest last
+        self.read: OrderedDict[str, Read] = OrderedDict()  # text -> what the network made of it
         self.cache_lock = Lock()
 
     def unknown(self, text: str) -> str:
@@ -64,24 +76,35 @@ class CharViewer(Viewer):
         return self.layers_of(text)[layer]
 
     def layers_of(self, text: str) -> list[dict]:
+        """Every layer's answer for ``text``. What typing sends is the text it sent before and a little more:
+        the network reads on from the state the longest text already read ended in (``Read``), so a keystroke
+        costs its own characters, not the whole text again."""
         with self.cache_lock:
-            if text in self.cache:
-                self.cache.move_to_end(text)
-                return self.cache[text]
-        ids = self.encode(text)  # (1, T)
-        logits, internals = run_recorded(self.trained, ids)  # (1, T, V)
-        logp = torch.log_softmax(logits[0].double(), dim=-1)  # (T, V)
+            if text in self.answers:
+                self.answers.move_to_end(text)
+                return self.answers[text]
+            before = max((done for done in self.read if text.startswith(done)), key=len, default="")
+            earlier = self.read.get(before)
+        ids = self.encode(text[len(before):])  # (1, T - t0): the characters not read yet
+        logits, internals, state = run_recorded(self.trained, ids, earlier.state if earlier else None, final=True)
+        logp = torch.log_softmax(logits[0].double(), dim=-1).cpu()  # (T - t0, V)
+        if earlier:
+            logp = torch.cat([earlier.logp, logp])  # (T, V)
+            internals = {where: {name: np.concatenate([earlier.internals[where][name], values])
+                                 for name, values in named.items()} for where, named in internals.items()}
+        everything = self.encode(text)[0]  # (T,)
         top_p, top_ids = logp.exp().topk(min(TOP, logp.shape[1]), dim=-1)  # (T, 5) each
-        came = -logp[:-1].gather(1, ids[0, 1:, None].to(logp.device))[:, 0]  # (T-1,) nats of what came next
-        common = {"top": top_ids.tolist(), "p": rounded(top_p.cpu().numpy(), 4),
-                  "loss": rounded(came.cpu().numpy(), 4) + [None]}
+        came = -logp[:-1].gather(1, everything[1:, None])[:, 0]  # (T-1,) nats of what came next
+        common = {"top": top_ids.tolist(), "p": rounded(top_p.numpy(), 4), "loss": rounded(came.numpy(), 4) + [None]}
         answers = [{"layer": n, "direction": direction, "names": {name: packed(values)
                                                                for name, values in internals[layer, direction].items()},
                     **common} for n, (layer, direction) in enumerate(self.layer_keys)]
         with self.cache_lock:
-            self.cache[text] = answers
-            while len(self.cache) > CACHED_TEXTS:
-                self.cache.popitem(last=False)
+            self.answers[text] = answers
+            self.read[text] = Read(internals, logp, state)
+            for kept in (self.answers, self.read):
+                while len(kept) > CACHED_TEXTS:
+                    kept.popitem(last=False)
         return answers
 
     @torch.no_grad()
