@@ -10,7 +10,6 @@ Arrays travel as ``packed``: bytes 0..255 over the array's own range, base64 -- 
 from __future__ import annotations
 
 import base64
-import math
 
 import numpy as np
 
@@ -31,20 +30,29 @@ class Refused(Exception):
 def packed(values: np.ndarray) -> dict:
     """(T, H) floats as the page reads them: {rows, cols, lo, hi, data}: data holds round(255 (v - lo) /
     (hi - lo)) as base64 bytes, row-major (a step's H values together)."""
-    values = np.asarray(values, dtype=np.float64)
-    values = np.where(np.isfinite(values), values, 0.0)
+    values = np.asarray(values, dtype=np.float32)
+    if not np.isfinite(values).all():
+        values = np.where(np.isfinite(values), values, np.float32(0))
     lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
     span = hi - lo if hi > lo else 1.0
-    data = np.rint((values - lo) * (255.0 / span)).astype(np.uint8)
+    data = ((values - np.float32(lo)) * np.float32(255.0 / span) + np.float32(0.5)).astype(np.uint8)
     rows, cols = values.shape if values.ndim == 2 else (values.size, 1)
     return {"rows": rows, "cols": cols, "lo": lo, "hi": hi, "data": base64.b64encode(data.tobytes()).decode()}
 
 
+def packed_exact(values: np.ndarray, kind: str) -> dict:
+    """An array as little-endian ``kind`` ("uint16" or "float32") bytes in base64, with its shape: what the page
+    reads exactly (token ids, probabilities in 1/65535ths, losses)."""
+    array = np.ascontiguousarray(values, dtype="<u2" if kind == "uint16" else "<f4")
+    return {"shape": list(array.shape), "kind": kind, "data": base64.b64encode(array.tobytes()).decode()}
+
+
 def rounded(values, digits: int = 5):
     """Nested lists of floats rounded for the page (NaN and infinities as None)."""
-    array = np.asarray(values, dtype=np.float64)
-    return [None if not math.isfinite(v) else round(v, digits) for v in array.ravel().tolist()] \
-        if array.ndim <= 1 else [rounded(row, digits) for row in array]
+    array = np.round(np.asarray(values, dtype=np.float64), digits)
+    if np.isfinite(array).all():
+        return array.tolist()
+    return np.where(np.isfinite(array), array, None).tolist()
 
 
 def text_of(params: dict, name: str, limit: int, empty: bool = False) -> str:

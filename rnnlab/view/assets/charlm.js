@@ -54,7 +54,7 @@ RV.start(async (app, info) => {
       el("label", {}, ["temperature ", temperature, tempShown]), el("label", {}, ["seed ", seed]), sampleButton]), sampled, distBox]));
 
   // ---- drawing ----
-  const current = () => state.answers[state.layer];
+  const current = () => state.answers[state.layer + "/" + state.name];  // answers of the current text, by layer/quantity
   function grid() {  // the chosen quantity of the chosen layer as units x characters
     const p = unpack(current().names[state.name]);
     return {rows: p.cols, cols: p.rows, lo: p.lo, hi: p.hi, at: (r, c) => p.at(c, r), unpacked: p};
@@ -84,15 +84,16 @@ RV.start(async (app, info) => {
     drawFocus();
   }
   function drawFocus() {
-    const a = current(), i = Math.min(state.focus, state.text.length - 1);
-    const chars = [...state.text];
+    const a = current(), chars = [...state.text], i = Math.min(state.focus, chars.length - 1);
+    if (!a.decoded) a.decoded = {top: RV.exact(a.top), p: RV.exact(a.p), loss: RV.exact(a.loss)};  // (T, 5), (T, 5), (T,)
+    const {top, p, loss} = a.decoded;
     focusBox.textContent = "";
-    const rows = a.top[i].map((id, k) => el("div", {class: "bar-row"}, [
-      el("span", {class: "bar-label", text: JSON.stringify(info.vocab[id])}),
-      el("span", {class: "bar", style: "width:" + Math.max(1, Math.round(240 * a.p[i][k])) + "px"}),
-      el("span", {class: "muted", text: fmt(a.p[i][k], 3)})]));
-    const came = i + 1 < chars.length ? "the character that came, " + JSON.stringify(chars[i + 1]) + ", cost " + fmt(a.loss[i], 2) +
-      " nats (" + fmt(a.loss[i] / Math.LN2, 2) + " bits)" : "the last character: nothing came after it";
+    const rows = [...Array(top.shape[1]).keys()].map((k) => el("div", {class: "bar-row"}, [
+      el("span", {class: "bar-label", text: JSON.stringify(info.vocab[top.at(i, k)])}),
+      el("span", {class: "bar", style: "width:" + Math.max(1, Math.round(240 * p.at(i, k) / 65535)) + "px"}),
+      el("span", {class: "muted", text: fmt(p.at(i, k) / 65535, 3)})]));
+    const came = i + 1 < chars.length ? "the character that came, " + JSON.stringify(chars[i + 1]) + ", cost " + fmt(loss.at(i), 2) +
+      " nats (" + fmt(loss.at(i) / Math.LN2, 2) + " bits)" : "the last character: nothing came after it";
     focusBox.append(el("p", {text: "After " + JSON.stringify(chars.slice(Math.max(0, i - 20), i + 1).join("")) + " the model expects:"}),
                     el("div", {class: "bars"}, rows), el("p", {class: "muted", text: came}));
   }
@@ -100,17 +101,17 @@ RV.start(async (app, info) => {
   async function refresh() {
     const version = ++state.version;
     try {
-      const answer = await ask("activations", {layer: state.layer, text: state.text});
+      const answer = await ask("activations", {layer: state.layer, name: state.name, text: state.text});
       if (version !== state.version) return;  // a newer text is on its way
-      state.answers = {[state.layer]: answer};
-      if (!answer.names[state.name]) state.name = Object.keys(answer.names).pop();
+      state.answers = {[state.layer + "/" + state.name]: answer};
       RV.notice("");
       draw();
     } catch (err) { if (version === state.version) RV.notice(err.message); }
   }
-  async function layerAnswer(layer) {
-    if (!state.answers[layer]) state.answers[layer] = await ask("activations", {layer, text: state.text});
-    return state.answers[layer];
+  async function layerAnswer(layer, name) {
+    const at = layer + "/" + name;
+    if (!state.answers[at]) state.answers[at] = await ask("activations", {layer, name, text: state.text});
+    return state.answers[at];
   }
 
   // ---- hypotheses ----
@@ -133,7 +134,7 @@ RV.start(async (app, info) => {
       if (!marked || marked === state.marks.length) throw new Error("mark some characters, not none or all (" + marked + " of " + state.marks.length + " marked)");
       const scores = [];
       for (let layer = 0; layer < info.layer_count; layer++) {
-        const answer = await layerAnswer(layer);
+        const answer = await layerAnswer(layer, state.name);
         if (!answer.names[state.name]) continue;
         const p = unpack(answer.names[state.name]);
         for (let unit = 0; unit < p.cols; unit++) {
@@ -152,7 +153,7 @@ RV.start(async (app, info) => {
         RV.table(["rank", "layer", "unit", "r", "mean, marked", "mean, the rest"],
           top.map((s, k) => [k + 1, s.layer, s.unit, fmt(s.r, 3), fmt(s.inside, 3), fmt(s.outside, 3)]),
           {onPick: (k) => { state.layer = top[k].layer; state.unit = top[k].unit; layerPick.value = state.layer;
-                            layerAnswer(state.layer).then((a) => { state.answers[state.layer] = a; draw(); }); }}));
+                            layerAnswer(state.layer, state.name).then(draw); }}));
       rankBox.querySelector("tbody tr").setAttribute("id", "top-unit");
       draw();
       RV.notice("");
@@ -205,9 +206,12 @@ RV.start(async (app, info) => {
   });
   layerPick.addEventListener("change", async () => {
     state.layer = Number(layerPick.value);
-    try { await layerAnswer(state.layer); draw(); } catch (err) { RV.notice(err.message); }
+    try { await layerAnswer(state.layer, state.name); draw(); } catch (err) { RV.notice(err.message); }
   });
-  namePick.addEventListener("change", () => { state.name = namePick.value; draw(); });
+  namePick.addEventListener("change", async () => {
+    state.name = namePick.value;
+    try { await layerAnswer(state.layer, state.name); draw(); } catch (err) { RV.notice(err.message); }
+  });
   unitPick.addEventListener("change", () => { state.unit = Math.max(0, Number(unitPick.value) || 0); draw(); });
   colored.addEventListener("mouseover", (event) => { const i = event.target.dataset && event.target.dataset.i; if (i !== undefined) { state.focus = Number(i); drawFocus(); } });
   rankButton.addEventListener("click", () => {

@@ -49,6 +49,16 @@ const RV = (() => {
             column(c) { const out = new Float32Array(p.rows); for (let r = 0; r < p.rows; r++) out[r] = values[r * p.cols + c]; return out; }};
   }
 
+  function exact(p) {  // answers.packed_exact: little-endian uint16 or float32, row-major
+    const raw = atob(p.data), bytes = new Uint8Array(raw.length);
+    for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
+    const view = new DataView(bytes.buffer), wide = p.kind === "float32" ? 4 : 2;
+    const values = new Float64Array(raw.length / wide);
+    for (let i = 0; i < values.length; i++) values[i] = wide === 4 ? view.getFloat32(4 * i, true) : view.getUint16(2 * i, true);
+    const cols = p.shape.length > 1 ? p.shape[1] : 1;
+    return {shape: p.shape, values, at: (r, c) => values[r * cols + (c || 0)]};
+  }
+
   // ---- colour ----
   const VIRIDIS = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
   const DIVERGING = [[33, 102, 172], [146, 197, 222], [247, 247, 247], [244, 165, 130], [178, 24, 43]];
@@ -224,6 +234,6 @@ const RV = (() => {
     }
   }
 
-  return {bundle, key, info, ask, unpack, scale, reach, css, ink, el, svg, card, notice, fmt, visible, heatmap, chart, table,
+  return {bundle, key, info, ask, unpack, exact, scale, reach, css, ink, el, svg, card, notice, fmt, visible, heatmap, chart, table,
           start, IN_UNIT_RANGE, exported: !!bundle};
 })();
