@@ -94,3 +94,32 @@ def test_inspection_does_not_change_training(impl):
         inspected = torch.autograd.grad(lstm(x)[0].sum(), list(lstm.parameters()))
     for a, b in zip(plain, inspected):
         assert torch.equal(a, b) if impl == "reference" else torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN_TANH", "RNN_RELU"])
+def test_inference_is_recorded_by_replay_as_the_step_loop_records_it(mode, monkeypatch):
+    """Recording without gradients replays the gates of all steps at once from the C++ forward's outputs
+    (``engine.replay_internals``): the same internals as the step loop's, in float64 to 1e-12, layer by layer,
+    from given initial states; a reverse direction and a run that needs gradients keep the loop."""
+    from rnnlab.nn import engine
+    torch.manual_seed(1)
+    layer = {"LSTM": rnn.LSTM, "GRU": rnn.GRU}.get(mode, rnn.RNN)(
+        4, 6, num_layers=2, batch_first=True, dtype=torch.float64,
+        **({"nonlinearity": "relu" if mode == "RNN_RELU" else "tanh"} if mode.startswith("RNN") else {}))
+    x = torch.randn(3, 9, 4, dtype=torch.float64)
+    h0 = torch.randn(2, 3, 6, dtype=torch.float64)
+    state = (h0, torch.randn(2, 3, 6, dtype=torch.float64)) if mode == "LSTM" else h0
+    runs, used = {}, []
+    original = engine.replay_internals
+    monkeypatch.setattr(engine, "replay_internals", lambda *a: used.append(1) or original(*a))
+    for replay in (True, False):
+        monkeypatch.setattr(engine, "REPLAY", replay)
+        with torch.no_grad(), rnn.inspect(layer) as trace:
+            output = layer(x, state)[0]
+        runs[replay] = (output, {key: dict(trace[key]) for key in trace.keys()})
+    assert len(used) == 2  # both layers replayed, then none
+    torch.testing.assert_close(runs[True][0], runs[False][0], rtol=0, atol=1e-12)
+    for key, named in runs[False][1].items():
+        assert set(runs[True][1][key]) == set(named)
+        for name, values in named.items():
+            torch.testing.assert_close(runs[True][1][key][name], values, rtol=0, atol=1e-12)

@@ -165,3 +165,25 @@ def test_a_tied_head_needs_one_vocabulary_and_the_embeddings_width():
         with pytest.raises(ValueError, match="tie needs"):
             SequenceModel(ModelConfig(**{**dict(arch="gru", input_size=8, hidden=8, vocab_size=12, output_size=12,
                                                 readout="steps", tie=True), **bad}))
+
+
+def test_mqar_curriculum_trains_on_its_stages_then_the_task(tmp_path, monkeypatch):
+    """curriculum "16x2:3,24x4:2": steps 0-2 draw 16 tokens with 2 pairs, steps 3-4 24 with 4, then the task's
+    own 32 with 4; a resumed run draws what it would have (the stage follows the step, not the calls)."""
+    from rnnlab.tasks import memory as mt
+    drawn = []
+    original = mt.BATCHES["mqar"]
+
+    def recording(length, size, generator, pairs=16, vocab=8192):
+        if size == 4:  # a training batch (the held-out sets are drawn 1,000 at a time)
+            drawn.append((length, pairs))
+        return original(length, size, generator, pairs=pairs, vocab=vocab)
+
+    monkeypatch.setitem(mt.BATCHES, "mqar", recording)
+    common = dict(task="mqar", length=32, pairs=4, vocab=64, hidden=8, arch="gru", layers=1, batch_size=4,
+                  curriculum="16x2:3,24x4:2", out=str(tmp_path / "run"), quiet=True, eval_every=100)
+    mt.train(steps=4, **common)
+    assert drawn == [(16, 2)] * 3 + [(24, 4)]
+    drawn.clear()
+    mt.train(steps=7, resume=True, **common)
+    assert drawn == [(24, 4)] + [(32, 4)] * 2

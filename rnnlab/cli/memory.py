@@ -20,6 +20,8 @@ def add(commands) -> None:
                                                    f"sequence's tokens, default {mqar['length']})")
     memory.add_argument("--pairs", type=int, help=f"mqar: key-value pairs to recall (default {mqar['pairs']})")
     memory.add_argument("--vocab", type=int, help=f"mqar: tokens in the vocabulary (default {mqar['vocab']:,})")
+    memory.add_argument("--curriculum", help="mqar: shorter sequences first, stages LxP:STEPS (e.g. 64x4:500: the "
+                                             "first 500 steps on 64 tokens with 4 pairs); evaluation on the task's own")
     memory.add_argument("--out", help=f"run folder (default {mt.OUT})")
     model_options(memory, f"{mt.DEFAULTS['layers']} x {mt.DEFAULTS['hidden']} {mt.DEFAULTS['arch'].upper()}", mt.DEFAULTS)
     train_options(memory, mt.TRAIN_DEFAULTS)
@@ -28,4 +30,4 @@ def add(commands) -> None:
 
 def run(args) -> None:
     from ..tasks import memory
-    print_metrics(memory.train(**train_keywords(args, "task", "length", "pairs", "vocab")))
+    print_metrics(memory.train(**train_keywords(args, "task", "length", "pairs", "vocab", "curriculum")))

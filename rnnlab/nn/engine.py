@@ -212,6 +212,10 @@ def run_layer(cell, batch_sizes, reverse, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_h
     weights = (x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr)
     given = [t for t in (*weights, *variants.as_tuple()) if t is not None]
     keep = recorder is not None or torch.is_grad_enabled() and any(t.requires_grad for t in given)
+    if recorder is not None and REPLAY and replayable(cell, batch_sizes, reverse, w_hr, variants, given):
+        out, h_n, c_n = fast_path.infer(cell.name, batch_sizes, reverse, weights, variants)
+        recorder.append(replay_internals(cell, batch_sizes[0], x, h0, c0, w_ih, w_hh, b_ih, b_hh, out))
+        return out, h_n, c_n
     if fast and recorder is None and fast_path.usable(x) and all(t.dtype == x.dtype for t in given):
         if not keep:  # inference: no autograd node at all
             return fast_path.infer(cell.name, batch_sizes, reverse, weights, variants)
@@ -219,6 +223,48 @@ def run_layer(cell, batch_sizes, reverse, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_h
     if checkpoint_steps and recorder is None and keep:
         return run_layer_checkpointed(cell, batch_sizes, reverse, weights, variants, checkpoint_steps)
     return RecurrentLayer.apply(cell, batch_sizes, reverse, recorder, keep, *weights, *variants.as_tuple())
+
+
+REPLAY = True  # record inference by replay where it can (tests turn it off to compare with the step loop)
+
+
+def replayable(cell, batch_sizes, reverse, w_hr, variants: VariantTensors, given: list) -> bool:
+    """Whether a recorded run can be the C++ forward and ``replay_internals``: inference (nothing needs a
+    gradient), forward in time, every step the same batch, no projection, no variant, the C++ engine usable."""
+    return (not reverse and w_hr is None and cell.name in REPLAYED and len(set(batch_sizes)) == 1
+            and all(t is None for t in variants.as_tuple()) and fast_path.usable(given[0])
+            and all(t.dtype == given[0].dtype for t in given)
+            and not (torch.is_grad_enabled() and any(t.requires_grad for t in given)))
+
+
+REPLAYED = ("RNN_TANH", "RNN_RELU", "LSTM", "GRU")
+
+
+def replay_internals(cell, batch: int, x, h0, c0, w_ih, w_hh, b_ih, b_hh, out: Tensor) -> dict[str, Tensor]:
+    """What the step loop records (``_gather_internals``), all steps at once, from the outputs ``out`` (N, H)
+    of a forward run of ``batch`` rows per step: every gate reads x_t and h_{t-1}, both known now, so the gates
+    of all T steps are one matrix product each; only an LSTM's cell state is a recurrence, c_t = f_t c_{t-1} +
+    i_t g_t -- linear in c, so one ``linear_scan``."""
+    from .ops.linear_scan import linear_scan
+    steps = x.shape[0] // batch
+    h_prev = torch.cat([h0, out[:-batch]])  # (N, H)   h_{t-1} of every row
+    x_proj = x @ w_ih.t() + (b_ih if b_ih is not None else 0)  # (N, G*H)
+    h_proj = h_prev @ w_hh.t() + (b_hh if b_hh is not None else 0)  # (N, G*H)
+    internals = {}
+    if cell.name == "LSTM":
+        pre_i, pre_f, pre_g, pre_o = (x_proj + h_proj).chunk(4, dim=1)  # each (N, H)
+        i, f, g, o = torch.sigmoid(pre_i), torch.sigmoid(pre_f), torch.tanh(pre_g), torch.sigmoid(pre_o)
+        by_row = lambda v: v.view(steps, batch, -1).transpose(0, 1)  # noqa: E731  (N, H) -> (B, T, H)
+        c = linear_scan(by_row(f), by_row(i * g), c0).transpose(0, 1).reshape(f.shape)  # (N, H)
+        internals = {"i": i, "f": f, "g": g, "o": o, "c": c}
+    elif cell.name == "GRU":
+        x_r, x_z, x_n = x_proj.chunk(3, dim=1)  # each (N, H)
+        h_r, h_z, h_n = h_proj.chunk(3, dim=1)  # each (N, H)
+        r, z = torch.sigmoid(x_r + h_r), torch.sigmoid(x_z + h_z)
+        internals = {"r": r, "z": z, "n": torch.tanh(x_n + r * h_n)}
+    internals = {name: value.detach() for name, value in internals.items()}
+    internals["h"] = out.detach()
+    return internals
 
 
 def run_layer_checkpointed(cell, batch_sizes, reverse, weights: tuple, variants: VariantTensors, steps: int):

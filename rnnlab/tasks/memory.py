@@ -19,6 +19,11 @@
   tells a matrix memory from a diagonal one. Metric: accuracy on the asked values (training minimises their
   cross-entropy, the head run only there); baseline: a guess among the values, 2 / vocab.
 
+``curriculum`` (mqar only; Zoology trains on shorter sequences beside the long ones): stages "LxP:S" -- the
+first S steps on sequences of L tokens with P pairs, then the next stage's, then the task's own (length, pairs)
+for the rest; evaluation is always on the task's own. A network that first learns to recall 4 pairs in 64
+tokens carries it to 16 in 256 (docs/results.md: gated DeltaNet at (256, 16), d_model 128).
+
 ``solved`` in metrics.json: the final metric is below a tenth of the baseline (selective-copy and mqar:
 accuracy at least 95 %). Every sequence is generated
 from the run's seed, so there is no data to read; the learning curve is ``curve.png``.
@@ -43,9 +48,10 @@ OUT = "runs/memory"
 TASKS = ("adding", "copy", "selective-copy", "mqar")
 saved.FIELDS["memory"] = {  # what state.json holds besides the loop's fields (checked when it is read)
     "options.task": saved.one_of(*TASKS), "options.length": saved.POSITIVE,
-    "options.pairs": saved.optional(saved.POSITIVE), "options.vocab": saved.optional(saved.POSITIVE)}
-DEFAULTS = dict(task="adding", length=None, pairs=None, vocab=None, arch="lstm", hidden=128, layers=1, dropout=0.0,
-                **NETWORK_EXTRAS)
+    "options.pairs": saved.optional(saved.POSITIVE), "options.vocab": saved.optional(saved.POSITIVE),
+    "options.curriculum": saved.optional(saved.LIST)}
+DEFAULTS = dict(task="adding", length=None, pairs=None, vocab=None, curriculum=None, arch="lstm", hidden=128,
+                layers=1, dropout=0.0, **NETWORK_EXTRAS)
 # length None: 100 steps to remember across, mqar's sequences 256 tokens; pairs and vocab (mqar only) None: 16
 # pairs in a vocabulary of 8,192 tokens, Zoology's
 TASK_OPTIONS = {"mqar": dict(length=256, pairs=16, vocab=8192)}
@@ -141,8 +147,21 @@ class MemoryTask(Task):
         self.extra = {k: options[k] for k in ("pairs", "vocab")} if task == "mqar" else {}
         self.held_out = held_out(task, length, **self.extra)
 
+    def begin_step(self, step: int) -> None:
+        self.step = step
+
+    def shape_at(self, step: int) -> tuple[int, dict]:
+        """(length, extra) of the batches of ``step``: the curriculum's stage, else the task's own."""
+        done = 0
+        for length, pairs, steps in self.options.get("curriculum") or ():
+            done += steps
+            if step < done:
+                return length, {**self.extra, "pairs": pairs}
+        return self.length, self.extra
+
     def batch(self, generator, size, device):
-        return tuple(t.to(device) for t in BATCHES[self.task](self.length, size, generator, **self.extra))
+        length, extra = self.shape_at(getattr(self, "step", 0))
+        return tuple(t.to(device) for t in BATCHES[self.task](length, size, generator, **extra))
 
     def loss(self, model, batch, out=None):
         x, y = batch[:2]
@@ -196,7 +215,7 @@ class MemoryTask(Task):
 
 def train(*, task: str | None = None, length: int | None = None, out: str | None = None, resume: bool = False,
           arch: str | None = None, hidden: int | None = None, layers: int | None = None, dropout: float | None = None,
-          pairs: int | None = None, vocab: int | None = None, **train_options) -> dict:
+          pairs: int | None = None, vocab: int | None = None, curriculum=None, **train_options) -> dict:
     """Train on the ``adding``, ``copy``, ``selective-copy`` or ``mqar`` task with sequences of ``length`` steps
     (mqar: ``pairs`` key-value pairs among ``vocab`` tokens); returns the metrics and writes metrics.json, the
     checkpoint and curve.png into ``out``. ``train_options``: the training loop's settings (``TrainConfig``) and
@@ -204,11 +223,11 @@ def train(*, task: str | None = None, length: int | None = None, out: str | None
     out = out or OUT
     options, config, _ = resolve(
         "memory", out, resume, dict(task=task, length=length, arch=arch, hidden=hidden, layers=layers,
-                                    dropout=dropout, pairs=pairs, vocab=vocab),
+                                    dropout=dropout, pairs=pairs, vocab=vocab, curriculum=stages(curriculum)),
         DEFAULTS, train_options, {**TRAIN_DEFAULTS, **TASK_TRAIN.get(task or DEFAULTS["task"], {})})
     require(options["task"] in TASKS, "task", f"be one of {', '.join(TASKS)}", options["task"])
     mqar = options["task"] == "mqar"
-    for name in ("pairs", "vocab"):
+    for name in ("pairs", "vocab", "curriculum"):
         require(mqar or options[name] is None, name, "be left out: it is mqar's setting", options[name])
     options = {**options, **{k: v for k, v in TASK_OPTIONS.get(options["task"], {}).items() if options[k] is None}}
     options["length"] = LENGTH if options["length"] is None else options["length"]
@@ -219,6 +238,9 @@ def train(*, task: str | None = None, length: int | None = None, out: str | None
                 "(the pairs, then each key asked and answered)", options["length"])
         require(options["vocab"] >= 2 * options["pairs"] + 2, "vocab", f"hold at least 2 x pairs + 2 = "
                 f"{2 * options['pairs'] + 2} tokens (distinct keys in its first half)", options["vocab"])
+        for length, pairs, _ in options["curriculum"] or ():
+            require(length >= 4 * pairs and options["vocab"] >= 2 * pairs + 2, "curriculum",
+                    "hold stages of at least 4 x pairs tokens, with 2 x pairs + 2 <= vocab", f"{length}x{pairs}")
     check_network(options)
     if options["task"] == "adding":
         model = network_config(options, length=options["length"], input_size=2, output_size=1, readout="last")
@@ -234,6 +256,26 @@ def train(*, task: str | None = None, length: int | None = None, out: str | None
     metrics = fit(memory, config, out, resume=resume)
     curve(Path(out), metrics)
     return metrics
+
+
+def stages(curriculum) -> list | None:
+    """The curriculum as [[length, pairs, steps], ...]: from "64x4:500,128x8:300" or a list of triples."""
+    if curriculum is None:
+        return None
+    if isinstance(curriculum, str):
+        try:
+            curriculum = [[int(v) for v in (*stage.split(":")[0].split("x"), stage.split(":")[1])]
+                          for stage in curriculum.split(",")]
+        except (ValueError, IndexError):
+            raise UserError(f"curriculum must be stages LxP:STEPS separated by commas (64x4:500), got {curriculum!r}",
+                            "curriculum") from None
+    if not isinstance(curriculum, (list, tuple)) or not all(
+            isinstance(stage, (list, tuple)) and len(stage) == 3 and all(isinstance(v, int) and not isinstance(v, bool)
+                                                                      and v > 0 for v in stage)
+            for stage in curriculum):
+        raise UserError(f"curriculum must be stages (length, pairs, steps) of whole numbers > 0, got {curriculum!r}",
+                        "curriculum")
+    return [list(stage) for stage in curriculum]
 
 
 def curve(out: Path, metrics: dict) -> None:

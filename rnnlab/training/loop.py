@@ -137,6 +137,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(self.config, self.progress())
         self.model.train()
+        self.task.begin_step(self.run.step)
         batch = self.task.batch(self.data_rng, self.config.batch_size, self.device)  # the global batch
         batch, weight = distributed.shard(batch, self.world)  # this process's rows of it
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):

@@ -47,6 +47,10 @@ class Task(ABC):
         """One line the loop prints before training: what the task inferred from the data ("" for nothing)."""
         return ""
 
+    def begin_step(self, step: int) -> None:
+        """Called before each optimizer step with the number of steps done (0 first): a task whose batches
+        change over the run (a curriculum) reads it here, so that a resumed run draws what it would have."""
+
     def carry_tensors(self) -> dict[str, Tensor]:
         """Training state kept between batches (e.g. hidden states carried on), saved with the checkpoint."""
         return {}

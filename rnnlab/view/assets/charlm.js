@@ -118,7 +118,7 @@ RV.start(async (app, info) => {
   function marksFromRegex() {
     const marks = new Uint8Array(state.text.length);
     let pattern;
-    try { pattern = new RegExp(regex.value, "gu"); } catch (err) { throw new Error("that is not a regular expression: " + err.message); }
+    try { pattern = new RegExp(regex.value, "gmu"); } catch (err) { throw new Error("that is not a regular expression: " + err.message); }
     const chars = [...state.text];
     const offsets = []; let u = 0;  // UTF-16 offset -> character index
     chars.forEach((ch, i) => { for (let k = 0; k < ch.length; k++) offsets[u + k] = i; u += ch.length; });
