@@ -42,7 +42,8 @@ def photograph(driver, run: str, out: Path, act=None, **options) -> None:
             act(driver)
         time.sleep(0.5)
         height = driver.execute_script("return document.documentElement.scrollHeight")
-        driver.set_window_size(1280, min(height, 2600))
+        driver.set_window_size(1280, min(height, 3000))
+        driver.execute_script("window.scrollTo(0, 0)")
         time.sleep(0.3)
         driver.save_screenshot(str(out))
         print(f"wrote {out}")
@@ -50,15 +51,23 @@ def photograph(driver, run: str, out: Path, act=None, **options) -> None:
         running.stop()
 
 
-def rank_quotes(driver) -> None:
+def find_speakers(driver) -> None:
+    """The cell states ranked by the hypothesis "a speaker's name" (a line of a name and a colon), the winner
+    picked to colour the text, and a sample."""
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+    Select(driver.find_element(By.ID, "quantity")).select_by_value("c")
+    time.sleep(1.0)
     field = driver.find_element(By.ID, "regex")
     field.clear()
-    field.send_keys(r"^[A-Za-z']+")  # the first word of each line
+    field.send_keys("^[A-Z][A-Za-z ]*:$")
     driver.find_element(By.ID, "rank").click()
+    time.sleep(1.0)
+    driver.find_element(By.ID, "top-unit").click()
     time.sleep(1.0)
     driver.find_element(By.ID, "sample").click()
     time.sleep(1.5)
+    driver.execute_script("window.scrollTo(0, 0)")
 
 
 def main() -> None:
@@ -76,7 +85,7 @@ def main() -> None:
     driver = browser(profile)
     try:
         if args.charlm:
-            photograph(driver, args.charlm, out / "charlm.png", act=rank_quotes)
+            photograph(driver, args.charlm, out / "charlm.png", act=find_speakers)
         if args.forecast:
             photograph(driver, args.forecast, out / "forecast.png", csv=args.csv)
         if args.classify:

@@ -38,7 +38,8 @@ RV.start(async (app, info) => {
     "by how well its chosen quantity separates the marked characters from the rest (r: the correlation of the unit with the marks, -1 .. 1).",
     [el("div", {class: "controls"}, [el("label", {}, ["regular expression ", regex]), rankButton, markButton, clearButton]), rankBox]));
 
-  const prime = el("input", {id: "prime", type: "text", value: info.passage.slice(0, 40), size: 40, maxlength: 500});
+  const firstLine = info.passage.replace(/^\s+/, "").split("\n")[0].slice(0, 40);
+  const prime = el("input", {id: "prime", type: "text", value: firstLine || info.passage.slice(0, 1), size: 40, maxlength: 500});
   const length = el("input", {id: "length", type: "number", min: 1, max: info.limits.sample, value: 200});
   const temperature = el("input", {id: "temperature", type: "range", min: 0.05, max: 2, step: 0.05, value: 0.8});
   const tempShown = el("span", {class: "muted", text: "0.80"});

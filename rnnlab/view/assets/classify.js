@@ -13,7 +13,7 @@ RV.start(async (app, info) => {
       const cell = el("td", {class: i === j ? "diag" : "", text: n, title: n + " sequences of class " + info.classes[i] + " called " + info.classes[j],
                              on: {click: () => { state.filter = [info.classes[i], info.classes[j]]; drawList(); }}});
       const share = n / Math.max(1, row.reduce((a, b) => a + b, 0));
-      const rgb = RV.scale(0, 1, false).color(share);
+      const rgb = RV.blues(Math.sqrt(share));  // square root: a few mistakes still show
       cell.style.background = n ? RV.css(rgb) : "";
       cell.style.color = n ? RV.ink(rgb) : "";
       return cell;

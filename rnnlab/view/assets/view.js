@@ -62,6 +62,8 @@ const RV = (() => {
   // ---- colour ----
   const VIRIDIS = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
   const DIVERGING = [[33, 102, 172], [146, 197, 222], [247, 247, 247], [244, 165, 130], [178, 24, 43]];
+  const BLUES = [[247, 251, 255], [198, 219, 239], [107, 174, 214], [33, 113, 181], [8, 48, 107]];
+  const blues = (t) => ramp(BLUES, t);  // a share 0..1: white to dark blue (counts, where little is light)
   function ramp(stops, t) {
     t = Math.min(1, Math.max(0, isFinite(t) ? t : 0.5)) * (stops.length - 1);
     const i = Math.min(stops.length - 2, Math.floor(t)), f = t - i;
@@ -234,6 +236,6 @@ const RV = (() => {
     }
   }
 
-  return {bundle, key, info, ask, unpack, exact, scale, reach, css, ink, el, svg, card, notice, fmt, visible, heatmap, chart, table,
+  return {bundle, key, info, ask, unpack, exact, scale, blues, reach, css, ink, el, svg, card, notice, fmt, visible, heatmap, chart, table,
           start, IN_UNIT_RANGE, exported: !!bundle};
 })();
