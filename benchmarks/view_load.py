@@ -1,6 +1,6 @@
 """rnnlab view under load: the latency of an activation request for 1,000 characters (a character model's page
 asked for every unit and gate of a new 1,000-character text), alone and while 20 clients type and sample for
-30 s on loopback (``rnnlab.view.load``), for a 1 x 512 LSTM and a 4 x 384 minGRU (weights from a 2-step run on
+30 s on loopback (``rnnlab.view.clients``), for a 1 x 512 LSTM and a 4 x 384 minGRU (weights from a 2-step run on
 Tiny Shakespeare: the cost does not depend on them). Target (issue 38): p95 under 300 ms on this 2-core machine.
 
     python benchmarks/view_load.py [--clients 20] [--seconds 30] [--alone 30]
@@ -17,7 +17,7 @@ import numpy as np
 
 from rnnlab import view
 from rnnlab.tasks import charlm
-from rnnlab.view.load import Tally, ask, load
+from rnnlab.view.clients import Tally, ask, crowd
 
 TEXT = Path(__file__).resolve().parents[2] / "shared" / "data" / "text" / "tinyshakespeare.txt"
 MODELS = {"LSTM 1 x 512": dict(arch="lstm", hidden=512, layers=1), "minGRU 4 x 384": dict(arch="mingru", hidden=384,
@@ -51,7 +51,7 @@ def main() -> None:
                     ask(running.url, "activations", {"text": text[300_000 + 1001 * k:][:1000], "layer": 0,
                                                        "name": "h"}, alone)
                 texts = [text[20_000 * k:20_000 * k + 3000] for k in range(args.clients)]
-                typed, probed = load(running.url, texts, args.seconds, probe_text=text[500_000:700_000])
+                typed, probed = crowd(running.url, texts, args.seconds, probe_text=text[500_000:700_000])
             finally:
                 running.stop()
         counts = [sum(1 for route, _, _ in typed.requests if route == r) for r in ("activations", "sample")]

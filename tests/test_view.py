@@ -52,7 +52,8 @@ def test_packed_round_trip_within_a_step():
 def test_page_info_and_assets(served):
     status, page, headers = get(served, "/")
     assert status == 200 and b"/static/charlm.js" in page
-    assert "script-src 'self'" in headers["Content-Security-Policy"] and "unsafe" not in headers["Content-Security-Policy"]
+    policy = headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "unsafe" not in policy
     status, body, _ = get(served, "/api/info")
     info = json.loads(body)
     assert status == 200 and info["task"] == "charlm" and info["hidden"] == 16 and info["layer_count"] == 1
@@ -125,7 +126,8 @@ def test_bad_requests_get_one_line(served, route, body, status, says):
 
 
 def test_malformed_bodies(served):
-    assert post(served, "activations", None, raw=b"\xff\xfe not utf-8")[1]["error"].startswith("the request is not UTF-8")
+    refusal = post(served, "activations", None, raw=b"\xff\xfe not utf-8")[1]["error"]
+    assert refusal.startswith("the request is not UTF-8")
     assert "JSON" in post(served, "activations", None, raw=b"{'text': ")[1]["error"]
     assert post(served, "activations", None, raw=b"[1, 2]")[0] == 400
     assert post(served, "activations", {"text": "hi"}, headers={"Content-Type": "text/plain"})[0] == 415
@@ -220,9 +222,9 @@ def test_typing_reads_on_from_the_text_before(run):
 def test_twenty_clients_typing_and_sampling_for_30_seconds(served):
     """The load of issue 38: 20 clients on loopback, each typing (an activation request per keystroke pause)
     and sampling for 30 s, and a probe asking for new texts: every request answered, none refused."""
-    from rnnlab.view.load import load
+    from rnnlab.view.clients import crowd
     texts = [QUOTED[k:k + 600] for k in range(20)]
-    typed, probed = load(served, texts, seconds=30, probe_text=QUOTED * 3)
+    typed, probed = crowd(served, texts, seconds=30, probe_text=QUOTED * 3)
     routes = [route for route, _, _ in typed.requests]
     assert typed.statuses() == {200} and probed.statuses() == {200}
     assert routes.count("activations") >= 20 * 30 and routes.count("sample") >= 20 and len(probed.requests) >= 10

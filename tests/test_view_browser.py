@@ -152,8 +152,10 @@ def test_forecast_page(browser, task_runs, tmp_path):
         wait(lambda: by_id(browser, "series-title").text == "series s03")
         bands = browser.find_elements(By.CSS_SELECTOR, "#series-chart polygon.band")
         assert {b.get_attribute("class") for b in bands} == {"band b95", "band b80", "band f80"}
-        lines = {line.get_attribute("class") for line in browser.find_elements(By.CSS_SELECTOR, "#series-chart polyline")}
-        assert {"line actual", "line forecast", "line naive", "line seasonal_naive", "line drift", "line future"} <= lines
+        drawn = browser.find_elements(By.CSS_SELECTOR, "#series-chart polyline")
+        lines = {line.get_attribute("class") for line in drawn}
+        assert {"line actual", "line forecast", "line naive", "line seasonal_naive", "line drift",
+                "line future"} <= lines
         assert errors(browser) == []
     finally:
         running.stop()

@@ -134,7 +134,8 @@ class ClassifyViewer(Viewer):
         layers = [{"layer": layer, "direction": direction, "names": {n: packed(v) for n, v in named.items()}}
                   for (layer, direction), named in sorted(internals.items())]
         return {"input": packed(x), "image": image and x.shape[0] > 1 and x.shape[1] > 1, "steps": int(steps),
-                "points": points.tolist(), "probs": rounded(probs, 4), "predicted": self.classes[int(probs[-1].argmax())],
+                "points": points.tolist(), "probs": rounded(probs, 4),
+                "predicted": self.classes[int(probs[-1].argmax())],
                 "layers": layers, "stride": stride}
 
     def precomputed(self) -> dict:

@@ -8,7 +8,7 @@ import torch
 
 from ..learn.heatmaps import run_recorded
 from ..tasks.memory import EVAL_SEQUENCES, SELECTED, held_out
-from .answers import Refused, Viewer, key, packed, rounded, whole
+from .answers import Viewer, key, packed, rounded, whole
 
 LISTED = 200  # test sequences listed (and scored) on the page
 ABOUT = {"adding": "two values are marked among random ones; the answer, read at the last step, is their sum",
@@ -88,6 +88,4 @@ class MemoryViewer(Viewer):
         answers = {key("examples", {}): self.examples({})}
         for k in range(min(len(self.scores), 20)):  # the exported page holds its first 20 test sequences
             answers[key("one", {"index": k})] = self.one({"index": k})
-        if not answers:
-            raise Refused("no test sequences")
         return answers

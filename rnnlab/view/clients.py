@@ -1,7 +1,7 @@
-"""Clients for a character model's page, to load its server as people do (``tests/test_view.py``'s load test and
-``benchmarks/view_load.py``): each ``typist`` types a passage a few characters at a time, asking for the
-activations of what it has typed after each keystroke pause, and samples now and then; a ``probe`` asks for the
-activations of 1,000 new characters at a time and keeps each request's latency."""
+"""Clients for a character model's page, to load its server as people do (the load test in tests/test_view.py
+and ``benchmarks/view_load.py``; ``crowd`` starts them): each ``typist`` types a passage a few characters at a
+time, asking for the activations of what it has typed after each keystroke pause, and samples now and then; a
+``probe`` asks for the activations of 1,000 new characters at a time and keeps each request's latency."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def probe(url: str, text: str, until: float, tally: Tally, every: float = 0.5, s
         time.sleep(every)
 
 
-def load(url: str, texts: list[str], seconds: float, probe_text: str | None = None) -> tuple[Tally, Tally]:
+def crowd(url: str, texts: list[str], seconds: float, probe_text: str | None = None) -> tuple[Tally, Tally]:
     """``len(texts)`` typists (one per text) and, with ``probe_text``, a probe, for ``seconds``: (the typists'
     tally, the probe's)."""
     until = time.time() + seconds
