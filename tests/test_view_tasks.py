@@ -151,3 +151,18 @@ def test_task_pages_through_the_server(panel_run, classifier):
         assert post(running.url, "upload", {"name": "x.npz", "data": "A" * 3_000_000})[0] == 413
     finally:
         running.stop()
+
+
+def test_a_regressors_page_answers_uploads(tmp_path):
+    from rnnlab.tasks import regress
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 12, 2))
+    regress.train(x=x, y=x[:, :, 0].sum(1), out=str(tmp_path / "run"), steps=10, hidden=8, quiet=True)
+    trained = load(tmp_path / "run")
+    seen = viewer(trained)
+    assert seen.info()["regress"] and seen.examples({}) == {"examples": []}
+    buffer = io.BytesIO()
+    np.savez(buffer, x=x[3])
+    got = seen.upload({"name": "s.npz", "data": base64.b64encode(buffer.getvalue()).decode()})
+    assert got["points"][-1] == 12 and np.isclose(got["values"][-1][0], trained.predict(x[3:4])[0], atol=1e-4)
+    assert np.isclose(got["values"][4][0], trained.predict(x[3:4, :5])[0], atol=1e-4)  # after the first 5 steps

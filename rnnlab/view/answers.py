@@ -126,6 +126,9 @@ def viewer(trained: Trained, text: str | None = None, csv=None, data=None) -> Vi
     if task == "classify":
         from .classify import ClassifyViewer
         return ClassifyViewer(trained)
+    if task == "regress":
+        from .classify import RegressViewer
+        return RegressViewer(trained)
     if task == "memory":
         from .memory import MemoryViewer
         return MemoryViewer(trained)

@@ -129,14 +129,16 @@ class ClassifyViewer(Viewer):
         with torch.no_grad():
             scores = predict_scores(self.trained.network, prefixes, self.trained.device,
                                     torch.as_tensor(points))  # (P, C)
-        probs = torch.softmax(scores.double(), dim=1).numpy()
         _, internals = run_recorded(self.trained, inputs)
         layers = [{"layer": layer, "direction": direction, "names": {n: packed(v) for n, v in named.items()}}
                   for (layer, direction), named in sorted(internals.items())]
         return {"input": packed(x), "image": image and x.shape[0] > 1 and x.shape[1] > 1, "steps": int(steps),
-                "points": points.tolist(), "probs": rounded(probs, 4),
-                "predicted": self.classes[int(probs[-1].argmax())],
-                "layers": layers, "stride": stride}
+                "points": points.tolist(), **self.after_each_step(scores), "layers": layers, "stride": stride}
+
+    def after_each_step(self, scores: torch.Tensor) -> dict:
+        """The answers to the prefixes, from the network's outputs (P, C): each class's probability."""
+        probs = torch.softmax(scores.double(), dim=1).numpy()  # (P, C)
+        return {"probs": rounded(probs, 4), "predicted": self.classes[int(probs[-1].argmax())]}
 
     def precomputed(self) -> dict:
         answers = {key("examples", {}): self.examples({})}
@@ -144,3 +146,28 @@ class ClassifyViewer(Viewer):
             for k in range(min(len(self.labels), 40)):  # the exported page holds its first 40 test sequences
                 answers[key("one", {"index": k})] = self.one({"index": k})
         return answers
+
+
+class RegressViewer(ClassifyViewer):
+    """A sequence regressor's page (``rnnlab.sklearn.RNNRegressor``'s task): its test scores, and any uploaded
+    sequence answered as the classifier's are -- the value(s) it would predict after each step, and the gates.
+    It was trained on arrays, so there is no test set to list."""
+
+    routes = ("examples", "upload")
+
+    def __init__(self, trained) -> None:
+        Viewer.__init__(self, trained)
+        self.classes, self.test = [], None
+
+    def info(self) -> dict:
+        summary = self.trained.summary
+        return {**Viewer.info(self), "classes": [], "tested": False, "regress": True,
+                "targets": self.trained.network.config.output_size,
+                "bidirectional": bool(self.trained.network.config.bidirectional),
+                "metrics": {k: summary.get(k) for k in ("test_rmse", "test_mae", "test_r2", "steps")}}
+
+    def after_each_step(self, scores: torch.Tensor) -> dict:
+        """The prediction after each step, in y's units (P, k)."""
+        mean, std = (np.asarray(part) for part in self.trained.state["target_norm"])
+        values = scores.double().numpy() * std + mean  # (P, k)
+        return {"values": rounded(values, 6), "predicted": rounded(values[-1], 6)}

@@ -19,7 +19,7 @@ ASSETS = {"view.css": "text/css; charset=utf-8", "view.js": "text/javascript; ch
           "charlm.js": "text/javascript; charset=utf-8", "forecast.js": "text/javascript; charset=utf-8",
           "classify.js": "text/javascript; charset=utf-8", "memory.js": "text/javascript; charset=utf-8"}
 SCRIPT = {"charlm": "charlm.js", "forecast": "forecast.js", "forecast_panel": "forecast.js",
-          "classify": "classify.js", "memory": "memory.js"}
+          "classify": "classify.js", "regress": "classify.js", "memory": "memory.js"}
 
 
 def asset(name: str) -> str:

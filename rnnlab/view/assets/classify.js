@@ -23,11 +23,17 @@ RV.start(async (app, info) => {
       [el("table", {id: "confusion", class: "grid-table confusion"}, [el("thead", {}, head), el("tbody", {}, rows)])]));
   }
 
+  if (info.regress) {
+    const m = info.metrics;
+    app.append(card("A sequence regressor", "It predicts " + info.targets + " value" + (info.targets > 1 ? "s" : "") +
+      " from a sequence. On its test part: RMSE " + fmt(m.test_rmse, 4) + ", MAE " + fmt(m.test_mae, 4) + ", R² " + fmt(m.test_r2, 3) +
+      ". It was trained on arrays: upload a sequence to see what it predicts after each step.", []));
+  }
   const listBox = el("div", {id: "examples", class: "scroll"});
   const upload = el("input", {id: "upload", type: "file", accept: ".npz,.csv", disabled: RV.exported});
   const oneBox = el("div", {id: "one"});
   app.append(el("div", {class: "two"}, [
-    card("Test sequences", (info.tested ? "Click one to see it. " : "The model was trained on arrays: upload a sequence. ") +
+    card(info.regress ? "Sequences" : "Test sequences", (info.tested ? "Click one to see it. " : "The model was trained on arrays: upload a sequence. ") +
       "Or upload one sequence (.npz with an array x of (steps, features), or a .csv with a row per step).", [el("div", {class: "controls"}, [upload]), listBox]),
     card("One sequence", "Its input; the probability of each class after each step, as the network would answer having read only that far; " +
       "and the gates of a layer over the steps.", [oneBox])]));
@@ -54,7 +60,8 @@ RV.start(async (app, info) => {
   function draw() {
     const a = state.answer;
     oneBox.textContent = "";
-    const title = a.index !== null ? "test sequence " + a.index + " · label " + a.label + " · predicted " + a.predicted : a.name + " · predicted " + a.predicted;
+    const said = Array.isArray(a.predicted) ? a.predicted.map((v) => fmt(v, 4)).join(", ") : a.predicted;
+    const title = a.index !== null ? "test sequence " + a.index + " · label " + a.label + " · predicted " + said : a.name + " · predicted " + said;
     oneBox.append(el("h3", {id: "one-title", class: "series-title", text: title}));
     const x = unpack(a.input);
     if (a.image) {  // rows x columns of an image, grey
@@ -74,10 +81,16 @@ RV.start(async (app, info) => {
       oneBox.append(RV.heatmap({rows: x.cols, cols: x.rows, lo: x.lo, hi: x.hi, at: (r, c) => x.at(c, r)},
         {title: "input", rowLabel: "feature", colLabel: "step", diverging: true}));
     }
-    const top = [...info.classes.keys()].sort((i, j) => a.probs[a.probs.length - 1][j] - a.probs[a.probs.length - 1][i]).slice(0, 10);
-    oneBox.append(el("p", {class: "muted", text: "Probability of each class after each step" + (top.length < info.classes.length ? " (the 10 likeliest at the end)" : "") + ":"}),
-      el("div", {id: "probs"}, RV.chart({lines: top.map((c, k) => ({x: a.points, y: a.probs.map((p) => p[c]), cls: "c" + (k % 10), label: "class " + info.classes[c]})),
-        xLabel: "steps read", yLabel: "probability", yRange: [0, 1], height: 240, title: "probabilities"})));
+    if (a.values) {  // a regressor: its prediction after each step
+      oneBox.append(el("p", {class: "muted", text: "The prediction after each step, as the network would answer having read only that far:"}),
+        el("div", {id: "probs"}, RV.chart({lines: a.values[0].map((_, k) => ({x: a.points, y: a.values.map((v) => v[k]), cls: "c" + (k % 10), label: "value " + k})),
+          xLabel: "steps read", yLabel: "prediction", height: 240, title: "predictions"})));
+    } else {
+      const top = [...info.classes.keys()].sort((i, j) => a.probs[a.probs.length - 1][j] - a.probs[a.probs.length - 1][i]).slice(0, 10);
+      oneBox.append(el("p", {class: "muted", text: "Probability of each class after each step" + (top.length < info.classes.length ? " (the 10 likeliest at the end)" : "") + ":"}),
+        el("div", {id: "probs"}, RV.chart({lines: top.map((c, k) => ({x: a.points, y: a.probs.map((p) => p[c]), cls: "c" + (k % 10), label: "class " + info.classes[c]})),
+          xLabel: "steps read", yLabel: "probability", yRange: [0, 1], height: 240, title: "probabilities"})));
+    }
     const layer = a.layers[state.layer];
     const names = Object.keys(layer.names);
     if (!state.name || !names.includes(state.name)) state.name = names.includes("h") ? "h" : names[names.length - 1];
