@@ -184,7 +184,7 @@ def test_export_is_one_file_with_its_answers(run, tmp_path):
     bundle = json.loads(re.search(r'<script type="application/json" id="rnnlab-bundle">(.*?)</script>', html,
                                   re.S).group(1))
     assert bundle["info"]["passage"] == QUOTED[:80]
-    assert 'activations{"layer":0,"name":"h","text":' + json.dumps(QUOTED[:80]) + "}" in bundle["answers"]
+    assert 'activations{"layer":0,"name":"h","since":0,"text":' + json.dumps(QUOTED[:80]) + "}" in bundle["answers"]
     assert "/static/" not in html and "http://" not in html.replace("http://www.w3.org", "")  # nothing fetched
     policy = re.search(r'http-equiv="Content-Security-Policy" content="([^"]*)"', html).group(1)
     for code in re.findall(r"<script>(.*?)</script>", html, re.S):  # each inline script allowed by its hash
@@ -229,3 +229,17 @@ def test_twenty_clients_typing_and_sampling_for_30_seconds(served):
     assert typed.statuses() == {200} and probed.statuses() == {200}
     assert routes.count("activations") >= 20 * 30 and routes.count("sample") >= 20 and len(probed.requests) >= 10
     assert post(served, "activations", {"text": QUOTED[:30]})[0] == 200
+
+
+def test_since_sends_only_the_characters_after_those_the_page_holds(served):
+    """The page asks for characters k.. of a text whose first k it holds: the same values as the whole text's
+    from k on, and the losses from k - 1 (what came after character k - 1 is known only now)."""
+    text = QUOTED[:90]
+    whole = post(served, "activations", {"text": text, "name": "c"})[1]
+    part = post(served, "activations", {"text": text, "name": "c", "since": 61})[1]
+    assert part["since"] == 61 and part["length"] == 90 and list(part["names"]) == ["c"]
+    assert np.abs(unpack(part["names"]["c"]) - unpack(whole["names"]["c"])[61:]).max() < 2 * (
+        unpack(whole["names"]["c"]).max() - unpack(whole["names"]["c"]).min()) / 255
+    assert (exact(part["top"]) == exact(whole["top"])[61:]).all()
+    assert np.allclose(exact(part["loss"]), exact(whole["loss"])[60:], equal_nan=True)
+    assert post(served, "activations", {"text": text, "since": 91})[0] == 400

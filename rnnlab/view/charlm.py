@@ -26,15 +26,17 @@ PRIME = 500  # characters a sample may start from
 
 @dataclass
 class Read:
-    """What the network made of a text: ``internals`` {(layer, direction): {name: [pieces (T_k, H) of the T
-    steps, oldest first]}}, ``logp`` (T, V)
-    log-probabilities of the next character, the ``state`` it ended in, and ``common``: what every answer on
-    the text holds (the top 5 next characters, their probabilities, the loss of what came)."""
+    """What the network made of a text of T characters: ``internals`` {(layer, direction): {name: [pieces
+    (T_k, H) of the T steps, oldest first]}}, ``last_logp`` (V,) the log-probabilities of the character after
+    it, the ``state`` it ended in, and per character the ``top`` 5 next characters (T, 5), their probabilities
+    ``top_p`` (T, 5) and the ``loss`` (T,) of the character that came (NaN at the last)."""
 
     internals: dict
-    logp: torch.Tensor
+    last_logp: torch.Tensor
     state: object
-    common: dict
+    top: np.ndarray
+    top_p: np.ndarray
+    loss: np.ndarray
 
 
 class CharViewer(Viewer):
@@ -71,25 +73,30 @@ class CharViewer(Viewer):
     def activations(self, params: dict) -> dict:
         """The recorded quantity ``name`` of one layer over ``text`` (a packed (T, H); every quantity when no
         name is given), and per character the top 5 next characters with their probabilities and the loss
-        (nats) of the character that came next."""
+        (nats) of the character that came next. ``since`` k > 0: only characters k.. of each (the page holds
+        the first k from its last request, the same text before more was typed), and the loss at k - 1."""
         text = text_of(params, "text", LIMITS["text"])
         unknown = self.unknown(text)
         if unknown:
             raise Refused(f"the model never saw {unknown!r}: its vocabulary has {len(self.vocab.chars)} characters")
         layer = whole(params, "layer", 0, 0, len(self.layer_keys) - 1)
+        since = whole(params, "since", 0, 0, len(text))
         names = list(registry.get(self.trained.network.config.arch).recorded)
         name = params.get("name")
         if name is not None and name not in names:
             raise Refused(f"name must be one of {', '.join(names)}, got {str(name)[:40]!r}")
-        asked = (text, layer, name)
+        asked = (text, layer, name, since)
         with self.cache_lock:
             if asked in self.answers:
                 self.answers.move_to_end(asked)
                 return self.answers[asked]
         read = self.read_text(text)
         where = self.layer_keys[layer]
-        answer = {"layer": layer, "direction": where[1], **read.common,
-                  "names": {n: packed(np.concatenate(pieces)) for n, pieces in read.internals[where].items()
+        answer = {"layer": layer, "direction": where[1], "since": since, "length": len(text),
+                  "top": packed_exact(read.top[since:], "uint16"),  # (T - k, 5) the likeliest next characters
+                  "p": packed_exact(np.rint(read.top_p[since:] * 65535), "uint16"),  # (T - k, 5) their probabilities
+                  "loss": packed_exact(read.loss[max(since - 1, 0):], "float32"),  # (T - k (+ 1),) NaN: none came
+                  "names": {n: packed(np.concatenate(pieces)[since:]) for n, pieces in read.internals[where].items()
                             if name is None or n == name}}
         with self.cache_lock:
             self.answers[asked] = answer
@@ -107,21 +114,23 @@ class CharViewer(Viewer):
                 return self.read[text]
             before = max((done for done in self.read if text.startswith(done)), key=len, default="")
             earlier = self.read.get(before)
-        ids = self.encode(text[len(before):])  # (1, T - t0): the characters not read yet
-        logits, internals, state = run_recorded(self.trained, ids, earlier.state if earlier else None, final=True)
+        ids = self.encode(text[len(before):])[0]  # (T - t0,) the characters not read yet
+        logits, internals, state = run_recorded(self.trained, ids[None], earlier.state if earlier else None,
+                                                final=True)
         logp = torch.log_softmax(logits[0].double(), dim=-1).cpu()  # (T - t0, V)
+        top_p, top = logp.exp().topk(min(TOP, logp.shape[1]), dim=-1)  # (T - t0, 5) each
+        came = -logp[:-1].gather(1, ids[1:, None])[:, 0].numpy()  # (T - t0 - 1,) nats of what came next
         internals = {where: {name: [values] for name, values in named.items()} for where, named in internals.items()}
+        loss = np.append(came, np.nan)  # (T - t0,) the last character: nothing came yet
         if earlier:  # the pieces read before, then this one: joined only when a quantity is asked for
-            logp = torch.cat([earlier.logp, logp])  # (T, V)
             internals = {where: {name: earlier.internals[where][name] + pieces for name, pieces in named.items()}
                          for where, named in internals.items()}
-        everything = self.encode(text)[0]  # (T,)
-        top_p, top_ids = logp.exp().topk(min(TOP, logp.shape[1]), dim=-1)  # (T, 5) each
-        came = -logp[:-1].gather(1, everything[1:, None])[:, 0]  # (T-1,) nats of what came next
-        common = {"top": packed_exact(top_ids.numpy(), "uint16"),  # (T, 5) the likeliest next characters
-                  "p": packed_exact(np.rint(top_p.numpy() * 65535), "uint16"),  # (T, 5) their probabilities
-                  "loss": packed_exact(np.append(came.numpy(), np.nan), "float32")}  # (T,) NaN: nothing came
-        read = Read(internals, logp, state, common)
+            boundary = -float(earlier.last_logp[ids[0]])  # what the first new character cost
+            loss = np.concatenate([earlier.loss[:-1], [boundary], loss])
+            top, top_p = np.concatenate([earlier.top, top.numpy()]), np.concatenate([earlier.top_p, top_p.numpy()])
+        else:
+            top, top_p = top.numpy(), top_p.numpy()
+        read = Read(internals, logp[-1], state, top, top_p, loss)
         with self.cache_lock:
             self.read[text] = read
             while len(self.read) > CACHED_TEXTS:
@@ -155,6 +164,6 @@ class CharViewer(Viewer):
 
     def precomputed(self) -> dict:
         names = list(registry.get(self.trained.network.config.arch).recorded)
-        return {key("activations", {"layer": n, "name": name, "text": self.passage}):
-                self.activations({"layer": n, "name": name, "text": self.passage})
+        return {key("activations", {"layer": n, "name": name, "since": 0, "text": self.passage}):
+                self.activations({"layer": n, "name": name, "since": 0, "text": self.passage})
                 for n in range(len(self.layer_keys)) for name in names}

@@ -5,7 +5,7 @@
 RV.start(async (app, info) => {
   const {el, card, ask, unpack, fmt, visible} = RV;
   const state = {text: info.passage, layer: 0, name: info.names.includes("h") ? "h" : info.names[info.names.length - 1],
-                 unit: 0, focus: 0, answers: {}, marks: null, version: 0};
+                 unit: 0, focus: 0, held: {}, marks: null, version: 0};
 
   // ---- controls ----
   const input = el("textarea", {id: "text", rows: 5, spellcheck: "false", maxlength: info.limits.text, readonly: RV.exported});
@@ -54,22 +54,40 @@ RV.start(async (app, info) => {
     [el("div", {class: "controls"}, [el("label", {}, ["prime ", prime]), el("label", {}, ["characters ", length]),
       el("label", {}, ["temperature ", temperature, tempShown]), el("label", {}, ["seed ", seed]), sampleButton]), sampled, distBox]));
 
+  // ---- what the page holds: per layer and quantity, the values of every character of the text it was asked for ----
+  function joined(a, b) { const out = new a.constructor(a.length + b.length); out.set(a); out.set(b, a.length); return out; }
+  async function fetchHeld(layer, name) {  // typing asks only for the characters after those already held
+    const at = layer + "/" + name, held = state.held[at], text = state.text;
+    if (held && held.text === text) return held;
+    const since = held && !RV.exported && text.startsWith(held.text) ? [...held.text].length : 0;
+    const a = await ask("activations", {layer, name, since, text});
+    if (state.text !== text) return null;  // a newer text is on its way
+    const chunk = unpack(a.names[name]), top = RV.exact(a.top), p = RV.exact(a.p), loss = RV.exact(a.loss);
+    state.held[at] = since ?  // the loss of character since - 1 is new too: what came after it is known now
+      {text, cols: chunk.cols, values: joined(held.values, chunk.values), top: joined(held.top, top.values),
+       p: joined(held.p, p.values), loss: joined(held.loss.slice(0, since - 1), loss.values)} :
+      {text, cols: chunk.cols, values: chunk.values, top: top.values, p: p.values, loss: loss.values};
+    return state.held[at];
+  }
+  const current = () => state.held[state.layer + "/" + state.name];
+
   // ---- drawing ----
-  const current = () => state.answers[state.layer + "/" + state.name];  // answers of the current text, by layer/quantity
   function grid() {  // the chosen quantity of the chosen layer as units x characters
-    const p = unpack(current().names[state.name]);
-    return {rows: p.cols, cols: p.rows, lo: p.lo, hi: p.hi, at: (r, c) => p.at(c, r), unpacked: p};
+    const h = current(), steps = h.values.length / h.cols;
+    let lo = Infinity, hi = -Infinity;
+    for (const v of h.values) { if (v < lo) lo = v; if (v > hi) hi = v; }
+    return {rows: h.cols, cols: steps, lo, hi, at: (r, c) => h.values[c * h.cols + r], values: h.values};
   }
   function draw() {
-    const g = grid(), units = g.rows;
+    const g = grid(), units = g.rows, chars = [...state.text];
     unitPick.max = units - 1;
     state.unit = Math.min(state.unit, units - 1);
     unitPick.value = state.unit;
-    count.textContent = state.text.length + " characters · " + units + " " + (units === info.hidden ? "units" : "rows");
-    const inRange = RV.IN_UNIT_RANGE.includes(state.name), end = inRange ? 1 : RV.reach(g.unpacked.values);
+    count.textContent = chars.length + " characters · " + units + " " + (units === info.hidden ? "units" : "rows");
+    const inRange = RV.IN_UNIT_RANGE.includes(state.name), end = inRange ? 1 : RV.reach(g.values);
     const s = RV.scale(inRange ? 0 : -end, end, !inRange);
     colored.textContent = "";
-    [...state.text].forEach((ch, i) => {
+    chars.forEach((ch, i) => {
       const rgb = s.color(g.at(state.unit, i));
       const span = el("span", {"data-i": i, class: "ch" + (state.marks && state.marks[i] ? " marked" : "") + (i === state.focus ? " focus" : ""),
                                text: ch === "\n" ? "⏎\n" : ch});
@@ -79,40 +97,32 @@ RV.start(async (app, info) => {
       colored.append(span);
     });
     heatBox.textContent = "";
-    heatBox.append(RV.heatmap(g, {title: state.name, rowLabel: "unit", colLabel: "character", colLabels: [...state.text],
+    heatBox.append(RV.heatmap(g, {title: state.name, rowLabel: "unit", colLabel: "character", colLabels: chars,
       diverging: !inRange, lo: inRange ? 0 : -end, hi: end,
       onPick: (unit) => { state.unit = unit; draw(); }}));
     drawFocus();
   }
   function drawFocus() {
-    const a = current(), chars = [...state.text], i = Math.min(state.focus, chars.length - 1);
-    if (!a.decoded) a.decoded = {top: RV.exact(a.top), p: RV.exact(a.p), loss: RV.exact(a.loss)};  // (T, 5), (T, 5), (T,)
-    const {top, p, loss} = a.decoded;
+    const h = current(), chars = [...state.text], i = Math.min(state.focus, chars.length - 1), top = h.top.length / chars.length;
     focusBox.textContent = "";
-    const rows = [...Array(top.shape[1]).keys()].map((k) => el("div", {class: "bar-row"}, [
-      el("span", {class: "bar-label", text: JSON.stringify(info.vocab[top.at(i, k)])}),
-      el("span", {class: "bar", style: "width:" + Math.max(1, Math.round(240 * p.at(i, k) / 65535)) + "px"}),
-      el("span", {class: "muted", text: fmt(p.at(i, k) / 65535, 3)})]));
-    const came = i + 1 < chars.length ? "the character that came, " + JSON.stringify(chars[i + 1]) + ", cost " + fmt(loss.at(i), 2) +
-      " nats (" + fmt(loss.at(i) / Math.LN2, 2) + " bits)" : "the last character: nothing came after it";
+    const rows = [...Array(top).keys()].map((k) => el("div", {class: "bar-row"}, [
+      el("span", {class: "bar-label", text: JSON.stringify(info.vocab[h.top[i * top + k]])}),
+      el("span", {class: "bar", style: "width:" + Math.max(1, Math.round(240 * h.p[i * top + k] / 65535)) + "px"}),
+      el("span", {class: "muted", text: fmt(h.p[i * top + k] / 65535, 3)})]));
+    const came = i + 1 < chars.length ? "the character that came, " + JSON.stringify(chars[i + 1]) + ", cost " + fmt(h.loss[i], 2) +
+      " nats (" + fmt(h.loss[i] / Math.LN2, 2) + " bits)" : "the last character: nothing came after it";
     focusBox.append(el("p", {text: "After " + JSON.stringify(chars.slice(Math.max(0, i - 20), i + 1).join("")) + " the model expects:"}),
-                    el("div", {class: "bars"}, rows), el("p", {class: "muted", text: came}));
+                    el("div", {class: "bars", id: "next-bars"}, rows), el("p", {class: "muted", text: came}));
   }
 
   async function refresh() {
     const version = ++state.version;
     try {
-      const answer = await ask("activations", {layer: state.layer, name: state.name, text: state.text});
-      if (version !== state.version) return;  // a newer text is on its way
-      state.answers = {[state.layer + "/" + state.name]: answer};
+      const held = await fetchHeld(state.layer, state.name);
+      if (version !== state.version || !held) return;  // a newer text is on its way
       RV.notice("");
       draw();
     } catch (err) { if (version === state.version) RV.notice(err.message); }
-  }
-  async function layerAnswer(layer, name) {
-    const at = layer + "/" + name;
-    if (!state.answers[at]) state.answers[at] = await ask("activations", {layer, name, text: state.text});
-    return state.answers[at];
   }
 
   // ---- hypotheses ----
@@ -135,12 +145,12 @@ RV.start(async (app, info) => {
       if (!marked || marked === state.marks.length) throw new Error("mark some characters, not none or all (" + marked + " of " + state.marks.length + " marked)");
       const scores = [];
       for (let layer = 0; layer < info.layer_count; layer++) {
-        const answer = await layerAnswer(layer, state.name);
-        if (!answer.names[state.name]) continue;
-        const p = unpack(answer.names[state.name]);
-        for (let unit = 0; unit < p.cols; unit++) {
-          let sx = 0, sxx = 0, sxm = 0, n = p.rows;
-          for (let t = 0; t < n; t++) { const x = p.at(t, unit); sx += x; sxx += x * x; if (state.marks[t]) sxm += x; }
+        const held = await fetchHeld(layer, state.name);
+        if (!held) return;
+        const n = held.values.length / held.cols;
+        for (let unit = 0; unit < held.cols; unit++) {
+          let sx = 0, sxx = 0, sxm = 0;
+          for (let t = 0; t < n; t++) { const x = held.values[t * held.cols + unit]; sx += x; sxx += x * x; if (state.marks[t]) sxm += x; }
           const mean = sx / n, sd = Math.sqrt(Math.max(0, sxx / n - mean * mean)), share = marked / n;
           const inside = sxm / marked, outside = (sx - sxm) / (n - marked);
           const r = sd > 1e-9 ? (inside - outside) * Math.sqrt(share * (1 - share)) / sd : 0;
@@ -154,7 +164,7 @@ RV.start(async (app, info) => {
         RV.table(["rank", "layer", "unit", "r", "mean, marked", "mean, the rest"],
           top.map((s, k) => [k + 1, s.layer, s.unit, fmt(s.r, 3), fmt(s.inside, 3), fmt(s.outside, 3)]),
           {onPick: (k) => { state.layer = top[k].layer; state.unit = top[k].unit; layerPick.value = state.layer;
-                            layerAnswer(state.layer, state.name).then(draw); }}));
+                            fetchHeld(state.layer, state.name).then(draw); }}));
       rankBox.querySelector("tbody tr").setAttribute("id", "top-unit");
       draw();
       RV.notice("");
@@ -207,11 +217,11 @@ RV.start(async (app, info) => {
   });
   layerPick.addEventListener("change", async () => {
     state.layer = Number(layerPick.value);
-    try { await layerAnswer(state.layer, state.name); draw(); } catch (err) { RV.notice(err.message); }
+    try { await fetchHeld(state.layer, state.name); draw(); } catch (err) { RV.notice(err.message); }
   });
   namePick.addEventListener("change", async () => {
     state.name = namePick.value;
-    try { await layerAnswer(state.layer, state.name); draw(); } catch (err) { RV.notice(err.message); }
+    try { await fetchHeld(state.layer, state.name); draw(); } catch (err) { RV.notice(err.message); }
   });
   unitPick.addEventListener("change", () => { state.unit = Math.max(0, Number(unitPick.value) || 0); draw(); });
   colored.addEventListener("mouseover", (event) => { const i = event.target.dataset && event.target.dataset.i; if (i !== undefined) { state.focus = Number(i); drawFocus(); } });
