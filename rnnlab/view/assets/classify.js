@@ -91,19 +91,7 @@ RV.start(async (app, info) => {
         el("div", {id: "probs"}, RV.chart({lines: top.map((c, k) => ({x: a.points, y: a.probs.map((p) => p[c]), cls: "c" + (k % 10), label: "class " + info.classes[c]})),
           xLabel: "steps read", yLabel: "probability", yRange: [0, 1], height: 240, title: "probabilities"})));
     }
-    const layer = a.layers[state.layer];
-    const names = Object.keys(layer.names);
-    if (!state.name || !names.includes(state.name)) state.name = names.includes("h") ? "h" : names[names.length - 1];
-    const layerPick = el("select", {id: "gate-layer"}, a.layers.map((l, k) => el("option", {value: k, selected: k === state.layer,
-      text: "layer " + l.layer + (info.bidirectional ? (l.direction ? " backward" : " forward") : "")})));
-    const namePick = el("select", {id: "gate-name"}, names.map((n) => el("option", {value: n, text: n, selected: n === state.name})));
-    layerPick.addEventListener("change", () => { state.layer = Number(layerPick.value); draw(); });
-    namePick.addEventListener("change", () => { state.name = namePick.value; draw(); });
-    const p = unpack(layer.names[state.name]), inRange = RV.IN_UNIT_RANGE.includes(state.name);
-    const end = inRange ? 1 : RV.reach(p.values);
-    oneBox.append(el("div", {class: "controls"}, [el("label", {}, ["gates of ", layerPick]), el("label", {}, ["quantity ", namePick])]),
-      RV.heatmap({rows: p.cols, cols: p.rows, lo: p.lo, hi: p.hi, at: (r, c) => p.at(c, r)},
-        {title: state.name, rowLabel: "unit", colLabel: "step", diverging: !inRange, lo: inRange ? 0 : -end, hi: end}));
+    oneBox.append(...RV.gates(a.layers, state, draw, info.bidirectional));
   }
 
   upload.addEventListener("change", () => {

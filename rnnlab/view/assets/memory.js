@@ -40,18 +40,7 @@ RV.start(async (app, info) => {
         xLabel: "step", yLabel: "input", height: 200, title: "input"}),
         el("p", {text: "target " + fmt(a.target[0], 4) + " · the network's answer " + fmt(a.answer[0], 4)}));
     }
-    const layer = a.layers[state.layer] || a.layers[0];
-    const names = Object.keys(layer.names);
-    if (!state.name || !names.includes(state.name)) state.name = names.includes("h") ? "h" : names[names.length - 1];
-    const layerPick = el("select", {id: "gate-layer"}, a.layers.map((l, k) => el("option", {value: k, text: "layer " + l.layer, selected: k === state.layer})));
-    const namePick = el("select", {id: "gate-name"}, names.map((n) => el("option", {value: n, text: n, selected: n === state.name})));
-    layerPick.addEventListener("change", () => { state.layer = Number(layerPick.value); draw(); });
-    namePick.addEventListener("change", () => { state.name = namePick.value; draw(); });
-    const p = unpack(layer.names[state.name]), inRange = RV.IN_UNIT_RANGE.includes(state.name);
-    const end = inRange ? 1 : RV.reach(p.values);
-    oneBox.append(el("div", {class: "controls"}, [el("label", {}, ["gates of ", layerPick]), el("label", {}, ["quantity ", namePick])]),
-      RV.heatmap({rows: p.cols, cols: p.rows, lo: p.lo, hi: p.hi, at: (r, c) => p.at(c, r)},
-        {title: state.name, rowLabel: "unit", colLabel: "step", diverging: !inRange, lo: inRange ? 0 : -end, hi: end}));
+    oneBox.append(...RV.gates(a.layers, state, draw, false));
   }
   if (examples.length) await show(examples[0].index);
 });

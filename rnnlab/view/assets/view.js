@@ -210,6 +210,24 @@ const RV = (() => {
   }
   const short = (v) => (Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-2 && v !== 0) ? Number(v).toExponential(1) : String(Number(v.toPrecision(4))));
 
+  // ---- the gates of one sequence: a layer and a quantity picked, a units x steps heatmap ----
+  // layers: [{layer, direction, names: {name: packed (T, H)}}]; state: {layer, name}, kept by the caller; redraw()
+  function gates(layers, state, redraw, bidirectional) {
+    state.layer = Math.min(state.layer, layers.length - 1);
+    const layer = layers[state.layer], names = Object.keys(layer.names);
+    if (!state.name || !names.includes(state.name)) state.name = names.includes("h") ? "h" : names[names.length - 1];
+    const layerPick = el("select", {id: "gate-layer"}, layers.map((l, k) => el("option", {value: k, selected: k === state.layer,
+      text: "layer " + l.layer + (bidirectional ? (l.direction ? " backward" : " forward") : "")})));
+    const namePick = el("select", {id: "gate-name"}, names.map((n) => el("option", {value: n, text: n, selected: n === state.name})));
+    layerPick.addEventListener("change", () => { state.layer = Number(layerPick.value); redraw(); });
+    namePick.addEventListener("change", () => { state.name = namePick.value; redraw(); });
+    const p = unpack(layer.names[state.name]), inRange = IN_UNIT_RANGE.includes(state.name);
+    const end = inRange ? 1 : reach(p.values);
+    return [el("div", {class: "controls"}, [el("label", {}, ["gates of ", layerPick]), el("label", {}, ["quantity ", namePick])]),
+      heatmap({rows: p.cols, cols: p.rows, lo: p.lo, hi: p.hi, at: (r, c) => p.at(c, r)},
+        {title: state.name, rowLabel: "unit", colLabel: "step", diverging: !inRange, lo: inRange ? 0 : -end, hi: end})];
+  }
+
   // ---- a table ----
   function table(columns, rows, opts) {
     const head = el("tr", {}, columns.map((c) => el("th", {text: c})));
@@ -236,6 +254,6 @@ const RV = (() => {
     }
   }
 
-  return {bundle, key, info, ask, unpack, exact, scale, blues, reach, css, ink, el, svg, card, notice, fmt, visible, heatmap, chart, table,
+  return {bundle, key, info, ask, unpack, exact, scale, blues, reach, css, ink, el, svg, card, notice, fmt, visible, heatmap, gates, chart, table,
           start, IN_UNIT_RANGE, exported: !!bundle};
 })();
