@@ -301,8 +301,10 @@ def load(model_dir: str | Path) -> CharLM:
 
 @torch.no_grad()
 def generate(model: SequenceModel, vocab: Vocabulary, prime: str, length: int, temperature: float = 1.0,
-             top_k: int = 0, greedy: bool = False, generator: torch.Generator | None = None) -> str:
-    """``length`` characters following ``prime``: argmax with ``greedy``, else sampled (temperature, top-k)."""
+             top_k: int = 0, greedy: bool = False, generator: torch.Generator | None = None,
+             distributions: list | None = None) -> str:
+    """``length`` characters following ``prime``: argmax with ``greedy``, else sampled (temperature, top-k);
+    ``distributions``, where given, receives each sampled step's probabilities (V,) (``rnnlab view`` draws them)."""
     model.eval()
     device = next(model.parameters()).device
     logits, state = model(vocab.encode(prime)[None].to(device))  # (1, len(prime), V)
@@ -319,7 +321,10 @@ def generate(model: SequenceModel, vocab: Vocabulary, prime: str, length: int, t
             if top_k:
                 kth = scores.topk(min(top_k, len(scores))).values[-1]
                 scores = scores.masked_fill(scores < kth, float("-inf"))
-            next_id = int(torch.multinomial(scores.softmax(0), 1, generator=generator))
+            probs = scores.softmax(0)  # (V,)
+            next_id = int(torch.multinomial(probs, 1, generator=generator))
+            if distributions is not None:
+                distributions.append(probs.numpy())
         chosen.append(next_id)
         logits, state = model(torch.tensor([[next_id]], device=device), state)
         last = logits[0, -1]

@@ -16,6 +16,7 @@ import torch
 
 from ..errors import UserError
 from ..learn.heatmaps import run_recorded
+from ..tasks.charlm import generate
 from ..nn import registry
 from .answers import LIMITS, Refused, Viewer, key, number, packed, packed_exact, rounded, text_of, whole
 
@@ -52,6 +53,7 @@ class CharViewer(Viewer):
             raise UserError(f"the text has characters the model never saw ({unknown!r}); give a text in its "
                             "vocabulary", "text")
         self.passage = passage[:LIMITS["text"]]
+        self.names = list(registry.get(trained.network.config.arch).recorded)  # what each layer records
         self.layer_keys = sorted(run_recorded(trained, self.encode(self.vocab.chars[0]))[1])  # (layer, direction)
         self.answers: OrderedDict[tuple, dict] = OrderedDict()  # (text, layer, name) -> its answer, newest last
         self.read: OrderedDict[str, Read] = OrderedDict()  # text -> what the network made of it
@@ -66,7 +68,7 @@ class CharViewer(Viewer):
     def info(self) -> dict:
         summary = self.trained.summary
         return {**super().info(), "vocab": list(self.vocab.chars), "passage": self.passage,
-                "names": list(registry.get(self.trained.network.config.arch).recorded),
+                "names": self.names,
                 "layer_count": len(self.layer_keys),
                 "metrics": {k: summary[k] for k in ("val_loss", "val_bpc", "train_loss", "steps") if k in summary}}
 
@@ -81,10 +83,9 @@ class CharViewer(Viewer):
             raise Refused(f"the model never saw {unknown!r}: its vocabulary has {len(self.vocab.chars)} characters")
         layer = whole(params, "layer", 0, 0, len(self.layer_keys) - 1)
         since = whole(params, "since", 0, 0, len(text))
-        names = list(registry.get(self.trained.network.config.arch).recorded)
         name = params.get("name")
-        if name is not None and name not in names:
-            raise Refused(f"name must be one of {', '.join(names)}, got {str(name)[:40]!r}")
+        if name is not None and name not in self.names:
+            raise Refused(f"name must be one of {', '.join(self.names)}, got {str(name)[:40]!r}")
         asked = (text, layer, name, since)
         with self.cache_lock:
             if asked in self.answers:
@@ -137,7 +138,6 @@ class CharViewer(Viewer):
                 self.read.popitem(last=False)
         return read
 
-    @torch.no_grad()
     def sample(self, params: dict) -> dict:
         """``length`` characters after ``prime`` at ``temperature`` (seeded), with each step's whole distribution."""
         prime = text_of(params, "prime", PRIME)
@@ -147,23 +147,13 @@ class CharViewer(Viewer):
         length = whole(params, "length", 200, 1, LIMITS["sample"])
         temperature = number(params, "temperature", 1.0, *LIMITS["temperature"])
         seed = whole(params, "seed", 0, 0, 2 ** 31 - 1)
-        generator = torch.Generator().manual_seed(seed)
-        network, device = self.trained.network, self.trained.device
-        logits, state = network(self.encode(prime).to(device))  # (1, P, V)
-        last = logits[0, -1].double().cpu()  # (V,)
-        chosen, distributions = [], []
-        for _ in range(length):
-            probs = torch.softmax(torch.nan_to_num(last / temperature), dim=0)  # (V,)
-            next_id = int(torch.multinomial(probs, 1, generator=generator))
-            chosen.append(next_id)
-            distributions.append(probs.numpy())
-            logits, state = network(torch.tensor([[next_id]], device=device), state)
-            last = logits[0, -1].double().cpu()
-        return {"prime": prime, "chosen": chosen, "text": self.vocab.decode(chosen),
+        distributions = []  # (V,) per step
+        text = generate(self.trained.network, self.vocab, prime, length, temperature,
+                        generator=torch.Generator().manual_seed(seed), distributions=distributions)
+        return {"prime": prime, "chosen": self.vocab.encode(text).tolist(), "text": text,
                 "probs": rounded(np.stack(distributions), 5), "temperature": temperature, "seed": seed}
 
     def precomputed(self) -> dict:
-        names = list(registry.get(self.trained.network.config.arch).recorded)
         return {key("activations", {"layer": n, "name": name, "since": 0, "text": self.passage}):
                 self.activations({"layer": n, "name": name, "since": 0, "text": self.passage})
-                for n in range(len(self.layer_keys)) for name in names}
+                for n in range(len(self.layer_keys)) for name in self.names}

@@ -85,6 +85,8 @@ class ForecastViewer(Viewer):
             return {"series": [{"id": self.trained.state.get("target"), "mase": self.trained.metrics.get("mase"),
                                 "width": None, "forecaster": "network"}]}
         ids = list(per) if not self.drawn else list(self.drawn["rows"].panel.ids)
+        grid = self.trained.state["quantiles"]
+        lo, hi = grid.index(0.1), grid.index(0.9)  # the 80 % interval's ends
         listed = []
         for sid in ids[:LIMITS["list"]]:
             scores = per.get(sid, {})
@@ -92,7 +94,6 @@ class ForecastViewer(Viewer):
             if self.drawn:
                 k = self.drawn["index"][sid]
                 q, unit = self.drawn["test_q"][k], self.drawn["scale"][k]
-                lo, hi = self.trained.state["quantiles"].index(0.1), self.trained.state["quantiles"].index(0.9)
                 if np.isfinite(q).all() and unit > 0:
                     width = float(np.mean(q[:, hi] - q[:, lo]) / unit)
             model = scores.get("model", {}) if isinstance(scores.get("model"), dict) else {}

@@ -3,7 +3,7 @@
 "use strict";
 
 RV.start(async (app, info) => {
-  const {el, card, ask, fmt, unpack} = RV;
+  const {el, card, ask, fmt} = RV;
   const state = {answer: null, layer: 0, name: null};
   const m = info.metrics;
   app.append(card("The task: " + info.memory_task, info.about + ". Sequences of " + info.length + " steps" +
